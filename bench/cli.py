@@ -1,0 +1,43 @@
+"""``python -m bench``: the command-line interface; each subcommand lives in its own module."""
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Callable, Sequence
+
+from . import __version__, cmd_corpus, cmd_queries
+
+COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]] = {
+    "queries": ("build a standardized degraded query set (manifest, audio, DB segments, hash)",
+                cmd_queries.add_arguments, cmd_queries.run),
+    "corpus": ("describe a corpus: tracks per split, hours, skipped files (fetches debian-music)",
+               cmd_corpus.add_arguments, cmd_corpus.run),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The top-level parser with one sub-parser per command."""
+    parser = argparse.ArgumentParser(
+        prog="python -m bench",
+        description="FlowHash bench: how fast and how accurately does each search method find a "
+                    "short, noisy, reverberant audio query in a database of fingerprints?")
+    parser.add_argument("--version", action="version", version=f"flowhash-bench {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, (help_text, add_args, _) in COMMANDS.items():
+        add_args(sub.add_parser(name, help=help_text, description=help_text[0].upper() + help_text[1:]))
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Parse ``argv`` and run the command; user errors print one clear line and exit 2."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    _, _, run = COMMANDS[args.command]
+    try:
+        return run(args)
+    except (ValueError, FileNotFoundError, KeyError, RuntimeError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted: finished work is kept; run the same command again to resume", file=sys.stderr)
+        return 130

@@ -1,0 +1,31 @@
+"""``bench corpus``: describe a corpus (and fetch it, for debian-music)."""
+from __future__ import annotations
+
+import argparse
+
+from .options import add_corpus_arguments, add_protocol_arguments, corpus_from
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of ``bench corpus``."""
+    add_corpus_arguments(parser)
+    parser.add_argument("--list", action="store_true", help="list every track with its split and length")
+    add_protocol_arguments(parser)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Print tracks and hours per split, and the skipped files."""
+    corpus = corpus_from(args)
+    print(f"corpus {corpus.name}: {len(corpus.tracks())} tracks")
+    for split in ("train", "val", "test"):
+        tracks = corpus.tracks(split)
+        hours = sum(t.duration_s for t in tracks) / 3600
+        print(f"  {split:5s} {len(tracks):5d} tracks {hours:7.2f} h")
+    if corpus.skipped:
+        print(f"  skipped {len(corpus.skipped)} files:")
+        for s in corpus.skipped:
+            print(f"    {s.path}: {s.reason}")
+    if args.list:
+        for t in corpus.tracks():
+            print(f"{corpus.split(t.track_id):5s} {t.duration_s:8.1f} s  {t.track_id}")
+    return 0

@@ -1,0 +1,218 @@
+"""Query sets: determinism, exact SNR, held-out splits, bad input, resume after interruption."""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import soundfile as sf
+
+from datasets.degrade import degrade, measured_snr_db
+from datasets.folder import FolderCorpus
+from datasets.noise import SynthNoiseBank
+from datasets.protocol import Protocol
+from datasets.queryset import MANIFEST, QuerySetConfig, build_queryset, load_queryset
+from datasets.rooms import SimulatedRoomBank
+
+from .conftest import write_tracks
+
+FRACTIONS = {"train": 0.5, "val": 0.0, "test": 0.5}
+CONFIG = QuerySetConfig(durations=(1.0, 3.0), snrs=(None, 10.0, 0.0), reverbs=(None, 0.6), per_cell=4, seed=7)
+
+
+@pytest.fixture(scope="module")
+def banks(tmp_path_factory: pytest.TempPathFactory) -> tuple[SynthNoiseBank, SimulatedRoomBank]:
+    """Small noise and room banks, built once for the module."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("FLOWHASH_BENCH_CACHE", str(tmp_path_factory.mktemp("bank-cache")))
+        noise = SynthNoiseBank(Protocol(), n_per_kind=2, clip_s=8.0)
+        rooms = SimulatedRoomBank(Protocol(), rt60_levels=(0.3, 0.6), rooms_per_level=2, progress=False)
+        for clip in noise.clips():
+            noise.load(clip.noise_id)
+    return noise, rooms
+
+
+@pytest.fixture(scope="module")
+def music(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Twelve 8 s tracks, one 2 s track (too short for 3 s queries) and one corrupt file."""
+    root = tmp_path_factory.mktemp("music")
+    write_tracks(root, [(f"t{i:02d}.wav", 8.0, 16000, "WAV") for i in range(12)] + [("short.wav", 2.0, 8000, "WAV")])
+    (root / "broken.flac").write_bytes(b"fLaC not really")
+    return root
+
+
+def corpus_of(root: Path) -> FolderCorpus:
+    with pytest.warns(UserWarning, match="broken.flac"):
+        return FolderCorpus(root, Protocol(), FRACTIONS)
+
+
+def files_of(root: Path) -> dict[str, bytes]:
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_same_seed_same_bytes_other_seed_other_hash(music: Path, banks, tmp_path: Path) -> None:
+    noise, rooms = banks
+    a = build_queryset(corpus_of(music), noise, rooms, CONFIG, tmp_path / "a", progress=False)
+    b = build_queryset(corpus_of(music), noise, rooms, CONFIG, tmp_path / "b", progress=False)
+    assert a.content_hash == b.content_hash
+    fa, fb = files_of(a.root), files_of(b.root)
+    assert fa.keys() == fb.keys() and len(fa) == 3 + 2 * 3 * 2 * 4
+    assert all(fa[k] == fb[k] for k in fa)
+    other = QuerySetConfig(**{**CONFIG.to_dict(), "seed": 8})
+    c = build_queryset(corpus_of(music), noise, rooms, other, tmp_path / "c", progress=False)
+    assert c.content_hash != a.content_hash
+    assert not c.manifest()["start_sample"].equals(a.manifest()["start_sample"])
+
+
+def test_manifest_rows_follow_the_protocol(music: Path, banks, tmp_path: Path) -> None:
+    noise, rooms = banks
+    corpus = corpus_of(music)
+    qs = build_queryset(corpus, noise, rooms, CONFIG, tmp_path, progress=False)
+    m = qs.manifest()
+    assert len(m) == 2 * 3 * 2 * 4 and m["query_id"].is_unique
+    assert (m.groupby(["duration_s", "snr", "reverb"]).size() == 4).all()
+    test_tracks = {t.track_id for t in corpus.tracks("test")}
+    assert set(m["track_id"]) <= test_tracks - {"short.wav"}
+    hop = corpus.protocol.hop_s
+    assert (m["true_segment"] == np.round(m["start_s"] / hop)).all()
+    assert (np.abs(m["start_s"] / hop - np.round(m["start_s"] / hop)) > 1e-6).mean() > 0.9  # not on the grid
+    for row in m.itertuples():
+        track_len = len(corpus.load(row.track_id))
+        assert 0 <= row.start_sample <= track_len - row.n_samples
+        audio = qs.load_query(row.query_id)
+        assert len(audio) == row.n_samples
+    noisy = m[m["snr"] != "clean"]
+    assert set(noisy["noise_id"]) <= {c.noise_id for c in noise.clips("test")}
+    assert (m[m["snr"] == "clean"]["noise_id"] == "").all()
+    wet = m[m["reverb"] != "none"]
+    assert set(wet["rir_id"]) <= {r.rir_id for r in rooms.rooms("test")}
+    assert (np.abs(wet["rt60_measured_s"] - wet["rt60_target_s"]) <= CONFIG.rt60_tolerance).all()
+    counts = qs.info["counts"]
+    assert counts["tracks_excluded_short"]["track_ids"] == (["short.wav"] if corpus.split("short.wav") == "test" else [])
+    assert counts["files_skipped"]["count"] == 1 and "broken.flac" in counts["files_skipped"]["items"][0]["path"]
+    seg = qs.segments()
+    assert set(seg["track_id"]) == test_tracks
+    assert (seg.groupby("track_id")["segment"].max() + 1 == (seg.groupby("track_id").size())).all()
+
+
+def test_stored_audio_has_the_target_snr(music: Path, banks, tmp_path: Path) -> None:
+    noise, rooms = banks
+    corpus = corpus_of(music)
+    qs = build_queryset(corpus, noise, rooms, CONFIG, tmp_path, progress=False)
+    m = qs.manifest()
+    checked = 0
+    for row in m[m["snr"] != "clean"].itertuples():
+        _, reference = degrade(corpus.load(row.track_id), row.start_sample, row.n_samples,
+                               rooms.load(row.rir_id) if row.rir_id else None,
+                               noise.load(row.noise_id), row.noise_offset_sample, row.snr_db)
+        stored = qs.load_query(row.query_id)
+        assert abs(measured_snr_db(reference * row.gain, stored) - row.snr_db) < 0.1
+        assert abs(row.measured_snr_db - row.snr_db) < 0.1
+        checked += 1
+    assert checked == 2 * 2 * 2 * 4
+
+
+def test_splits_of_tracks_noise_and_rooms_are_disjoint(music: Path, banks) -> None:
+    noise, rooms = banks
+    corpus = corpus_of(music)
+    for ids in ({t.track_id: corpus.split(t.track_id) for t in corpus.tracks()},
+                {c.noise_id: c.split for c in noise.clips()}, {r.rir_id: r.split for r in rooms.rooms()}):
+        train = {i for i, s in ids.items() if s == "train"}
+        test = {i for i, s in ids.items() if s == "test"}
+        assert train and test and train.isdisjoint(test)
+    train_noise = {noise.load(c.noise_id).tobytes() for c in noise.clips("train")}
+    assert all(noise.load(c.noise_id).tobytes() not in train_noise for c in noise.clips("test"))
+
+
+class InterruptingCorpus(FolderCorpus):
+    """A real folder corpus that stops the build (as Ctrl-C would) when it loads one track."""
+
+    def __init__(self, *args, stop_at: str, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.stop_at, self.loads = stop_at, 0
+
+    def load(self, track_id: str) -> np.ndarray:
+        self.loads += 1
+        if track_id == self.stop_at and self.loads > len(self.tracks("test")):  # during rendering
+            raise KeyboardInterrupt
+        return super().load(track_id)
+
+
+def test_interrupted_build_resumes_to_the_same_result(music: Path, banks, tmp_path: Path) -> None:
+    noise, rooms = banks
+    reference = build_queryset(corpus_of(music), noise, rooms, CONFIG, tmp_path / "ref", progress=False)
+    last = sorted(reference.manifest()["track_id"])[-1]
+    with pytest.warns(UserWarning):
+        flaky = InterruptingCorpus(music, Protocol(), FRACTIONS, stop_at=last)
+    with pytest.raises(KeyboardInterrupt):
+        build_queryset(flaky, noise, rooms, CONFIG, tmp_path / "run", progress=False)
+    assert not (tmp_path / "run" / "queryset.json").exists()
+    done = sorted((tmp_path / "run" / "audio").glob("*.flac"))
+    assert 0 < len(done) < len(reference.manifest())
+    before = {p.name: p.stat().st_mtime_ns for p in done}
+    resumed = build_queryset(corpus_of(music), noise, rooms, CONFIG, tmp_path / "run", progress=False)
+    assert resumed.content_hash == reference.content_hash
+    assert {p.name: p.stat().st_mtime_ns for p in done} == before  # not rendered twice
+    assert load_queryset(tmp_path / "run").content_hash == reference.content_hash
+
+
+def test_another_config_in_the_same_folder_needs_force(music: Path, banks, tmp_path: Path) -> None:
+    noise, rooms = banks
+    build_queryset(corpus_of(music), noise, rooms, CONFIG, tmp_path, progress=False)
+    small = QuerySetConfig(durations=(1.0,), snrs=(None,), reverbs=(None,), per_cell=2)
+    with pytest.raises(ValueError, match="holds another query set"):
+        build_queryset(corpus_of(music), noise, rooms, small, tmp_path, progress=False)
+    qs = build_queryset(corpus_of(music), noise, rooms, small, tmp_path, progress=False, force=True)
+    assert len(list((tmp_path / "audio").glob("*.flac"))) == 2 == len(pd.read_parquet(tmp_path / MANIFEST))
+
+
+def test_no_track_long_enough_is_a_clear_error(music: Path, banks, tmp_path: Path) -> None:
+    noise, rooms = banks
+    long = QuerySetConfig(durations=(30.0,), snrs=(None,), reverbs=(None,), per_cell=1)
+    with pytest.raises(ValueError, match="no readable test-split track is at least 30 s long"):
+        build_queryset(corpus_of(music), noise, rooms, long, tmp_path, progress=False)
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "bench", *args], capture_output=True, text=True)
+
+
+def test_cli_help_lists_subcommands() -> None:
+    out = run_cli("--help")
+    assert out.returncode == 0
+    for name in ("queries", "corpus"):
+        assert name in out.stdout
+    assert "--per-cell" in run_cli("queries", "--help").stdout
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--snr", "clean", "90"], "SNR 90 dB is out of range; allowed: 'clean' or a number of dB in [-20, 60]"),
+    (["--durations", "0.2"], "query duration 0.2 s is out of range"),
+    (["--reverb", "soft"], "reverb RT60 'soft' is not a number"),
+    (["--corpus", "spotify"], "invalid choice: 'spotify' (choose from 'synth', 'folder', 'fma', 'debian-music')"),
+])
+def test_cli_bad_input_names_value_and_allowed(args: list[str], message: str) -> None:
+    out = run_cli("queries", *args)
+    assert out.returncode == 2
+    assert message in out.stderr
+
+
+def test_cli_missing_fma_path_explains_layout(tmp_path: Path) -> None:
+    out = run_cli("queries", "--corpus", "fma", "--corpus-path", str(tmp_path / "fma"))
+    assert out.returncode == 2 and "expected layout" in out.stderr
+
+
+@pytest.mark.slow
+def test_cli_builds_default_synth_queryset_end_to_end(tmp_path: Path) -> None:
+    args = ["queries", "--per-cell", "2", "--out", str(tmp_path / "qs"), "--no-progress"]
+    first, second = run_cli(*args), run_cli(*args)
+    assert first.returncode == 0, first.stderr
+    assert "content hash" in first.stdout and first.stdout.split("content hash")[1].split()[0] == \
+        second.stdout.split("content hash")[1].split()[0]
+    m = pd.read_parquet(tmp_path / "qs" / MANIFEST)
+    assert len(m) == 4 * 5 * 4 * 2 and m["track_id"].str.startswith("synth-").all()
+    audio, sr = sf.read(tmp_path / "qs" / "audio" / "q00000.flac")
+    assert sr == 8000 and len(audio) == 8000
