@@ -5,11 +5,17 @@ import argparse
 import sys
 from typing import Callable, Sequence
 
-from . import __version__, cmd_corpus, cmd_queries
+from . import __version__, cmd_corpus, cmd_embed, cmd_eval_encoder, cmd_queries, cmd_train_encoder
 
 COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]] = {
     "queries": ("build a standardized degraded query set (manifest, audio, DB segments, hash)",
                 cmd_queries.add_arguments, cmd_queries.run),
+    "train-encoder": ("train the fingerprint encoder contrastively (NT-Xent) on a corpus's train split",
+                      cmd_train_encoder.add_arguments, cmd_train_encoder.run),
+    "embed": ("embed a corpus's DB segments with an encoder and print throughput",
+              cmd_embed.add_arguments, cmd_embed.run),
+    "eval-encoder": ("an encoder's top-1 hit rate over a query grid under exact search",
+                     cmd_eval_encoder.add_arguments, cmd_eval_encoder.run),
     "corpus": ("describe a corpus: tracks per split, hours, skipped files (fetches debian-music)",
                cmd_corpus.add_arguments, cmd_corpus.run),
 }

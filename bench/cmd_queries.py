@@ -7,16 +7,23 @@ from pathlib import Path
 
 from datasets.cache import cache_dir, stable_hash
 from datasets.conditions import reverb_label, snr_label
-from datasets.noise import open_noise_bank
 from datasets.queryset import QuerySetConfig, build_queryset
-from datasets.rooms import open_room_bank
 
-from .options import DURATION, REVERB, SNR, add_corpus_arguments, add_protocol_arguments, corpus_from, protocol_from
+from .options import DURATION, REVERB, SNR, add_bank_arguments, add_corpus_arguments, add_protocol_arguments, \
+    banks_from, corpus_from, protocol_from
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``bench queries``."""
     add_corpus_arguments(parser)
+    add_grid_arguments(parser)
+    add_bank_arguments(parser)
+    parser.add_argument("--force", action="store_true", help="replace another query set found in --out")
+    add_protocol_arguments(parser)
+
+
+def add_grid_arguments(parser: argparse.ArgumentParser) -> None:
+    """The query grid's options (durations, SNRs, reverbs, counts, seed, split, --out)."""
     g = parser.add_argument_group("query grid")
     g.add_argument("--durations", nargs="+", type=DURATION, default=list(QuerySetConfig.durations),
                    metavar="S", help="query durations in seconds (default 1 2 3 5)")
@@ -29,15 +36,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--seed", type=int, default=0, help="query sampling seed (default %(default)s)")
     g.add_argument("--split", choices=("test", "val", "train"), default="test",
                    help="track split the queries come from (default %(default)s)")
-    g.add_argument("--noise", default="synth", help="'synth' or a folder of noise recordings (default %(default)s)")
-    g.add_argument("--rooms", default="simulated",
-                   help="'simulated' or a folder of measured RIRs (default %(default)s)")
     g.add_argument("--rt60-tolerance", type=float, default=QuerySetConfig.rt60_tolerance,
                    help="rooms within this many seconds of a target RT60 qualify (default %(default)s)")
     parser.add_argument("--out", type=Path, default=None,
-                        help="output folder (default: a folder in the cache named by the config)")
-    parser.add_argument("--force", action="store_true", help="replace another query set found in --out")
-    add_protocol_arguments(parser)
+                        help="query-set folder (default: a folder in the cache named by the config)")
 
 
 def config_from(args: argparse.Namespace) -> QuerySetConfig:
@@ -56,8 +58,7 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"query duration {min(config.durations):g} s is shorter than one DB segment "
                          f"({protocol.segment_s:g} s)")
     corpus = corpus_from(args)
-    noise = open_noise_bank(args.noise, protocol)
-    rooms = open_room_bank(args.rooms, protocol)
+    noise, rooms = banks_from(args)
     out = args.out or cache_dir("querysets", f"{corpus.name}-{stable_hash([config.to_dict(), corpus.identity()])}")
     qs = build_queryset(corpus, noise, rooms, config, out, progress=not args.no_progress, force=args.force)
     c = qs.info["counts"]

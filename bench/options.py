@@ -56,3 +56,45 @@ def corpus_from(args: argparse.Namespace) -> Corpus:
 DURATION = checked(parse_duration)
 SNR = checked(parse_snr)
 REVERB = checked(parse_reverb)
+
+
+def add_bank_arguments(parser: argparse.ArgumentParser) -> None:
+    """--noise and --rooms."""
+    g = parser.add_argument_group("noise and rooms")
+    g.add_argument("--noise", default="synth", help="'synth' or a folder of noise recordings (default %(default)s)")
+    g.add_argument("--rooms", default="simulated",
+                   help="'simulated' or a folder of measured RIRs (default %(default)s)")
+
+
+def banks_from(args: argparse.Namespace):
+    """The noise bank and room bank the options name."""
+    from datasets.noise import open_noise_bank
+    from datasets.rooms import open_room_bank
+
+    protocol = protocol_from(args)
+    return open_noise_bank(args.noise, protocol), open_room_bank(args.rooms, protocol)
+
+
+def add_device_arguments(parser: argparse.ArgumentParser, default_threads: int = 1) -> None:
+    """--device and --threads."""
+    g = parser.add_argument_group("compute")
+    g.add_argument("--device", default="cpu", help="torch device: cpu (default) or cuda")
+    g.add_argument("--threads", type=int, default=default_threads,
+                   help="torch/faiss threads (0 = all cores; default %(default)s)")
+
+
+def set_threads(threads: int) -> int:
+    """Fix torch's (and faiss's, if loaded) thread count; 0 keeps all cores. Returns the count."""
+    import os
+
+    import torch
+
+    n = threads if threads > 0 else (os.cpu_count() or 1)
+    torch.set_num_threads(n)
+    try:
+        import faiss
+
+        faiss.omp_set_num_threads(n)
+    except ImportError:
+        pass
+    return n

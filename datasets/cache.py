@@ -44,6 +44,7 @@ def atomic_path(final: Path | str, suffix: str | None = None) -> Iterator[Path]:
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        os.chmod(tmp_path, 0o644)  # mkstemp makes 0600 files; results are meant to be shared
         os.replace(tmp_path, final)
     finally:
         if tmp_path.exists():

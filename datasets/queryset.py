@@ -12,7 +12,7 @@ import json
 import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Mapping
 
 import numpy as np
 import pandas as pd
@@ -25,6 +25,7 @@ from .conditions import reverb_label, snr_label
 from .corpus import Corpus
 from .degrade import degrade, measured_snr_db
 from .noise import NoiseBank
+from .protocol import Protocol
 from .rooms import RoomBank
 
 FORMAT_VERSION = 1
@@ -210,14 +211,16 @@ def _draw_manifest(config: QuerySetConfig, corpus: Corpus, scans: dict[str, _Tra
     return pd.DataFrame(rows)
 
 
-def _segments_table(corpus: Corpus, scans: dict[str, _TrackScan]) -> pd.DataFrame:
-    p = corpus.protocol
+def segment_table(lengths: Mapping[str, int], protocol: Protocol) -> pd.DataFrame:
+    """The DB segment table (track_id, segment, start_s) of tracks of the given sample counts."""
     parts = []
-    for track_id in sorted(scans):
-        k = p.n_segments(scans[track_id].n_samples)
+    for track_id in sorted(lengths):
+        k = protocol.n_segments(lengths[track_id])
         if k:
             parts.append(pd.DataFrame({"track_id": track_id, "segment": np.arange(k, dtype=np.int64),
-                                       "start_s": np.arange(k) * p.hop_s}))
+                                       "start_s": np.arange(k) * protocol.hop_s}))
+    if not parts:
+        raise ValueError("no track holds a whole DB segment")
     return pd.concat(parts, ignore_index=True)
 
 
@@ -328,6 +331,9 @@ def build_queryset(corpus: Corpus, noise: NoiseBank, rooms: RoomBank, config: Qu
     longest = int(round(max(config.durations) * corpus.protocol.sample_rate))
     eligible = sorted(t for t, s in scans.items() if s.n_samples >= longest)
     short = sorted(t for t, s in scans.items() if s.n_samples < longest)
+    if not scans and not unreadable:
+        raise ValueError(f"corpus {corpus.name!r} has no {config.split}-split tracks "
+                         f"({len(corpus.tracks())} tracks, split fractions {corpus.split_fractions})")
     if not eligible:
         raise ValueError(f"corpus {corpus.name!r}: no readable {config.split}-split track is at least "
                          f"{max(config.durations):g} s long ({len(short)} too short, "
@@ -336,7 +342,7 @@ def build_queryset(corpus: Corpus, noise: NoiseBank, rooms: RoomBank, config: Qu
     rendered = _render(manifest, corpus, noise, rooms, root, progress)
     manifest["gain"] = [rendered[q]["gain"] for q in manifest["query_id"]]
     manifest["measured_snr_db"] = [rendered[q]["measured_snr_db"] for q in manifest["query_id"]]
-    segments = _segments_table(corpus, scans)
+    segments = segment_table({t: s.n_samples for t, s in scans.items()}, corpus.protocol)
     _write_parquet(manifest, root / MANIFEST)
     _write_parquet(segments, root / SEGMENTS)
 

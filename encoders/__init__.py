@@ -1,0 +1,1 @@
+"""The fingerprint encoder: audio front end, NAFP-style model, training, checkpoints, embedding cache."""

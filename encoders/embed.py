@@ -1,0 +1,143 @@
+"""Embedding DB segments and query segments, with an on-disk cache keyed by content hashes."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm.auto import tqdm
+
+from datasets.cache import atomic_path, atomic_save_npy, cache_dir, stable_hash
+from datasets.corpus import Corpus
+from datasets.matching import query_segment_count
+from datasets.protocol import Protocol
+from datasets.queryset import QuerySet, segment_table
+
+from .checkpoint import Encoder
+
+SILENCE_PEAK = 1e-6
+
+
+class AudioContentError(ValueError):
+    """Audio the encoder cannot embed (NaN, infinite, or silent); the message names its source."""
+
+
+def check_audio(audio: np.ndarray, source: str) -> None:
+    """Raise AudioContentError naming ``source`` if ``audio`` holds NaN/inf or is silent."""
+    if not np.all(np.isfinite(audio)):
+        raise AudioContentError(f"{source}: audio holds NaN or infinite samples")
+    if audio.size == 0 or float(np.max(np.abs(audio))) < SILENCE_PEAK:
+        raise AudioContentError(f"{source}: audio is silent")
+
+
+def cut_segments(audio: np.ndarray, protocol: Protocol, n_segments: int | None = None) -> np.ndarray:
+    """[n, segment_samples] view of ``audio`` cut on the hop grid from sample 0."""
+    n = protocol.n_segments(len(audio)) if n_segments is None else n_segments
+    seg, hop = protocol.segment_samples, protocol.hop_samples
+    if n <= 0:
+        return np.zeros((0, seg), dtype=np.float32)
+    windows = np.lib.stride_tricks.sliding_window_view(audio, seg)[::hop][:n]
+    return np.ascontiguousarray(windows, dtype=np.float32)
+
+
+@torch.no_grad()
+def embed_segments(encoder: Encoder, segments: np.ndarray, batch_size: int = 256) -> np.ndarray:
+    """Embeddings [n, d] (float32, L2-normalised) of equal-length waveform segments."""
+    model = encoder.model
+    device = next(model.parameters()).device
+    out = np.empty((len(segments), model.config.dim), dtype=np.float32)
+    for i in range(0, len(segments), batch_size):
+        x = torch.from_numpy(segments[i:i + batch_size]).to(device)
+        out[i:i + batch_size] = model(x).cpu().numpy()
+    return out
+
+
+def _cached(key: str, kind: str) -> tuple[Path, Path]:
+    root = cache_dir("embeddings", kind)
+    return root / f"{key}.npy", root / f"{key}.parquet"
+
+
+def _load_cached(key: str, kind: str) -> tuple[np.ndarray, pd.DataFrame] | None:
+    emb_path, idx_path = _cached(key, kind)
+    if emb_path.exists() and idx_path.exists():
+        return np.load(emb_path), pd.read_parquet(idx_path)
+    return None
+
+
+def _store(key: str, kind: str, emb: np.ndarray, index: pd.DataFrame) -> None:
+    emb_path, idx_path = _cached(key, kind)
+    with atomic_path(idx_path) as tmp:
+        index.to_parquet(tmp, index=False)
+    atomic_save_npy(emb_path, emb)
+
+
+def db_cache_key(encoder: Encoder, corpus: Corpus, segments: pd.DataFrame) -> str:
+    """Cache key of DB embeddings: encoder hash, corpus identity, protocol and the segment table."""
+    table = stable_hash(segments[["track_id", "segment"]].to_csv(index=False), n=32)
+    return stable_hash({"encoder": encoder.sha256, "corpus": stable_hash(corpus.identity(), n=32),
+                        "protocol": corpus.protocol.to_dict(), "segments": table}, n=32)
+
+
+def embed_db(encoder: Encoder, corpus: Corpus, segments: pd.DataFrame, progress: bool = True,
+             batch_size: int = 256, cache: bool = True) -> tuple[np.ndarray, bool]:
+    """Embeddings of the DB segment table's rows (in its order); returns (embeddings, cache hit).
+
+    ``cache=False`` neither reads nor writes the cache (for a model still being trained).
+    """
+    key = db_cache_key(encoder, corpus, segments)
+    hit = _load_cached(key, "db") if cache else None
+    if hit is not None:
+        return hit[0], True
+    emb = np.empty((len(segments), encoder.model.config.dim), dtype=np.float32)
+    rows = segments.reset_index(drop=True)
+    groups = rows.groupby("track_id", sort=False).indices
+    for track_id, idx in tqdm(groups.items(), desc="embed DB", disable=not progress):
+        audio = corpus.load(track_id)
+        check_audio(audio, f"track {track_id!r} of corpus {corpus.name!r}")
+        seg_no = rows["segment"].to_numpy()[idx]
+        segs = cut_segments(audio, corpus.protocol, int(seg_no.max()) + 1)[seg_no]
+        emb[idx] = embed_segments(encoder, segs, batch_size)
+    if cache:
+        _store(key, "db", emb, rows[["track_id", "segment"]])
+    return emb, False
+
+
+def query_segment_index(manifest: pd.DataFrame, protocol: Protocol) -> pd.DataFrame:
+    """One row per query segment: query row number, query_id, segment number j."""
+    counts = np.array([query_segment_count(d, protocol.segment_s, protocol.hop_s)
+                       for d in manifest["duration_s"]])
+    q = np.repeat(np.arange(len(manifest)), counts)
+    j = np.concatenate([np.arange(c) for c in counts]) if len(counts) else np.zeros(0, int)
+    return pd.DataFrame({"query": q.astype(np.int64), "query_id": manifest["query_id"].to_numpy()[q],
+                         "j": j.astype(np.int64)})
+
+
+def embed_queries(encoder: Encoder, queryset: QuerySet, protocol: Protocol, progress: bool = True,
+                  batch_size: int = 256, cache: bool = True) -> tuple[np.ndarray, pd.DataFrame, bool]:
+    """Embeddings of every query segment, its index table, and whether the cache was hit."""
+    key = stable_hash({"encoder": encoder.sha256, "queryset": queryset.content_hash,
+                       "protocol": protocol.to_dict()}, n=32)
+    hit = _load_cached(key, "queries") if cache else None
+    if hit is not None:
+        return hit[0], hit[1], True
+    manifest = queryset.manifest()
+    index = query_segment_index(manifest, protocol)
+    per_query = index.groupby("query").size().to_numpy()
+    segments = np.empty((len(index), protocol.segment_samples), dtype=np.float32)
+    row = 0
+    for qi, query_id in enumerate(tqdm(manifest["query_id"], desc="load queries", disable=not progress)):
+        audio = queryset.load_query(query_id)
+        check_audio(audio, f"query {queryset.root / 'audio' / (query_id + '.flac')}")
+        segments[row:row + per_query[qi]] = cut_segments(audio, protocol, per_query[qi])
+        row += per_query[qi]
+    emb = embed_segments(encoder, segments, batch_size)
+    if cache:
+        _store(key, "queries", emb, index)
+    return emb, index, False
+
+
+def corpus_segments(corpus: Corpus, split: str | None = None) -> pd.DataFrame:
+    """The DB segment table of a corpus split from track lengths (floored, so every row exists)."""
+    sr = corpus.protocol.sample_rate
+    return segment_table({t.track_id: int(t.duration_s * sr) for t in corpus.tracks(split)}, corpus.protocol)

@@ -1,0 +1,233 @@
+"""Contrastive training of the fingerprint encoder (NT-Xent, NAFP recipe).
+
+Positives are the anchor segment shifted by a small time offset and degraded on the fly with
+train-split noise and rooms; negatives are the rest of the batch. A checkpoint is written every
+epoch; an interrupted run resumes from ``PATH.state`` where it stopped, to the same weights.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from datasets.cache import atomic_path, cache_dir, stable_hash
+from datasets.corpus import Corpus
+from datasets.degrade import degrade
+from datasets.noise import NoiseBank
+from datasets.queryset import QuerySetConfig, activity, build_queryset
+from datasets.rooms import RoomBank
+
+from .checkpoint import Encoder, checkpoint_bytes, load_checkpoint
+from .frontend import FrontendConfig
+from .model import EncoderConfig, FingerprintEncoder
+from .validate import exact_hit_rates
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Training hyper-parameters; all of them go into the checkpoint's record."""
+
+    epochs: int = 12
+    steps_per_epoch: int = 50
+    batch_pairs: int = 128
+    lr: float = 1e-3
+    temperature: float = 0.05
+    max_shift_s: float = 0.2
+    snr_db: tuple[float, float] = (0.0, 20.0)
+    p_noise: float = 0.9
+    p_reverb: float = 0.5
+    seed: int = 0
+    val_per_cell: int = 100
+    val_durations: tuple[float, ...] = (1.0, 2.0)
+    val_snr_db: float = 10.0
+
+    def __post_init__(self) -> None:
+        for name in ("epochs", "steps_per_epoch", "batch_pairs", "val_per_cell"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name}={getattr(self, name)}: allowed >= 1")
+        if not 0 < self.temperature <= 1:
+            raise ValueError(f"temperature={self.temperature}: allowed (0, 1]")
+
+    def to_dict(self) -> dict:
+        """Plain-dict form for the record."""
+        d = asdict(self)
+        d["snr_db"], d["val_durations"] = list(self.snr_db), list(self.val_durations)
+        return d
+
+
+def nt_xent(a: torch.Tensor, p: torch.Tensor, temperature: float) -> torch.Tensor:
+    """NT-Xent (SimCLR) loss for L2-normalised pairs: row i of ``a`` and of ``p`` are positives."""
+    z = torch.cat([a, p])
+    sim = z @ z.T / temperature
+    sim.fill_diagonal_(float("-inf"))
+    n = a.shape[0]
+    target = torch.cat([torch.arange(n, 2 * n), torch.arange(n)]).to(z.device)
+    return F.cross_entropy(sim, target)
+
+
+class PairSampler:
+    """Draws (clean anchor, degraded positive) segment pairs from train-split audio only."""
+
+    def __init__(self, corpus: Corpus, noise: NoiseBank, rooms: RoomBank, config: TrainConfig,
+                 progress: bool = True) -> None:
+        p = corpus.protocol
+        self.n = p.segment_samples
+        self.shift = int(config.max_shift_s * p.sample_rate)
+        self.config = config
+        self.tracks, self.active = [], []
+        for t in tqdm(corpus.tracks("train"), desc="load train tracks", disable=not progress):
+            audio = corpus.load(t.track_id)
+            if len(audio) >= self.n + 2 * self.shift + 1:
+                self.tracks.append(audio)
+                self.active.append(activity(audio, p.sample_rate))
+        if not self.tracks:
+            raise ValueError(f"corpus {corpus.name!r} has no train-split track longer than "
+                             f"{(self.n + 2 * self.shift) / p.sample_rate:.1f} s")
+        lengths = np.array([len(a) for a in self.tracks], dtype=np.float64)
+        self.weights = lengths / lengths.sum()
+        self.frame = int(0.1 * p.sample_rate)
+        self.noise = [noise.load(c.noise_id) for c in noise.clips("train")]
+        self.rirs = [rooms.load(r.rir_id) for r in rooms.rooms("train")]
+        if config.p_noise > 0 and not self.noise:
+            raise ValueError("the noise bank has no train-split clips")
+        if config.p_reverb > 0 and not self.rirs:
+            raise ValueError("the room bank has no train-split rooms")
+
+    def _start(self, rng: np.random.Generator, t: int) -> int:
+        audio, active = self.tracks[t], self.active[t]
+        for _ in range(20):
+            s = int(rng.integers(self.shift, len(audio) - self.n - self.shift + 1))
+            window = active[s // self.frame:(s + self.n) // self.frame]
+            if window.size and window.mean() >= 0.5:
+                break
+        return s
+
+    def sample(self, rng: np.random.Generator, batch: int) -> tuple[np.ndarray, np.ndarray]:
+        """``batch`` anchors and their positives, [batch, segment_samples] float32 each."""
+        anchors = np.empty((batch, self.n), np.float32)
+        positives = np.empty((batch, self.n), np.float32)
+        c = self.config
+        for i in range(batch):
+            t = int(rng.choice(len(self.tracks), p=self.weights))
+            s = self._start(rng, t)
+            audio = self.tracks[t]
+            anchors[i] = audio[s:s + self.n]
+            ps = s + int(rng.integers(-self.shift, self.shift + 1))
+            rir = self.rirs[int(rng.integers(len(self.rirs)))] if rng.random() < c.p_reverb else None
+            noise, offset, snr = None, 0, None
+            if rng.random() < c.p_noise:
+                noise = self.noise[int(rng.integers(len(self.noise)))]
+                offset = int(rng.integers(len(noise)))
+                snr = float(rng.uniform(*c.snr_db))
+            positives[i] = degrade(audio, ps, self.n, rir, noise, offset, snr)[0]
+        return anchors, positives
+
+
+def _val_queryset(corpus: Corpus, noise: NoiseBank, rooms: RoomBank, config: TrainConfig, progress: bool):
+    qconfig = QuerySetConfig(durations=config.val_durations, snrs=(config.val_snr_db,), reverbs=(None,),
+                             per_cell=config.val_per_cell, seed=config.seed, split="val")
+    key = stable_hash([qconfig.to_dict(), corpus.identity(), noise.identity()])
+    return build_queryset(corpus, noise, rooms, qconfig, cache_dir("querysets", f"val-{key}"), progress=progress)
+
+
+def _state_path(out: Path) -> Path:
+    return out.with_name(out.name + ".state")
+
+
+def train_encoder(corpus: Corpus, noise: NoiseBank, rooms: RoomBank, out: Path | str,
+                  config: TrainConfig = TrainConfig(), model_config: EncoderConfig = EncoderConfig(),
+                  device: str = "cpu", progress: bool = True, validate: bool = True,
+                  on_epoch: Callable[[int, dict], None] | None = None) -> Encoder:
+    """Train (or resume training) an encoder and write its checkpoint to ``out``.
+
+    ``on_epoch(epoch, record)`` is called after each epoch's checkpoint is written.
+    """
+    out = Path(out)
+    protocol = corpus.protocol
+    identity = {"corpus": stable_hash(corpus.identity(), n=32), "noise": stable_hash(noise.identity(), n=32),
+                "rooms": stable_hash(rooms.identity(), n=32), "train": config.to_dict(),
+                "model": model_config.to_dict(), "protocol": protocol.to_dict()}
+    run_key = stable_hash(identity, n=32)
+    torch.manual_seed(config.seed)
+    model = FingerprintEncoder(model_config, FrontendConfig(sample_rate=protocol.sample_rate)).to(device)
+    optim = torch.optim.Adam(model.parameters(), lr=config.lr)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(optim, T_max=config.epochs * config.steps_per_epoch)
+    rng = np.random.default_rng(config.seed)
+    record = {"trained": True, "corpus": corpus.name, "run_key": run_key, "seed": config.seed,
+              "config": config.to_dict(), "n_parameters": model.n_parameters(), "epochs_done": 0,
+              "losses": [], "val": [], "train_seconds": 0.0, "torch": str(torch.__version__)}
+    state_path = _state_path(out)
+    if state_path.exists():
+        state = torch.load(state_path, map_location="cpu", weights_only=False)
+        if state["record"]["run_key"] != run_key:
+            raise ValueError(f"{state_path} belongs to another training run (other corpus or settings); "
+                             "delete it or choose another --out")
+        model.load_state_dict(state["model"])
+        optim.load_state_dict(state["optim"])
+        sched.load_state_dict(state["sched"])
+        rng.bit_generator.state = state["rng"]
+        torch.set_rng_state(state["torch_rng"])
+        record = state["record"]
+        log.info("resuming %s at epoch %d of %d", out, record["epochs_done"] + 1, config.epochs)
+    elif out.exists():
+        done = load_checkpoint(out, protocol, device)
+        if done.record.get("run_key") == run_key and done.record.get("epochs_done") == config.epochs:
+            return done
+        raise ValueError(f"{out} exists and is not this training run's result; choose another --out")
+    print(f"encoder: {model.n_parameters():,} parameters; training on {device}")
+    sampler = PairSampler(corpus, noise, rooms, config, progress)
+    val_qs = _val_queryset(corpus, noise, rooms, config, progress) if validate else None
+
+    for epoch in range(record["epochs_done"], config.epochs):
+        t0 = time.perf_counter()
+        model.train()
+        losses = []
+        bar = tqdm(range(config.steps_per_epoch), desc=f"epoch {epoch + 1}/{config.epochs}", disable=not progress)
+        for _ in bar:
+            a, p = sampler.sample(rng, config.batch_pairs)
+            za = model(torch.from_numpy(a).to(device))
+            zp = model(torch.from_numpy(p).to(device))
+            loss = nt_xent(za, zp, config.temperature)
+            optim.zero_grad()
+            loss.backward()
+            optim.step()
+            sched.step()
+            losses.append(loss.item())
+            bar.set_postfix(loss=f"{losses[-1]:.3f}")
+        model.eval()
+        record["losses"].append(float(np.mean(losses)))
+        if val_qs is not None:
+            enc = Encoder(model, protocol, record, sha256=f"training-epoch-{epoch}")
+            rates = exact_hit_rates(enc, corpus, val_qs, progress=False, cache=False)
+            record["val"].append(rates)
+            print(f"epoch {epoch + 1}: loss {record['losses'][-1]:.4f}; val top-1 exact "
+                  + ", ".join(f"{k} {v:.3f}" for k, v in rates.items()))
+        record["epochs_done"] = epoch + 1
+        record["train_seconds"] += time.perf_counter() - t0
+        _save(out, model, protocol, record, optim, sched, rng, finished=epoch + 1 == config.epochs)
+        if on_epoch:
+            on_epoch(epoch + 1, record)
+    return load_checkpoint(out, protocol, device)
+
+
+def _save(out: Path, model: FingerprintEncoder, protocol, record: dict, optim, sched,
+          rng: np.random.Generator, finished: bool) -> None:
+    with atomic_path(out) as tmp:
+        tmp.write_bytes(checkpoint_bytes(model, protocol, record))
+    state_path = _state_path(out)
+    if finished:
+        state_path.unlink(missing_ok=True)
+        return
+    state = {"model": model.state_dict(), "optim": optim.state_dict(), "sched": sched.state_dict(),
+             "rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state(), "record": record}
+    with atomic_path(state_path) as tmp:
+        torch.save(state, tmp)
