@@ -1,0 +1,72 @@
+"""A run's folder: run.json, results.parquet, points.parquet, outcomes.parquet, and per-method
+parts written as each method finishes, so an interrupted run keeps them and a re-run skips them."""
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pandas as pd
+
+from datasets.cache import atomic_path, atomic_write_json, stable_hash
+
+RESULTS_FORMAT = 1
+RUN_JSON = "run.json"
+RESULTS = "results.parquet"
+POINTS = "points.parquet"
+OUTCOMES = "outcomes.parquet"
+PARTS = "parts"
+
+
+def now() -> str:
+    """UTC time stamp, ISO 8601."""
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _write_parquet(frame: pd.DataFrame, path: Path) -> None:
+    with atomic_path(path) as tmp:
+        frame.to_parquet(tmp, index=False)
+
+
+class RunStore:
+    """Reads and writes one run folder."""
+
+    def __init__(self, root: Path | str) -> None:
+        self.root = Path(root)
+        (self.root / PARTS).mkdir(parents=True, exist_ok=True)
+
+    def part_key(self, label: str) -> str:
+        """File stem of a method configuration's part files."""
+        return stable_hash(label, n=16)
+
+    def has_part(self, label: str) -> bool:
+        """Whether this method configuration finished in an earlier (possibly interrupted) run."""
+        return (self.root / PARTS / f"{self.part_key(label)}.json").exists()
+
+    def save_part(self, label: str, results: pd.DataFrame, points: pd.DataFrame, outcomes: pd.DataFrame,
+                  meta: dict) -> None:
+        """Store one finished method configuration (the .json marker last, so it means 'complete')."""
+        key = self.part_key(label)
+        _write_parquet(results, self.root / PARTS / f"{key}.results.parquet")
+        _write_parquet(points, self.root / PARTS / f"{key}.points.parquet")
+        _write_parquet(outcomes, self.root / PARTS / f"{key}.outcomes.parquet")
+        atomic_write_json(self.root / PARTS / f"{key}.json", {"label": label, **meta})
+
+    def combine(self, labels: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """Concatenate the parts of ``labels`` into results/points/outcomes files; returns results, points."""
+        frames: dict[str, list[pd.DataFrame]] = {"results": [], "points": [], "outcomes": []}
+        for label in labels:
+            key = self.part_key(label)
+            for kind in frames:
+                frames[kind].append(pd.read_parquet(self.root / PARTS / f"{key}.{kind}.parquet"))
+        combined = {kind: pd.concat(parts, ignore_index=True) for kind, parts in frames.items()}
+        _write_parquet(combined["results"], self.root / RESULTS)
+        _write_parquet(combined["points"], self.root / POINTS)
+        _write_parquet(combined["outcomes"], self.root / OUTCOMES)
+        return combined["results"], combined["points"]
+
+    def write_run_json(self, info: dict) -> None:
+        """Write run.json (merged over an existing one so earlier start times are kept)."""
+        path = self.root / RUN_JSON
+        old = json.loads(path.read_text()) if path.exists() else {}
+        atomic_write_json(path, {**old, **info, "results_format": RESULTS_FORMAT})

@@ -1,0 +1,60 @@
+"""Bucket-balance statistics of a hash table or an IVF index (DESIGN.md, Metrics)."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+
+def bucket_balance(counts: np.ndarray, n_buckets_total: int) -> dict[str, float]:
+    """Balance of an occupancy histogram over ``n_buckets_total`` buckets.
+
+    ``counts`` holds the item count of some buckets (usually only the non-empty ones); the
+    buckets it does not list are empty. Returned keys:
+
+    - ``n``: items; ``n_buckets_total``; ``n_nonempty``; ``nonempty_fraction``
+    - ``entropy_bits`` H of the occupancy distribution and ``normalised_entropy``
+      H / log2(n_buckets_total) (H/K for 2^K buckets; 1.0 is perfectly uniform)
+    - ``max_load``, ``mean_load`` (N / n_buckets_total) and ``max_mean_ratio``
+    - ``cv``: coefficient of variation of the load over all buckets, empty ones included
+    - ``expected_bucket_size``: sum(c^2)/N, the bucket size a data-distributed query sees;
+      ``uniform_bucket_size``: N / n_buckets_total; ``expected_vs_uniform``: their ratio
+    """
+    c = np.asarray(counts, dtype=np.float64).ravel()
+    n_buckets_total = int(n_buckets_total)
+    if n_buckets_total < 1:
+        raise ValueError(f"n_buckets_total={n_buckets_total} is out of range; allowed: n_buckets_total >= 1")
+    if c.size > n_buckets_total:
+        raise ValueError(f"counts has {c.size} buckets, more than n_buckets_total={n_buckets_total}")
+    if np.any(c < 0) or not np.all(np.isfinite(c)):
+        raise ValueError("counts must be finite and non-negative")
+    n = float(c.sum())
+    nonempty = c[c > 0]
+    mean_load = n / n_buckets_total
+    log_b = math.log2(n_buckets_total)
+    if n == 0:
+        nan = float("nan")
+        return {"n": 0.0, "n_buckets_total": float(n_buckets_total), "n_nonempty": 0.0,
+                "nonempty_fraction": 0.0, "entropy_bits": 0.0, "normalised_entropy": nan,
+                "max_load": 0.0, "mean_load": 0.0, "max_mean_ratio": nan, "cv": nan,
+                "expected_bucket_size": 0.0, "uniform_bucket_size": 0.0, "expected_vs_uniform": nan}
+    p = nonempty / n
+    entropy = float(-(p * np.log2(p)).sum())
+    sum_sq = float((nonempty ** 2).sum())
+    variance = max(sum_sq / n_buckets_total - mean_load ** 2, 0.0)
+    expected = sum_sq / n
+    return {
+        "n": n,
+        "n_buckets_total": float(n_buckets_total),
+        "n_nonempty": float(nonempty.size),
+        "nonempty_fraction": nonempty.size / n_buckets_total,
+        "entropy_bits": entropy,
+        "normalised_entropy": entropy / log_b if log_b > 0 else 1.0,
+        "max_load": float(nonempty.max()),
+        "mean_load": mean_load,
+        "max_mean_ratio": float(nonempty.max()) / mean_load,
+        "cv": math.sqrt(variance) / mean_load,
+        "expected_bucket_size": expected,
+        "uniform_bucket_size": mean_load,
+        "expected_vs_uniform": expected / mean_load,
+    }

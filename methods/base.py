@@ -1,0 +1,196 @@
+"""The one interface every search method implements, and the checks they all share.
+
+A method is constructed with its build parameters, optionally ``fit`` on train-split
+embeddings, ``build`` over the database, given query parameters, then searched. The public
+methods here validate input and set thread counts; subclasses implement the ``_fit``,
+``_build``, ``_search`` and ``_stats`` hooks. Methods never time themselves.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+import sys
+from typing import Any, ClassVar
+
+import numpy as np
+
+
+@dataclass
+class TrainData:
+    """What ``fit()`` may learn from: train-split embeddings only."""
+
+    anchors: np.ndarray    # [n, d] float32, clean segments
+    positives: np.ndarray  # [n, d] float32, the same segments degraded (row i pairs with anchors[i])
+
+
+@dataclass
+class SearchResult:
+    """Top-k answer for a batch of queries."""
+
+    ids: np.ndarray         # [nq, k] int64 DB row ids, -1 padding when fewer than k candidates
+    scores: np.ndarray      # [nq, k] float32 inner products, descending per row, -inf padding
+    candidates: np.ndarray  # [nq] int64: DB vectors whose embedding was scored (the "work")
+
+
+def check_int_range(name: str, value: Any, lo: int, hi: int | None = None) -> int:
+    """Return ``value`` as int if it is an integer in ``[lo, hi]``, else raise a ValueError naming it."""
+    allowed = f"{lo} <= {name} <= {hi}" if hi is not None else f"{name} >= {lo}"
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise ValueError(f"{name}={value!r} is not an integer; allowed: {allowed}")
+    if value < lo or (hi is not None and value > hi):
+        raise ValueError(f"{name}={value!r} is out of range; allowed: {allowed}")
+    return int(value)
+
+
+def check_float_range(name: str, value: Any, lo: float, hi: float | None = None, lo_open: bool = False) -> float:
+    """Return ``value`` as float if it is a real number in range, else raise a ValueError naming it."""
+    op = "<" if lo_open else "<="
+    allowed = f"{lo} {op} {name}" + (f" <= {hi}" if hi is not None else "")
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise ValueError(f"{name}={value!r} is not a number; allowed: {allowed}")
+    if not np.isfinite(value) or value < lo or (lo_open and value == lo) or (hi is not None and value > hi):
+        raise ValueError(f"{name}={value!r} is out of range; allowed: {allowed}")
+    return float(value)
+
+
+def check_choice(name: str, value: Any, choices: tuple[str, ...]) -> str:
+    """Return ``value`` if it is one of ``choices``, else raise a ValueError listing them."""
+    if value not in choices:
+        raise ValueError(f"{name}={value!r} is not allowed; choose one of: {', '.join(choices)}")
+    return value
+
+
+def as_matrix(name: str, x: np.ndarray, d: int | None = None) -> np.ndarray:
+    """``x`` as a C-contiguous float32 [n, d] array (a 1-d vector becomes one row).
+
+    Raises ValueError when ``x`` is not 1- or 2-d, is empty, or its width differs from ``d``.
+    """
+    x = np.asarray(x)
+    if x.ndim == 1:
+        x = x[None, :]
+    if x.ndim != 2 or x.shape[0] < 1:
+        raise ValueError(f"{name} must be a non-empty [n, d] array, got shape {x.shape}")
+    if d is not None and x.shape[1] != d:
+        raise ValueError(f"{name} has dimension d={x.shape[1]}; the index expects d={d}")
+    return np.ascontiguousarray(x, dtype=np.float32)
+
+
+class Method:
+    """Base class of all search methods (see module docstring for the life cycle)."""
+
+    name: ClassVar[str] = ""
+    build_defaults: ClassVar[dict[str, Any]] = {}  # build parameters and their defaults
+    query_defaults: ClassVar[dict[str, Any]] = {}  # query parameters and their defaults
+    devices: ClassVar[tuple[str, ...]] = ("cpu",)
+    approximate_scores: ClassVar[bool] = False  # True when scores are estimates (e.g. PQ), not exact <q, x>
+    config_file: ClassVar[str | None] = None     # grid file; default: <name>.yml beside the defining module
+
+    def __init__(self, seed: int = 0, threads: int = 1, device: str = "cpu", **build_params: Any) -> None:
+        """Store seed, thread count, device and the build parameters (defaults filled in)."""
+        unknown = sorted(set(build_params) - set(self.build_defaults))
+        if unknown:
+            raise ValueError(f"{self.name}: unknown build parameter(s) {unknown}; "
+                             f"allowed: {sorted(self.build_defaults) or 'none'}")
+        self.seed = check_int_range("seed", seed, 0)
+        self.threads = check_int_range("threads", threads, 1)
+        if not isinstance(device, str) or not any(device == dev or device.startswith(dev + ":")
+                                                  for dev in self.devices):
+            raise ValueError(f"{self.name}: device={device!r} is not supported; allowed: {', '.join(self.devices)}")
+        self.device = device
+        self.params: dict[str, Any] = {**self.build_defaults, **build_params}
+        self._check_build_params(self.params)
+        self.query_params: dict[str, Any] = dict(self.query_defaults)
+        self.d: int | None = None
+        self.n = 0
+        self.fit_d: int | None = None  # dimension of the train data, once fit() has run
+        self._apply_threads()
+
+    @classmethod
+    def config_path(cls) -> Path:
+        """The method's YAML grid file: ``config_file``, else ``<name>.yml`` beside its module."""
+        if cls.config_file is not None:
+            return Path(cls.config_file)
+        module = sys.modules.get(cls.__module__)
+        if module is None or getattr(module, "__file__", None) is None:
+            raise FileNotFoundError(f"cannot locate the module of {cls.__qualname__}; set its config_file")
+        return Path(module.__file__).with_name(f"{cls.name}.yml")
+
+    # ---- public life cycle -------------------------------------------------------------
+
+    def fit(self, train: TrainData) -> None:
+        """Learn from train-split embeddings (anchor/positive pairs); a no-op for many methods."""
+        anchors = as_matrix("train.anchors", train.anchors)
+        positives = as_matrix("train.positives", train.positives, anchors.shape[1])
+        if positives.shape != anchors.shape:
+            raise ValueError(f"train.positives has shape {positives.shape}; it must match "
+                             f"train.anchors {anchors.shape} row for row")
+        self._apply_threads()
+        self._fit(TrainData(anchors, positives))
+        self.fit_d = anchors.shape[1]
+
+    def build(self, db: np.ndarray) -> None:
+        """Index the database embeddings ``db`` [N, d]; row i gets id i."""
+        db = as_matrix("db", db, self.fit_d)
+        self._apply_threads()
+        self._build(db)
+        self.n, self.d = db.shape
+
+    def set_query_params(self, **params: Any) -> None:
+        """Set query-time parameters (e.g. radius, n_probes, nprobe, efSearch)."""
+        unknown = sorted(set(params) - set(self.query_defaults))
+        if unknown:
+            raise ValueError(f"{self.name}: unknown query parameter(s) {unknown}; "
+                             f"allowed: {sorted(self.query_defaults) or 'none'}")
+        merged = {**self.query_params, **params}
+        self._check_query_params(merged)
+        self.query_params = merged
+
+    def search(self, q: np.ndarray, k: int) -> SearchResult:
+        """Top-``k`` DB ids by inner product for each row of ``q`` (float32 or float64, [nq, d])."""
+        if self.d is None:
+            raise RuntimeError(f"{self.name}: call build() before search()")
+        q = as_matrix("q", q, self.d)
+        k = check_int_range("k", k, 1)
+        self._apply_threads()
+        return self._search(q, k)
+
+    def stats(self) -> dict[str, Any]:
+        """Index facts: ``index_bytes``, ``n``, ``d``, plus method-specific entries."""
+        if self.d is None:
+            raise RuntimeError(f"{self.name}: call build() before stats()")
+        return {"n": self.n, "d": self.d, **self._stats()}
+
+    # ---- hooks for subclasses ----------------------------------------------------------
+
+    def _check_build_params(self, params: dict[str, Any]) -> None:
+        """Raise ValueError for bad build parameters."""
+
+    def _check_query_params(self, params: dict[str, Any]) -> None:
+        """Raise ValueError for bad query parameters."""
+
+    def _fit(self, train: TrainData) -> None:
+        """Learn from validated train data; default: nothing to learn."""
+
+    def _build(self, db: np.ndarray) -> None:
+        raise NotImplementedError
+
+    def _search(self, q: np.ndarray, k: int) -> SearchResult:
+        raise NotImplementedError
+
+    def _stats(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def _apply_threads(self) -> None:
+        """Set library thread pools to ``self.threads``; subclasses add what they use."""
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.params.items())
+        return f"{type(self).__name__}({args}, seed={self.seed}, threads={self.threads})"
+
+
+def pad_result(ids: np.ndarray, scores: np.ndarray, candidates: np.ndarray) -> SearchResult:
+    """A SearchResult with dtypes fixed and every ``-1`` id given a ``-inf`` score."""
+    ids = np.asarray(ids, dtype=np.int64)
+    scores = np.asarray(scores, dtype=np.float32).copy()
+    scores[ids < 0] = -np.inf
+    return SearchResult(ids=ids, scores=scores, candidates=np.asarray(candidates, dtype=np.int64))

@@ -1,0 +1,243 @@
+"""The hash table LSH and FlowHash share: CSR buckets, multi-probe sequences, re-ranking.
+
+Codes are K-bit integers (K <= 30) stored as int64, one code array per table. Each table
+is kept in CSR form: the DB row ids sorted by code (``order``), the distinct codes in
+ascending order (``ucodes``) and ``offsets`` so that bucket ``ucodes[b]`` holds
+``order[offsets[b]:offsets[b+1]]``. A query's probe codes are looked up with one
+``np.searchsorted`` over all queries and probes, the bucket contents are gathered without
+Python loops, deduplicated across tables, scored by inner product with the full DB
+embeddings and cut to the top k.
+
+Probe sequences are sets of bits to flip. ``probe_codes`` enumerates them over *ranks*
+(rank 0 = the first bit in a query's ``flip_order``): by Hamming radius (LSH: all codes
+within radius r, in non-decreasing distance) or by the sum of per-bit flip costs
+(FlowHash: the standard multi-probe order, cost = |z| of the flipped latent dimensions).
+"""
+from __future__ import annotations
+
+from functools import lru_cache
+from itertools import combinations
+import math
+from typing import Sequence
+
+import numpy as np
+
+from methods.base import SearchResult
+
+MAX_BITS = 30  # codes must fit comfortably in int64 arithmetic and 2^K bucket counts
+
+
+def pack_bits(bits: np.ndarray) -> np.ndarray:
+    """Pack a boolean [n, K] bit matrix into int64 codes; bit j of a code is column j."""
+    bits = np.asarray(bits, dtype=bool)
+    if bits.ndim != 2 or not 1 <= bits.shape[1] <= MAX_BITS:
+        raise ValueError(f"bits must be [n, K] with 1 <= K <= {MAX_BITS}, got shape {bits.shape}")
+    weights = np.left_shift(np.int64(1), np.arange(bits.shape[1], dtype=np.int64))
+    return bits.astype(np.int64) @ weights
+
+
+def hamming_ball_size(n_bits: int, radius: int) -> int:
+    """Number of K-bit codes within Hamming distance ``radius`` of a code: sum_i C(K, i)."""
+    return sum(math.comb(n_bits, i) for i in range(min(radius, n_bits) + 1))
+
+
+@lru_cache(maxsize=64)
+def subset_template(n_ranks: int, n_subsets: int) -> np.ndarray:
+    """The first ``n_subsets`` subsets of ``range(n_ranks)``, by size then lexicographically.
+
+    Returns a read-only int64 0/1 [n_subsets, n_ranks] matrix; row 0 is the empty set.
+    """
+    if n_subsets > 2 ** n_ranks:
+        raise ValueError(f"n_subsets={n_subsets} is out of range; allowed: 1 <= n_subsets <= 2**{n_ranks}")
+    out = np.zeros((n_subsets, n_ranks), dtype=np.int64)
+    row = 0
+    for size in range(n_ranks + 1):
+        for combo in combinations(range(n_ranks), size):
+            if row == n_subsets:
+                break
+            out[row, list(combo)] = 1
+            row += 1
+    out.flags.writeable = False
+    return out
+
+
+@lru_cache(maxsize=64)
+def _identity_masks(n_ranks: int, n_subsets: int) -> np.ndarray:
+    """XOR masks of ``subset_template`` when rank j is bit j (read-only int64 [n_subsets])."""
+    out = subset_template(n_ranks, n_subsets) @ np.left_shift(np.int64(1), np.arange(n_ranks, dtype=np.int64))
+    out.flags.writeable = False
+    return out
+
+
+@lru_cache(maxsize=16)
+def _all_subsets_float(n_ranks: int) -> np.ndarray:
+    """All subsets of ``range(n_ranks)`` as a float64 [n_ranks, 2^n_ranks] matrix (template transposed)."""
+    out = np.ascontiguousarray(subset_template(n_ranks, 2 ** n_ranks).T, dtype=np.float64)
+    out.flags.writeable = False
+    return out
+
+
+def probe_codes(query_codes: np.ndarray, flip_order: np.ndarray, n_probes: int,
+                flip_costs: np.ndarray | None = None, max_template_bits: int = 12) -> np.ndarray:
+    """The first ``n_probes`` codes each query probes, own code first.
+
+    ``flip_order[q, j]`` is the bit index of query q's rank-j bit. Without ``flip_costs``
+    the probes are all codes by Hamming radius: radius 0, then every single flip, then
+    every pair, ... (lexicographic in rank within a radius), so ``n_probes =
+    hamming_ball_size(K, r)`` gives exactly the ball of radius r. With ``flip_costs``
+    ([nq, K], non-negative and ascending along each row: the cost of flipping rank j)
+    the probes are ordered by the summed cost of the flipped bits, ties by radius. That
+    ordering enumerates subsets of the ``m`` cheapest ranks only, ``m = min(K,
+    n_probes - 1)`` capped at ``max_template_bits`` (but never below log2(n_probes));
+    it is exact whenever ``n_probes - 1 <= max_template_bits``, because a subset that
+    holds rank j costs at least as much as the empty set and each of the j cheaper single
+    flips.
+
+    Returns an int64 [nq, n_probes] array of codes (distinct within each row).
+    """
+    query_codes = np.asarray(query_codes, dtype=np.int64).ravel()
+    flip_order = np.asarray(flip_order, dtype=np.int64)
+    if flip_order.ndim != 2 or flip_order.shape[0] != query_codes.shape[0]:
+        raise ValueError(f"flip_order must be [nq={query_codes.shape[0]}, K], got shape {flip_order.shape}")
+    n_bits = flip_order.shape[1]
+    if not 1 <= n_bits <= MAX_BITS:
+        raise ValueError(f"K={n_bits} is out of range; allowed: 1 <= K <= {MAX_BITS}")
+    if isinstance(n_probes, bool) or not isinstance(n_probes, (int, np.integer)) or not 1 <= n_probes <= 2 ** n_bits:
+        raise ValueError(f"n_probes={n_probes!r} is out of range; allowed: 1 <= n_probes <= 2**K = {2 ** n_bits}")
+    bitvals = np.left_shift(np.int64(1), flip_order)  # [nq, K]: the XOR mask of each rank
+
+    if flip_costs is None:
+        if not np.all(flip_order == flip_order[:1]):
+            return query_codes[:, None] ^ (bitvals @ subset_template(n_bits, int(n_probes)).T)
+        if np.array_equal(flip_order[0], np.arange(n_bits)):
+            return query_codes[:, None] ^ _identity_masks(n_bits, int(n_probes))
+        return query_codes[:, None] ^ (subset_template(n_bits, int(n_probes)) @ bitvals[0])
+
+    flip_costs = np.asarray(flip_costs, dtype=np.float64)
+    if flip_costs.shape != flip_order.shape:
+        raise ValueError(f"flip_costs must have the shape of flip_order {flip_order.shape}, got {flip_costs.shape}")
+    min_bits = max(0, math.ceil(math.log2(n_probes)))
+    m = min(n_bits, max(min(n_probes - 1, max_template_bits), min_bits))
+    template = subset_template(m, 2 ** m)  # [2^m, m], all subsets, by size then lexicographic
+    cost = flip_costs[:, :m] @ _all_subsets_float(m)  # [nq, 2^m]
+    if n_probes < cost.shape[1]:
+        pick = np.argpartition(cost, n_probes - 1, axis=1)[:, :n_probes]
+    else:
+        pick = np.broadcast_to(np.arange(cost.shape[1]), cost.shape)
+    # order the picked subsets by cost, ties by template index (fewer flips first)
+    pick = np.take_along_axis(pick, np.lexsort((pick, np.take_along_axis(cost, pick, axis=1))), axis=1)
+    masks = (template[pick] * bitvals[:, None, :m]).sum(axis=2)  # [nq, P]
+    return query_codes[:, None] ^ masks
+
+
+def _query_score_key(qidx: np.ndarray, scores: np.ndarray) -> np.ndarray:
+    """uint64 keys that sort by query ascending, then score descending (exact for float32)."""
+    bits = np.ascontiguousarray(scores, dtype=np.float32).view(np.uint32)
+    sign = np.uint32(0x80000000)
+    ascending = np.where(bits & sign, ~bits, bits | sign)  # IEEE-754 order as unsigned integers
+    return (qidx.astype(np.uint64) << np.uint64(32)) | (~ascending).astype(np.uint64)
+
+
+class HashTable:
+    """L hash tables over one DB, in CSR form, with vectorised probing and re-ranking."""
+
+    def __init__(self, codes: np.ndarray, db: np.ndarray) -> None:
+        """Build from ``codes`` ([N] for one table or [L, N]) and the DB embeddings ``db`` [N, d]."""
+        codes = np.asarray(codes, dtype=np.int64)
+        if codes.ndim == 1:
+            codes = codes[None, :]
+        if codes.ndim != 2 or codes.shape[0] < 1:
+            raise ValueError(f"codes must be [N] or [L, N], got shape {codes.shape}")
+        if db.ndim != 2 or db.shape[0] != codes.shape[1]:
+            raise ValueError(f"db must be [N={codes.shape[1]}, d], got shape {db.shape}")
+        self.db = np.ascontiguousarray(db, dtype=np.float32)
+        self.order: list[np.ndarray] = []    # DB ids sorted by code, per table
+        self.ucodes: list[np.ndarray] = []   # distinct codes, ascending, per table
+        self.offsets: list[np.ndarray] = []  # CSR offsets into order, len(ucodes) + 1, per table
+        for table_codes in codes:
+            order = np.argsort(table_codes, kind="stable")
+            ucodes, starts = np.unique(table_codes[order], return_index=True)
+            self.order.append(order)
+            self.ucodes.append(ucodes)
+            self.offsets.append(np.append(starts, order.size).astype(np.int64))
+
+    @property
+    def n_tables(self) -> int:
+        """Number of tables L."""
+        return len(self.order)
+
+    @property
+    def n(self) -> int:
+        """Number of DB items."""
+        return self.db.shape[0]
+
+    def bucket_counts(self, table: int = 0) -> np.ndarray:
+        """Occupancy of the non-empty buckets of one table (int64, in code order)."""
+        return np.diff(self.offsets[table])
+
+    def nbytes(self, include_db: bool = True) -> int:
+        """Bytes of the CSR arrays of all tables, plus the re-rank embeddings if ``include_db``."""
+        total = sum(a.nbytes for arrays in (self.order, self.ucodes, self.offsets) for a in arrays)
+        return total + (self.db.nbytes if include_db else 0)
+
+    def gather(self, probes: Sequence[np.ndarray] | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Candidates of every query: the union of its probed buckets over all tables.
+
+        ``probes`` holds one int64 [nq, P] array of probe codes per table (a single 2-d
+        array is accepted for one table). Returns ``(qidx, ids)``: parallel int64 arrays,
+        one entry per distinct (query, DB id) pair, grouped by query in ascending order.
+        """
+        if isinstance(probes, np.ndarray) and probes.ndim == 2:
+            probes = [probes]
+        if len(probes) != self.n_tables:
+            raise ValueError(f"got probes for {len(probes)} tables; the index has L={self.n_tables}")
+        nq = probes[0].shape[0]
+        all_q, all_ids = [], []
+        for table_probes, ucodes, offsets, order in zip(probes, self.ucodes, self.offsets, self.order):
+            pos = np.minimum(np.searchsorted(ucodes, table_probes), ucodes.size - 1)
+            hit = ucodes[pos] == table_probes
+            start = offsets[pos]
+            length = np.where(hit, offsets[pos + 1] - start, 0).ravel()
+            start = start.ravel()
+            total = int(length.sum())
+            ends = np.cumsum(length)
+            # position t of the flat output reads order[start_of_its_run + (t - run_begin)]
+            flat = np.repeat(start - (ends - length), length) + np.arange(total)
+            all_ids.append(order[flat])
+            all_q.append(np.repeat(np.arange(nq), length.reshape(nq, -1).sum(axis=1)))
+        if self.n_tables == 1:
+            return all_q[0], all_ids[0]
+        key = np.unique(np.concatenate(all_q) * self.n + np.concatenate(all_ids))
+        return key // self.n, key % self.n
+
+    def rerank(self, q: np.ndarray, qidx: np.ndarray, ids: np.ndarray) -> np.ndarray:
+        """Inner products <q[qidx[i]], db[ids[i]]> as float32; ``qidx`` must be grouped ascending.
+
+        One small gather and matrix-vector product per query: far faster than one big
+        [T, d] gather, which runs out of cache.
+        """
+        scores = np.empty(ids.size, dtype=np.float32)
+        bounds = np.searchsorted(qidx, np.arange(q.shape[0] + 1))
+        for i in np.flatnonzero(np.diff(bounds)):
+            lo, hi = bounds[i], bounds[i + 1]
+            scores[lo:hi] = self.db[ids[lo:hi]] @ q[i]
+        return scores
+
+    def search(self, q: np.ndarray, probes: Sequence[np.ndarray] | np.ndarray, k: int) -> SearchResult:
+        """Gather the probed buckets, re-rank by inner product, keep the top ``k`` per query."""
+        nq = q.shape[0]
+        qidx, ids = self.gather(probes)
+        scores = self.rerank(q, qidx, ids)
+        out_ids = np.full((nq, k), -1, dtype=np.int64)
+        out_scores = np.full((nq, k), -np.inf, dtype=np.float32)
+        counts = np.bincount(qidx, minlength=nq).astype(np.int64)
+        if ids.size:
+            # by query, then score descending; ties keep gather order (probe order, then id)
+            order = np.argsort(_query_score_key(qidx, scores), kind="stable")
+            group_start = np.cumsum(counts) - counts
+            rank = np.arange(ids.size) - np.repeat(group_start, counts)
+            keep = order[rank < k]
+            kept_rank = rank[rank < k]
+            out_ids[qidx[keep], kept_rank] = ids[keep]
+            out_scores[qidx[keep], kept_rank] = scores[keep]
+        return SearchResult(ids=out_ids, scores=out_scores, candidates=counts)

@@ -1,0 +1,62 @@
+"""Random-hyperplane LSH (Charikar): K sign bits per table, L tables, Hamming-radius multi-probe.
+
+Hyperplanes pass through the origin (no centring), as in the classic scheme; they are
+drawn from a Gaussian seeded by ``seed`` once the dimension is known (at ``build``).
+Candidates are re-ranked on the full embeddings by the shared ``HashTable``.
+``stats()["bucket_counts"]`` is table 0's occupancy (every table is drawn the same way);
+the others are ``self.table.bucket_counts(t)``.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from methods.base import Method, SearchResult, check_int_range
+from methods.hash_table import MAX_BITS, HashTable, hamming_ball_size, pack_bits, probe_codes
+from methods.registry import register
+
+
+@register
+class LSH(Method):
+    """Random-hyperplane LSH with multi-probe by Hamming radius (radius 0 = own bucket)."""
+
+    name = "lsh"
+    build_defaults = {"K": 16, "L": 1}
+    query_defaults = {"radius": 0}
+
+    def _check_build_params(self, params: dict[str, Any]) -> None:
+        check_int_range("K", params["K"], 1, MAX_BITS)
+        check_int_range("L", params["L"], 1)
+
+    def _check_query_params(self, params: dict[str, Any]) -> None:
+        check_int_range("radius", params["radius"], 0, self.params["K"])
+
+    def hash(self, x: np.ndarray) -> np.ndarray:
+        """Codes of ``x`` [n, d] in every table: int64 [L, n]."""
+        K, L = self.params["K"], self.params["L"]
+        projected = x @ self.planes  # [n, L*K]
+        return np.stack([pack_bits(projected[:, t * K:(t + 1) * K] > 0) for t in range(L)])
+
+    def _build(self, db: np.ndarray) -> None:
+        K, L = self.params["K"], self.params["L"]
+        rng = np.random.default_rng(self.seed)
+        self.planes = rng.standard_normal((db.shape[1], L * K)).astype(np.float32)
+        self.table = HashTable(self.hash(db), db)
+
+    def _search(self, q: np.ndarray, k: int) -> SearchResult:
+        K = self.params["K"]
+        n_probes = hamming_ball_size(K, self.query_params["radius"])
+        identity = np.broadcast_to(np.arange(K), (q.shape[0], K))
+        probes = [probe_codes(codes, identity, n_probes) for codes in self.hash(q)]
+        return self.table.search(q, probes, k)
+
+    def _stats(self) -> dict[str, Any]:
+        K = self.params["K"]
+        return {
+            "index_bytes": self.table.nbytes() + self.planes.nbytes,
+            "K": K,
+            "L": self.params["L"],
+            "n_buckets_total": 2 ** K,
+            "bucket_counts": self.table.bucket_counts(0),
+        }

@@ -1,0 +1,266 @@
+"""Every registered method honours the Method contract (methods/base.py).
+
+Parametrized from the registry, so a newly registered method is checked automatically, with
+its default build parameters and the first and last points of its query sweep.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import numpy as np
+import pytest
+
+from methods import Method, TrainData, get_method, load_grid, method_names
+from methods.balance import bucket_balance
+
+N, D, N_TRAIN, N_CLUSTERS = 5000, 128, 4000, 50
+
+
+def normalise(x: np.ndarray) -> np.ndarray:
+    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+
+
+def mixture(rng: np.random.Generator, centres: np.ndarray, n: int) -> np.ndarray:
+    """``n`` L2-normalised points around random centres of a Gaussian mixture."""
+    return normalise(centres[rng.integers(0, len(centres), n)] + 0.5 * rng.standard_normal((n, D)))
+
+
+@pytest.fixture(scope="module")
+def data() -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(0)
+    centres = rng.standard_normal((N_CLUSTERS, D))
+    anchors = mixture(rng, centres, N_TRAIN)
+    positives = normalise(anchors + 0.05 * rng.standard_normal(anchors.shape))
+    return {"db": mixture(rng, centres, N), "anchors": anchors, "positives": positives}
+
+
+def make_built(name: str, data: dict[str, np.ndarray]) -> Method:
+    method = get_method(name, seed=0, threads=1, **load_grid(name)["build"][0])
+    method.fit(TrainData(data["anchors"], data["positives"]))
+    method.build(data["db"])
+    return method
+
+
+@pytest.fixture(scope="module")
+def built(data: dict[str, np.ndarray]) -> Callable[[str], Method]:
+    """Each method fitted and built once per module (default build parameters)."""
+    cache: dict[str, Method] = {}
+
+    def get(name: str) -> Method:
+        if name not in cache:
+            cache[name] = make_built(name, data)
+        return cache[name]
+    return get
+
+
+def sweep_ends() -> list[tuple[str, dict[str, Any]]]:
+    cases = []
+    for name in method_names():
+        query = load_grid(name)["query"]
+        cases.append((name, query[0]))
+        if query[-1] != query[0]:
+            cases.append((name, query[-1]))
+    return cases
+
+
+def case_id(case: tuple[str, dict[str, Any]]) -> str:
+    name, params = case
+    return name + "".join(f"-{k}{v}" for k, v in params.items())
+
+
+SWEEP_ENDS = sweep_ends()
+LAST_POINTS = [(name, load_grid(name)["query"][-1]) for name in method_names()]
+
+
+def check_result(result: Any, nq: int, k: int) -> None:
+    """Shapes, dtypes, valid ids unique per row, scores descending, -1/-inf padding at the end."""
+    assert result.ids.shape == (nq, k) and result.ids.dtype == np.int64
+    assert result.scores.shape == (nq, k) and result.scores.dtype == np.float32
+    assert result.candidates.shape == (nq,) and result.candidates.dtype == np.int64
+    assert np.all((result.candidates >= 0) & (result.candidates <= N))
+    assert np.all((result.ids >= -1) & (result.ids < N))
+    padding = result.ids == -1
+    assert np.array_equal(padding, np.isneginf(result.scores)), "-1 ids and -inf scores go together"
+    assert np.all(np.diff(padding.astype(int), axis=1) >= 0), "padding only after the valid entries"
+    assert not np.any(np.isnan(result.scores))
+    with np.errstate(invalid="ignore"):
+        steps = np.diff(result.scores, axis=1)
+    assert np.all((steps <= 0) | np.isnan(steps)), "scores descending per row"
+    for row in result.ids:
+        valid = row[row >= 0]
+        assert np.unique(valid).size == valid.size, "ids unique per row"
+
+
+@pytest.mark.parametrize("case", SWEEP_ENDS, ids=case_id)
+def test_thousand_queries(case: tuple[str, dict[str, Any]], built: Callable[[str], Method],
+                          data: dict[str, np.ndarray]) -> None:
+    name, params = case
+    method = built(name)
+    method.set_query_params(**params)
+    result = method.search(data["db"][:1000], 10)
+    check_result(result, 1000, 10)
+
+
+@pytest.mark.parametrize("case", SWEEP_ENDS, ids=case_id)
+def test_one_query_matches_the_batch(case: tuple[str, dict[str, Any]], built: Callable[[str], Method],
+                                     data: dict[str, np.ndarray]) -> None:
+    name, params = case
+    method = built(name)
+    method.set_query_params(**params)
+    batch = method.search(data["db"][:50], 10)
+    for i in (0, 17):
+        single = method.search(data["db"][i], 10)  # a 1-d vector is one query
+        check_result(single, 1, 10)
+        assert single.ids[0, 0] == batch.ids[i, 0]
+        np.testing.assert_allclose(single.scores[0, 0], batch.scores[i, 0], rtol=1e-5)
+
+
+@pytest.mark.parametrize("case", SWEEP_ENDS, ids=case_id)
+def test_k_beyond_the_candidates_pads(case: tuple[str, dict[str, Any]], built: Callable[[str], Method],
+                                      data: dict[str, np.ndarray]) -> None:
+    name, params = case
+    method = built(name)
+    method.set_query_params(**params)
+    k = N + 5
+    result = method.search(data["db"][:3], k)
+    check_result(result, 3, k)
+    n_valid = (result.ids >= 0).sum(axis=1)
+    assert np.all(n_valid <= N) and np.all(n_valid >= 1)
+
+
+@pytest.mark.parametrize("case", SWEEP_ENDS, ids=case_id)
+def test_float64_queries_accepted(case: tuple[str, dict[str, Any]], built: Callable[[str], Method],
+                                  data: dict[str, np.ndarray]) -> None:
+    name, params = case
+    method = built(name)
+    method.set_query_params(**params)
+    q = data["db"][:20]
+    as32, as64 = method.search(q, 5), method.search(q.astype(np.float64), 5)
+    assert np.array_equal(as32.ids, as64.ids)
+    np.testing.assert_allclose(as32.scores, as64.scores, rtol=1e-6)
+
+
+@pytest.mark.parametrize("case", LAST_POINTS, ids=case_id)
+def test_db_vectors_find_themselves(case: tuple[str, dict[str, Any]], built: Callable[[str], Method],
+                                    data: dict[str, np.ndarray]) -> None:
+    name, params = case
+    method = built(name)
+    method.set_query_params(**params)
+    result = method.search(data["db"][:1000], 10)
+    recall_at_1 = float(np.mean(result.ids[:, 0] == np.arange(1000)))
+    assert recall_at_1 >= (0.9 if method.approximate_scores else 1.0), f"recall@1 {recall_at_1}"
+
+
+@pytest.mark.parametrize("name", method_names())
+def test_deterministic_for_a_seed(name: str, built: Callable[[str], Method], data: dict[str, np.ndarray]) -> None:
+    first, second = built(name), make_built(name, data)
+    for params in (load_grid(name)["query"][0], load_grid(name)["query"][-1]):
+        first.set_query_params(**params)
+        second.set_query_params(**params)
+        a, b = first.search(data["db"][:200], 10), second.search(data["db"][:200], 10)
+        assert np.array_equal(a.ids, b.ids)
+        assert np.array_equal(a.scores, b.scores)
+        assert np.array_equal(a.candidates, b.candidates)
+
+
+@pytest.mark.parametrize("name", method_names())
+def test_dimension_mismatch_is_a_value_error(name: str, built: Callable[[str], Method],
+                                             data: dict[str, np.ndarray]) -> None:
+    with pytest.raises(ValueError, match="d=64"):
+        built(name).search(np.zeros((2, 64), dtype=np.float32), 5)
+    fitted = get_method(name, **load_grid(name)["build"][0])
+    fitted.fit(TrainData(data["anchors"], data["positives"]))
+    with pytest.raises(ValueError, match="d=64"):
+        fitted.build(data["db"][:, :64])
+    with pytest.raises(ValueError, match="positives"):
+        fitted.fit(TrainData(data["anchors"], data["positives"][:10]))
+
+
+@pytest.mark.parametrize("name", method_names())
+def test_stats(name: str, built: Callable[[str], Method]) -> None:
+    stats = built(name).stats()
+    assert stats["n"] == N and stats["d"] == D
+    assert isinstance(stats["index_bytes"], int) and stats["index_bytes"] > 0
+    if "bucket_counts" in stats:
+        counts = np.asarray(stats["bucket_counts"])
+        assert counts.sum() == N and counts.size <= stats["n_buckets_total"]
+        assert stats["n_buckets_total"] == round(2 ** stats["K"])
+        balance = bucket_balance(counts, stats["n_buckets_total"])
+        assert 0.0 <= balance["normalised_entropy"] <= 1.0
+
+
+@pytest.mark.parametrize("name", method_names())
+def test_grid_points_are_valid(name: str) -> None:
+    grid = load_grid(name)
+    for build_params in grid["build"]:
+        get_method(name, **build_params)
+    method = get_method(name, **grid["build"][0])
+    for query_params in grid["query"]:
+        method.set_query_params(**query_params)
+
+
+def test_unknown_method_lists_the_choices() -> None:
+    with pytest.raises(ValueError) as err:
+        get_method("no-such-method")
+    for name in method_names():
+        assert name in str(err.value)
+
+
+@pytest.mark.parametrize("name, build, query, message", [
+    ("lsh", {}, {"radius": -1}, r"radius=-1 .*0 <= radius <= 16"),
+    ("lsh", {"K": 31}, None, r"K=31 .*1 <= K <= 30"),
+    ("lsh", {"L": 0}, None, r"L=0 .*L >= 1"),
+    ("flowhash", {"K": 31}, None, r"K=31 .*2 <= K <= 30"),
+    ("flowhash", {}, {"n_probes": 0}, r"n_probes=0 .*1 <= n_probes <= 4096"),
+    ("flowhash", {"K": 8}, {"n_probes": 257}, r"n_probes=257 .*1 <= n_probes <= 256"),
+    ("flowhash", {"base": "laplace"}, None, r"base='laplace'.*gmm, normal"),
+    ("ivf", {"nlist": 16}, {"nprobe": 17}, r"nprobe=17 .*1 <= nprobe <= 16"),
+    ("ivfpq", {}, {"nprobe": 300}, r"nprobe=300 .*1 <= nprobe <= 256"),
+    ("hnsw", {}, {"efSearch": 0}, r"efSearch=0 .*efSearch >= 1"),
+    ("lsh", {"bits": 8}, None, r"unknown build parameter.*'bits'.*allowed"),
+    ("ivf", {}, {"radius": 1}, r"unknown query parameter.*'radius'.*nprobe"),
+])
+def test_bad_parameters_are_clear_value_errors(name: str, build: dict[str, Any], query: dict[str, Any] | None,
+                                               message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        method = get_method(name, **build)
+        if query is not None:
+            method.set_query_params(**query)
+
+
+def test_nlist_above_the_training_set_is_a_value_error(data: dict[str, np.ndarray]) -> None:
+    with pytest.raises(ValueError, match=r"nlist=256 .*1 <= nlist <= 100"):
+        get_method("ivf").build(data["db"][:100])
+
+
+def test_search_before_build_is_an_error(data: dict[str, np.ndarray]) -> None:
+    for name in method_names():
+        with pytest.raises(RuntimeError, match="build"):
+            get_method(name).search(data["db"][:1], 1)
+
+
+def test_register_a_plugin_method(tmp_path: Any, data: dict[str, np.ndarray]) -> None:
+    from methods.registry import METHODS, register
+    from methods.exhaustive import Exhaustive
+
+    grid = tmp_path / "plugin.yml"
+    grid.write_text("build:\n  - {}\nquery:\n  - {}\n")
+
+    class Plugin(Exhaustive):
+        name = "plugin-exact"
+        config_file = str(grid)
+
+    try:
+        assert register(Plugin) is Plugin
+        assert "plugin-exact" in method_names()
+        assert load_grid("plugin-exact") == {"build": [{}], "query": [{}]}
+        method = get_method("plugin-exact")
+        method.build(data["db"])
+        assert method.search(data["db"][:3], 1).ids[:, 0].tolist() == [0, 1, 2]
+
+        class Clash(Exhaustive):
+            name = "plugin-exact"
+        with pytest.raises(ValueError, match="already registered"):
+            register(Clash)
+    finally:
+        METHODS.pop("plugin-exact", None)

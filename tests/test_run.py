@@ -1,0 +1,156 @@
+"""`bench run` end to end on small real data: results, run.json, resume, consistency, bad input."""
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import soundfile as sf
+import yaml
+
+from bench.config import RunConfig, TimingConfig, load_config
+from bench.runner import run_benchmark
+from bench.speedup import pareto_front, speedup
+from bench.summary import format_summary
+from datasets.queryset import QuerySetConfig
+
+QUERIES = QuerySetConfig(durations=(1.0, 2.0), snrs=(None, 5.0), reverbs=(None, 0.3), per_cell=6, seed=1)
+TIMING = TimingConfig(warmup=2, repeats=1, latency_queries=12, batch_repeats=1)
+
+
+def write_rirs(root: Path) -> None:
+    """Four exponentially decaying noise RIRs: two near RT60 0.3 s, two near 0.6 s."""
+    rng = np.random.default_rng(0)
+    root.mkdir(parents=True, exist_ok=True)
+    for i, rt60 in enumerate((0.3, 0.3, 0.6, 0.6)):
+        t = np.arange(int(1.2 * rt60 * 8000)) / 8000
+        rir = rng.standard_normal(len(t)) * np.exp(-6.9 * t / rt60) * 0.3
+        rir[0] = 1.0
+        sf.write(root / f"room{i}.wav", rir.astype(np.float32), 8000, subtype="FLOAT")
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory: pytest.TempPathFactory):
+    """A small synth corpus config with folder rooms, and a module-wide cache."""
+    root = tmp_path_factory.mktemp("run")
+    write_rirs(root / "rirs")
+    config = RunConfig(synth_tracks=16, rooms=str(root / "rirs"), queries=QUERIES, train_pairs=300, timing=TIMING,
+                       grids={"lsh": {"build": [{"K": 8, "L": 2}], "query": [{"radius": 0}, {"radius": 2}]}})
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("FLOWHASH_BENCH_CACHE", str(root / "cache"))
+        yield config, root
+
+
+def test_run_records_results_run_json_and_matches_exact_search(setup) -> None:
+    config, root = setup
+    config = replace(config, db_splits=("test",))  # the DB of the encoder's own evaluation, to compare
+    out = run_benchmark(config, ["lsh"], run_dir=root / "a", progress=False)
+    res = pd.read_parquet(root / "a" / "results.parquet")
+    assert set(res["method"]) == {"exhaustive", "lsh"}
+    assert len(res) == (1 * len(load_grid_query("exhaustive")) + 2) * 8  # points x 8 conditions
+    for col in ("exact", "near", "track", "seg_exact", "latency_p50_ms", "latency_p99_ms", "qps",
+                "candidates_mean", "fit_s", "build_s", "index_bytes", "duration_s", "snr", "reverb"):
+        assert col in res.columns, col
+    assert (res["exact"] <= res["near"]).all() and (res["near"] <= res["track"]).all()
+    lsh = res[res["method"] == "lsh"]
+    assert lsh["balance_expected_vs_uniform"].notna().all()
+    info = json.loads((root / "a" / "run.json").read_text())
+    for key in ("config", "environment", "threads", "seed", "encoder", "queryset", "split_overlap", "finished"):
+        assert key in info, key
+    assert info["environment"]["libraries"]["faiss-cpu"] and info["encoder"]["sha256"] and info["threads"] == 1
+    assert info["split_overlap"] == {"db_tracks_in_train": 0, "query_tracks_in_train": 0}
+
+    # the exhaustive reference agrees with the encoder's own exact-search evaluation
+    from bench.inputs import prepare_inputs
+    from encoders.validate import query_outcomes
+
+    inputs = prepare_inputs(config, progress=False)
+    outcomes = pd.read_parquet(root / "a" / "outcomes.parquet")
+    ref = outcomes[outcomes["label"] == "exhaustive"].set_index("query_id")
+    assert (ref["candidates"] == ref["n_segments"] * info["db"]["segments"]).all()
+    own = query_outcomes(inputs.encoder, inputs.corpus, inputs.queryset, progress=False).set_index("query_id")
+    assert (ref.loc[own.index, "exact"] == own["exact"]).all()
+    assert ref["exact"].mean() >= 0.5
+    text = format_summary(out.results, out.points, out.info)
+    assert "exhaustive" in text and "lsh" in text
+
+
+def load_grid_query(name: str) -> list:
+    from methods.registry import load_grid
+
+    return load_grid(name)["query"]
+
+
+def test_finished_methods_survive_and_are_skipped(setup, capsys: pytest.CaptureFixture) -> None:
+    config, root = setup
+    run_benchmark(config, ["exhaustive"], run_dir=root / "b", progress=False)
+    first = pd.read_parquet(root / "b" / "results.parquet")
+    capsys.readouterr()
+    run_benchmark(config, ["lsh"], run_dir=root / "b", progress=False)
+    assert "exhaustive: done in an earlier run, skipped" in capsys.readouterr().out
+    second = pd.read_parquet(root / "b" / "results.parquet")
+    kept = second[second["method"] == "exhaustive"].reset_index(drop=True)[first.columns]
+    pd.testing.assert_frame_equal(first, kept)  # read back from the first run's part, not recomputed
+
+
+def test_speedup_reads_matched_hit_rate_off_pareto_curves() -> None:
+    a = pd.DataFrame({"exact": [0.5, 0.8, 0.9], "latency_mean_ms": [1.0, 2.0, 4.0]})
+    b = pd.DataFrame({"exact": [0.6, 0.85, 0.95], "latency_mean_ms": [3.0, 8.0, 20.0]})
+    s = speedup(a, b)
+    assert s["hit_rate"] == 0.9 and s["cost_a"] == 4.0 and s["cost_b"] == 20.0 and s["speedup"] == 5.0
+    front = pareto_front(pd.DataFrame({"exact": [0.5, 0.4, 0.9], "latency_mean_ms": [1.0, 2.0, 3.0]}))
+    assert list(front["exact"]) == [0.5, 0.9]
+
+
+def test_config_file_errors_name_the_field(tmp_path: Path) -> None:
+    (tmp_path / "c.yml").write_text(yaml.safe_dump({"corpus": "synth", "queries": {"per_cell": 3, "snrs": ["clean", 5]},
+                                                    "timing": {"threads": 2}}))
+    c = load_config(tmp_path / "c.yml")
+    assert c.queries.per_cell == 3 and c.queries.snrs == (None, 5.0) and c.timing.threads == 2
+    (tmp_path / "bad.yml").write_text("colour: blue\n")
+    with pytest.raises(ValueError, match=r"bad.yml: unknown field\(s\) \['colour'\]"):
+        load_config(tmp_path / "bad.yml")
+    (tmp_path / "snr.yml").write_text("queries: {snrs: [99]}\n")
+    with pytest.raises(ValueError, match="snr.yml: SNR 99 dB is out of range"):
+        load_config(tmp_path / "snr.yml")
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "bench", *args], capture_output=True, text=True)
+
+
+def test_unknown_method_lists_the_choices() -> None:
+    out = run_cli("run", "--method", "nosuch")
+    assert out.returncode == 2 and "unknown method 'nosuch'; choices:" in out.stderr and "flowhash" in out.stderr
+
+
+def test_list_shows_every_method_with_its_grid() -> None:
+    out = run_cli("list")
+    assert out.returncode == 0
+    for name in ("exhaustive", "lsh", "flowhash", "ivf", "ivfpq", "hnsw"):
+        assert f"{name}:" in out.stdout
+    assert "query sweep" in out.stdout
+
+
+@pytest.mark.slow
+def test_run_command_end_to_end_with_flowhash(setup, tmp_path: Path) -> None:
+    config, root = setup
+    cfg = {"synth_tracks": 16, "rooms": str(root / "rirs"), "train_pairs": 300,
+           "queries": {"durations": [1, 2], "snrs": ["clean", 5], "reverbs": ["none", 0.3], "per_cell": 4},
+           "timing": {"warmup": 2, "repeats": 1, "latency_queries": 8, "batch_repeats": 1}}
+    (tmp_path / "run.yml").write_text(yaml.safe_dump(cfg))
+    args = ["run", "--method", "flowhash", "--config", str(tmp_path / "run.yml"), "--out", str(tmp_path / "reports"),
+            "--no-progress"]
+    out = run_cli(*args)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "flowhash over exhaustive at" in out.stdout and "Top-1 exact hit rate" in out.stdout
+    (run_dir,) = (tmp_path / "reports").iterdir()
+    res = pd.read_parquet(run_dir / "results.parquet")
+    assert {"exhaustive", "flowhash"} == set(res["method"])
+    again = run_cli(*args)
+    assert again.returncode == 0 and "done in an earlier run, skipped" in again.stdout
