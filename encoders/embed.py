@@ -42,12 +42,13 @@ def cut_segments(audio: np.ndarray, protocol: Protocol, n_segments: int | None =
 
 
 @torch.no_grad()
-def embed_segments(encoder: Encoder, segments: np.ndarray, batch_size: int = 256) -> np.ndarray:
+def embed_segments(encoder: Encoder, segments: np.ndarray, batch_size: int = 256,
+                   progress: bool = False, desc: str = "embed") -> np.ndarray:
     """Embeddings [n, d] (float32, L2-normalised) of equal-length waveform segments."""
     model = encoder.model
     device = next(model.parameters()).device
     out = np.empty((len(segments), model.config.dim), dtype=np.float32)
-    for i in range(0, len(segments), batch_size):
+    for i in tqdm(range(0, len(segments), batch_size), desc=desc, disable=not progress):
         x = torch.from_numpy(segments[i:i + batch_size]).to(device)
         out[i:i + batch_size] = model(x).cpu().numpy()
     return out
@@ -131,7 +132,7 @@ def embed_queries(encoder: Encoder, queryset: QuerySet, protocol: Protocol, prog
         check_audio(audio, f"query {queryset.root / 'audio' / (query_id + '.flac')}")
         segments[row:row + per_query[qi]] = cut_segments(audio, protocol, per_query[qi])
         row += per_query[qi]
-    emb = embed_segments(encoder, segments, batch_size)
+    emb = embed_segments(encoder, segments, batch_size, progress, desc="embed queries")
     if cache:
         _store(key, "queries", emb, index)
     return emb, index, False
