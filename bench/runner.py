@@ -21,6 +21,7 @@ from .config import RunConfig
 from .environment import environment
 from .inputs import RunInputs, encoder_ms_per_segment, prepare_inputs
 from .metrics import by_condition, overall, query_outcomes
+from .report import write_run_report
 from .store import RunStore, now
 from .timing import latency_sample, time_batch, time_queries
 
@@ -55,6 +56,7 @@ class RunOutcome:
     results: pd.DataFrame
     points: pd.DataFrame
     info: dict
+    report: Path | None = None
 
 
 def _overrides_fit(cls: type[Method]) -> bool:
@@ -66,6 +68,16 @@ def _balance(stats: dict) -> dict[str, float]:
         return {}
     b = bucket_balance(np.asarray(stats["bucket_counts"]), int(stats["n_buckets_total"]))
     return {f"balance_{k}": v for k, v in b.items()}
+
+
+def _occupancy(stats: dict) -> list[int] | None:
+    """How many buckets hold c items, c = 0..max, empty buckets included (None without buckets)."""
+    if "bucket_counts" not in stats:
+        return None
+    counts = np.asarray(stats["bucket_counts"], dtype=np.int64)
+    hist = np.bincount(counts, minlength=1)
+    hist[0] += int(stats["n_buckets_total"]) - counts.size  # hash tables list non-empty buckets only
+    return hist.tolist()
 
 
 def evaluate_method(name: str, build_params: dict, inputs: RunInputs, query_grid: list[dict],
@@ -114,7 +126,8 @@ def _evaluate(name: str, build_params: dict, inputs: RunInputs, query_grid: list
         results.append(by_condition(out, lat, len(inputs.db)).assign(**point))
         points.append({**point, **overall(out, lat, len(inputs.db))})
         outcomes.append(out.assign(label=label, query_params=point["query_params"]))
-    meta = {"fit_s": fit_s, "build_s": build_s, "stats": {k: v for k, v in stats.items() if k != "bucket_counts"}}
+    meta = {"fit_s": fit_s, "build_s": build_s, "stats": {k: v for k, v in stats.items() if k != "bucket_counts"},
+            "occupancy": _occupancy(stats)}
     return (pd.concat(results, ignore_index=True), pd.DataFrame(points), pd.concat(outcomes, ignore_index=True),
             json.loads(json.dumps(meta, default=lambda o: o.tolist() if hasattr(o, "tolist") else str(o))))
 
@@ -158,4 +171,6 @@ def run_benchmark(config: RunConfig, requested: list[str], out: Path | str = "re
     results, points = store.combine(labels)
     info.update({"finished": now(), "stage_seconds": inputs.stage_seconds, "labels": labels})
     store.write_run_json(info)
-    return RunOutcome(root, results, points, info)
+    report = write_run_report(root)
+    print(f"report: {report}")
+    return RunOutcome(root, results, points, info, report)

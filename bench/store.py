@@ -15,6 +15,7 @@ RUN_JSON = "run.json"
 RESULTS = "results.parquet"
 POINTS = "points.parquet"
 OUTCOMES = "outcomes.parquet"
+BUCKETS = "buckets.parquet"
 PARTS = "parts"
 
 
@@ -60,10 +61,22 @@ class RunStore:
             for kind in frames:
                 frames[kind].append(pd.read_parquet(self.root / PARTS / f"{key}.{kind}.parquet"))
         combined = {kind: pd.concat(parts, ignore_index=True) for kind, parts in frames.items()}
+        _write_parquet(self.bucket_histograms(labels), self.root / BUCKETS)
         _write_parquet(combined["results"], self.root / RESULTS)
         _write_parquet(combined["points"], self.root / POINTS)
         _write_parquet(combined["outcomes"], self.root / OUTCOMES)
         return combined["results"], combined["points"]
+
+    def bucket_histograms(self, labels: list[str]) -> pd.DataFrame:
+        """Occupancy histograms of ``labels`` from their parts' meta (``label``, ``size``, ``n_buckets``:
+        how many buckets hold ``size`` items; sizes with no bucket left out). Methods without buckets,
+        and parts written before histograms were kept, have no rows."""
+        rows = []
+        for label in labels:
+            meta = json.loads((self.root / PARTS / f"{self.part_key(label)}.json").read_text())
+            rows += [(label, size, n) for size, n in enumerate(meta.get("occupancy") or []) if n]
+        frame = pd.DataFrame(rows, columns=["label", "size", "n_buckets"])
+        return frame.astype({"size": "int64", "n_buckets": "int64"})
 
     def write_run_json(self, info: dict) -> None:
         """Write run.json (merged over an existing one so earlier start times are kept)."""
