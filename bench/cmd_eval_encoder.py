@@ -33,8 +33,7 @@ def grid_table(outcomes: pd.DataFrame, level: str) -> pd.DataFrame:
 
 def run(args: argparse.Namespace) -> int:
     """Build (or reuse) the query set, embed, search exhaustively and print the grid."""
-    from datasets.cache import cache_dir, stable_hash
-    from datasets.queryset import build_queryset
+    from datasets.queryset import build_queryset, default_queryset_dir
     from encoders.checkpoint import load_checkpoint, untrained_encoder
     from encoders.validate import query_outcomes
 
@@ -42,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
     corpus = corpus_from(args)
     noise, rooms = banks_from(args)
     config = config_from(args)
-    out = args.out or cache_dir("querysets", f"{corpus.name}-{stable_hash([config.to_dict(), corpus.identity()])}")
+    out = args.out or default_queryset_dir(corpus, config)
     qs = build_queryset(corpus, noise, rooms, config, out, progress=not args.no_progress)
     encoders = [load_checkpoint(args.encoder, corpus.protocol, args.device)]
     if args.untrained:

@@ -5,9 +5,8 @@ import argparse
 import time
 from pathlib import Path
 
-from datasets.cache import cache_dir, stable_hash
 from datasets.conditions import reverb_label, snr_label
-from datasets.queryset import QuerySetConfig, build_queryset
+from datasets.queryset import QuerySetConfig, build_queryset, default_queryset_dir
 
 from .options import DURATION, REVERB, SNR, add_bank_arguments, add_corpus_arguments, add_protocol_arguments, \
     banks_from, corpus_from, protocol_from
@@ -59,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
                          f"({protocol.segment_s:g} s)")
     corpus = corpus_from(args)
     noise, rooms = banks_from(args)
-    out = args.out or cache_dir("querysets", f"{corpus.name}-{stable_hash([config.to_dict(), corpus.identity()])}")
+    out = args.out or default_queryset_dir(corpus, config)
     qs = build_queryset(corpus, noise, rooms, config, out, progress=not args.no_progress, force=args.force)
     c = qs.info["counts"]
     print(f"query set: {qs.root}")

@@ -9,10 +9,9 @@ import numpy as np
 import pandas as pd
 
 from datasets import open_corpus
-from datasets.cache import cache_dir, stable_hash
 from datasets.corpus import Corpus
 from datasets.noise import NoiseBank, open_noise_bank
-from datasets.queryset import QuerySet, build_queryset, segment_table
+from datasets.queryset import QuerySet, build_queryset, default_queryset_dir, segment_table
 from datasets.rooms import RoomBank, open_room_bank
 from encoders.checkpoint import Encoder, load_checkpoint
 from encoders.embed import cut_segments, embed_db, embed_queries, embed_segments
@@ -107,8 +106,8 @@ def prepare_inputs(config: RunConfig, progress: bool = True) -> RunInputs:
     rooms = open_room_bank(config.rooms, corpus.protocol)
     stages["data"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    qs_dir = cache_dir("querysets", f"{corpus.name}-{stable_hash([config.queries.to_dict(), corpus.identity()])}")
-    queryset = build_queryset(corpus, noise, rooms, config.queries, qs_dir, progress=progress)
+    queryset = build_queryset(corpus, noise, rooms, config.queries, default_queryset_dir(corpus, config.queries),
+                              progress=progress)
     stages["queries"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     encoder = load_checkpoint(config.encoder, corpus.protocol, config.device)

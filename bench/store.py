@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from datasets.cache import atomic_path, atomic_write_json, stable_hash
+from datasets.cache import atomic_write_json, atomic_write_parquet, stable_hash
 
 RESULTS_FORMAT = 1
 RUN_JSON = "run.json"
@@ -22,11 +22,6 @@ PARTS = "parts"
 def now() -> str:
     """UTC time stamp, ISO 8601."""
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
-
-
-def _write_parquet(frame: pd.DataFrame, path: Path) -> None:
-    with atomic_path(path) as tmp:
-        frame.to_parquet(tmp, index=False)
 
 
 class RunStore:
@@ -48,9 +43,9 @@ class RunStore:
                   meta: dict) -> None:
         """Store one finished method configuration (the .json marker last, so it means 'complete')."""
         key = self.part_key(label)
-        _write_parquet(results, self.root / PARTS / f"{key}.results.parquet")
-        _write_parquet(points, self.root / PARTS / f"{key}.points.parquet")
-        _write_parquet(outcomes, self.root / PARTS / f"{key}.outcomes.parquet")
+        atomic_write_parquet(self.root / PARTS / f"{key}.results.parquet", results)
+        atomic_write_parquet(self.root / PARTS / f"{key}.points.parquet", points)
+        atomic_write_parquet(self.root / PARTS / f"{key}.outcomes.parquet", outcomes)
         atomic_write_json(self.root / PARTS / f"{key}.json", {"label": label, **meta})
 
     def combine(self, labels: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -61,10 +56,10 @@ class RunStore:
             for kind in frames:
                 frames[kind].append(pd.read_parquet(self.root / PARTS / f"{key}.{kind}.parquet"))
         combined = {kind: pd.concat(parts, ignore_index=True) for kind, parts in frames.items()}
-        _write_parquet(self.bucket_histograms(labels), self.root / BUCKETS)
-        _write_parquet(combined["results"], self.root / RESULTS)
-        _write_parquet(combined["points"], self.root / POINTS)
-        _write_parquet(combined["outcomes"], self.root / OUTCOMES)
+        atomic_write_parquet(self.root / BUCKETS, self.bucket_histograms(labels))
+        atomic_write_parquet(self.root / RESULTS, combined["results"])
+        atomic_write_parquet(self.root / POINTS, combined["points"])
+        atomic_write_parquet(self.root / OUTCOMES, combined["outcomes"])
         return combined["results"], combined["points"]
 
     def bucket_histograms(self, labels: list[str]) -> pd.DataFrame:

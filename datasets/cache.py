@@ -68,6 +68,12 @@ def atomic_save_npy(final: Path | str, array: np.ndarray) -> None:
         np.save(tmp, array, allow_pickle=False)
 
 
+def atomic_write_parquet(final: Path | str, frame) -> None:
+    """Write a pandas DataFrame as Parquet (no index) atomically."""
+    with atomic_path(final) as tmp:
+        frame.to_parquet(tmp, index=False)
+
+
 def stable_hash(obj: object, n: int = 16) -> str:
     """Short sha256 of an object's canonical JSON form: a cache key that survives restarts."""
     blob = json.dumps(obj, sort_keys=True, default=str).encode()

@@ -20,7 +20,7 @@ import soundfile as sf
 from tqdm.auto import tqdm
 
 from .audio_io import AudioReadError, warn_skip
-from .cache import atomic_path, atomic_write_json, stable_hash
+from .cache import atomic_path, atomic_write_json, atomic_write_parquet, cache_dir, stable_hash
 from .conditions import reverb_label, snr_label
 from .corpus import Corpus
 from .degrade import degrade, measured_snr_db
@@ -286,11 +286,6 @@ def _content_hash(manifest: pd.DataFrame, segments: pd.DataFrame, root: Path) ->
     return h.hexdigest()
 
 
-def _write_parquet(frame: pd.DataFrame, path: Path) -> None:
-    with atomic_path(path) as tmp:
-        frame.to_parquet(tmp, index=False)
-
-
 def _clear(root: Path) -> None:
     """Remove a previous query set's files from ``root`` (only the files a build writes)."""
     for name in (INFO, MANIFEST, SEGMENTS, RENDER_LOG, ".build_key"):
@@ -343,8 +338,8 @@ def build_queryset(corpus: Corpus, noise: NoiseBank, rooms: RoomBank, config: Qu
     manifest["gain"] = [rendered[q]["gain"] for q in manifest["query_id"]]
     manifest["measured_snr_db"] = [rendered[q]["measured_snr_db"] for q in manifest["query_id"]]
     segments = segment_table({t: s.n_samples for t, s in scans.items()}, corpus.protocol)
-    _write_parquet(manifest, root / MANIFEST)
-    _write_parquet(segments, root / SEGMENTS)
+    atomic_write_parquet(root / MANIFEST, manifest)
+    atomic_write_parquet(root / SEGMENTS, segments)
 
     cells = manifest.groupby(["duration_s", "snr", "reverb"], sort=False).size()
     info = {
@@ -377,6 +372,11 @@ def build_queryset(corpus: Corpus, noise: NoiseBank, rooms: RoomBank, config: Qu
     key_path.unlink(missing_ok=True)
     (root / RENDER_LOG).unlink(missing_ok=True)
     return QuerySet(root, info)
+
+
+def default_queryset_dir(corpus: Corpus, config: QuerySetConfig) -> Path:
+    """The cache folder a query set of ``config`` on ``corpus`` lives in when no --out is given."""
+    return cache_dir("querysets", f"{corpus.name}-{stable_hash([config.to_dict(), corpus.identity()])}")
 
 
 def load_queryset(root: Path | str) -> QuerySet:

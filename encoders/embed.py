@@ -8,7 +8,7 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from datasets.cache import atomic_path, atomic_save_npy, cache_dir, stable_hash
+from datasets.cache import atomic_save_npy, atomic_write_parquet, cache_dir, stable_hash
 from datasets.corpus import Corpus
 from datasets.matching import query_segment_count
 from datasets.protocol import Protocol
@@ -68,8 +68,7 @@ def _load_cached(key: str, kind: str) -> tuple[np.ndarray, pd.DataFrame] | None:
 
 def _store(key: str, kind: str, emb: np.ndarray, index: pd.DataFrame) -> None:
     emb_path, idx_path = _cached(key, kind)
-    with atomic_path(idx_path) as tmp:
-        index.to_parquet(tmp, index=False)
+    atomic_write_parquet(idx_path, index)
     atomic_save_npy(emb_path, emb)
 
 

@@ -78,7 +78,7 @@ class FingerprintEncoder(nn.Module):
         self.config = config
         self.frontend_config = frontend
         self.frontend = LogMelFrontend(frontend)
-        blocks, c_in, f, t = [], 1, frontend.n_mels, None
+        blocks, c_in, f = [], 1, frontend.n_mels
         for c_out in config.channels:
             blocks.append(SeparableBlock(c_in, c_out, 2 if f > 1 else 1, 2))
             c_in, f = c_out, (f + 1) // 2
