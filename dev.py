@@ -37,6 +37,7 @@ def main(argv: list[str]) -> int:
         print(f"usage: python3 dev.py {{{','.join(ENVS)}}} [ARGS...]\n"
               "  bench    run the main job on the embedded default data\n"
               "  test     run the test suite\n"
+              "  regress  the CI speedup check against reports/baselines/ci.json\n"
               "ARGS go to the underlying command (python -m bench ... or pytest).", file=sys.stderr)
         return 2
     cmd = [str(tox_executable()), "-e", ENVS[argv[0]]]

@@ -5,14 +5,16 @@ import argparse
 import sys
 from typing import Callable, Sequence
 
-from . import (__version__, cmd_corpus, cmd_embed, cmd_eval_encoder, cmd_list, cmd_queries, cmd_report, cmd_run,
-               cmd_train_encoder)
+from . import (__version__, cmd_corpus, cmd_embed, cmd_eval_encoder, cmd_list, cmd_queries, cmd_regress, cmd_report,
+               cmd_run, cmd_train_encoder)
 
 COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]] = {
     "run": ("run the benchmark: build each method's index, sweep its query parameters, record "
             "accuracy, work, latency and bucket balance", cmd_run.add_arguments, cmd_run.run),
     "report": ("rebuild a run's report (report.md, report.html, figures) from its stored results, or compare "
                "several runs", cmd_report.add_arguments, cmd_report.run),
+    "regress": ("check FlowHash's speedups, hit rates and bucket balance against the committed baseline "
+                "(exit 1 naming any regression), or --update it", cmd_regress.add_arguments, cmd_regress.run),
     "list": ("list search methods with their build grids and query sweeps", cmd_list.add_arguments, cmd_list.run),
     "queries": ("build a standardized degraded query set (manifest, audio, DB segments, hash)",
                 cmd_queries.add_arguments, cmd_queries.run),

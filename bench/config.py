@@ -94,12 +94,18 @@ def load_config(path: Path | str | None) -> RunConfig:
         raise FileNotFoundError(f"config file {path} does not exist") from None
     except yaml.YAMLError as exc:
         raise ValueError(f"{path}: not valid YAML ({exc})") from None
+    return config_from_dict(raw, str(path))
+
+
+def config_from_dict(raw: Any, source: str) -> RunConfig:
+    """A RunConfig from a mapping of any subset of its fields; errors name ``source``."""
     if not isinstance(raw, dict):
-        raise ValueError(f"{path}: expected a mapping of RunConfig fields at the top level")
+        raise ValueError(f"{source}: expected a mapping of RunConfig fields at the top level")
+    raw = dict(raw)
     allowed = {f.name for f in fields(RunConfig)}
     unknown = sorted(set(raw) - allowed)
     if unknown:
-        raise ValueError(f"{path}: unknown field(s) {unknown}; allowed: {sorted(allowed)}")
+        raise ValueError(f"{source}: unknown field(s) {unknown}; allowed: {sorted(allowed)}")
     try:
         if "queries" in raw:
             raw["queries"] = _queries_from(raw["queries"] or {})
@@ -109,4 +115,4 @@ def load_config(path: Path | str | None) -> RunConfig:
             raw["db_splits"] = tuple(raw["db_splits"])
         return replace(RunConfig(), **raw)
     except (TypeError, ValueError) as exc:
-        raise ValueError(f"{path}: {exc}") from None
+        raise ValueError(f"{source}: {exc}") from None

@@ -59,8 +59,9 @@ class RunOutcome:
     report: Path | None = None
 
 
-def _overrides_fit(cls: type[Method]) -> bool:
-    return cls._fit is not Method._fit
+def needs_training(name: str) -> bool:
+    """Whether a method learns from the train pairs (its class overrides ``Method._fit``)."""
+    return method_class(name)._fit is not Method._fit
 
 
 def _balance(stats: dict) -> dict[str, float]:
@@ -80,55 +81,95 @@ def _occupancy(stats: dict) -> list[int] | None:
     return hist.tolist()
 
 
-def evaluate_method(name: str, build_params: dict, inputs: RunInputs, query_grid: list[dict],
-                    progress: bool) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, dict]:
-    """Fit, build and sweep one method configuration; returns (results, points, outcomes, meta).
+@dataclass
+class BuiltMethod:
+    """A fitted and built method configuration, ready to search."""
 
-    NumPy's BLAS pool is held to the run's thread count too, as torch's and faiss's are.
+    method: Method
+    name: str
+    label: str
+    build_params: dict
+    fit_s: float
+    build_s: float
+    stats: dict
+
+
+def build_method(name: str, build_params: dict, inputs: RunInputs) -> BuiltMethod:
+    """Fit (learned methods see only the train pairs) and build one method configuration over the DB.
+
+    Call it under the run's thread limits (``threadpool_limits``), as ``evaluate_method`` does.
     """
-    train = inputs.train if _overrides_fit(method_class(name)) else None
-    with threadpool_limits(limits=inputs.config.timing.threads):
-        return _evaluate(name, build_params, inputs, query_grid, train, progress)
-
-
-def _evaluate(name: str, build_params: dict, inputs: RunInputs, query_grid: list[dict], train,
-              progress: bool) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, dict]:
     cfg = inputs.config
-    label = method_label(name, build_params)
     method = get_method(name, seed=cfg.seed, threads=cfg.timing.threads, device=cfg.device, **build_params)
     fit_s = 0.0
-    if train is not None:
+    if needs_training(name):
+        train = inputs.train
         t0 = time.perf_counter()
         method.fit(train)
         fit_s = time.perf_counter() - t0
     t0 = time.perf_counter()
     method.build(inputs.db)
     build_s = time.perf_counter() - t0
-    stats = method.stats()
-    balance = _balance(stats)
-    codes, tracks = inputs.db_track_codes
-    db_segment = inputs.db_segments["segment"].to_numpy()
+    return BuiltMethod(method, name, method_label(name, build_params), build_params, fit_s, build_s, method.stats())
+
+
+def timed_query_rows(inputs: RunInputs) -> tuple[np.ndarray, list[np.ndarray]]:
+    """The query numbers whose latency is measured, and the query-segment rows of each."""
+    cfg = inputs.config
     rows_of = inputs.query_index.groupby("query").indices
     timed = latency_sample(len(inputs.manifest), cfg.timing.latency_queries, cfg.seed)
-    timed_rows = [rows_of[q] for q in timed]
-    static = {"method": name, "label": label, "build_params": json.dumps(build_params, sort_keys=True),
-              "fit_s": fit_s, "build_s": build_s, "index_bytes": int(stats.get("index_bytes", 0)),
-              "threads": cfg.timing.threads, "k": cfg.k, "n_db": len(inputs.db), **balance}
+    return timed, [rows_of[q] for q in timed]
+
+
+def sweep_method(built: BuiltMethod, inputs: RunInputs, query_grid: list[dict], progress: bool,
+                 timed: bool = True) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Search every query at each point of the query sweep; returns (results, points, outcomes).
+
+    With ``timed=False`` latency and QPS are left out (NaN): only the deterministic measures.
+    """
+    cfg = inputs.config
+    method = built.method
+    codes, tracks = inputs.db_track_codes
+    db_segment = inputs.db_segments["segment"].to_numpy()
+    timed_queries, timed_rows = timed_query_rows(inputs)
+    static = {"method": built.name, "label": built.label,
+              "build_params": json.dumps(built.build_params, sort_keys=True),
+              "fit_s": built.fit_s, "build_s": built.build_s, "index_bytes": int(built.stats.get("index_bytes", 0)),
+              "threads": cfg.timing.threads, "k": cfg.k, "n_db": len(inputs.db), **_balance(built.stats)}
     results, points, outcomes = [], [], []
-    for i, qp in enumerate(tqdm(query_grid, desc=label, disable=not progress)):
+    for i, qp in enumerate(tqdm(query_grid, desc=built.label, disable=not progress)):
         method.set_query_params(**qp)
         res = method.search(inputs.query_emb, cfg.k)
         out = query_outcomes(res, inputs.query_index, inputs.manifest, codes, tracks, db_segment)
-        lat = pd.Series(time_queries(method, inputs.query_emb, timed_rows, cfg.k, cfg.timing.warmup,
-                                     cfg.timing.repeats), index=timed)
-        qps = len(inputs.manifest) / time_batch(method, inputs.query_emb, cfg.k, cfg.timing.batch_repeats)
+        if timed:
+            lat = pd.Series(time_queries(method, inputs.query_emb, timed_rows, cfg.k, cfg.timing.warmup,
+                                         cfg.timing.repeats), index=timed_queries)
+            qps = len(inputs.manifest) / time_batch(method, inputs.query_emb, cfg.k, cfg.timing.batch_repeats)
+        else:
+            lat, qps = pd.Series([], dtype=float), float("nan")
         point = {**static, "query_params": json.dumps(qp, sort_keys=True), "param_index": i, "qps": qps}
         results.append(by_condition(out, lat, len(inputs.db)).assign(**point))
         points.append({**point, **overall(out, lat, len(inputs.db))})
-        outcomes.append(out.assign(label=label, query_params=point["query_params"]))
-    meta = {"fit_s": fit_s, "build_s": build_s, "stats": {k: v for k, v in stats.items() if k != "bucket_counts"},
-            "occupancy": _occupancy(stats)}
-    return (pd.concat(results, ignore_index=True), pd.DataFrame(points), pd.concat(outcomes, ignore_index=True),
+        outcomes.append(out.assign(label=built.label, query_params=point["query_params"]))
+    return pd.concat(results, ignore_index=True), pd.DataFrame(points), pd.concat(outcomes, ignore_index=True)
+
+
+def evaluate_method(name: str, build_params: dict, inputs: RunInputs, query_grid: list[dict],
+                    progress: bool) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, dict]:
+    """Fit, build and sweep one method configuration; returns (results, points, outcomes, meta).
+
+    NumPy's BLAS pool is held to the run's thread count too, as torch's and faiss's are; the
+    train pairs are embedded before that, on all cores.
+    """
+    if needs_training(name):
+        inputs.train  # noqa: B018 - embeds (and caches) the train pairs outside the thread limit
+    with threadpool_limits(limits=inputs.config.timing.threads):
+        built = build_method(name, build_params, inputs)
+        results, points, outcomes = sweep_method(built, inputs, query_grid, progress)
+    stats = built.stats
+    meta = {"fit_s": built.fit_s, "build_s": built.build_s,
+            "stats": {k: v for k, v in stats.items() if k != "bucket_counts"}, "occupancy": _occupancy(stats)}
+    return (results, points, outcomes,
             json.loads(json.dumps(meta, default=lambda o: o.tolist() if hasattr(o, "tolist") else str(o))))
 
 
