@@ -61,7 +61,10 @@ REVERB = checked(parse_reverb)
 def add_bank_arguments(parser: argparse.ArgumentParser) -> None:
     """--noise and --rooms."""
     g = parser.add_argument_group("noise and rooms")
-    g.add_argument("--noise", default="synth", help="'synth' or a folder of noise recordings (default %(default)s)")
+    g.add_argument("--noise", default="synth",
+                   help="'synth' (synthetic noise), 'debian' (real ambience from Debian game packages, "
+                        "fetched with apt on first use), a folder of noise recordings, or several joined "
+                        "by '+' such as 'synth+debian' (default %(default)s)")
     g.add_argument("--rooms", default="simulated",
                    help="'simulated' or a folder of measured RIRs (default %(default)s)")
 

@@ -13,6 +13,7 @@ from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
 from datasets.cache import stable_hash
+from datasets.overlap import content_overlap
 from methods.balance import bucket_balance
 from methods.base import Method
 from methods.registry import get_method, load_grid, method_class, method_names
@@ -183,8 +184,11 @@ def run_benchmark(config: RunConfig, requested: list[str], out: Path | str = "re
     root = Path(run_dir) if run_dir else Path(out) / run_id(config, inputs)
     store = RunStore(root)
     overlap = inputs.split_overlap()
+    t0 = time.perf_counter()
+    overlap.update({f"content_{k}": v for k, v in content_overlap(inputs.corpus, inputs.noise, inputs.rooms).items()})
+    inputs.stage_seconds["overlap_check"] = time.perf_counter() - t0
     if any(overlap.values()):
-        raise RuntimeError(f"train/test leak: {overlap}")
+        raise RuntimeError(f"train/test leak (cross-split pairs; all must be 0): {overlap}")
     info = {"run_id": root.name, "started": started, "config": config.to_dict(), "methods": names,
             "environment": environment(), "threads": config.timing.threads, "seed": config.seed,
             "encoder": {"name": inputs.encoder.name, "sha256": inputs.encoder.sha256,

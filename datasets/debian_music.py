@@ -163,13 +163,14 @@ def fetch_package(package: str, dest: Path | str) -> Path:
 
 
 def fetch_packages(packages: Iterable[str], dest: Path | str, progress: bool = True,
-                   errors: dict[str, str] | None = None) -> dict[str, Path]:
+                   errors: dict[str, str] | None = None, label: str = "debian-music") -> dict[str, Path]:
     """Fetch and extract packages into ``dest``; return {package: extracted folder}.
 
     Packages already extracted there are reused without apt. If apt-get, dpkg or dpkg-deb is
     missing while a package still needs fetching, raise :class:`DebianFetchError`. A package
-    whose download or extraction fails is left out with a warning naming it, and its error is
-    stored in ``errors`` (when given); if every package fails, raise.
+    whose download or extraction fails is left out with a warning naming it (and ``label``,
+    the data set it was for), and its error is stored in ``errors`` (when given); if every
+    package fails, raise.
     """
     from tqdm.auto import tqdm
 
@@ -190,7 +191,7 @@ def fetch_packages(packages: Iterable[str], dest: Path | str, progress: bool = T
             out[pkg] = fetch_package(pkg, dest)
         except DebianFetchError as exc:
             failed[pkg] = str(exc)
-            warnings.warn(f"debian-music: leaving out package {pkg}: {exc}", stacklevel=2)
+            warnings.warn(f"{label}: leaving out package {pkg}: {exc}", stacklevel=2)
     if errors is not None:
         errors.update(failed)
     if not out:
@@ -420,20 +421,30 @@ class Catalogue:
         return pd.DataFrame([asdict(o) for o in self.overlaps], columns=cols)
 
 
-def _fingerprint_file(c: Candidate, fp_dir: Path | None,
-                      params: FingerprintParams) -> tuple[str, Fingerprint, bool]:
-    sha = file_sha256(c.path)
-    cached = fp_dir / f"{sha}.npz" if fp_dir is not None else None
+def fingerprint_file(path: Path | str, fp_dir: Path | None = None,
+                     params: FingerprintParams = DEFAULT_PARAMS) -> tuple[str, Fingerprint, bool]:
+    """Fingerprint of an audio file, cached in ``fp_dir`` under the file's sha256.
+
+    Returns (sha256, fingerprint, whether it came from the cache). The file is decoded at
+    ``params.sample_rate`` only on a cache miss; nothing is cached when ``fp_dir`` is None.
+    """
+    sha = file_sha256(path)
+    cached = Path(fp_dir) / f"{sha}.npz" if fp_dir is not None else None
     if cached is not None and cached.is_file():
         try:
             return sha, Fingerprint.load(cached), True
         except Exception:  # a damaged cache entry: recompute it
             pass
-    audio = read_audio(c.path, params.sample_rate)
+    audio = read_audio(path, params.sample_rate)
     fp = fingerprint(audio, params.sample_rate, params)
     if cached is not None:
         fp.save(cached)
     return sha, fp, False
+
+
+def _fingerprint_file(c: Candidate, fp_dir: Path | None,
+                      params: FingerprintParams) -> tuple[str, Fingerprint, bool]:
+    return fingerprint_file(c.path, fp_dir, params)
 
 
 def build_catalogue(candidates: Sequence[Candidate], fingerprint_dir: Path | str | None = None, *,

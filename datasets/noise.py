@@ -1,4 +1,5 @@
-"""Background-noise banks: synthetic noise from seeds (the embedded default) or a folder of recordings.
+"""Background-noise banks: synthetic noise from seeds (the embedded default), real ambience from
+Debian game packages (:mod:`datasets.debian_noise`), a folder of recordings, or several combined.
 
 A bank is a list of clips, each with a stable id, a kind and a train/val/test split (stratified
 by kind, so every kind with two or more clips has test clips), and a loader that returns mono
@@ -15,7 +16,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -274,10 +275,27 @@ class NoiseBank:
         self._memory: OrderedDict[str, np.ndarray] = OrderedDict()
         self.skipped: list[Skipped] = []
 
-    def _set_clips(self, entries: Iterable[tuple[str, str, float]]) -> None:
-        """Register (noise_id, kind, duration_s) entries and split them stratified by kind."""
+    def _set_clips(self, entries: Iterable[tuple[str, str, float]],
+                   groups: Mapping[str, str] | None = None) -> None:
+        """Register (noise_id, kind, duration_s) entries and split them stratified by kind.
+
+        ``groups`` maps ids to a group name: clips of one group (recordings that share
+        audio) always land in the same split. A group is split as one item, stratified by
+        the kind of its longest clip; ids not in ``groups`` form a group of their own.
+        """
         entries = list(entries)
-        splits = stratified_splits([(i, k) for i, k, _ in entries], self.split_fractions, salt="noise")
+        if not groups:
+            splits = stratified_splits([(i, k) for i, k, _ in entries], self.split_fractions, salt="noise")
+        else:
+            group_of = {i: groups.get(i, i) for i, _, _ in entries}
+            lead: dict[str, tuple[float, str, str]] = {}  # group -> (-duration, id, kind) of its longest clip
+            for i, k, d in entries:
+                g, cand = group_of[i], (-float(d), i, k)
+                if g not in lead or cand < lead[g]:
+                    lead[g] = cand
+            by_group = stratified_splits([(g, k) for g, (_, _, k) in sorted(lead.items())],
+                                         self.split_fractions, salt="noise")
+            splits = {i: by_group[group_of[i]] for i, _, _ in entries}
         self._clips = {i: NoiseClip(i, k, float(d), splits[i]) for i, k, d in entries}
 
     def clips(self, split: str | None = None) -> list[NoiseClip]:
@@ -312,6 +330,11 @@ class NoiseBank:
 
     def _read(self, clip: NoiseClip) -> np.ndarray:
         raise NotImplementedError
+
+    def source_path(self, noise_id: str) -> Path | None:
+        """The file a clip is read from, or None when it has none (synthetic noise)."""
+        self.clip(noise_id)
+        return None
 
     def identity(self) -> dict:
         """What defines this bank's content, for cache keys and query-set hashes."""
@@ -425,6 +448,11 @@ class FolderNoiseBank(NoiseBank):
         warn_skip(path, reason)
         self.skipped.append(Skipped(str(path), reason))
 
+    def source_path(self, noise_id: str) -> Path:
+        """The file a clip is read from."""
+        self.clip(noise_id)
+        return self._paths[noise_id]
+
     def identity(self) -> dict:
         """Ids, kinds and lengths of the clips, the protocol rate and the splits."""
         return {"bank": "folder-noise", "generator_version": GENERATOR_VERSION,
@@ -440,15 +468,89 @@ class FolderNoiseBank(NoiseBank):
             raise AudioReadError(f"{path}: silent recording, cannot use it as noise") from None
 
 
-def open_noise_bank(spec: str, protocol: Protocol = Protocol(), **kwargs) -> NoiseBank:
-    """A noise bank from a spec: 'synth' (synthetic noise) or the path of a folder of recordings.
+class CombinedNoiseBank(NoiseBank):
+    """Several noise banks as one: the union of their clips.
 
-    Extra keyword arguments go to the bank's constructor.
+    Each member keeps its own clip ids, kinds and train/val/test splits (nothing is split
+    again); ids must be unique across members. The identity is the members' identities.
     """
+
+    def __init__(self, banks: Sequence[NoiseBank]) -> None:
+        banks = tuple(banks)
+        if len(banks) < 2:
+            raise NoiseBankError(f"a combined noise bank needs two or more banks, got {len(banks)}")
+        protocols = {b.protocol for b in banks}
+        if len(protocols) > 1:
+            raise NoiseBankError(f"cannot combine noise banks of different protocols: {sorted(map(str, protocols))}")
+        super().__init__(banks[0].protocol, banks[0].split_fractions)
+        self.banks = banks
+        self.name = "+".join(b.name for b in banks)
+        self._owner: dict[str, NoiseBank] = {}
+        for bank in banks:
+            for clip in bank.clips():
+                if clip.noise_id in self._owner:
+                    first = self._owner[clip.noise_id].name
+                    raise NoiseBankError(f"noise id {clip.noise_id!r} is in both bank {first!r} and bank "
+                                         f"{bank.name!r}; a combined bank needs unique ids")
+                self._owner[clip.noise_id] = bank
+                self._clips[clip.noise_id] = clip
+            self.skipped += bank.skipped
+
+    def source_path(self, noise_id: str) -> Path | None:
+        """The file a clip is read from, as its member bank says."""
+        return self.member(noise_id).source_path(noise_id)
+
+    def member(self, noise_id: str) -> NoiseBank:
+        """The member bank a clip comes from."""
+        self.clip(noise_id)
+        return self._owner[noise_id]
+
+    def _read(self, clip: NoiseClip) -> np.ndarray:
+        return self._owner[clip.noise_id]._read(clip)  # this bank's memory cache is the only one
+
+    def identity(self) -> dict:
+        """The identities of the members, in order."""
+        return {"bank": "combined-noise", "members": [b.identity() for b in self.banks]}
+
+
+def _open_one(spec: str, protocol: Protocol, **kwargs) -> NoiseBank:
     if spec == "synth":
         return SynthNoiseBank(protocol, **kwargs)
+    if spec == "debian":
+        from .debian_noise import DebianNoiseBank
+
+        return DebianNoiseBank(protocol, **kwargs)
     path = Path(spec).expanduser()
-    if path.is_dir():
+    if spec and path.is_dir():
         return FolderNoiseBank(path, protocol, **kwargs)
-    raise NoiseBankError(f"noise bank spec {spec!r}: expected 'synth' or an existing folder of "
-                         f"audio files ({path} is not a directory)")
+    raise NoiseBankError(f"noise bank spec {spec!r}: expected 'synth', 'debian' or an existing folder of "
+                         f"audio files, or several joined by '+' such as 'synth+debian' "
+                         f"({path} is not a directory)")
+
+
+def open_noise_bank(spec: str, protocol: Protocol = Protocol(), **kwargs) -> NoiseBank:
+    """A noise bank from a spec.
+
+    ``'synth'``: synthetic noise (:class:`SynthNoiseBank`); ``'debian'``: real ambience from
+    Debian game packages (:class:`datasets.debian_noise.DebianNoiseBank`, fetched with apt
+    on first use); the path of a folder of recordings (:class:`FolderNoiseBank`; write
+    ``./debian`` for a folder named like a bank); or several of these joined by ``'+'``, e.g.
+    ``'synth+debian'``: a :class:`CombinedNoiseBank` in which each member keeps its own clips
+    and splits. Extra keyword arguments go to the bank's constructor; for a combined spec,
+    pass one dict per member, keyed by its part of the spec (``debian={"fetch": False}``).
+    """
+    if "+" in spec and not Path(spec).expanduser().is_dir():
+        parts = spec.split("+")
+        if any(not p for p in parts):
+            raise NoiseBankError(f"noise bank spec {spec!r}: an empty part between '+' signs")
+        if len(set(parts)) != len(parts):
+            raise NoiseBankError(f"noise bank spec {spec!r}: a bank is named twice")
+        unknown = sorted(set(kwargs) - set(parts))
+        if unknown:
+            raise NoiseBankError(f"noise bank spec {spec!r}: options {unknown} name no part of the spec; "
+                                 f"pass one dict of constructor options per part ({parts})")
+        bad = sorted(k for k, v in kwargs.items() if not isinstance(v, Mapping))
+        if bad:
+            raise NoiseBankError(f"noise bank spec {spec!r}: options for {bad} must be dicts of constructor options")
+        return CombinedNoiseBank([_open_one(p, protocol, **dict(kwargs.get(p, {}))) for p in parts])
+    return _open_one(spec, protocol, **kwargs)

@@ -174,9 +174,9 @@ def test_synth_bank_load_and_disk_cache(cache):
 
 def test_open_noise_bank(tmp_path):
     assert isinstance(open_noise_bank("synth", Protocol()), SynthNoiseBank)
-    with pytest.raises(NoiseBankError, match="'synth' or an existing folder"):
+    with pytest.raises(NoiseBankError, match="'synth', 'debian' or an existing folder"):
         open_noise_bank("no-such-thing", Protocol())
-    with pytest.raises(NoiseBankError, match="'synth' or an existing folder"):
+    with pytest.raises(NoiseBankError, match="'synth', 'debian' or an existing folder"):
         open_noise_bank(str(tmp_path / "missing"), Protocol())
 
 

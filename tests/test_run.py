@@ -63,7 +63,8 @@ def test_run_records_results_run_json_and_matches_exact_search(setup) -> None:
     for key in ("config", "environment", "threads", "seed", "encoder", "queryset", "split_overlap", "finished"):
         assert key in info, key
     assert info["environment"]["libraries"]["faiss-cpu"] and info["encoder"]["sha256"] and info["threads"] == 1
-    assert info["split_overlap"] == {"db_tracks_in_train": 0, "query_tracks_in_train": 0}
+    assert info["split_overlap"] == {"db_tracks_in_train": 0, "query_tracks_in_train": 0, "content_tracks": 0,
+                                     "content_noise": 0, "content_rooms": 0}
 
     # the exhaustive reference agrees with the encoder's own exact-search evaluation
     from bench.inputs import prepare_inputs
