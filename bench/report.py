@@ -167,6 +167,10 @@ def environment_text(info: dict) -> str:
                        f"reverbs {queries.get('reverbs')} s RT60 (null = none), {queries.get('per_cell')} per cell"),
         ("corpus", f"{corpus.get('name')} identity hash {corpus.get('identity_hash')}"),
         ("database", f"{db.get('segments')} segments of {db.get('tracks')} tracks, splits {db.get('splits')}"),
+        ("noise / rooms", f"{cfg.get('noise')} / {cfg.get('rooms')}"),
+        ("train/test overlap", ", ".join(f"{k} {v}" for k, v in (info.get("split_overlap") or {}).items())
+         + " (cross-split pairs sharing content or ids; must be 0)"),
+        ("stage seconds", ", ".join(f"{k} {v:.0f}" for k, v in (info.get("stage_seconds") or {}).items())),
         ("top-k", cfg.get("k")),
     ]
     libs = env.get("libraries", {}) or {}

@@ -203,6 +203,7 @@ def run_benchmark(config: RunConfig, requested: list[str], out: Path | str = "re
             "split_overlap": overlap}
     store.write_run_json(info)
     labels = []
+    t_methods = time.perf_counter()
     for name in names:
         for build_params in grids[name]["build"]:
             label = method_label(name, build_params)
@@ -213,6 +214,7 @@ def run_benchmark(config: RunConfig, requested: list[str], out: Path | str = "re
             results, points, outcomes, meta = evaluate_method(name, build_params, inputs, grids[name]["query"],
                                                               progress)
             store.save_part(label, results, points, outcomes, meta)
+    inputs.stage_seconds["methods"] = time.perf_counter() - t_methods  # this process's share when resumed
     results, points = store.combine(labels)
     info.update({"finished": now(), "stage_seconds": inputs.stage_seconds, "labels": labels})
     store.write_run_json(info)

@@ -223,3 +223,25 @@ def test_fetch_with_fake_apt(tmp_path, monkeypatch):
     assert "package failed" in set(pd.read_csv(dest / "dedup_report.csv")["kind"])
     with pytest.raises(DebianFetchError, match="no package could be fetched"), pytest.warns(UserWarning):
         fetch_packages(["bad"], tmp_path / "other", progress=False)
+
+
+def test_recipe_splits_share_no_content(tree, tmp_path, monkeypatch):
+    """Content fingerprints, not names: the raw package files hold the same music under other
+    names, and the corpus the recipe builds from them has no train track sharing audio with a
+    val or test track (down to 5 s of shared audio)."""
+    from datasets.audio_io import read_audio
+    from datasets.dedup import find_overlaps, fingerprint
+    from datasets.overlap import track_fingerprints, track_overlap, track_overlap_pairs
+
+    monkeypatch.setenv("FLOWHASH_BENCH_CACHE", str(tmp_path / "cache"))
+    root = tmp_path / "root"
+    shutil.copytree(tree, root)
+    with pytest.warns(UserWarning, match="broken.ogg"):
+        corpus = DebianMusicCorpus(root=root, packages=("pkga", "pkgb"), fetch=False, progress=False)
+    raw = select_music_files(root / "pkga") + select_music_files(root / "pkgb")
+    prints = {c.track_id: fingerprint(read_audio(c.path, SR), SR) for c in raw}
+    shared = find_overlaps(prints, min_overlap_s=5.0)
+    assert len(shared) >= 2  # theme.ogg = alpha, partial.flac holds 30 s of beta
+    assert set(track_fingerprints(corpus)) == EXPECTED
+    assert track_overlap_pairs(corpus, min_overlap_s=5.0) == []
+    assert track_overlap(corpus, min_overlap_s=5.0) == 0
