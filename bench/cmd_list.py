@@ -2,22 +2,32 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``bench list``."""
     parser.add_argument("names", nargs="*", help="only these methods")
+    parser.add_argument("--plugin", action="append", type=Path, default=[], metavar="FILE",
+                        help="also load the methods a Python module file registers (repeatable)")
 
 
 def run(args: argparse.Namespace) -> int:
     """Print each method's grid."""
-    from methods.registry import load_grid, method_class, method_names
+    from methods.registry import load_grid, load_plugin, method_class, method_names, plugin_methods
 
+    for plugin in args.plugin:
+        load_plugin(plugin)
+    origins = plugin_methods()
     for name in args.names or method_names():
         cls = method_class(name)
         grid = load_grid(name)
         doc = (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
         print(f"{name}: {doc}")
+        if name in origins:
+            print(f"  from: {origins[name]}")
+        if cls.input_kind != "embedding":
+            print(f"  input: {cls.input_kind} (not the encoder's embeddings)")
         print(f"  grid file: {cls.config_path()}")
         for i, b in enumerate(grid["build"]):
             print(f"  build{' (default)' if i == 0 else ''}: {b}")

@@ -24,6 +24,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, default=Path("reports"), help="parent folder of run folders (default %(default)s)")
     parser.add_argument("--run-dir", type=Path, default=None, help="exact run folder (default OUT/<corpus>-<config hash>)")
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    parser.add_argument("--plugin", action="append", type=Path, default=[], metavar="FILE",
+                        help="a Python module file that registers search methods (repeatable); its methods "
+                             "run like built-in ones. See docs/adding-a-method.md")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -32,7 +35,11 @@ def run(args: argparse.Namespace) -> int:
     from .runner import run_benchmark
     from .summary import format_summary
 
+    from methods.registry import load_plugin
+
     t0 = time.perf_counter()
+    for plugin in args.plugin:
+        load_plugin(plugin)
     config = load_config(args.config)
     overrides = {k: v for k, v in {"corpus": args.corpus, "corpus_path": args.corpus_path, "encoder": args.encoder,
                                    "device": args.device}.items() if v is not None}

@@ -16,7 +16,8 @@ from datasets.rooms import RoomBank, open_room_bank
 from encoders.checkpoint import Encoder, load_checkpoint
 from encoders.embed import cut_segments, embed_db, embed_queries, embed_segments
 from encoders.pairs import embed_train_pairs
-from methods.base import TrainData
+from encoders.spectral import SpectralConfig, SpectralImage, spectral_db, spectral_queries
+from methods.base import INPUT_KINDS, TrainData
 
 from .config import RunConfig
 from .options import set_threads
@@ -51,6 +52,46 @@ class RunInputs:
                                                self.config.train_pairs, self.config.seed, self.progress)
         self.stage_seconds["train_pairs"] = time.perf_counter() - t0
         return TrainData(anchors, positives)
+
+    @cached_property
+    def spectrogram(self) -> tuple[np.ndarray, np.ndarray]:
+        """Spectral images (``encoders.spectral``) of the DB rows and of the query segments, rows
+        aligned with ``db_segments`` and ``query_index`` (computed on first use, cached on disk)."""
+        t0 = time.perf_counter()
+        set_threads(0)
+        protocol = self.corpus.protocol
+        db, _ = spectral_db(self.corpus, self.db_segments, SpectralConfig(), self.progress)
+        queries, index, _ = spectral_queries(self.queryset, protocol, SpectralConfig(), self.progress)
+        if not index[["query", "j"]].equals(self.query_index[["query", "j"]]):
+            raise RuntimeError("spectral query rows do not line up with the query embeddings' rows")
+        self.stage_seconds["spectrogram"] = time.perf_counter() - t0
+        return db, queries
+
+    def matrices(self, kind: str) -> tuple[np.ndarray, np.ndarray]:
+        """(DB matrix, query matrix) of a method input kind (``Method.input_kind``): the embeddings,
+        or the spectral images; row i of either is DB segment i / query segment i of the run."""
+        if kind == "embedding":
+            return self.db, self.query_emb
+        if kind == "spectrogram":
+            return self.spectrogram
+        raise ValueError(f"input kind {kind!r} is not allowed; choose one of: {', '.join(INPUT_KINDS)}")
+
+    def input_facts(self, kind: str) -> dict:
+        """What a method of this input kind was given, for its results: the kind, and for spectral
+        images their config and front-end time per segment (the encoder's is in run.json)."""
+        if kind != "spectrogram":
+            return {"kind": kind}
+        frontend = SpectralImage(self.corpus.protocol, SpectralConfig())
+        segments = self.query_segments_sample()
+        set_threads(self.config.timing.threads)
+        frontend(segments[:2])
+        times = []
+        for seg in segments:
+            t0 = time.perf_counter()
+            frontend(seg[None])
+            times.append(time.perf_counter() - t0)
+        return {"kind": kind, "features": SpectralConfig().to_dict(), "dim": SpectralConfig().dim,
+                "frontend_ms_per_segment": 1e3 * float(np.median(times))}
 
     @cached_property
     def db_track_codes(self) -> tuple[np.ndarray, pd.Index]:

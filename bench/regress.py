@@ -19,7 +19,7 @@ from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
 from datasets.cache import stable_hash
-from methods.registry import load_grid
+from methods.registry import load_grid, method_class
 
 from .environment import environment
 from .inputs import RunInputs, prepare_inputs
@@ -119,7 +119,8 @@ def time_rounds(built: dict[str, BuiltMethod], entries: list[tuple[str, str]], i
         for label, qp in entries[shift:] + entries[:shift]:
             method = built[label].method
             method.set_query_params(**json.loads(qp))
-            out[(label, qp)][r] = time_queries(method, inputs.query_emb, rows, cfg.k, cfg.timing.warmup, 1).mean()
+            queries = inputs.matrices(method.input_kind)[1]
+            out[(label, qp)][r] = time_queries(method, queries, rows, cfg.k, cfg.timing.warmup, 1).mean()
             bar.update()
     bar.close()
     return out
@@ -161,6 +162,8 @@ def measure(scenario: Scenario, progress: bool = True) -> Measurement:
     inputs = prepare_inputs(config, progress)
     if any(needs_training(name) for name in scenario.methods):
         inputs.train  # noqa: B018 - embed the train pairs on all cores, before the thread limit
+    for kind in {method_class(name).input_kind for name in scenario.methods}:
+        inputs.matrices(kind)  # spectral images, if any method needs them, also before the limit
     built: dict[str, BuiltMethod] = {}
     results, points = [], []
     for name in scenario.methods:

@@ -98,6 +98,7 @@ class BuiltMethod:
 def build_method(name: str, build_params: dict, inputs: RunInputs) -> BuiltMethod:
     """Fit (learned methods see only the train pairs) and build one method configuration over the DB.
 
+    The DB matrix is the one of the method's ``input_kind`` (embeddings, or spectral images).
     Call it under the run's thread limits (``threadpool_limits``), as ``evaluate_method`` does.
     """
     cfg = inputs.config
@@ -108,8 +109,9 @@ def build_method(name: str, build_params: dict, inputs: RunInputs) -> BuiltMetho
         t0 = time.perf_counter()
         method.fit(train)
         fit_s = time.perf_counter() - t0
+    db, _ = inputs.matrices(method.input_kind)
     t0 = time.perf_counter()
-    method.build(inputs.db)
+    method.build(db)
     build_s = time.perf_counter() - t0
     return BuiltMethod(method, name, method_label(name, build_params), build_params, fit_s, build_s, method.stats())
 
@@ -127,9 +129,11 @@ def sweep_method(built: BuiltMethod, inputs: RunInputs, query_grid: list[dict], 
     """Search every query at each point of the query sweep; returns (results, points, outcomes).
 
     With ``timed=False`` latency and QPS are left out (NaN): only the deterministic measures.
+    Searches and timings use the query matrix of the method's ``input_kind``.
     """
     cfg = inputs.config
     method = built.method
+    _, queries = inputs.matrices(method.input_kind)
     codes, tracks = inputs.db_track_codes
     db_segment = inputs.db_segments["segment"].to_numpy()
     timed_queries, timed_rows = timed_query_rows(inputs)
@@ -140,12 +144,12 @@ def sweep_method(built: BuiltMethod, inputs: RunInputs, query_grid: list[dict], 
     results, points, outcomes = [], [], []
     for i, qp in enumerate(tqdm(query_grid, desc=built.label, disable=not progress)):
         method.set_query_params(**qp)
-        res = method.search(inputs.query_emb, cfg.k)
+        res = method.search(queries, cfg.k)
         out = query_outcomes(res, inputs.query_index, inputs.manifest, codes, tracks, db_segment)
         if timed:
-            lat = pd.Series(time_queries(method, inputs.query_emb, timed_rows, cfg.k, cfg.timing.warmup,
+            lat = pd.Series(time_queries(method, queries, timed_rows, cfg.k, cfg.timing.warmup,
                                          cfg.timing.repeats), index=timed_queries)
-            qps = len(inputs.manifest) / time_batch(method, inputs.query_emb, cfg.k, cfg.timing.batch_repeats)
+            qps = len(inputs.manifest) / time_batch(method, queries, cfg.k, cfg.timing.batch_repeats)
         else:
             lat, qps = pd.Series([], dtype=float), float("nan")
         point = {**static, "query_params": json.dumps(qp, sort_keys=True), "param_index": i, "qps": qps}
@@ -160,15 +164,18 @@ def evaluate_method(name: str, build_params: dict, inputs: RunInputs, query_grid
     """Fit, build and sweep one method configuration; returns (results, points, outcomes, meta).
 
     NumPy's BLAS pool is held to the run's thread count too, as torch's and faiss's are; the
-    train pairs are embedded before that, on all cores.
+    train pairs are embedded, and the method's input matrices computed, before that, on all cores.
     """
+    kind = method_class(name).input_kind
     if needs_training(name):
         inputs.train  # noqa: B018 - embeds (and caches) the train pairs outside the thread limit
+    inputs.matrices(kind)  # spectral images are computed (and cached) on first use, outside the limit
+    input_facts = inputs.input_facts(kind)
     with threadpool_limits(limits=inputs.config.timing.threads):
         built = build_method(name, build_params, inputs)
         results, points, outcomes = sweep_method(built, inputs, query_grid, progress)
     stats = built.stats
-    meta = {"fit_s": built.fit_s, "build_s": built.build_s,
+    meta = {"fit_s": built.fit_s, "build_s": built.build_s, "input": input_facts,
             "stats": {k: v for k, v in stats.items() if k != "bucket_counts"}, "occupancy": _occupancy(stats)}
     return (results, points, outcomes,
             json.loads(json.dumps(meta, default=lambda o: o.tolist() if hasattr(o, "tolist") else str(o))))

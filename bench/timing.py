@@ -16,11 +16,15 @@ def latency_sample(n_queries: int, size: int, seed: int) -> np.ndarray:
     return np.sort(np.random.default_rng(seed).choice(n_queries, size=size, replace=False))
 
 
-def time_queries(method: Method, query_emb: np.ndarray, rows: Sequence[np.ndarray], k: int,
+def time_queries(method: Method, queries: np.ndarray, rows: Sequence[np.ndarray], k: int,
                  warmup: int, repeats: int) -> np.ndarray:
     """Seconds per query (median over ``repeats`` passes): one ``search`` call per query with all
-    of its segments, preceded by ``warmup`` untimed calls."""
-    batches = [np.ascontiguousarray(query_emb[r]) for r in rows]
+    of its segments, preceded by ``warmup`` untimed calls.
+
+    ``queries`` is the method's own query matrix, one row per query segment: the embeddings, or
+    the spectral images for a method whose ``input_kind`` is "spectrogram" (``RunInputs.matrices``);
+    computing it (encoder or spectral front end) is not part of the search time."""
+    batches = [np.ascontiguousarray(queries[r]) for r in rows]
     for b in batches[:warmup]:
         method.search(b, k)
     times = np.empty((repeats, len(batches)))
@@ -32,12 +36,12 @@ def time_queries(method: Method, query_emb: np.ndarray, rows: Sequence[np.ndarra
     return np.median(times, axis=0)
 
 
-def time_batch(method: Method, query_emb: np.ndarray, k: int, repeats: int) -> float:
+def time_batch(method: Method, queries: np.ndarray, k: int, repeats: int) -> float:
     """Seconds for one ``search`` call over every query segment at once (median of repeats)."""
-    method.search(query_emb[: min(len(query_emb), 64)], k)
+    method.search(queries[: min(len(queries), 64)], k)
     times = []
     for _ in range(repeats):
         t0 = time.perf_counter()
-        method.search(query_emb, k)
+        method.search(queries, k)
         times.append(time.perf_counter() - t0)
     return float(np.median(times))

@@ -15,6 +15,9 @@ from typing import Any, ClassVar
 import numpy as np
 
 
+INPUT_KINDS = ("embedding", "spectrogram")
+
+
 @dataclass
 class TrainData:
     """What ``fit()`` may learn from: train-split embeddings only."""
@@ -84,6 +87,12 @@ class Method:
     devices: ClassVar[tuple[str, ...]] = ("cpu",)
     approximate_scores: ClassVar[bool] = False  # True when scores are estimates (e.g. PQ), not exact <q, x>
     config_file: ClassVar[str | None] = None     # grid file; default: <name>.yml beside the defining module
+    # What build() and search() are given (INPUT_KINDS): "embedding", the encoder's L2-normalised
+    # embeddings (the default), or "spectrogram", the harness's fixed-size log-mel image of each
+    # segment (encoders/spectral.py), flattened [n, bands * frames]. Rows are DB segments / query
+    # segments either way. Train pairs exist only as embeddings, so a spectrogram method must not
+    # override _fit (register() refuses it).
+    input_kind: ClassVar[str] = "embedding"
 
     def __init__(self, seed: int = 0, threads: int = 1, device: str = "cpu", **build_params: Any) -> None:
         """Store seed, thread count, device and the build parameters (defaults filled in)."""

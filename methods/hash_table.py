@@ -1,4 +1,6 @@
-"""The hash table LSH and FlowHash share: CSR buckets, multi-probe sequences, re-ranking.
+"""The hash table LSH, FlowHash and ITQ share: CSR buckets, multi-probe sequences, re-ranking.
+
+(``binary-hash`` and ``minhash`` reuse its ranking helpers ``inner_products`` and ``top_k``.)
 
 Codes are K-bit integers (K <= 30) stored as int64, one code array per table. Each table
 is kept in CSR form: the DB row ids sorted by code (``order``), the distinct codes in
@@ -211,33 +213,46 @@ class HashTable:
         return key // self.n, key % self.n
 
     def rerank(self, q: np.ndarray, qidx: np.ndarray, ids: np.ndarray) -> np.ndarray:
-        """Inner products <q[qidx[i]], db[ids[i]]> as float32; ``qidx`` must be grouped ascending.
-
-        One small gather and matrix-vector product per query: far faster than one big
-        [T, d] gather, which runs out of cache.
-        """
-        scores = np.empty(ids.size, dtype=np.float32)
-        bounds = np.searchsorted(qidx, np.arange(q.shape[0] + 1))
-        for i in np.flatnonzero(np.diff(bounds)):
-            lo, hi = bounds[i], bounds[i + 1]
-            scores[lo:hi] = self.db[ids[lo:hi]] @ q[i]
-        return scores
+        """Inner products <q[qidx[i]], db[ids[i]]> as float32; ``qidx`` must be grouped ascending."""
+        return inner_products(self.db, q, qidx, ids)
 
     def search(self, q: np.ndarray, probes: Sequence[np.ndarray] | np.ndarray, k: int) -> SearchResult:
         """Gather the probed buckets, re-rank by inner product, keep the top ``k`` per query."""
-        nq = q.shape[0]
         qidx, ids = self.gather(probes)
-        scores = self.rerank(q, qidx, ids)
-        out_ids = np.full((nq, k), -1, dtype=np.int64)
-        out_scores = np.full((nq, k), -np.inf, dtype=np.float32)
-        counts = np.bincount(qidx, minlength=nq).astype(np.int64)
-        if ids.size:
-            # by query, then score descending; ties keep gather order (probe order, then id)
-            order = np.argsort(_query_score_key(qidx, scores), kind="stable")
-            group_start = np.cumsum(counts) - counts
-            rank = np.arange(ids.size) - np.repeat(group_start, counts)
-            keep = order[rank < k]
-            kept_rank = rank[rank < k]
-            out_ids[qidx[keep], kept_rank] = ids[keep]
-            out_scores[qidx[keep], kept_rank] = scores[keep]
-        return SearchResult(ids=out_ids, scores=out_scores, candidates=counts)
+        return top_k(q.shape[0], qidx, ids, self.rerank(q, qidx, ids), k)
+
+
+def inner_products(db: np.ndarray, q: np.ndarray, qidx: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    """Inner products <q[qidx[i]], db[ids[i]]> as float32; ``qidx`` must be grouped ascending.
+
+    One small gather and matrix-vector product per query: far faster than one big
+    [T, d] gather, which runs out of cache.
+    """
+    scores = np.empty(ids.size, dtype=np.float32)
+    bounds = np.searchsorted(qidx, np.arange(q.shape[0] + 1))
+    for i in np.flatnonzero(np.diff(bounds)):
+        lo, hi = bounds[i], bounds[i + 1]
+        scores[lo:hi] = db[ids[lo:hi]] @ q[i]
+    return scores
+
+
+def top_k(nq: int, qidx: np.ndarray, ids: np.ndarray, scores: np.ndarray, k: int) -> SearchResult:
+    """The ``k`` best-scored candidates of each of ``nq`` queries, as a padded SearchResult.
+
+    ``qidx``, ``ids`` and ``scores`` are parallel: one entry per distinct (query, DB id)
+    candidate, grouped by query in ascending order. ``candidates`` counts the entries of
+    each query; ties in score keep the given order.
+    """
+    out_ids = np.full((nq, k), -1, dtype=np.int64)
+    out_scores = np.full((nq, k), -np.inf, dtype=np.float32)
+    counts = np.bincount(qidx, minlength=nq).astype(np.int64)
+    if ids.size:
+        # by query, then score descending; ties keep the given order (probe order, then id)
+        order = np.argsort(_query_score_key(qidx, scores), kind="stable")
+        group_start = np.cumsum(counts) - counts
+        rank = np.arange(ids.size) - np.repeat(group_start, counts)
+        keep = order[rank < k]
+        kept_rank = rank[rank < k]
+        out_ids[qidx[keep], kept_rank] = ids[keep]
+        out_scores[qidx[keep], kept_rank] = scores[keep]
+    return SearchResult(ids=out_ids, scores=out_scores, candidates=counts)

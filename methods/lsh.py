@@ -32,16 +32,23 @@ class LSH(Method):
     def _check_query_params(self, params: dict[str, Any]) -> None:
         check_int_range("radius", params["radius"], 0, self.params["K"])
 
+    def draw_planes(self, d: int) -> None:
+        """Draw the L*K hyperplanes for dimension ``d`` from ``seed`` (the same for every method reusing them)."""
+        rng = np.random.default_rng(self.seed)
+        self.planes = rng.standard_normal((d, self.params["L"] * self.params["K"])).astype(np.float32)
+
+    def sign_bits(self, x: np.ndarray) -> np.ndarray:
+        """The L*K sign bits of ``x`` [n, d]: bool [n, L*K]; table t uses columns t*K .. t*K+K-1."""
+        return x @ self.planes > 0
+
     def hash(self, x: np.ndarray) -> np.ndarray:
         """Codes of ``x`` [n, d] in every table: int64 [L, n]."""
         K, L = self.params["K"], self.params["L"]
-        projected = x @ self.planes  # [n, L*K]
-        return np.stack([pack_bits(projected[:, t * K:(t + 1) * K] > 0) for t in range(L)])
+        bits = self.sign_bits(x)  # [n, L*K]
+        return np.stack([pack_bits(bits[:, t * K:(t + 1) * K]) for t in range(L)])
 
     def _build(self, db: np.ndarray) -> None:
-        K, L = self.params["K"], self.params["L"]
-        rng = np.random.default_rng(self.seed)
-        self.planes = rng.standard_normal((db.shape[1], L * K)).astype(np.float32)
+        self.draw_planes(db.shape[1])
         self.table = HashTable(self.hash(db), db)
 
     def _search(self, q: np.ndarray, k: int) -> SearchResult:

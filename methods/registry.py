@@ -2,9 +2,16 @@
 
 Every module of the ``methods`` package (names not starting with ``_``) is imported when
 the registry is first imported; a module adds its classes with the ``@register``
-decorator. Plugins call ``register`` on their own classes (a later ``bench.methods`` entry
-point or ``--plugin file.py`` only has to import the file). A method's grid lives in
-``<name>.yml`` beside its module (or in the class's ``config_file``):
+decorator. Methods that live outside this repository are registered the same way:
+
+- an installed package declares an entry point in the group ``bench.methods`` (see
+  ``ENTRY_POINT_GROUP``) naming a module (``my_pkg.my_method``), whose import registers its
+  classes, or a class (``my_pkg.my_method:MyMethod``), registered if its module did not;
+  these are loaded right after the built-in modules, so a name clash names the built-in;
+- ``load_plugin("path/to/module.py")`` (``bench run/list --plugin FILE``) imports a module
+  file; it must register at least one method.
+
+A method's grid lives in ``<name>.yml`` beside its module (or in the class's ``config_file``):
 
     build:   # list of build-parameter dicts; the first is the default
       - {K: 16, L: 1}
@@ -13,16 +20,25 @@ point or ``--plugin file.py`` only has to import the file). A method's grid live
 """
 from __future__ import annotations
 
+import hashlib
 import importlib
+import importlib.metadata
+import importlib.util
 import pkgutil
+import sys
+from pathlib import Path
 from typing import Any
 
 import yaml
 
-from methods.base import Method
+from methods.base import INPUT_KINDS, Method
 
+ENTRY_POINT_GROUP = "bench.methods"
 METHODS: dict[str, type[Method]] = {}
 _discovered = False
+_entry_points_done = False
+_entry_points_loaded: dict[tuple[str, str], list[str]] = {}  # (entry point name, value) -> methods it added
+_plugins_loaded: dict[Path, list[str]] = {}                  # resolved plugin file -> methods it added
 
 
 def register(cls: type[Method]) -> type[Method]:
@@ -31,6 +47,12 @@ def register(cls: type[Method]) -> type[Method]:
         raise TypeError(f"register() expects a Method subclass, got {cls!r}")
     if not cls.name:
         raise ValueError(f"{cls.__qualname__} has no 'name'")
+    if cls.input_kind not in INPUT_KINDS:
+        raise ValueError(f"{cls.__qualname__}: input_kind={cls.input_kind!r} is not allowed; "
+                         f"choose one of: {', '.join(INPUT_KINDS)}")
+    if cls.input_kind != "embedding" and cls._fit is not Method._fit:
+        raise ValueError(f"{cls.__qualname__}: a method with input_kind={cls.input_kind!r} cannot override _fit "
+                         f"(train pairs exist only as embeddings)")
     existing = METHODS.get(cls.name)
     if existing is not None and existing is not cls:
         raise ValueError(f"method name {cls.name!r} is already registered by "
@@ -39,8 +61,7 @@ def register(cls: type[Method]) -> type[Method]:
     return cls
 
 
-def discover() -> None:
-    """Import every built-in method module of this package (once), so each registers itself."""
+def _import_builtins() -> None:
     global _discovered
     if _discovered:
         return
@@ -50,6 +71,105 @@ def discover() -> None:
         if not info.name.startswith("_"):
             importlib.import_module(f"methods.{info.name}")
     _discovered = True
+
+
+def discover() -> None:
+    """Import every built-in method module of this package, then load the ``bench.methods`` entry
+    points, so each registers itself (once; a failing entry point raises again on the next call)."""
+    global _entry_points_done
+    _import_builtins()
+    if not _entry_points_done:
+        load_entry_points()
+        _entry_points_done = True
+
+
+def _added_since(before: dict[str, type[Method]]) -> list[str]:
+    return [name for name in METHODS if name not in before]
+
+
+def load_entry_points() -> list[str]:
+    """Load the ``bench.methods`` entry points not loaded yet; returns the method names they added.
+
+    An entry point names a module (importing it registers its ``@register`` classes) or a Method
+    subclass (registered unless its module already did). Errors name the entry point and its
+    distribution; a failed entry point registers nothing.
+    """
+    _import_builtins()
+    added: list[str] = []
+    for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+        key = (ep.name, ep.value)
+        if key in _entry_points_loaded:
+            continue
+        dist = getattr(ep.dist, "name", None) or "an unknown distribution"
+        where = f"entry point {ep.name!r} = {ep.value!r} (group {ENTRY_POINT_GROUP!r}, from {dist})"
+        before = dict(METHODS)
+        try:
+            obj = ep.load()
+            if isinstance(obj, type) and issubclass(obj, Method) and METHODS.get(obj.name) is not obj:
+                register(obj)
+        except Exception as exc:
+            METHODS.clear()
+            METHODS.update(before)
+            raise RuntimeError(f"{where}: {type(exc).__name__}: {exc}") from exc
+        names = _added_since(before)
+        if not names and not any(m.__module__ == getattr(obj, "__name__", None) or m is obj
+                                 for m in METHODS.values()):
+            raise RuntimeError(f"{where} registered no method: it must name a module whose Method subclasses "
+                               f"are decorated with @register, or a Method subclass")
+        _entry_points_loaded[key] = names
+        added += names
+    return added
+
+
+def load_plugin(path: str | Path) -> list[str]:
+    """Import the module file ``path`` so its ``@register`` classes register; returns their names.
+
+    The module is imported under a name derived from its path (``bench_plugin_<stem>_<hash>``),
+    so ``Method.config_path`` finds ``<name>.yml`` beside the file. Loading the same file again
+    returns the same names. Raises FileNotFoundError for a missing file, and ValueError naming
+    the file when it is not a ``.py`` file, fails to import (the original error is chained),
+    clashes with a registered name, or registers no method; a failed plugin registers nothing.
+    """
+    discover()
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"plugin file {path} not found")
+    if path.suffix != ".py":
+        raise ValueError(f"plugin {path}: not a Python module file (.py)")
+    resolved = path.resolve()
+    if resolved in _plugins_loaded:
+        return list(_plugins_loaded[resolved])
+    digest = hashlib.sha256(str(resolved).encode()).hexdigest()[:10]
+    stem = "".join(c if c.isalnum() else "_" for c in path.stem)
+    module_name = f"bench_plugin_{stem}_{digest}"
+    spec = importlib.util.spec_from_file_location(module_name, resolved)
+    if spec is None or spec.loader is None:
+        raise ValueError(f"plugin {path}: cannot be imported as a Python module")
+    module = importlib.util.module_from_spec(spec)
+    before = dict(METHODS)
+    sys.modules[module_name] = module  # before exec: dataclasses and config_path look the module up
+    try:
+        spec.loader.exec_module(module)
+    except Exception as exc:
+        sys.modules.pop(module_name, None)
+        METHODS.clear()
+        METHODS.update(before)
+        raise ValueError(f"plugin {path}: import failed: {type(exc).__name__}: {exc}") from exc
+    names = _added_since(before)
+    if not names:
+        sys.modules.pop(module_name, None)
+        raise ValueError(f"plugin {path} registered no method: decorate a methods.base.Method subclass "
+                         f"with @methods.registry.register (see docs/adding-a-method.md)")
+    _plugins_loaded[resolved] = names
+    return list(names)
+
+
+def plugin_methods() -> dict[str, str]:
+    """Methods registered by plugins and entry points: name -> where it came from."""
+    out = {name: f"plugin {path}" for path, names in _plugins_loaded.items() for name in names}
+    out.update({name: f"entry point {ep_name} = {value}" for (ep_name, value), names in _entry_points_loaded.items()
+                for name in names})
+    return out
 
 
 def method_names() -> list[str]:

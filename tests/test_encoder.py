@@ -1,7 +1,6 @@
 """The encoder: front end, loss, checkpoints, resume, embedding cache, bad input, shipped quality."""
 from __future__ import annotations
 
-import io
 import subprocess
 import sys
 from pathlib import Path

@@ -1,19 +1,36 @@
 """Every registered method honours the Method contract (methods/base.py).
 
 Parametrized from the registry, so a newly registered method is checked automatically, with
-its default build parameters and the first and last points of its query sweep.
+its default build parameters and the first and last points of its query sweep: the built-in
+modules, installed ``bench.methods`` entry points, and the plugin files named in the
+environment variable ``BENCH_PLUGINS`` (paths joined by the OS path separator), e.g.
+``BENCH_PLUGINS=my_method.py pytest tests/test_methods_conformance.py -k my-method``.
+
+Each method gets data of its ``input_kind``: L2-normalised 128-d vectors from a Gaussian
+mixture for "embedding" methods, spectral images (``encoders.spectral``) of 1 s segments of
+synthetic tone music for "spectrogram" methods.
 """
 from __future__ import annotations
 
+import os
 from typing import Any, Callable
 
 import numpy as np
 import pytest
 
-from methods import Method, TrainData, get_method, load_grid, method_names
+from datasets.protocol import Protocol
+from encoders.embed import cut_segments
+from encoders.spectral import SpectralConfig, SpectralImage
+from methods import Method, TrainData, get_method, load_grid, method_class, method_names
 from methods.balance import bucket_balance
+from methods.registry import load_plugin
+
+from .conftest import tone_track
 
 N, D, N_TRAIN, N_CLUSTERS = 5000, 128, 4000, 50
+
+for _plugin in filter(None, os.environ.get("BENCH_PLUGINS", "").split(os.pathsep)):
+    load_plugin(_plugin)
 
 
 def normalise(x: np.ndarray) -> np.ndarray:
@@ -25,13 +42,36 @@ def mixture(rng: np.random.Generator, centres: np.ndarray, n: int) -> np.ndarray
     return normalise(centres[rng.integers(0, len(centres), n)] + 0.5 * rng.standard_normal((n, D)))
 
 
+def spectral_images(seed: int, n: int) -> np.ndarray:
+    """``n`` spectral images of consecutive 1 s segments (0.5 s hop) of a synthetic tone track."""
+    protocol = Protocol()
+    audio = tone_track(seed, (n + 1) * protocol.hop_s, protocol.sample_rate)
+    return SpectralImage(protocol, SpectralConfig())(cut_segments(audio, protocol)[:n])
+
+
 @pytest.fixture(scope="module")
-def data() -> dict[str, np.ndarray]:
+def all_data() -> dict[str, dict[str, np.ndarray]]:
+    """Test data of each input kind: ``db`` [N, d], ``anchors`` and ``positives`` [n_train, d]."""
     rng = np.random.default_rng(0)
     centres = rng.standard_normal((N_CLUSTERS, D))
     anchors = mixture(rng, centres, N_TRAIN)
     positives = normalise(anchors + 0.05 * rng.standard_normal(anchors.shape))
-    return {"db": mixture(rng, centres, N), "anchors": anchors, "positives": positives}
+    spec_anchors = spectral_images(1, N_TRAIN // 4)  # spectrogram methods do not learn from them
+    spec_positives = (spec_anchors + 0.3 * rng.standard_normal(spec_anchors.shape)).astype(np.float32)
+    return {"embedding": {"db": mixture(rng, centres, N), "anchors": anchors, "positives": positives},
+            "spectrogram": {"db": spectral_images(0, N), "anchors": spec_anchors, "positives": spec_positives}}
+
+
+@pytest.fixture(scope="module")
+def data(all_data: dict[str, dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """The embedding test data (for tests that are not about one method's input)."""
+    return all_data["embedding"]
+
+
+@pytest.fixture(scope="module")
+def inputs(all_data: dict[str, dict[str, np.ndarray]]) -> Callable[[str], dict[str, np.ndarray]]:
+    """The test data of a method's input kind."""
+    return lambda name: all_data[method_class(name).input_kind]
 
 
 def make_built(name: str, data: dict[str, np.ndarray]) -> Method:
@@ -42,13 +82,13 @@ def make_built(name: str, data: dict[str, np.ndarray]) -> Method:
 
 
 @pytest.fixture(scope="module")
-def built(data: dict[str, np.ndarray]) -> Callable[[str], Method]:
+def built(inputs: Callable[[str], dict[str, np.ndarray]]) -> Callable[[str], Method]:
     """Each method fitted and built once per module (default build parameters)."""
     cache: dict[str, Method] = {}
 
     def get(name: str) -> Method:
         if name not in cache:
-            cache[name] = make_built(name, data)
+            cache[name] = make_built(name, inputs(name))
         return cache[name]
     return get
 
@@ -93,8 +133,9 @@ def check_result(result: Any, nq: int, k: int) -> None:
 
 @pytest.mark.parametrize("case", SWEEP_ENDS, ids=case_id)
 def test_thousand_queries(case: tuple[str, dict[str, Any]], built: Callable[[str], Method],
-                          data: dict[str, np.ndarray]) -> None:
+                          inputs: Callable[[str], dict[str, np.ndarray]]) -> None:
     name, params = case
+    data = inputs(name)
     method = built(name)
     method.set_query_params(**params)
     result = method.search(data["db"][:1000], 10)
@@ -103,8 +144,9 @@ def test_thousand_queries(case: tuple[str, dict[str, Any]], built: Callable[[str
 
 @pytest.mark.parametrize("case", SWEEP_ENDS, ids=case_id)
 def test_one_query_matches_the_batch(case: tuple[str, dict[str, Any]], built: Callable[[str], Method],
-                                     data: dict[str, np.ndarray]) -> None:
+                                     inputs: Callable[[str], dict[str, np.ndarray]]) -> None:
     name, params = case
+    data = inputs(name)
     method = built(name)
     method.set_query_params(**params)
     batch = method.search(data["db"][:50], 10)
@@ -117,8 +159,9 @@ def test_one_query_matches_the_batch(case: tuple[str, dict[str, Any]], built: Ca
 
 @pytest.mark.parametrize("case", SWEEP_ENDS, ids=case_id)
 def test_k_beyond_the_candidates_pads(case: tuple[str, dict[str, Any]], built: Callable[[str], Method],
-                                      data: dict[str, np.ndarray]) -> None:
+                                      inputs: Callable[[str], dict[str, np.ndarray]]) -> None:
     name, params = case
+    data = inputs(name)
     method = built(name)
     method.set_query_params(**params)
     k = N + 5
@@ -130,8 +173,9 @@ def test_k_beyond_the_candidates_pads(case: tuple[str, dict[str, Any]], built: C
 
 @pytest.mark.parametrize("case", SWEEP_ENDS, ids=case_id)
 def test_float64_queries_accepted(case: tuple[str, dict[str, Any]], built: Callable[[str], Method],
-                                  data: dict[str, np.ndarray]) -> None:
+                                  inputs: Callable[[str], dict[str, np.ndarray]]) -> None:
     name, params = case
+    data = inputs(name)
     method = built(name)
     method.set_query_params(**params)
     q = data["db"][:20]
@@ -142,8 +186,9 @@ def test_float64_queries_accepted(case: tuple[str, dict[str, Any]], built: Calla
 
 @pytest.mark.parametrize("case", LAST_POINTS, ids=case_id)
 def test_db_vectors_find_themselves(case: tuple[str, dict[str, Any]], built: Callable[[str], Method],
-                                    data: dict[str, np.ndarray]) -> None:
+                                    inputs: Callable[[str], dict[str, np.ndarray]]) -> None:
     name, params = case
+    data = inputs(name)
     method = built(name)
     method.set_query_params(**params)
     result = method.search(data["db"][:1000], 10)
@@ -152,7 +197,9 @@ def test_db_vectors_find_themselves(case: tuple[str, dict[str, Any]], built: Cal
 
 
 @pytest.mark.parametrize("name", method_names())
-def test_deterministic_for_a_seed(name: str, built: Callable[[str], Method], data: dict[str, np.ndarray]) -> None:
+def test_deterministic_for_a_seed(name: str, built: Callable[[str], Method],
+                                  inputs: Callable[[str], dict[str, np.ndarray]]) -> None:
+    data = inputs(name)
     first, second = built(name), make_built(name, data)
     for params in (load_grid(name)["query"][0], load_grid(name)["query"][-1]):
         first.set_query_params(**params)
@@ -165,7 +212,8 @@ def test_deterministic_for_a_seed(name: str, built: Callable[[str], Method], dat
 
 @pytest.mark.parametrize("name", method_names())
 def test_dimension_mismatch_is_a_value_error(name: str, built: Callable[[str], Method],
-                                             data: dict[str, np.ndarray]) -> None:
+                                             inputs: Callable[[str], dict[str, np.ndarray]]) -> None:
+    data = inputs(name)
     with pytest.raises(ValueError, match="d=64"):
         built(name).search(np.zeros((2, 64), dtype=np.float32), 5)
     fitted = get_method(name, **load_grid(name)["build"][0])
@@ -177,9 +225,9 @@ def test_dimension_mismatch_is_a_value_error(name: str, built: Callable[[str], M
 
 
 @pytest.mark.parametrize("name", method_names())
-def test_stats(name: str, built: Callable[[str], Method]) -> None:
+def test_stats(name: str, built: Callable[[str], Method], inputs: Callable[[str], dict[str, np.ndarray]]) -> None:
     stats = built(name).stats()
-    assert stats["n"] == N and stats["d"] == D
+    assert stats["n"] == N and stats["d"] == inputs(name)["db"].shape[1]
     assert isinstance(stats["index_bytes"], int) and stats["index_bytes"] > 0
     if "bucket_counts" in stats:
         counts = np.asarray(stats["bucket_counts"])
@@ -192,11 +240,10 @@ def test_stats(name: str, built: Callable[[str], Method]) -> None:
 @pytest.mark.parametrize("name", method_names())
 def test_grid_points_are_valid(name: str) -> None:
     grid = load_grid(name)
-    for build_params in grid["build"]:
-        get_method(name, **build_params)
-    method = get_method(name, **grid["build"][0])
-    for query_params in grid["query"]:
-        method.set_query_params(**query_params)
+    for build_params in grid["build"]:  # the whole query sweep runs on every build configuration
+        method = get_method(name, **build_params)
+        for query_params in grid["query"]:
+            method.set_query_params(**query_params)
 
 
 def test_unknown_method_lists_the_choices() -> None:

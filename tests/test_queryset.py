@@ -165,7 +165,7 @@ def test_another_config_in_the_same_folder_needs_force(music: Path, banks, tmp_p
     small = QuerySetConfig(durations=(1.0,), snrs=(None,), reverbs=(None,), per_cell=2)
     with pytest.raises(ValueError, match="holds another query set"):
         build_queryset(corpus_of(music), noise, rooms, small, tmp_path, progress=False)
-    qs = build_queryset(corpus_of(music), noise, rooms, small, tmp_path, progress=False, force=True)
+    build_queryset(corpus_of(music), noise, rooms, small, tmp_path, progress=False, force=True)
     assert len(list((tmp_path / "audio").glob("*.flac"))) == 2 == len(pd.read_parquet(tmp_path / MANIFEST))
 
 

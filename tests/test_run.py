@@ -133,7 +133,7 @@ def test_unknown_method_lists_the_choices() -> None:
 def test_list_shows_every_method_with_its_grid() -> None:
     out = run_cli("list")
     assert out.returncode == 0
-    for name in ("exhaustive", "lsh", "flowhash", "ivf", "ivfpq", "hnsw"):
+    for name in ("exhaustive", "lsh", "flowhash", "ivf", "ivfpq", "hnsw", "itq", "binary-hash", "minhash"):
         assert f"{name}:" in out.stdout
     assert "query sweep" in out.stdout
 
