@@ -132,6 +132,15 @@ def probe_codes(query_codes: np.ndarray, flip_order: np.ndarray, n_probes: int,
     return query_codes[:, None] ^ masks
 
 
+def latent_probes(z: np.ndarray, n_probes: int) -> np.ndarray:
+    """Probe codes [n, n_probes] for real-valued latents ``z`` [n, K] whose hash bits are z > 0:
+    the own bucket first, then flips of the least-certain bits (smallest |z|) by summed |z|."""
+    uncertainty = np.abs(z)
+    flip_order = np.argsort(uncertainty, axis=1, kind="stable")
+    flip_costs = np.take_along_axis(uncertainty, flip_order, axis=1)
+    return probe_codes(pack_bits(z > 0), flip_order, n_probes, flip_costs)
+
+
 def _query_score_key(qidx: np.ndarray, scores: np.ndarray) -> np.ndarray:
     """uint64 keys that sort by query ascending, then score descending (exact for float32)."""
     bits = np.ascontiguousarray(scores, dtype=np.float32).view(np.uint32)

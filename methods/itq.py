@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from methods.base import Method, SearchResult, TrainData, check_int_range
-from methods.hash_table import MAX_BITS, HashTable, pack_bits, probe_codes
+from methods.hash_table import MAX_BITS, HashTable, latent_probes, pack_bits
 from methods.projection import PCAWhitening
 from methods.registry import register
 
@@ -83,12 +83,7 @@ class ITQ(Method):
         self.table = HashTable(pack_bits(self.latent(db) > 0), db)
 
     def _search(self, q: np.ndarray, k: int) -> SearchResult:
-        z = self.latent(q)
-        uncertainty = np.abs(z)
-        flip_order = np.argsort(uncertainty, axis=1, kind="stable")
-        flip_costs = np.take_along_axis(uncertainty, flip_order, axis=1)
-        probes = probe_codes(pack_bits(z > 0), flip_order, self.query_params["n_probes"], flip_costs)
-        return self.table.search(q, probes, k)
+        return self.table.search(q, latent_probes(self.latent(q), self.query_params["n_probes"]), k)
 
     def _stats(self) -> dict[str, Any]:
         K = self.params["K"]

@@ -10,9 +10,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-import soundfile as sf
 
-from datasets.audio_io import read_audio, resample
+from datasets.audio_io import read_audio
 from datasets.debian_music import MARKER, DebianFetchError
 from datasets.debian_noise import (KINDS, RECIPE, Activity, DebianNoiseBank, RecipeEntry, activity, check_recipe,
                                    content_groups, recipe_packages, reuse_debs, select_noise_files)
@@ -20,6 +19,7 @@ from datasets.dedup import Overlap, find_overlaps, fingerprint
 from datasets.noise import CombinedNoiseBank, NoiseBankError, SynthNoiseBank, open_noise_bank
 from datasets.overlap import noise_overlap, noise_overlap_pairs
 from datasets.protocol import Protocol
+from tests.test_debian_music import _write as write
 
 SR = 8000
 A = "usr/share/games/pkga/sounds"
@@ -45,14 +45,6 @@ def ambience(seconds: float, seed: int) -> np.ndarray:
     return (0.5 * out / np.abs(out).max()).astype(np.float32)
 
 
-def write(path: Path, audio: np.ndarray, sr: int = SR, fmt: str = "OGG") -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if sr != SR:
-        audio = resample(audio, SR, sr)
-    if fmt == "OGG":
-        sf.write(path, audio, sr, format="OGG", subtype="VORBIS")
-    else:
-        sf.write(path, audio, sr, format=fmt)
 
 
 RAIN = ambience(7, 3)

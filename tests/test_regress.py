@@ -89,10 +89,10 @@ def _planted(monkeypatch: pytest.MonkeyPatch, what: str) -> None:
         planes = np.random.default_rng(0).standard_normal((128, 8)).astype(np.float32)
         monkeypatch.setattr(flowhash.FlowHash, "latent", lambda self, x: x @ planes[:, : self.params["K"]])
     else:  # a hash table that probes every bucket
-        def every_bucket(codes, flip_order, n_probes, flip_costs=None):
-            n_bits = flip_order.shape[1]
-            return np.broadcast_to(np.arange(2 ** n_bits, dtype=np.int64), (codes.shape[0], 2 ** n_bits))
-        monkeypatch.setattr(flowhash, "probe_codes", every_bucket)
+        def every_bucket(z, n_probes):
+            n_bits = z.shape[1]
+            return np.broadcast_to(np.arange(2 ** n_bits, dtype=np.int64), (z.shape[0], 2 ** n_bits))
+        monkeypatch.setattr(flowhash, "latent_probes", every_bucket)
 
 
 @pytest.mark.parametrize("what, metric", [
