@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -54,29 +55,82 @@ def embed_segments(encoder: Encoder, segments: np.ndarray, batch_size: int = 256
     return out
 
 
-def _cached(key: str, kind: str) -> tuple[Path, Path]:
-    root = cache_dir("embeddings", kind)
+CacheFolder = tuple[str, ...]
+"""Where a per-segment matrix is cached, under ``cache_dir``: e.g. ('embeddings', 'db')."""
+Featurize = Callable[[np.ndarray], np.ndarray]
+"""Equal-length waveform segments [n, samples] -> one float32 feature row each [n, dim]."""
+
+
+def _cache_paths(folder: CacheFolder, key: str) -> tuple[Path, Path]:
+    root = cache_dir(*folder)
     return root / f"{key}.npy", root / f"{key}.parquet"
 
 
-def _load_cached(key: str, kind: str) -> tuple[np.ndarray, pd.DataFrame] | None:
-    emb_path, idx_path = _cached(key, kind)
-    if emb_path.exists() and idx_path.exists():
-        return np.load(emb_path), pd.read_parquet(idx_path)
+def _load_cached(folder: CacheFolder, key: str) -> tuple[np.ndarray, pd.DataFrame] | None:
+    matrix_path, index_path = _cache_paths(folder, key)
+    if matrix_path.exists() and index_path.exists():
+        return np.load(matrix_path), pd.read_parquet(index_path)
     return None
 
 
-def _store(key: str, kind: str, emb: np.ndarray, index: pd.DataFrame) -> None:
-    emb_path, idx_path = _cached(key, kind)
-    atomic_write_parquet(idx_path, index)
-    atomic_save_npy(emb_path, emb)
+def _store(folder: CacheFolder, key: str, matrix: np.ndarray, index: pd.DataFrame) -> None:
+    matrix_path, index_path = _cache_paths(folder, key)
+    atomic_write_parquet(index_path, index)
+    atomic_save_npy(matrix_path, matrix)
+
+
+def db_matrix(featurize: Featurize, dim: int, corpus: Corpus, segments: pd.DataFrame, key: str,
+              folder: CacheFolder, desc: str, progress: bool = True, cache: bool = True) -> tuple[np.ndarray, bool]:
+    """Feature rows of the DB segment table's rows (in its order), one track decoded at a time;
+    returns (matrix, cache hit). ``cache=False`` neither reads nor writes ``folder``/``key``."""
+    hit = _load_cached(folder, key) if cache else None
+    if hit is not None:
+        return hit[0], True
+    out = np.empty((len(segments), dim), dtype=np.float32)
+    rows = segments.reset_index(drop=True)
+    for track_id, idx in tqdm(rows.groupby("track_id", sort=False).indices.items(), desc=desc,
+                              disable=not progress):
+        audio = corpus.load(track_id)
+        check_audio(audio, f"track {track_id!r} of corpus {corpus.name!r}")
+        seg_no = rows["segment"].to_numpy()[idx]
+        out[idx] = featurize(cut_segments(audio, corpus.protocol, int(seg_no.max()) + 1)[seg_no])
+    if cache:
+        _store(folder, key, out, rows[["track_id", "segment"]])
+    return out, False
+
+
+def query_matrix(featurize: Featurize, queryset: QuerySet, protocol: Protocol, key: str, folder: CacheFolder,
+                 progress: bool = True, cache: bool = True) -> tuple[np.ndarray, pd.DataFrame, bool]:
+    """Feature rows of every query segment, its index table (``query_segment_index``), and whether
+    the cache was hit. All query segments are cut first, then featurized in one call."""
+    hit = _load_cached(folder, key) if cache else None
+    if hit is not None:
+        return hit[0], hit[1], True
+    manifest = queryset.manifest()
+    index = query_segment_index(manifest, protocol)
+    per_query = index.groupby("query").size().reindex(range(len(manifest)), fill_value=0).to_numpy()
+    segments = np.empty((len(index), protocol.segment_samples), dtype=np.float32)
+    row = 0
+    for qi, query_id in enumerate(tqdm(manifest["query_id"], desc="load queries", disable=not progress)):
+        audio = queryset.load_query(query_id)
+        check_audio(audio, f"query {queryset.root / 'audio' / (query_id + '.flac')}")
+        segments[row:row + per_query[qi]] = cut_segments(audio, protocol, per_query[qi])
+        row += per_query[qi]
+    out = featurize(segments)
+    if cache:
+        _store(folder, key, out, index)
+    return out, index, False
 
 
 def db_cache_key(encoder: Encoder, corpus: Corpus, segments: pd.DataFrame) -> str:
     """Cache key of DB embeddings: encoder hash, corpus identity, protocol and the segment table."""
+    return stable_hash({"encoder": encoder.sha256, **db_identity(corpus, segments)}, n=32)
+
+
+def db_identity(corpus: Corpus, segments: pd.DataFrame) -> dict:
+    """What fixes the audio of a DB segment table: corpus identity, protocol and the table itself."""
     table = stable_hash(segments[["track_id", "segment"]].to_csv(index=False), n=32)
-    return stable_hash({"encoder": encoder.sha256, "corpus": stable_hash(corpus.identity(), n=32),
-                        "protocol": corpus.protocol.to_dict(), "segments": table}, n=32)
+    return {"corpus": stable_hash(corpus.identity(), n=32), "protocol": corpus.protocol.to_dict(), "segments": table}
 
 
 def embed_db(encoder: Encoder, corpus: Corpus, segments: pd.DataFrame, progress: bool = True,
@@ -85,22 +139,9 @@ def embed_db(encoder: Encoder, corpus: Corpus, segments: pd.DataFrame, progress:
 
     ``cache=False`` neither reads nor writes the cache (for a model still being trained).
     """
-    key = db_cache_key(encoder, corpus, segments)
-    hit = _load_cached(key, "db") if cache else None
-    if hit is not None:
-        return hit[0], True
-    emb = np.empty((len(segments), encoder.model.config.dim), dtype=np.float32)
-    rows = segments.reset_index(drop=True)
-    groups = rows.groupby("track_id", sort=False).indices
-    for track_id, idx in tqdm(groups.items(), desc="embed DB", disable=not progress):
-        audio = corpus.load(track_id)
-        check_audio(audio, f"track {track_id!r} of corpus {corpus.name!r}")
-        seg_no = rows["segment"].to_numpy()[idx]
-        segs = cut_segments(audio, corpus.protocol, int(seg_no.max()) + 1)[seg_no]
-        emb[idx] = embed_segments(encoder, segs, batch_size)
-    if cache:
-        _store(key, "db", emb, rows[["track_id", "segment"]])
-    return emb, False
+    return db_matrix(lambda segs: embed_segments(encoder, segs, batch_size), encoder.model.config.dim, corpus,
+                     segments, db_cache_key(encoder, corpus, segments), ("embeddings", "db"), "embed DB",
+                     progress, cache)
 
 
 def query_segment_index(manifest: pd.DataFrame, protocol: Protocol) -> pd.DataFrame:
@@ -118,23 +159,8 @@ def embed_queries(encoder: Encoder, queryset: QuerySet, protocol: Protocol, prog
     """Embeddings of every query segment, its index table, and whether the cache was hit."""
     key = stable_hash({"encoder": encoder.sha256, "queryset": queryset.content_hash,
                        "protocol": protocol.to_dict()}, n=32)
-    hit = _load_cached(key, "queries") if cache else None
-    if hit is not None:
-        return hit[0], hit[1], True
-    manifest = queryset.manifest()
-    index = query_segment_index(manifest, protocol)
-    per_query = index.groupby("query").size().to_numpy()
-    segments = np.empty((len(index), protocol.segment_samples), dtype=np.float32)
-    row = 0
-    for qi, query_id in enumerate(tqdm(manifest["query_id"], desc="load queries", disable=not progress)):
-        audio = queryset.load_query(query_id)
-        check_audio(audio, f"query {queryset.root / 'audio' / (query_id + '.flac')}")
-        segments[row:row + per_query[qi]] = cut_segments(audio, protocol, per_query[qi])
-        row += per_query[qi]
-    emb = embed_segments(encoder, segments, batch_size, progress, desc="embed queries")
-    if cache:
-        _store(key, "queries", emb, index)
-    return emb, index, False
+    return query_matrix(lambda segs: embed_segments(encoder, segs, batch_size, progress, desc="embed queries"),
+                        queryset, protocol, key, ("embeddings", "queries"), progress, cache)
 
 
 def corpus_segments(corpus: Corpus, split: str | None = None) -> pd.DataFrame:

@@ -16,20 +16,18 @@ matrix through the ordinary ``Method.build`` / ``Method.search`` calls; they nev
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
 import torchaudio.transforms as T
-from tqdm.auto import tqdm
 
-from datasets.cache import atomic_save_npy, atomic_write_parquet, cache_dir, stable_hash
+from datasets.cache import stable_hash
 from datasets.corpus import Corpus
 from datasets.protocol import Protocol
 from datasets.queryset import QuerySet
 
-from .embed import check_audio, cut_segments, query_segment_index
+from .embed import db_identity, db_matrix, query_matrix
 
 FEATURE_BATCH = 1024
 
@@ -92,45 +90,12 @@ class SpectralImage:
         return out
 
 
-def _paths(key: str, kind: str) -> tuple[Path, Path]:
-    root = cache_dir("features", kind)
-    return root / f"{key}.npy", root / f"{key}.parquet"
-
-
-def _load(key: str, kind: str) -> tuple[np.ndarray, pd.DataFrame] | None:
-    matrix_path, index_path = _paths(key, kind)
-    if matrix_path.exists() and index_path.exists():
-        return np.load(matrix_path), pd.read_parquet(index_path)
-    return None
-
-
-def _store(key: str, kind: str, matrix: np.ndarray, index: pd.DataFrame) -> None:
-    matrix_path, index_path = _paths(key, kind)
-    atomic_write_parquet(index_path, index)
-    atomic_save_npy(matrix_path, matrix)
-
-
 def spectral_db(corpus: Corpus, segments: pd.DataFrame, config: SpectralConfig = SpectralConfig(),
                 progress: bool = True, cache: bool = True) -> tuple[np.ndarray, bool]:
     """Spectral images of the DB segment table's rows (in its order); returns (matrix, cache hit)."""
-    table = stable_hash(segments[["track_id", "segment"]].to_csv(index=False), n=32)
-    key = stable_hash({"features": config.to_dict(), "corpus": stable_hash(corpus.identity(), n=32),
-                       "protocol": corpus.protocol.to_dict(), "segments": table}, n=32)
-    hit = _load(key, "spectrogram-db") if cache else None
-    if hit is not None:
-        return hit[0], True
-    frontend = SpectralImage(corpus.protocol, config)
-    out = np.empty((len(segments), config.dim), dtype=np.float32)
-    rows = segments.reset_index(drop=True)
-    for track_id, idx in tqdm(rows.groupby("track_id", sort=False).indices.items(), desc="spectra DB",
-                              disable=not progress):
-        audio = corpus.load(track_id)
-        check_audio(audio, f"track {track_id!r} of corpus {corpus.name!r}")
-        seg_no = rows["segment"].to_numpy()[idx]
-        out[idx] = frontend(cut_segments(audio, corpus.protocol, int(seg_no.max()) + 1)[seg_no])
-    if cache:
-        _store(key, "spectrogram-db", out, rows[["track_id", "segment"]])
-    return out, False
+    key = stable_hash({"features": config.to_dict(), **db_identity(corpus, segments)}, n=32)
+    return db_matrix(SpectralImage(corpus.protocol, config), config.dim, corpus, segments, key,
+                     ("features", "spectrogram-db"), "spectra DB", progress, cache)
 
 
 def spectral_queries(queryset: QuerySet, protocol: Protocol, config: SpectralConfig = SpectralConfig(),
@@ -138,20 +103,5 @@ def spectral_queries(queryset: QuerySet, protocol: Protocol, config: SpectralCon
     """Spectral images of every query segment, its index table (as ``embed_queries``'s), and cache hit."""
     key = stable_hash({"features": config.to_dict(), "queryset": queryset.content_hash,
                        "protocol": protocol.to_dict()}, n=32)
-    hit = _load(key, "spectrogram-queries") if cache else None
-    if hit is not None:
-        return hit[0], hit[1], True
-    frontend = SpectralImage(protocol, config)
-    manifest = queryset.manifest()
-    index = query_segment_index(manifest, protocol)
-    per_query = index.groupby("query").size().reindex(range(len(manifest)), fill_value=0).to_numpy()
-    out = np.empty((len(index), config.dim), dtype=np.float32)
-    row = 0
-    for qi, query_id in enumerate(tqdm(manifest["query_id"], desc="spectra queries", disable=not progress)):
-        audio = queryset.load_query(query_id)
-        check_audio(audio, f"query {queryset.root / 'audio' / (query_id + '.flac')}")
-        out[row:row + per_query[qi]] = frontend(cut_segments(audio, protocol, per_query[qi]))
-        row += per_query[qi]
-    if cache:
-        _store(key, "spectrogram-queries", out, index)
-    return out, index, False
+    return query_matrix(SpectralImage(protocol, config), queryset, protocol, key,
+                        ("features", "spectrogram-queries"), progress, cache)

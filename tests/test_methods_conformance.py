@@ -112,6 +112,16 @@ SWEEP_ENDS = sweep_ends()
 LAST_POINTS = [(name, load_grid(name)["query"][-1]) for name in method_names()]
 
 
+@pytest.fixture
+def at_point(case: tuple[str, dict[str, Any]], built: Callable[[str], Method],
+             inputs: Callable[[str], dict[str, np.ndarray]]) -> tuple[Method, np.ndarray]:
+    """The case's method, built over its DB and set to the case's query point, and that DB matrix."""
+    name, params = case
+    method = built(name)
+    method.set_query_params(**params)
+    return method, inputs(name)["db"]
+
+
 def check_result(result: Any, nq: int, k: int) -> None:
     """Shapes, dtypes, valid ids unique per row, scores descending, -1/-inf padding at the end."""
     assert result.ids.shape == (nq, k) and result.ids.dtype == np.int64
@@ -132,66 +142,46 @@ def check_result(result: Any, nq: int, k: int) -> None:
 
 
 @pytest.mark.parametrize("case", SWEEP_ENDS, ids=case_id)
-def test_thousand_queries(case: tuple[str, dict[str, Any]], built: Callable[[str], Method],
-                          inputs: Callable[[str], dict[str, np.ndarray]]) -> None:
-    name, params = case
-    data = inputs(name)
-    method = built(name)
-    method.set_query_params(**params)
-    result = method.search(data["db"][:1000], 10)
+def test_thousand_queries(at_point: tuple[Method, np.ndarray]) -> None:
+    method, db = at_point
+    result = method.search(db[:1000], 10)
     check_result(result, 1000, 10)
 
 
 @pytest.mark.parametrize("case", SWEEP_ENDS, ids=case_id)
-def test_one_query_matches_the_batch(case: tuple[str, dict[str, Any]], built: Callable[[str], Method],
-                                     inputs: Callable[[str], dict[str, np.ndarray]]) -> None:
-    name, params = case
-    data = inputs(name)
-    method = built(name)
-    method.set_query_params(**params)
-    batch = method.search(data["db"][:50], 10)
+def test_one_query_matches_the_batch(at_point: tuple[Method, np.ndarray]) -> None:
+    method, db = at_point
+    batch = method.search(db[:50], 10)
     for i in (0, 17):
-        single = method.search(data["db"][i], 10)  # a 1-d vector is one query
+        single = method.search(db[i], 10)  # a 1-d vector is one query
         check_result(single, 1, 10)
         assert single.ids[0, 0] == batch.ids[i, 0]
         np.testing.assert_allclose(single.scores[0, 0], batch.scores[i, 0], rtol=1e-5)
 
 
 @pytest.mark.parametrize("case", SWEEP_ENDS, ids=case_id)
-def test_k_beyond_the_candidates_pads(case: tuple[str, dict[str, Any]], built: Callable[[str], Method],
-                                      inputs: Callable[[str], dict[str, np.ndarray]]) -> None:
-    name, params = case
-    data = inputs(name)
-    method = built(name)
-    method.set_query_params(**params)
+def test_k_beyond_the_candidates_pads(at_point: tuple[Method, np.ndarray]) -> None:
+    method, db = at_point
     k = N + 5
-    result = method.search(data["db"][:3], k)
+    result = method.search(db[:3], k)
     check_result(result, 3, k)
     n_valid = (result.ids >= 0).sum(axis=1)
     assert np.all(n_valid <= N) and np.all(n_valid >= 1)
 
 
 @pytest.mark.parametrize("case", SWEEP_ENDS, ids=case_id)
-def test_float64_queries_accepted(case: tuple[str, dict[str, Any]], built: Callable[[str], Method],
-                                  inputs: Callable[[str], dict[str, np.ndarray]]) -> None:
-    name, params = case
-    data = inputs(name)
-    method = built(name)
-    method.set_query_params(**params)
-    q = data["db"][:20]
+def test_float64_queries_accepted(at_point: tuple[Method, np.ndarray]) -> None:
+    method, db = at_point
+    q = db[:20]
     as32, as64 = method.search(q, 5), method.search(q.astype(np.float64), 5)
     assert np.array_equal(as32.ids, as64.ids)
     np.testing.assert_allclose(as32.scores, as64.scores, rtol=1e-6)
 
 
 @pytest.mark.parametrize("case", LAST_POINTS, ids=case_id)
-def test_db_vectors_find_themselves(case: tuple[str, dict[str, Any]], built: Callable[[str], Method],
-                                    inputs: Callable[[str], dict[str, np.ndarray]]) -> None:
-    name, params = case
-    data = inputs(name)
-    method = built(name)
-    method.set_query_params(**params)
-    result = method.search(data["db"][:1000], 10)
+def test_db_vectors_find_themselves(at_point: tuple[Method, np.ndarray]) -> None:
+    method, db = at_point
+    result = method.search(db[:1000], 10)
     recall_at_1 = float(np.mean(result.ids[:, 0] == np.arange(1000)))
     assert recall_at_1 >= (0.9 if method.approximate_scores else 1.0), f"recall@1 {recall_at_1}"
 
