@@ -4,7 +4,8 @@ from __future__ import annotations
 import argparse
 import time
 
-from .options import add_corpus_arguments, add_device_arguments, add_protocol_arguments, corpus_from, set_threads
+from .environment import set_threads
+from .options import add_corpus_arguments, add_device_arguments, add_protocol_arguments, corpus_from
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

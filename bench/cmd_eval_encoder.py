@@ -6,8 +6,9 @@ import argparse
 import pandas as pd
 
 from .cmd_queries import add_grid_arguments, config_from
+from .environment import set_threads
 from .options import add_bank_arguments, add_corpus_arguments, add_device_arguments, add_protocol_arguments, \
-    banks_from, corpus_from, set_threads
+    banks_from, corpus_from
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

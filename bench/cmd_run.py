@@ -32,6 +32,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run, then print the summary."""
     from .config import load_config
+    from .report import write_run_report
     from .runner import run_benchmark
     from .summary import format_summary
 
@@ -50,6 +51,7 @@ def run(args: argparse.Namespace) -> int:
     config = replace(config, **overrides)
     methods = [m for group in (args.method or [["flowhash"]]) for m in group]
     outcome = run_benchmark(config, methods, args.out, args.run_dir, progress=not args.no_progress)
+    print(f"report: {write_run_report(outcome.root)}")
     print()
     print(format_summary(outcome.results, outcome.points, outcome.info))
     print(f"\nresults in {outcome.root} (results.parquet, points.parquet, outcomes.parquet, run.json); "

@@ -1,6 +1,7 @@
-"""What a result was measured with: library versions, git commit, CPU, Python."""
+"""What a result was measured with (library versions, git commit, CPU, Python) and its thread count."""
 from __future__ import annotations
 
+import os
 import platform
 import subprocess
 from importlib import metadata
@@ -41,7 +42,21 @@ def environment() -> dict[str, object]:
             versions[lib] = metadata.version(lib)
         except metadata.PackageNotFoundError:
             versions[lib] = None
-    import os
 
     return {"python": platform.python_version(), "platform": platform.platform(), "cpu": cpu_model(),
             "cpu_count": os.cpu_count(), "libraries": versions, "git": git_commit()}
+
+
+def set_threads(threads: int) -> int:
+    """Fix torch's (and faiss's, if loaded) thread count; 0 keeps all cores. Returns the count."""
+    import torch
+
+    n = threads if threads > 0 else (os.cpu_count() or 1)
+    torch.set_num_threads(n)
+    try:
+        import faiss
+
+        faiss.omp_set_num_threads(n)
+    except ImportError:
+        pass
+    return n

@@ -20,7 +20,7 @@ from encoders.spectral import SpectralConfig, SpectralImage, spectral_db, spectr
 from methods.base import INPUT_KINDS, TrainData
 
 from .config import RunConfig
-from .options import set_threads
+from .environment import set_threads
 
 ENCODER_TIMING_SEGMENTS = 64
 

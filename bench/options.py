@@ -84,20 +84,3 @@ def add_device_arguments(parser: argparse.ArgumentParser, default_threads: int =
     g.add_argument("--device", default="cpu", help="torch device: cpu (default) or cuda")
     g.add_argument("--threads", type=int, default=default_threads,
                    help="torch/faiss threads (0 = all cores; default %(default)s)")
-
-
-def set_threads(threads: int) -> int:
-    """Fix torch's (and faiss's, if loaded) thread count; 0 keeps all cores. Returns the count."""
-    import os
-
-    import torch
-
-    n = threads if threads > 0 else (os.cpu_count() or 1)
-    torch.set_num_threads(n)
-    try:
-        import faiss
-
-        faiss.omp_set_num_threads(n)
-    except ImportError:
-        pass
-    return n

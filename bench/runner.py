@@ -22,7 +22,6 @@ from .config import RunConfig
 from .environment import environment
 from .inputs import RunInputs, encoder_ms_per_segment, prepare_inputs
 from .metrics import by_condition, overall, query_outcomes
-from .report import write_run_report
 from .store import RunStore, now
 from .timing import latency_sample, time_batch, time_queries
 
@@ -57,7 +56,6 @@ class RunOutcome:
     results: pd.DataFrame
     points: pd.DataFrame
     info: dict
-    report: Path | None = None
 
 
 def needs_training(name: str) -> bool:
@@ -225,6 +223,4 @@ def run_benchmark(config: RunConfig, requested: list[str], out: Path | str = "re
     results, points = store.combine(labels)
     info.update({"finished": now(), "stage_seconds": inputs.stage_seconds, "labels": labels})
     store.write_run_json(info)
-    report = write_run_report(root)
-    print(f"report: {report}")
-    return RunOutcome(root, results, points, info, report)
+    return RunOutcome(root, results, points, info)

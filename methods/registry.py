@@ -1,6 +1,6 @@
 """Registry of search methods and their YAML parameter grids.
 
-Every module of the ``methods`` package (names not starting with ``_``) is imported when
+Every module of the ``methods`` package (names not starting with ``_``; subpackages excluded) is imported when
 the registry is first imported; a module adds its classes with the ``@register``
 decorator. Methods that live outside this repository are registered the same way:
 
@@ -68,7 +68,7 @@ def _import_builtins() -> None:
     import methods
 
     for info in pkgutil.iter_modules(methods.__path__):
-        if not info.name.startswith("_"):
+        if not info.name.startswith("_") and not info.ispkg:  # subpackages hold shared machinery, not methods
             importlib.import_module(f"methods.{info.name}")
     _discovered = True
 

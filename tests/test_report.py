@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 
 from bench.config import RunConfig
+from bench.report import write_run_report
 from bench.report_data import ReportDataError, load_run
 from bench.runner import run_benchmark
 from bench.store import RESULTS_FORMAT
@@ -47,7 +48,7 @@ window.addEventListener('load', function () {
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A tiny finished run of flowhash and lsh (plus the exhaustive reference), report written by the runner."""
+    """A tiny finished run of flowhash and lsh (plus the exhaustive reference), with its report."""
     root = tmp_path_factory.mktemp("report-run")
     write_rirs(root / "rirs")
     config = RunConfig(synth_tracks=16, rooms=str(root / "rirs"), queries=QUERIES, train_pairs=300, timing=TIMING,
@@ -55,7 +56,7 @@ def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("FLOWHASH_BENCH_CACHE", str(root / "cache"))
         outcome = run_benchmark(config, ["flowhash", "lsh"], run_dir=root / "run", progress=False)
-    assert outcome.report == root / "run" / "report.html"
+    assert write_run_report(outcome.root) == root / "run" / "report.html"
     return root / "run"
 
 
