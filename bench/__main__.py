@@ -1,6 +1,6 @@
 """Entry point for ``python -m bench``."""
 import sys
 
-from .cli import main
+from bench.cli.main import main
 
 sys.exit(main())

@@ -1,42 +1,16 @@
-"""Corpora, noise, room responses, degradation and query-set building (no knowledge of methods)."""
-from __future__ import annotations
+"""Audio data of a benchmark: corpora, noise, room responses, degraded query sets.
 
-from pathlib import Path
-from typing import Mapping
+The bottom of the one-way flow datasets -> encoders -> methods -> bench: it imports no other part
+of the project, and knows nothing of encoders, methods or the harness. Its parts:
 
-from .corpus import Corpus
-from .protocol import Protocol
-from .splits import DEFAULT_FRACTIONS
+- modules here are the shared ground: ``protocol`` (rates, segments, hop), ``splits``,
+  ``audio_io``, ``cache`` (the on-disk cache and atomic writes), ``dedup`` (content
+  fingerprints); ``rooms`` (room impulse response banks) and ``overlap`` (the cross-split
+  content check over tracks, noise and rooms);
+- ``corpora/``: music tracks and their train/val/test splits;
+- ``noise/``: noise banks (synthetic, folders, Debian ambience) and their registry;
+- ``queries/``: query conditions, degradation, the query-set builder, matching to the DB grid.
 
-CORPORA = ("synth", "folder", "fma", "debian-music")
-
-
-def open_corpus(name: str, protocol: Protocol = Protocol(), path: str | Path | None = None,
-                split_fractions: Mapping[str, float] = DEFAULT_FRACTIONS, fma_size: str = "small",
-                synth_tracks: int | None = None, synth_seed: int = 0, progress: bool = True) -> Corpus:
-    """Open a corpus by name; ``path`` is the folder for `folder` and `fma` (and an optional
-    extracted-packages folder for `debian-music`)."""
-    if name == "synth":
-        from .synth import SynthCorpus
-
-        extra = {} if synth_tracks is None else {"n_tracks": synth_tracks}
-        return SynthCorpus(protocol, split_fractions, seed=synth_seed, progress=progress, **extra)
-    if name in ("folder", "fma") and path is None:
-        raise ValueError(f"corpus {name!r} needs --corpus-path (the folder that holds it)")
-    if name == "folder":
-        from .folder import FolderCorpus
-
-        return FolderCorpus(path, protocol, split_fractions)
-    if name == "fma":
-        from .fma import FMACorpus
-
-        return FMACorpus(path, fma_size, protocol, split_fractions)
-    if name == "debian-music":
-        from .debian_music import DebianMusicCorpus
-
-        return DebianMusicCorpus(protocol, split_fractions, root=Path(path) if path else None,
-                                 progress=progress)
-    raise ValueError(f"unknown corpus {name!r}; allowed: {', '.join(CORPORA)}")
-
-
-__all__ = ["CORPORA", "Corpus", "Protocol", "open_corpus"]
+``corpora`` and ``noise`` import only the shared ground (and the corpus base classes);
+``queries`` and ``overlap`` may import every other part.
+"""

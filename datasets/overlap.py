@@ -29,9 +29,9 @@ from typing import Callable, Mapping
 import numpy as np
 
 from .cache import cache_dir, stable_hash
-from .corpus import Corpus
+from datasets.corpora.corpus import Corpus
 from .dedup import DEFAULT_PARAMS, Fingerprint, FingerprintParams, Overlap, find_overlaps, fingerprint
-from .noise import CombinedNoiseBank, NoiseBank, SynthNoiseBank
+from datasets.noise.bank import CombinedNoiseBank, NoiseBank, SynthNoiseBank
 from .rooms import RoomBank
 
 TRACK_MIN_OVERLAP_S = 20.0  # as the debian-music deduplication
@@ -67,9 +67,9 @@ def track_fingerprints(corpus: Corpus, params: FingerprintParams = DEFAULT_PARAM
     """
     from tqdm.auto import tqdm
 
-    from .debian_music import fingerprint_file
+    from datasets.corpora.debian_music import fingerprint_file
 
-    from .synth import SynthCorpus
+    from datasets.corpora.synth import SynthCorpus
 
     tracks = corpus.tracks()
     file_cache = cache_dir("fingerprints", params.key(), "files")
@@ -116,7 +116,7 @@ def noise_fingerprints(bank: NoiseBank, params: FingerprintParams = DEFAULT_PARA
     ids = [c.noise_id for c in bank.clips()]
     if own is not None and set(own) >= set(ids):
         return {i: own[i] for i in ids}
-    from .debian_music import fingerprint_file
+    from datasets.corpora.debian_music import fingerprint_file
 
     sr = bank.protocol.sample_rate
     file_cache = cache_dir("fingerprints", params.key(), "files")

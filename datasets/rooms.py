@@ -25,7 +25,7 @@ import numpy as np
 
 from .audio_io import AudioReadError, find_audio_files, read_audio, warn_skip
 from .cache import atomic_save_npy, atomic_write_json, cache_dir, stable_hash
-from .corpus import Skipped
+from datasets.corpora.corpus import Skipped
 from .protocol import Protocol
 from .splits import SPLITS, stratified_splits
 

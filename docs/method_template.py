@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from methods.base import Method, SearchResult, TrainData, check_int_range, pad_result
-from methods.projection import PCAWhitening
+from methods.common.projection import PCAWhitening
 from methods.registry import register
 
 

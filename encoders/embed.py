@@ -10,10 +10,10 @@ import torch
 from tqdm.auto import tqdm
 
 from datasets.cache import atomic_save_npy, atomic_write_parquet, cache_dir, stable_hash
-from datasets.corpus import Corpus
-from datasets.matching import query_segment_count
+from datasets.corpora.corpus import Corpus
+from datasets.queries.matching import query_segment_count
 from datasets.protocol import Protocol
-from datasets.queryset import QuerySet, segment_table
+from datasets.queries.queryset import QuerySet, segment_table
 
 from .checkpoint import Encoder
 

@@ -5,8 +5,8 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from datasets.cache import atomic_save_npy, cache_dir, stable_hash
-from datasets.corpus import Corpus
-from datasets.noise import NoiseBank
+from datasets.corpora.corpus import Corpus
+from datasets.noise.bank import NoiseBank
 from datasets.rooms import RoomBank
 
 from .checkpoint import Encoder

@@ -23,9 +23,9 @@ import torch
 import torchaudio.transforms as T
 
 from datasets.cache import stable_hash
-from datasets.corpus import Corpus
+from datasets.corpora.corpus import Corpus
 from datasets.protocol import Protocol
-from datasets.queryset import QuerySet
+from datasets.queries.queryset import QuerySet
 
 from .embed import db_identity, db_matrix, query_matrix
 

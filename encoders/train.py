@@ -18,10 +18,10 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from datasets.cache import atomic_path, cache_dir, stable_hash
-from datasets.corpus import Corpus
-from datasets.degrade import degrade
-from datasets.noise import NoiseBank
-from datasets.queryset import QuerySetConfig, activity, build_queryset
+from datasets.corpora.corpus import Corpus
+from datasets.queries.degrade import degrade
+from datasets.noise.bank import NoiseBank
+from datasets.queries.queryset import QuerySetConfig, activity, build_queryset
 from datasets.rooms import RoomBank
 
 from .checkpoint import Encoder, checkpoint_bytes, load_checkpoint

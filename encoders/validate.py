@@ -4,9 +4,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from datasets.corpus import Corpus
-from datasets.matching import hit_levels, vote_sequences
-from datasets.queryset import QuerySet
+from datasets.corpora.corpus import Corpus
+from datasets.queries.matching import hit_levels, vote_sequences
+from datasets.queries.queryset import QuerySet
 
 from .checkpoint import Encoder
 from .embed import embed_db, embed_queries

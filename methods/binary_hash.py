@@ -24,7 +24,7 @@ import faiss
 import numpy as np
 
 from methods.base import SearchResult, check_int_range
-from methods.hash_table import inner_products, pack_bits, top_k
+from methods.common.hash_table import inner_products, pack_bits, top_k
 from methods.lsh import LSH
 from methods.registry import register
 

@@ -26,8 +26,8 @@ from typing import Any
 import numpy as np
 
 from methods.base import Method, SearchResult, TrainData, check_int_range
-from methods.hash_table import MAX_BITS, HashTable, latent_probes, pack_bits
-from methods.projection import PCAWhitening
+from methods.common.hash_table import MAX_BITS, HashTable, latent_probes, pack_bits
+from methods.common.projection import PCAWhitening
 from methods.registry import register
 
 MAX_PROBES = 4096  # as FlowHash: probe sets come from a template over at most 12 bits

@@ -18,7 +18,7 @@ import faiss
 import numpy as np
 
 from methods.base import SearchResult, TrainData, check_int_range
-from methods.faiss_common import FaissMethod
+from methods.common.faiss_method import FaissMethod
 from methods.registry import register
 
 log = logging.getLogger(__name__)

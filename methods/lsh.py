@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from methods.base import Method, SearchResult, check_int_range
-from methods.hash_table import MAX_BITS, HashTable, hamming_ball_size, pack_bits, probe_codes
+from methods.common.hash_table import MAX_BITS, HashTable, hamming_ball_size, pack_bits, probe_codes
 from methods.registry import register
 
 

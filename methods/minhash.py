@@ -39,7 +39,7 @@ import numpy as np
 from datasketch import LeanMinHash, MinHash, MinHashLSH
 
 from methods.base import Method, SearchResult, check_int_range
-from methods.hash_table import top_k
+from methods.common.hash_table import top_k
 from methods.registry import register
 
 SIGNATURE_BATCH_BYTES = 32 << 20  # bound on the [rows, top_t, num_perm] temporary of one signature batch

@@ -15,7 +15,7 @@ import pytest
 import soundfile as sf
 
 from datasets.audio_io import resample
-from datasets.debian_music import (
+from datasets.corpora.debian_music import (
     MARKER,
     DebianFetchError,
     DebianMusicCorpus,
@@ -156,7 +156,7 @@ def test_corpus(tree, tmp_path, monkeypatch):
     assert split == {i: split_of(i, corpus.split_fractions, salt="track") for i in EXPECTED}
     assert sorted(t.track_id for s in ("train", "val", "test") for t in corpus.tracks(s)) == sorted(EXPECTED)
     # A re-run reads the manifest (no decoding) and gives the same corpus.
-    import datasets.debian_music as dm
+    import datasets.corpora.debian_music as dm
 
     monkeypatch.setattr(dm, "build_catalogue", lambda *a, **k: pytest.fail("rebuilt the catalogue"))
     with pytest.warns(UserWarning, match="broken.ogg"):

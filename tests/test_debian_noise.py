@@ -12,11 +12,11 @@ import pandas as pd
 import pytest
 
 from datasets.audio_io import read_audio
-from datasets.debian_music import MARKER, DebianFetchError
-from datasets.debian_noise import (KINDS, RECIPE, Activity, DebianNoiseBank, RecipeEntry, activity, check_recipe,
+from datasets.corpora.debian_music import MARKER, DebianFetchError
+from datasets.noise.debian import (KINDS, RECIPE, Activity, DebianNoiseBank, RecipeEntry, activity, check_recipe,
                                    content_groups, recipe_packages, reuse_debs, select_noise_files)
 from datasets.dedup import Overlap, find_overlaps, fingerprint
-from datasets.noise import CombinedNoiseBank, NoiseBankError, SynthNoiseBank, open_noise_bank
+from datasets.noise.bank import CombinedNoiseBank, NoiseBankError, SynthNoiseBank, open_noise_bank
 from datasets.overlap import noise_overlap, noise_overlap_pairs
 from datasets.protocol import Protocol
 from tests.test_debian_music import _write as write
@@ -239,13 +239,13 @@ def test_leaking_split_is_detected(bank):
 
 
 def test_rebuild_is_stable_and_cached(bank, tree, monkeypatch):
-    import datasets.debian_noise as dn
+    import datasets.noise.debian as dn
 
     def fail(*a, **k):
         raise AssertionError("decoded a file although its fingerprint and activity are cached")
 
     monkeypatch.setattr(dn, "read_audio", fail)
-    monkeypatch.setattr("datasets.debian_music.read_audio", fail)
+    monkeypatch.setattr("datasets.corpora.debian_music.read_audio", fail)
     with pytest.warns(UserWarning, match="broken.ogg"):
         again = DebianNoiseBank(Protocol(), root=tree, recipe=RECIPE_T, fetch=False, progress=False)
     assert again.identity() == bank.identity()

@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from datasets.conditions import parse_duration, parse_reverb, parse_snr, reverb_label, snr_label
-from datasets.degrade import degrade, measured_snr_db, mix_at_snr, noise_excerpt
+from datasets.queries.conditions import parse_duration, parse_reverb, parse_snr, reverb_label, snr_label
+from datasets.queries.degrade import degrade, measured_snr_db, mix_at_snr, noise_excerpt
 
 from .conftest import tone_track
 

@@ -10,12 +10,12 @@ import pytest
 import soundfile as sf
 import torch
 
-from datasets.folder import FolderCorpus
-from datasets.noise import SynthNoiseBank
+from datasets.corpora.folder import FolderCorpus
+from datasets.noise.bank import SynthNoiseBank
 from datasets.protocol import Protocol
-from datasets.queryset import QuerySetConfig, build_queryset
+from datasets.queries.queryset import QuerySetConfig, build_queryset
 from datasets.rooms import SimulatedRoomBank
-from datasets.synth import SynthCorpus
+from datasets.corpora.synth import SynthCorpus
 from encoders.checkpoint import CheckpointError, load_checkpoint, save_checkpoint, untrained_encoder
 from encoders.embed import AudioContentError, corpus_segments, embed_db, embed_queries
 from encoders.frontend import FrontendConfig, LogMelFrontend

@@ -15,8 +15,8 @@ import pytest
 import torch
 
 from methods import TrainData, get_method
-from methods.balance import bucket_balance
-from methods.flow_model import TwoModeGaussian
+from methods.common.balance import bucket_balance
+from methods.flow.model import TwoModeGaussian
 from methods.flowhash import FlowHash
 from methods.lsh import LSH
 

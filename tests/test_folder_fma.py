@@ -6,9 +6,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from datasets import open_corpus
-from datasets.fma import FMACorpus
-from datasets.folder import FolderCorpus
+from datasets.corpora.registry import open_corpus
+from datasets.corpora.fma import FMACorpus
+from datasets.corpora.folder import FolderCorpus
 from datasets.protocol import Protocol
 
 from .conftest import write_tracks

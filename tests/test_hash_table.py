@@ -6,8 +6,8 @@ import math
 import numpy as np
 import pytest
 
-from methods.balance import bucket_balance
-from methods.hash_table import HashTable, hamming_ball_size, pack_bits, probe_codes
+from methods.common.balance import bucket_balance
+from methods.common.hash_table import HashTable, hamming_ball_size, pack_bits, probe_codes
 
 
 def popcount(x: np.ndarray) -> np.ndarray:

@@ -22,7 +22,7 @@ from datasets.protocol import Protocol
 from encoders.embed import cut_segments
 from encoders.spectral import SpectralConfig, SpectralImage
 from methods import Method, TrainData, get_method, load_grid, method_class, method_names
-from methods.balance import bucket_balance
+from methods.common.balance import bucket_balance
 from methods.registry import load_plugin
 
 from .conftest import tone_track

@@ -7,7 +7,7 @@ import soundfile as sf
 from scipy.signal import butter, sosfiltfilt, welch
 from scipy.stats import kurtosis
 
-from datasets.noise import (KINDS, FolderNoiseBank, NoiseBankError, NoiseClip, SynthNoiseBank,
+from datasets.noise.bank import (KINDS, FolderNoiseBank, NoiseBankError, NoiseClip, SynthNoiseBank,
                             hum_frequency, open_noise_bank, synth_noise)
 from datasets.protocol import Protocol
 

@@ -10,11 +10,11 @@ import pandas as pd
 import pytest
 import soundfile as sf
 
-from datasets.degrade import degrade, measured_snr_db
-from datasets.folder import FolderCorpus
-from datasets.noise import SynthNoiseBank
+from datasets.queries.degrade import degrade, measured_snr_db
+from datasets.corpora.folder import FolderCorpus
+from datasets.noise.bank import SynthNoiseBank
 from datasets.protocol import Protocol
-from datasets.queryset import MANIFEST, QuerySetConfig, build_queryset, load_queryset
+from datasets.queries.queryset import MANIFEST, QuerySetConfig, build_queryset, load_queryset
 from datasets.rooms import SimulatedRoomBank
 
 from .conftest import write_tracks

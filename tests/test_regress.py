@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import yaml
 
-from bench.cli import main
-from bench.regress import DETERMINISTIC
+from bench.cli.main import main
+from bench.regress.check import DETERMINISTIC
 from tests.test_run import write_rirs
 
 pytestmark = pytest.mark.slow
@@ -142,8 +142,8 @@ def test_missing_or_malformed_baseline_is_a_clear_error(shared_cache: Path, tmp_
 
 
 def test_default_scenario_and_committed_baseline_agree() -> None:
-    from bench.regress_baseline import DEFAULT_BASELINE, load_baseline
-    from bench.regress_scenario import load_scenario
+    from bench.regress.baseline import DEFAULT_BASELINE, load_baseline
+    from bench.regress.scenario import load_scenario
 
     repo = Path(__file__).resolve().parent.parent
     data = load_baseline(repo / DEFAULT_BASELINE, load_scenario())

@@ -13,11 +13,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from bench.config import RunConfig
-from bench.report import write_run_report
-from bench.report_data import ReportDataError, load_run
-from bench.runner import run_benchmark
-from bench.store import RESULTS_FORMAT
+from bench.run.config import RunConfig
+from bench.report.run_report import write_run_report
+from bench.report.data import ReportDataError, load_run
+from bench.run.runner import run_benchmark
+from bench.run.store import RESULTS_FORMAT
 from tests.test_run import QUERIES, TIMING, write_rirs
 
 GRIDS = {"flowhash": {"build": [{"K": 8, "max_steps": 50}], "query": [{"n_probes": 1}, {"n_probes": 8}]},

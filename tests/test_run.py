@@ -13,11 +13,11 @@ import pytest
 import soundfile as sf
 import yaml
 
-from bench.config import RunConfig, TimingConfig, load_config
-from bench.runner import run_benchmark
-from bench.speedup import pareto_front, speedup
-from bench.summary import format_summary
-from datasets.queryset import QuerySetConfig
+from bench.run.config import RunConfig, TimingConfig, load_config
+from bench.run.runner import run_benchmark
+from bench.measure.speedup import pareto_front, speedup
+from bench.report.summary import format_summary
+from datasets.queries.queryset import QuerySetConfig
 
 QUERIES = QuerySetConfig(durations=(1.0, 2.0), snrs=(None, 5.0), reverbs=(None, 0.3), per_cell=6, seed=1)
 TIMING = TimingConfig(warmup=2, repeats=1, latency_queries=12, batch_repeats=1)
@@ -67,7 +67,7 @@ def test_run_records_results_run_json_and_matches_exact_search(setup) -> None:
                                      "content_noise": 0, "content_rooms": 0}
 
     # the exhaustive reference agrees with the encoder's own exact-search evaluation
-    from bench.inputs import prepare_inputs
+    from bench.run.inputs import prepare_inputs
     from encoders.validate import query_outcomes
 
     inputs = prepare_inputs(config, progress=False)

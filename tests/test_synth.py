@@ -7,11 +7,11 @@ import os
 import numpy as np
 import pytest
 
-import datasets.synth as synth
+import datasets.corpora.synth as synth
 from datasets.cache import CACHE_ENV
 from datasets.protocol import Protocol
 from datasets.splits import SPLITS
-from datasets.synth import (BAND_LIMIT, DRUM_NAMES, GENERATOR_VERSION, INSTRUMENT_NAMES, PEAK, SynthCorpus,
+from datasets.corpora.synth import (BAND_LIMIT, DRUM_NAMES, GENERATOR_VERSION, INSTRUMENT_NAMES, PEAK, SynthCorpus,
                             generate_track, render_drum, render_note)
 
 SR = 8000

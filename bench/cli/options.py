@@ -1,0 +1,88 @@
+"""Command-line options shared by several subcommands, and their conversion to objects."""
+from __future__ import annotations
+
+import argparse
+
+from datasets.corpora.corpus import Corpus
+from datasets.corpora.registry import CORPORA, open_corpus
+from datasets.protocol import Protocol
+from datasets.queries.conditions import parse_duration, parse_reverb, parse_snr
+from datasets.corpora.fma import FMA_SIZES
+
+
+def checked(parse):
+    """Wrap a parser so argparse reports its ValueError text as the option's error."""
+    def convert(text: str):
+        try:
+            return parse(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+    convert.__name__ = parse.__name__.replace("parse_", "")
+    return convert
+
+
+def add_protocol_arguments(parser: argparse.ArgumentParser) -> None:
+    """--sample-rate, --segment, --hop."""
+    g = parser.add_argument_group("protocol")
+    g.add_argument("--sample-rate", type=int, default=Protocol.sample_rate, help="Hz (default %(default)s)")
+    g.add_argument("--segment", type=float, default=Protocol.segment_s, help="DB segment length, s (default %(default)s)")
+    g.add_argument("--hop", type=float, default=Protocol.hop_s, help="DB segment hop, s (default %(default)s)")
+
+
+def add_corpus_arguments(parser: argparse.ArgumentParser) -> None:
+    """--corpus and the options of each corpus."""
+    g = parser.add_argument_group("corpus")
+    g.add_argument("--corpus", choices=CORPORA, default="synth",
+                   help="which corpus (default %(default)s: synthesised music, no download)")
+    g.add_argument("--corpus-path", default=None,
+                   help="folder of the corpus: audio tree for 'folder', FMA root for 'fma', "
+                        "cache of extracted packages for 'debian-music'")
+    g.add_argument("--fma-size", choices=FMA_SIZES, default="small", help="FMA subset (default %(default)s)")
+    g.add_argument("--synth-tracks", type=int, default=None, help="number of synth tracks (default 80)")
+    g.add_argument("--synth-seed", type=int, default=0, help="seed of the synth corpus (default %(default)s)")
+    g.add_argument("--no-progress", action="store_true", help="hide progress bars")
+
+
+def protocol_from(args: argparse.Namespace) -> Protocol:
+    """The Protocol the options describe."""
+    return Protocol(sample_rate=args.sample_rate, segment_s=args.segment, hop_s=args.hop)
+
+
+def corpus_from(args: argparse.Namespace) -> Corpus:
+    """Open the corpus the options name."""
+    return open_corpus(args.corpus, protocol_from(args), path=args.corpus_path, fma_size=args.fma_size,
+                       synth_tracks=args.synth_tracks, synth_seed=args.synth_seed,
+                       progress=not args.no_progress)
+
+
+DURATION = checked(parse_duration)
+SNR = checked(parse_snr)
+REVERB = checked(parse_reverb)
+
+
+def add_bank_arguments(parser: argparse.ArgumentParser) -> None:
+    """--noise and --rooms."""
+    g = parser.add_argument_group("noise and rooms")
+    g.add_argument("--noise", default="synth",
+                   help="'synth' (synthetic noise), 'debian' (real ambience from Debian game packages, "
+                        "fetched with apt on first use), a folder of noise recordings, or several joined "
+                        "by '+' such as 'synth+debian' (default %(default)s)")
+    g.add_argument("--rooms", default="simulated",
+                   help="'simulated' or a folder of measured RIRs (default %(default)s)")
+
+
+def banks_from(args: argparse.Namespace):
+    """The noise bank and room bank the options name."""
+    from datasets.noise.bank import open_noise_bank
+    from datasets.rooms import open_room_bank
+
+    protocol = protocol_from(args)
+    return open_noise_bank(args.noise, protocol), open_room_bank(args.rooms, protocol)
+
+
+def add_device_arguments(parser: argparse.ArgumentParser, default_threads: int = 1) -> None:
+    """--device and --threads."""
+    g = parser.add_argument_group("compute")
+    g.add_argument("--device", default="cpu", help="torch device: cpu (default) or cuda")
+    g.add_argument("--threads", type=int, default=default_threads,
+                   help="torch/faiss threads (0 = all cores; default %(default)s)")

@@ -1,0 +1,59 @@
+"""``bench run``: the benchmark itself."""
+from __future__ import annotations
+
+import argparse
+import time
+from dataclasses import replace
+from pathlib import Path
+
+from datasets.corpora.registry import CORPORA
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of ``bench run``."""
+    parser.add_argument("--method", action="append", nargs="+", default=None, metavar="NAME",
+                        help="method(s) to run, repeatable, or 'all' (default flowhash); "
+                             "the exhaustive reference always runs. See `python -m bench list`")
+    parser.add_argument("--config", type=Path, default=None, help="YAML file of RunConfig fields (see README)")
+    parser.add_argument("--corpus", choices=CORPORA, default=None, help="override the config's corpus")
+    parser.add_argument("--corpus-path", default=None, help="folder of the corpus (folder, fma, debian-music)")
+    parser.add_argument("--encoder", default=None, help="encoder name or checkpoint path (default synth-default)")
+    parser.add_argument("--per-cell", type=int, default=None, help="override queries per condition cell")
+    parser.add_argument("--threads", type=int, default=None, help="search threads for torch and faiss (default 1)")
+    parser.add_argument("--device", default=None, help="torch device for the encoder and flows (default cpu)")
+    parser.add_argument("--out", type=Path, default=Path("reports"), help="parent folder of run folders (default %(default)s)")
+    parser.add_argument("--run-dir", type=Path, default=None, help="exact run folder (default OUT/<corpus>-<config hash>)")
+    parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    parser.add_argument("--plugin", action="append", type=Path, default=[], metavar="FILE",
+                        help="a Python module file that registers search methods (repeatable); its methods "
+                             "run like built-in ones. See docs/adding-a-method.md")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run, then print the summary."""
+    from bench.run.config import load_config
+    from bench.report.run_report import write_run_report
+    from bench.run.runner import run_benchmark
+    from bench.report.summary import format_summary
+
+    from methods.registry import load_plugin
+
+    t0 = time.perf_counter()
+    for plugin in args.plugin:
+        load_plugin(plugin)
+    config = load_config(args.config)
+    overrides = {k: v for k, v in {"corpus": args.corpus, "corpus_path": args.corpus_path, "encoder": args.encoder,
+                                   "device": args.device}.items() if v is not None}
+    if args.per_cell is not None:
+        overrides["queries"] = replace(config.queries, per_cell=args.per_cell)
+    if args.threads is not None:
+        overrides["timing"] = replace(config.timing, threads=args.threads)
+    config = replace(config, **overrides)
+    methods = [m for group in (args.method or [["flowhash"]]) for m in group]
+    outcome = run_benchmark(config, methods, args.out, args.run_dir, progress=not args.no_progress)
+    print(f"report: {write_run_report(outcome.root)}")
+    print()
+    print(format_summary(outcome.results, outcome.points, outcome.info))
+    print(f"\nresults in {outcome.root} (results.parquet, points.parquet, outcomes.parquet, run.json); "
+          f"{time.perf_counter() - t0:.0f} s")
+    return 0

@@ -1,0 +1,71 @@
+"""Per-query outcomes of a search and their aggregation by condition (DESIGN.md definitions)."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from datasets.queries.matching import hit_levels, vote_sequences
+from methods.base import SearchResult
+
+CONDITION = ["duration_s", "snr", "reverb"]
+LEVELS = ("exact", "near", "track")
+
+
+def query_outcomes(result: SearchResult, query_index: pd.DataFrame, manifest: pd.DataFrame,
+                   db_codes: np.ndarray, db_tracks: pd.Index, db_segment: np.ndarray) -> pd.DataFrame:
+    """One row per query: sequence-level hits (offset-aligned voting), segment-level hit fractions
+    (each query segment's top-1 alone), and candidates scanned summed over the query's segments."""
+    q = query_index["query"].to_numpy()
+    j = query_index["j"].to_numpy()
+    n = len(manifest)
+    true_track = db_tracks.get_indexer(manifest["track_id"])
+    true_start = manifest["true_segment"].to_numpy()
+    pred_track, pred_start = vote_sequences(q, j, result.ids, result.scores, db_codes, db_segment, n)
+    seq = hit_levels(pred_track, pred_start, true_track, true_start)
+    top1 = result.ids[:, 0]
+    found = top1 >= 0
+    seg_track = np.where(found, db_codes[np.maximum(top1, 0)], -1)
+    seg_start = np.where(found, db_segment[np.maximum(top1, 0)] - j, -1)
+    seg = hit_levels(seg_track, seg_start, true_track[q], true_start[q])
+    per_query = pd.DataFrame({f"seg_{k}": v for k, v in seg.items()}).groupby(q).mean()
+    out = manifest[["query_id", *CONDITION]].copy()
+    for level in LEVELS:
+        out[level] = seq[level]
+        out[f"seg_{level}"] = per_query[f"seg_{level}"].to_numpy()
+    out["candidates"] = np.bincount(q, weights=result.candidates, minlength=n).astype(np.int64)
+    out["n_segments"] = np.bincount(q, minlength=n)
+    return out
+
+
+def latency_stats(seconds: np.ndarray) -> dict[str, float]:
+    """Mean and percentiles of per-query latencies, in milliseconds."""
+    if len(seconds) == 0:
+        return {f"latency_{s}_ms": float("nan") for s in ("mean", "p50", "p95", "p99")}
+    ms = 1e3 * np.asarray(seconds)
+    return {"latency_mean_ms": float(ms.mean()), "latency_p50_ms": float(np.percentile(ms, 50)),
+            "latency_p95_ms": float(np.percentile(ms, 95)), "latency_p99_ms": float(np.percentile(ms, 99))}
+
+
+def by_condition(outcomes: pd.DataFrame, latency_s: pd.Series, n_db: int) -> pd.DataFrame:
+    """Hit rates, candidates and latency per (duration, SNR, reverb); latency comes from the timed
+    queries of the same duration (SNR and reverb do not change the work of a search)."""
+    rows = []
+    for (duration, snr, reverb), g in outcomes.groupby(CONDITION, sort=False):
+        timed = latency_s[outcomes.loc[latency_s.index, "duration_s"] == duration]
+        rows.append({"duration_s": duration, "snr": snr, "reverb": reverb, "n_queries": len(g),
+                     **{lv: float(g[lv].mean()) for lv in LEVELS},
+                     **{f"seg_{lv}": float(np.average(g[f"seg_{lv}"], weights=g["n_segments"])) for lv in LEVELS},
+                     "candidates_mean": float(g["candidates"].mean()),
+                     "candidates_frac": float(g["candidates"].mean() / (g["n_segments"].mean() * n_db)),
+                     **latency_stats(timed.to_numpy())})
+    return pd.DataFrame(rows)
+
+
+def overall(outcomes: pd.DataFrame, latency_s: pd.Series, n_db: int) -> dict[str, float]:
+    """The same measures over all queries: one point of the method's Pareto curve."""
+    return {"n_queries": len(outcomes), **{lv: float(outcomes[lv].mean()) for lv in LEVELS},
+            **{f"seg_{lv}": float(np.average(outcomes[f"seg_{lv}"], weights=outcomes["n_segments"]))
+               for lv in LEVELS},
+            "candidates_mean": float(outcomes["candidates"].mean()),
+            "candidates_frac": float(outcomes["candidates"].sum() / (outcomes["n_segments"].sum() * n_db)),
+            **latency_stats(latency_s.to_numpy())}

@@ -1,0 +1,146 @@
+"""The committed regression baseline (``reports/baselines/ci.json``) and the comparison against it."""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from datasets.cache import atomic_write_json
+
+from bench.run.environment import environment
+from .check import CANDIDATE_SPEEDUP, ENTROPY, EXPECTED_SIZE, HIT_RATE, LATENCY_SPEEDUP, Measurement, Metric
+from .scenario import Scenario, Tolerances
+from bench.run.store import now
+
+BASELINE_FORMAT = 1
+DEFAULT_BASELINE = Path("reports/baselines/ci.json")
+KINDS = (HIT_RATE, CANDIDATE_SPEEDUP, LATENCY_SPEEDUP, EXPECTED_SIZE, ENTROPY)
+
+
+class BaselineError(ValueError):
+    """The baseline file is missing, malformed or was made for another scenario."""
+
+
+def _update_hint(path: Path) -> str:
+    return f"create it with: python -m bench regress --baseline {path} --update -m 'why'"
+
+
+def load_baseline(path: Path | str, scenario: Scenario) -> dict:
+    """Read and check a baseline file made for ``scenario``; errors say what is wrong and how to fix it."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"baseline file {path} does not exist; {_update_hint(path)}")
+    try:
+        data = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise BaselineError(f"{path}: not valid JSON ({exc}); restore it from git or {_update_hint(path)}") from None
+    if not isinstance(data, dict):
+        raise BaselineError(f"{path}: expected a JSON object")
+    if data.get("format") != BASELINE_FORMAT:
+        raise BaselineError(f"{path}: field 'format' is {data.get('format')!r}; this version reads {BASELINE_FORMAT}")
+    for key, kind in (("metrics", dict), ("scenario", dict), ("scenario_hash", str), ("made", dict)):
+        if not isinstance(data.get(key), kind):
+            raise BaselineError(f"{path}: field {key!r} is missing or not a {kind.__name__}")
+    for name, m in data["metrics"].items():
+        if not isinstance(m, dict) or m.get("kind") not in KINDS or not isinstance(m.get("value"), (int, float)):
+            raise BaselineError(f"{path}: metrics[{name!r}] needs 'kind' (one of {list(KINDS)}) and a numeric 'value'")
+    if data["scenario_hash"] != scenario.hash():
+        changed = sorted(k for k in set(data["scenario"]) | set(scenario.identity())
+                         if data["scenario"].get(k) != scenario.identity().get(k))
+        raise BaselineError(f"{path} was made for another scenario (hash {data['scenario_hash']}, now "
+                            f"{scenario.hash()} from {scenario.source}; differing fields: {changed}); "
+                            f"re-create it with: python -m bench regress --update -m 'why'")
+    return data
+
+
+def write_baseline(path: Path | str, measurement: Measurement, scenario: Scenario, message: str) -> dict:
+    """Write ``measurement`` as the new baseline, recording why, the commit and the environment."""
+    path = Path(path)
+    if not message or not message.strip():
+        raise ValueError("--update needs a message: -m 'why the baseline changes'")
+    history = []
+    if path.exists():
+        try:
+            old = json.loads(path.read_text())
+            history = list(old.get("history", [])) + [{k: old["made"].get(k) for k in ("date", "message", "git")}]
+        except (json.JSONDecodeError, KeyError, TypeError, AttributeError, UnicodeDecodeError):
+            history = []
+    env = environment()
+    data = {"format": BASELINE_FORMAT, "scenario_hash": scenario.hash(), "scenario": scenario.identity(),
+            "made": {"date": now(), "message": message.strip(), "git": env["git"], "environment": env,
+                     "measured": {k: v for k, v in measurement.info.items() if k not in ("environment", "scenario")}},
+            "tolerances_then": scenario.tolerances.__dict__,
+            "metrics": measurement.to_dict()["metrics"], "history": history}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(path, data)
+    return data
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """One row of the comparison table."""
+
+    metric: str
+    baseline: float
+    now: float
+    allowed: str
+    verdict: str
+
+    @property
+    def regressed(self) -> bool:
+        """Whether this row fails the check."""
+        return self.verdict in ("REGRESSED", "MISSING")
+
+
+def _bounds(kind: str, base: float, n: int | None, tol: Tolerances) -> tuple[float, float, bool]:
+    """The worst acceptable value, the value beyond which a change counts as an improvement (the
+    tolerance mirrored), and whether higher is better."""
+    if kind == HIT_RATE:
+        step = max(tol.hit_rate_drop_points, 100.0 / n if n else 0.0)
+        return base - step, base + step, True
+    if kind in (CANDIDATE_SPEEDUP, LATENCY_SPEEDUP):
+        ratio = tol.candidate_speedup_min_ratio if kind == CANDIDATE_SPEEDUP else tol.latency_speedup_min_ratio
+        return base * ratio, base / ratio if ratio > 0 else math.inf, True
+    if kind == EXPECTED_SIZE:
+        ratio = tol.expected_size_max_ratio
+        return base * ratio, base / ratio if ratio > 0 else 0.0, False
+    return base - tol.entropy_drop, base + tol.entropy_drop, True
+
+
+def compare(baseline: dict, measurement: Measurement, tol: Tolerances) -> list[Verdict]:
+    """Every baseline metric against its measured value, then the metrics new since the baseline.
+
+    Verdicts: ``ok``; ``REGRESSED`` (worse than the tolerance allows); ``MISSING`` (no longer
+    measured); ``improved`` (better by more than the tolerance: worth an ``--update``); ``new``.
+    """
+    rows = []
+    for name, b in baseline["metrics"].items():
+        base = float(b["value"])
+        worst, best, higher = _bounds(b["kind"], base, b.get("n"), tol)
+        allowed = f"{'>=' if higher else '<='} {worst:.4g}"
+        m: Metric | None = measurement.metrics.get(name)
+        if m is None or not math.isfinite(m.value):
+            rows.append(Verdict(name, base, math.nan if m is None else m.value, allowed,
+                                "MISSING" if m is None else ("ok" if not math.isfinite(base) else "REGRESSED")))
+            continue
+        if (m.value < worst - 1e-9) if higher else (m.value > worst + 1e-9):
+            verdict = "REGRESSED"
+        elif (m.value > best + 1e-9) if higher else (m.value < best - 1e-9):
+            verdict = "improved"
+        else:
+            verdict = "ok"
+        rows.append(Verdict(name, base, m.value, allowed, verdict))
+    for name, m in measurement.metrics.items():
+        if name not in baseline["metrics"]:
+            rows.append(Verdict(name, math.nan, m.value, "-", "new"))
+    return rows
+
+
+def verdict_table(rows: list[Verdict]) -> str:
+    """The comparison as a fixed-width table."""
+    df = pd.DataFrame([r.__dict__ for r in rows])
+    with pd.option_context("display.width", 200, "display.max_rows", None, "display.max_colwidth", 80):
+        return df.to_string(index=False, float_format=lambda x: f"{x:.4g}")

@@ -1,0 +1,90 @@
+"""The fixed scenario of the regression check (``bench/regress/scenario.yml``) and its tolerances."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+import yaml
+
+from datasets.cache import stable_hash
+from methods.registry import method_class
+
+from bench.run.config import RunConfig, config_from_dict
+
+DEFAULT_SCENARIO = Path(__file__).with_name("scenario.yml")
+
+
+@dataclass(frozen=True)
+class Tolerances:
+    """How far each kind of metric may move against the baseline before it counts as a regression."""
+
+    hit_rate_drop_points: float = 1.0
+    candidate_speedup_min_ratio: float = 0.95
+    latency_speedup_min_ratio: float = 0.8
+    expected_size_max_ratio: float = 1.05
+    entropy_drop: float = 0.01
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            if not getattr(self, f.name) >= 0:
+                raise ValueError(f"tolerances.{f.name}={getattr(self, f.name)}: allowed >= 0")
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """What ``bench regress`` runs: a run config (with its grids), the focus method and its rivals."""
+
+    config: RunConfig
+    focus: str
+    versus: tuple[str, ...]
+    rounds: int
+    tolerances: Tolerances
+    source: str
+
+    @property
+    def methods(self) -> list[str]:
+        """Every method the scenario runs, the exhaustive reference first."""
+        return list(dict.fromkeys(["exhaustive", self.focus, *self.versus]))
+
+    def identity(self) -> dict:
+        """What the measured numbers depend on (tolerances excluded): the baseline must match it."""
+        return json.loads(json.dumps({"config": self.config.to_dict(), "focus": self.focus,
+                                      "versus": list(self.versus), "rounds": self.rounds}))
+
+    def hash(self) -> str:
+        """A short hash of ``identity()``."""
+        return stable_hash(self.identity(), n=16)
+
+
+def load_scenario(path: Path | str = DEFAULT_SCENARIO) -> Scenario:
+    """Read and check a scenario file; errors name the file and the field."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise FileNotFoundError(f"scenario file {path} does not exist") from None
+    except yaml.YAMLError as exc:
+        raise ValueError(f"{path}: not valid YAML ({exc})") from None
+    allowed = {"config", "focus", "versus", "rounds", "tolerances"}
+    if not isinstance(raw, dict) or not set(raw) <= allowed or "config" not in raw:
+        raise ValueError(f"{path}: expected a mapping with 'config' and optionally {sorted(allowed - {'config'})}")
+    config = config_from_dict(raw["config"], f"{path}: config")
+    focus = str(raw.get("focus", "flowhash"))
+    versus = tuple(str(v) for v in raw.get("versus", ["lsh", "ivfpq"]))
+    for name in (focus, *versus):
+        method_class(name)
+    if focus in versus or not versus:
+        raise ValueError(f"{path}: versus={list(versus)} must name at least one method other than focus={focus!r}")
+    rounds = raw.get("rounds", 7)
+    if not isinstance(rounds, int) or rounds < 1:
+        raise ValueError(f"{path}: rounds={rounds!r}: allowed an integer >= 1")
+    tol = raw.get("tolerances") or {}
+    known = {f.name for f in fields(Tolerances)}
+    if not isinstance(tol, dict) or not set(tol) <= known:
+        raise ValueError(f"{path}: tolerances: allowed fields {sorted(known)}")
+    try:
+        tolerances = Tolerances(**{k: float(v) for k, v in tol.items()})
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{path}: {exc}") from None
+    return Scenario(config, focus, versus, rounds, tolerances, str(path))

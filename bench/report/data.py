@@ -1,0 +1,109 @@
+"""Load and validate a finished run folder for the report: run.json, results, points, buckets.
+
+Nothing is recomputed: the report reads what ``bench run`` stored. A folder from another
+results format, or a file missing a column the report needs, is refused with an error that
+names the file and what is wrong.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from .tables import method_sort_key
+from bench.run.store import BUCKETS, POINTS, RESULTS, RESULTS_FORMAT, RUN_JSON
+
+SWEEP_COLUMNS = ("method", "label", "build_params", "query_params", "param_index", "exact", "near", "track",
+                 "latency_mean_ms", "candidates_mean")
+REQUIRED_COLUMNS: dict[str, tuple[str, ...]] = {
+    RESULTS: (*SWEEP_COLUMNS, "duration_s", "snr", "reverb", "n_queries"),
+    POINTS: (*SWEEP_COLUMNS, "latency_p99_ms", "candidates_frac", "qps", "fit_s", "build_s", "index_bytes",
+             "n_db", "n_queries"),
+    BUCKETS: ("label", "size", "n_buckets"),
+}
+RUN_KEYS = ("run_id", "config", "environment")
+
+
+class ReportDataError(ValueError):
+    """A run folder the report cannot read: missing file, column or key, or another format."""
+
+
+@dataclass(frozen=True)
+class RunData:
+    """One run's stored results, sorted so everything built from them is deterministic."""
+
+    root: Path
+    info: dict
+    results: pd.DataFrame
+    points: pd.DataFrame
+    buckets: pd.DataFrame
+
+    @property
+    def run_id(self) -> str:
+        """The run's name (its folder name when it was written)."""
+        return str(self.info["run_id"])
+
+    @property
+    def methods(self) -> list[str]:
+        """Methods in the run: the exhaustive reference first, then by name."""
+        return sorted(set(self.points["method"]), key=method_sort_key)
+
+
+def _read_run_json(root: Path) -> dict:
+    path = root / RUN_JSON
+    if not path.is_file():
+        raise ReportDataError(f"{path}: not found; is {root} a run folder written by `bench run`?")
+    try:
+        info = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise ReportDataError(f"{path}: not valid JSON ({exc})") from None
+    found = info.get("results_format")
+    if found is None:
+        raise ReportDataError(f"{path}: no results_format (written by an older bench version); this version reads "
+                              f"results format {RESULTS_FORMAT}: re-run `bench run` to regenerate the results")
+    if found != RESULTS_FORMAT:
+        raise ReportDataError(f"{path}: results_format {found!r} is not the current results format {RESULTS_FORMAT}; "
+                              f"re-run `bench run` with this version to regenerate the results")
+    missing = [k for k in RUN_KEYS if k not in info]
+    if missing:
+        raise ReportDataError(f"{path}: missing key(s) {missing}")
+    return info
+
+
+def read_table(path: Path, required: tuple[str, ...]) -> pd.DataFrame:
+    """Read a parquet file and check it holds the ``required`` columns (error names file and columns)."""
+    if not path.is_file():
+        raise ReportDataError(f"{path}: not found")
+    try:
+        frame = pd.read_parquet(path)
+    except Exception as exc:  # pyarrow raises several types for a damaged file
+        raise ReportDataError(f"{path}: cannot be read as parquet ({exc})") from None
+    missing = [c for c in required if c not in frame.columns]
+    if missing:
+        raise ReportDataError(f"{path}: missing column(s) {missing} (results format {RESULTS_FORMAT} has them); "
+                              f"was it written by another bench version?")
+    return frame
+
+
+def load_run(root: Path | str) -> RunData:
+    """Load and validate a run folder; ``buckets.parquet`` is optional (runs before it have no histograms)."""
+    root = Path(root)
+    if not root.is_dir():
+        raise ReportDataError(f"{root}: not a folder")
+    info = _read_run_json(root)
+    results = read_table(root / RESULTS, REQUIRED_COLUMNS[RESULTS])
+    points = read_table(root / POINTS, REQUIRED_COLUMNS[POINTS])
+    if (root / BUCKETS).exists():
+        buckets = read_table(root / BUCKETS, REQUIRED_COLUMNS[BUCKETS])
+    else:
+        buckets = pd.DataFrame({"label": pd.Series(dtype=str), "size": pd.Series(dtype="int64"),
+                                "n_buckets": pd.Series(dtype="int64")})
+    if points.empty:
+        raise ReportDataError(f"{root / POINTS}: no rows")
+    results = results.sort_values(["method", "label", "param_index", "duration_s", "snr", "reverb"],
+                                  kind="mergesort").reset_index(drop=True)
+    points = points.sort_values(["method", "label", "param_index"], kind="mergesort").reset_index(drop=True)
+    buckets = buckets.sort_values(["label", "size"], kind="mergesort").reset_index(drop=True)
+    return RunData(root=root, info=info, results=results, points=points, buckets=buckets)

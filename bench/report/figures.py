@@ -1,0 +1,361 @@
+"""The report's figures: one function per figure, each saving a PNG and an SVG and returning their paths.
+
+matplotlib without pyplot (no global state, no display). Every method has one colour, fixed by its
+name, so colours agree across figures, reports and runs; build configurations of one method differ
+by marker and line style. Output is deterministic: fixed sizes and dpi, a fixed SVG hash salt, no
+dates or software versions in the files.
+"""
+from __future__ import annotations
+
+import functools
+import hashlib
+import math
+from pathlib import Path
+from typing import Callable, Sequence, TypeVar
+
+import matplotlib as mpl
+import numpy as np
+import pandas as pd
+from matplotlib import ticker
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
+
+from .tables import (FOCUS, REFERENCE, condition_rates, method_sort_key, reverb_labels, reverb_title,
+                            snr_labels, uniform_occupancy)
+from bench.measure.speedup import pareto_front
+
+DPI = 110
+METHOD_COLOURS = {  # tab10, fixed per method; unknown methods draw from EXTRA_COLOURS by a stable hash
+    "exhaustive": "#4d4d4d", "flowhash": "#d62728", "lsh": "#1f77b4", "ivf": "#2ca02c", "ivfpq": "#9467bd",
+    "hnsw": "#ff7f0e", "minhash": "#8c564b", "itq": "#e377c2", "binary-hash": "#17becf",
+}
+EXTRA_COLOURS = ("#bcbd22", "#aec7e8", "#ffbb78", "#98df8a", "#ff9896", "#c5b0d5", "#c49c94", "#f7b6d2", "#dbdb8d",
+                 "#9edae5")
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "<", ">", "h")
+LINESTYLES: tuple = ("-", "--", "-.", ":", (0, (5, 1)), (0, (3, 1, 1, 1, 1, 1)))
+STYLE = {"svg.hashsalt": "flowhash-bench", "svg.fonttype": "path", "font.family": "DejaVu Sans", "font.size": 9,
+         "axes.titlesize": 10, "figure.titlesize": 11, "legend.fontsize": 8, "axes.grid": True, "grid.alpha": 0.3,
+         "savefig.dpi": DPI, "figure.dpi": DPI}
+PNG_METADATA = {"Software": None}
+SVG_METADATA = {"Date": None, "Creator": None}
+
+F = TypeVar("F", bound=Callable[..., list[Path]])
+
+
+def method_colour(method: str) -> str:
+    """The method's colour, the same in every figure and run."""
+    if method in METHOD_COLOURS:
+        return METHOD_COLOURS[method]
+    return EXTRA_COLOURS[int(hashlib.sha256(method.encode()).hexdigest()[:8], 16) % len(EXTRA_COLOURS)]
+
+
+def _styled(func: F) -> F:
+    """Run a figure function under the report's rcParams (they matter at drawing and at saving)."""
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        with mpl.rc_context(STYLE):
+            return func(*args, **kwargs)
+    return wrapper  # type: ignore[return-value]
+
+
+def save(fig: Figure, out_dir: Path, name: str) -> list[Path]:
+    """Write ``name``.png and ``name``.svg under ``out_dir``; returns both paths."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    png, svg = out_dir / f"{name}.png", out_dir / f"{name}.svg"
+    fig.savefig(png, format="png", dpi=DPI, metadata=PNG_METADATA)
+    fig.savefig(svg, format="svg", metadata=SVG_METADATA)
+    return [png, svg]
+
+
+def _grid(n_panels: int, panel_w: float, panel_h: float, max_cols: int = 4,
+          sharey: bool = True) -> tuple[Figure, list[Axes]]:
+    """Panels in rows of ``max_cols``, room for a legend below; at least 8 inches wide."""
+    ncols = max(1, min(n_panels, max_cols))
+    nrows = max(1, math.ceil(n_panels / ncols))
+    fig = Figure(figsize=(max(panel_w * ncols, 8.0), panel_h * nrows + 1.0), layout="constrained")
+    axes = list(fig.subplots(nrows, ncols, sharey=sharey, squeeze=False).flat)
+    for ax in axes[n_panels:]:
+        ax.set_visible(False)
+    return fig, axes[:n_panels]
+
+
+class _PlainLogFormatter(ticker.LogFormatter):
+    """matplotlib's choice of labelled log ticks, written as plain numbers (0.06, 0.1, 20)."""
+
+    def _num_to_string(self, x: float, vmin: float, vmax: float) -> str:
+        return f"{x:g}"
+
+
+def _plain_log(axis) -> None:
+    """Plain numbers rather than powers of ten on a log axis (minor ticks labelled on short ranges)."""
+    axis.set_major_formatter(_PlainLogFormatter())
+    axis.set_minor_formatter(_PlainLogFormatter(labelOnlyBase=False, minor_thresholds=(1, 0.4)))
+
+
+def _integer_log_ticks(axis, top: int) -> None:
+    """Ticks 1, 2, 3, 5, 10, 20, 30, 50, ... up to ``top`` on a log axis of counts."""
+    ticks = [m * 10 ** e for e in range(int(math.log10(max(top, 1))) + 1) for m in (1, 2, 3, 5) if m * 10 ** e <= top]
+    axis.set_ticks(ticks, [str(t) for t in ticks])
+    axis.set_minor_formatter(ticker.NullFormatter())
+
+
+def _config_style(labels: Sequence[str]) -> dict[str, tuple[str, object]]:
+    """Marker and line style of each build configuration of one method, by sorted label."""
+    return {label: (MARKERS[i % len(MARKERS)], LINESTYLES[i % len(LINESTYLES)])
+            for i, label in enumerate(sorted(labels))}
+
+
+def _level_handles(ops: pd.DataFrame) -> list:
+    handles: list = [Line2D([], [], color=method_colour(m), marker="o",
+                            label=m if ok else f"{m} (fastest point, over budget)")
+                     for m, ok in zip(ops["method"], ops["within_budget"])]
+    return handles + [Line2D([], [], color="0.3", ls="-", label="exact"),
+                      Line2D([], [], color="0.3", ls="--", marker="o", mfc="none", label="near (±1 segment)")]
+
+
+@_styled
+def hit_rate_vs_snr(results: pd.DataFrame, ops: pd.DataFrame, out_dir: Path, note: str) -> list[Path]:
+    """Top-1 hit rate (exact solid, near dashed) vs SNR, one panel per query duration, a line per method.
+
+    Each method is at its operating point (``ops``); reverb conditions are pooled. ``note`` goes in the title.
+    """
+    rates = condition_rates(results, ops, ["duration_s", "snr"])
+    durations = sorted(set(rates["duration_s"]))
+    snrs = snr_labels(results)
+    x = np.arange(len(snrs))
+    fig, axes = _grid(len(durations), 3.3, 3.1)
+    for ax, duration in zip(axes, durations):
+        for method in ops["method"]:
+            r = rates[(rates["method"] == method) & (rates["duration_s"] == duration)].set_index("snr").reindex(snrs)
+            c = method_colour(method)
+            ax.plot(x, 100 * r["exact"], color=c, marker="o", ms=4, ls="-")
+            ax.plot(x, 100 * r["near"], color=c, marker="o", ms=4, mfc="none", ls="--", lw=1)
+        ax.set_xticks(x, snrs)
+        ax.set_xlabel("SNR (dB)")
+        ax.set_title(f"{duration:g} s queries")
+        ax.set_ylim(0, 102)
+    axes[0].set_ylabel("top-1 hit rate (%)")
+    handles = _level_handles(ops)
+    fig.legend(handles=handles, loc="outside lower center", ncols=min(len(handles), 6))
+    fig.suptitle(f"Top-1 hit rate vs SNR per query duration (reverb conditions pooled; {note})")
+    return save(fig, out_dir, "hit_rate_vs_snr")
+
+
+@_styled
+def hit_rate_vs_duration(results: pd.DataFrame, ops: pd.DataFrame, out_dir: Path, note: str) -> list[Path]:
+    """Top-1 hit rate (exact solid, near dashed) vs query duration, one panel per reverb condition."""
+    rates = condition_rates(results, ops, ["reverb", "duration_s"])
+    reverbs = reverb_labels(results)
+    durations = sorted(set(rates["duration_s"]))
+    fig, axes = _grid(len(reverbs), 3.3, 3.1)
+    for ax, reverb in zip(axes, reverbs):
+        for method in ops["method"]:
+            r = rates[(rates["method"] == method) & (rates["reverb"] == reverb)].set_index("duration_s")
+            r = r.reindex(durations)
+            c = method_colour(method)
+            ax.plot(durations, 100 * r["exact"], color=c, marker="o", ms=4, ls="-")
+            ax.plot(durations, 100 * r["near"], color=c, marker="o", ms=4, mfc="none", ls="--", lw=1)
+        ax.set_xticks(durations, [f"{d:g}" for d in durations])
+        ax.set_xlabel("query duration (s)")
+        ax.set_title(reverb_title(reverb))
+        ax.set_ylim(0, 102)
+    axes[0].set_ylabel("top-1 hit rate (%)")
+    handles = _level_handles(ops)
+    fig.legend(handles=handles, loc="outside lower center", ncols=min(len(handles), 6))
+    fig.suptitle(f"Top-1 hit rate vs query duration per reverb condition (SNRs pooled; {note})")
+    return save(fig, out_dir, "hit_rate_vs_duration")
+
+
+COSTS = {"latency_mean_ms": ("pareto_latency", "mean search latency per query (ms, log scale)", "mean latency"),
+         "candidates_mean": ("pareto_candidates", "candidates scanned per query (log scale)", "candidates scanned")}
+
+
+@_styled
+def pareto(points: pd.DataFrame, out_dir: Path, cost: str = "latency_mean_ms",
+           budget_ms: float | None = None) -> list[Path]:
+    """Top-1 exact hit rate vs ``cost`` over each method configuration's query-parameter sweep.
+
+    One line per build configuration (method colour; marker and style per configuration), the
+    exhaustive reference as a star with a dotted line at its hit rate, and on the latency plot the
+    latency budget as a vertical dashed line.
+    """
+    name, xlabel, what = COSTS[cost]
+    fig = Figure(figsize=(11.5, 5.6), layout="constrained")
+    ax = fig.subplots()
+    for method in sorted(set(points["method"]) - {REFERENCE}, key=method_sort_key):
+        sub = points[points["method"] == method]
+        styles = _config_style(list(set(sub["label"])))
+        for label, (marker, ls) in styles.items():
+            g = sub[sub["label"] == label].sort_values("param_index")
+            ax.plot(g[cost], 100 * g["exact"], color=method_colour(method), marker=marker, ls=ls, ms=4, lw=1.3,
+                    label=label)
+    ref = points[points["method"] == REFERENCE]
+    if len(ref):
+        ax.plot(ref[cost], 100 * ref["exact"], ls="none", marker="*", ms=15, color=method_colour(REFERENCE),
+                label="exhaustive (exact search, reference)")
+        ax.axhline(100 * float(ref["exact"].max()), color=method_colour(REFERENCE), ls=":", lw=1)
+    if budget_ms is not None and cost == "latency_mean_ms" and math.isfinite(budget_ms):
+        ax.axvline(budget_ms, color="0.5", ls="--", lw=1, label=f"latency budget ({budget_ms:.3g} ms)")
+    ax.set_xscale("log")
+    _plain_log(ax.xaxis)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("top-1 exact hit rate (%)")
+    ax.set_ylim(0, 102)
+    fig.legend(loc="outside right upper")
+    ax.set_title(f"Pareto: top-1 exact hit rate vs {what} over each method's query-parameter sweep")
+    return save(fig, out_dir, name)
+
+
+@_styled
+def bucket_occupancy(buckets: pd.DataFrame, points: pd.DataFrame, out_dir: Path,
+                     methods: Sequence[str] = (FOCUS, "lsh")) -> list[Path]:
+    """Bucket-size distribution of FlowHash vs LSH (log-log), one panel per K, with uniform hashing's curve.
+
+    y = how many buckets hold x items (empty buckets are not drawn; the balance table counts them).
+    Returns no paths when no configuration of ``methods`` has a stored histogram.
+    """
+    meta = points.drop_duplicates("label").set_index("label")
+    labels = sorted(set(buckets["label"]) & set(meta.index[meta["method"].isin(methods)]))
+    if not labels or "balance_n_buckets_total" not in meta:
+        return []
+    k_of = {lb: int(round(math.log2(meta.loc[lb, "balance_n_buckets_total"]))) for lb in labels}
+    ks = sorted(set(k_of.values()))
+    fig, axes = _grid(len(ks), 4.6, 3.6, max_cols=3, sharey=False)
+    handles: dict[str, object] = {}
+    for ax, k in zip(axes, ks):
+        top = 1
+        for method in sorted(methods, key=method_sort_key):
+            mine = [lb for lb in labels if k_of[lb] == k and meta.loc[lb, "method"] == method]
+            styles = _config_style([lb for lb in labels if meta.loc[lb, "method"] == method])
+            for label in mine:
+                h = buckets[(buckets["label"] == label) & (buckets["size"] > 0)]
+                marker, ls = styles[label]
+                line, = ax.plot(h["size"], h["n_buckets"], color=method_colour(method), marker=marker, ls=ls, ms=4,
+                                lw=1.2, label=label)
+                handles.setdefault(label, line)
+                top = max(top, int(h["size"].max()) if len(h) else 1)
+        n_items = int(meta.loc[[lb for lb in labels if k_of[lb] == k][0], "balance_n"])
+        sizes = np.arange(1, max(top, 2) + 1)
+        expected = uniform_occupancy(n_items, 2 ** k, sizes)
+        keep = expected >= 0.05
+        line, = ax.plot(sizes[keep], expected[keep], color="black", ls="--", lw=1.2,
+                        label="uniform hashing (expected)")
+        uniform = line
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        _integer_log_ticks(ax.xaxis, top)
+        _plain_log(ax.yaxis)
+        ax.set_ylim(bottom=0.5)
+        ax.set_xlabel("bucket size (items)")
+        ax.set_title(f"K = {k} bits: 2^{k} buckets, N = {n_items}, N/2^K = {n_items / 2 ** k:.3g}")
+    axes[0].set_ylabel("number of buckets")
+    fig.legend(handles=[*handles.values(), uniform], loc="outside lower center", ncols=min(len(handles) + 1, 3))
+    fig.suptitle("Bucket occupancy: how many buckets hold each number of DB items (hash table 0)")
+    return save(fig, out_dir, "bucket_occupancy")
+
+
+@_styled
+def speedup_bars(table: pd.DataFrame, out_dir: Path, focus: str = FOCUS) -> list[Path]:
+    """Bars: the focus method's speedup over each other method at matched top-1 exact hit rate.
+
+    Left mean latency, right candidates scanned; bars start at 1x (up = the focus method is
+    cheaper) and are annotated with the speedup and the hit rate it was read at.
+    """
+    if table.empty:
+        return []
+    fig = Figure(figsize=(11, 4.4), layout="constrained")
+    axes = fig.subplots(1, 2)
+    x = np.arange(len(table))
+    for ax, (kind, what) in zip(axes, (("lat", "mean latency"), ("cand", "candidates scanned"))):
+        values = table[f"{kind}_speedup"].to_numpy(dtype=float)
+        finite = values[np.isfinite(values)]
+        lo, hi = min([1.0, *finite]) / 4, max([1.0, *finite]) * 4
+        for xi, other, v, hit in zip(x, table["other"], values, table[f"{kind}_hit_rate"]):
+            if not np.isfinite(v):
+                ax.annotate("n/a", (xi, 1.0), ha="center", va="bottom")
+                continue
+            ax.bar(xi, v - 1.0, bottom=1.0, width=0.6, color=method_colour(other), edgecolor="black", lw=0.5)
+            ax.annotate(f"{v:.2f}×\n@ {100 * hit:.1f}% exact", (xi, v), xytext=(0, 3 if v >= 1 else -3),
+                        textcoords="offset points", ha="center", va="bottom" if v >= 1 else "top", fontsize=8)
+        ax.axhline(1.0, color="black", lw=0.8)
+        ax.set_yscale("log")
+        _plain_log(ax.yaxis)
+        ax.set_ylim(lo, hi)
+        ax.set_xlim(-0.6, len(table) - 0.4)
+        ax.set_xticks(x, [f"vs {o}" for o in table["other"]])
+        ax.set_ylabel(f"{focus} speedup in {what} (×, log scale)")
+        ax.set_title(f"{what}: other's cost / {focus}'s cost")
+    fig.suptitle(f"Speedup of {focus} at matched top-1 exact hit rate (> 1: {focus} is cheaper)")
+    return save(fig, out_dir, "speedup")
+
+
+@_styled
+def build_cost(table: pd.DataFrame, out_dir: Path) -> list[Path]:
+    """Horizontal bars per method configuration: fit + build seconds, and serialised index size (MB)."""
+    n = len(table)
+    fig = Figure(figsize=(11.5, 0.34 * n + 1.7), layout="constrained")
+    ax_t, ax_s = fig.subplots(1, 2, sharey=True)
+    y = np.arange(n)
+    colours = [method_colour(m) for m in table["method"]]
+    fit, build = table["fit_s"].to_numpy(float), table["build_s"].to_numpy(float)
+    ax_t.barh(y, fit, color=colours, alpha=0.45, height=0.7)
+    ax_t.barh(y, build, left=fit, color=colours, height=0.7)
+    for yi, total in zip(y, fit + build):
+        ax_t.annotate(f"{total:.3g} s", (total, yi), xytext=(3, 0), textcoords="offset points", va="center",
+                      fontsize=7.5)
+    ax_t.set_xlim(0, max(float((fit + build).max()), 1e-3) * 1.25)
+    ax_t.set_xlabel("fit + build time (s)")
+    ax_t.set_title("fit (light) + build (solid) time")
+    mb = table["index_mb"].to_numpy(float)
+    ax_s.barh(y, mb, color=colours, height=0.7)
+    for yi, v in zip(y, mb):
+        ax_s.annotate(f"{v:.3g} MB", (v, yi), xytext=(3, 0), textcoords="offset points", va="center", fontsize=7.5)
+    ax_s.set_xlim(0, max(float(mb.max()), 1e-3) * 1.25)
+    ax_s.set_xlabel("serialised index size (MB)")
+    ax_s.set_title("serialised index size")
+    ax_t.set_yticks(y, table["label"])
+    ax_t.invert_yaxis()
+    handles = [Patch(color=method_colour(m), label=m) for m in dict.fromkeys(table["method"])]
+    fig.legend(handles=handles, loc="outside right upper")
+    fig.suptitle("Build cost per method configuration")
+    return save(fig, out_dir, "build_cost")
+
+
+@_styled
+def pareto_overlay(runs: Sequence[tuple[str, pd.DataFrame]], out_dir: Path) -> list[Path]:
+    """Several runs' Pareto fronts on one plot: method colour, run line style and marker.
+
+    ``runs`` holds (tag, points) pairs; each method's front is taken over all its build
+    configurations (``bench.speedup.pareto_front``). Left mean latency, right candidates scanned.
+    """
+    fig = Figure(figsize=(12.5, 5.2), layout="constrained")
+    axes = fig.subplots(1, 2, sharey=True)
+    methods = sorted({m for _, p in runs for m in p["method"]}, key=method_sort_key)
+    for ax, cost in zip(axes, ("latency_mean_ms", "candidates_mean")):
+        for r, (tag, points) in enumerate(runs):
+            marker, ls = MARKERS[r % len(MARKERS)], LINESTYLES[r % len(LINESTYLES)]
+            for method in methods:
+                sub = points[points["method"] == method]
+                if sub.empty:
+                    continue
+                if method == REFERENCE:
+                    ax.plot(sub[cost], 100 * sub["exact"], ls="none", marker=marker, ms=9, mfc="none", mew=1.6,
+                            color=method_colour(method))
+                    continue
+                front = pareto_front(sub, "exact", cost)
+                ax.plot(front[cost], 100 * front["exact"], color=method_colour(method), marker=marker, ls=ls, ms=4,
+                        lw=1.3)
+        ax.set_xscale("log")
+        _plain_log(ax.xaxis)
+        ax.set_xlabel(COSTS[cost][1])
+        ax.set_title(f"exact hit rate vs {COSTS[cost][2]}")
+        ax.set_ylim(0, 102)
+    axes[0].set_ylabel("top-1 exact hit rate (%)")
+    handles: list = [Line2D([], [], color=method_colour(m), lw=2, label=m) for m in methods]
+    handles += [Line2D([], [], color="0.3", marker=MARKERS[r % len(MARKERS)], ls=LINESTYLES[r % len(LINESTYLES)],
+                       label=tag) for r, (tag, _) in enumerate(runs)]
+    fig.legend(handles=handles, loc="outside right upper")
+    fig.suptitle("Pareto fronts of each method, runs overlaid (exhaustive: open markers)")
+    return save(fig, out_dir, "pareto_overlay")

@@ -1,0 +1,302 @@
+"""A run's report: ``report.md`` and a self-contained ``report.html`` with figures (PNG + SVG).
+
+Built only from what the run stored (``bench.report_data``); the same results give the same
+files byte for byte except the one 'Generated at' line.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from bench import __version__
+
+from . import figures
+from .render import Bullets, Document, FigureBlock, Heading, Para, Pre, Table, write_document
+from .data import RunData, load_run
+from .tables import (FOCUS, balance_table, budget_operating_points, build_table, condition_rates,
+                            latency_budget, params_text, reverb_labels, reverb_title, snr_labels, speedup_table)
+from bench.run.store import RESULTS_FORMAT, now
+
+FIGURES = "figures"
+STEM = "report"
+RUN_FILES = {
+    "run.json": "config, environment, seeds, hashes",
+    "results.parquet": "one row per method configuration × query parameters × condition",
+    "points.parquet": "one row per sweep point over all queries (the Pareto curves)",
+    "outcomes.parquet": "one row per query per sweep point",
+    "buckets.parquet": "bucket-occupancy histograms (label, size, n_buckets)",
+}
+
+DEFINITIONS = [
+    "**Top-1 hit rate** (sequence level: offset-aligned voting over the per-segment top-k, as in NAFP): **exact** = "
+    "right track and the DB segment nearest the true start; **near** = within ±1 segment; **track** = right track.",
+    "**Latency**: one `search` call per query (all its segments) from embeddings, `time.perf_counter`, after "
+    "warm-up, median of repeats, at the run's fixed thread count; encoder time is reported separately.",
+    "**Candidates**: DB vectors whose full embedding was scored per query (deterministic for a seed).",
+    "**Speedup** of A over B: B's cost / A's cost at the highest exact hit rate both reach, each at its cheapest "
+    "sweep point reaching it (mean latency; candidates for the deterministic version).",
+    "**Bucket balance**: normalised entropy H/K of the occupancy, fraction of non-empty buckets, max/mean load, "
+    "CV, and the expected bucket size a data-distributed query sees, sum(c²)/N, against uniform hashing's N/2^K.",
+    "Full definitions: README.md, 'Running the benchmark', and DESIGN.md, 'Metrics'.",
+]
+
+
+@dataclass(frozen=True)
+class ReportFiles:
+    """What a report wrote."""
+
+    markdown: Path
+    html: Path
+    figures: list[Path]
+
+
+def pct(x: float) -> str:
+    """A 0..1 rate as a percentage with one decimal ('-' when missing)."""
+    return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{100 * x:.1f}"
+
+
+def num(x: float, fmt: str = ".3g") -> str:
+    """A number in ``fmt`` ('-' when missing or not finite)."""
+    return "-" if x is None or not math.isfinite(float(x)) else format(float(x), fmt)
+
+
+def _figure(paths: list[Path], root: Path, caption: str) -> list:
+    if not paths:
+        return []
+    png, svg = (p.relative_to(root).as_posix() for p in paths)
+    return [FigureBlock(png=png, svg=svg, caption=caption)]
+
+
+def operating_point_table(ops: pd.DataFrame, budget_text: str) -> Table:
+    """One row per method at its best point within the latency budget."""
+    rows = [[m, params_text(b), params_text(q), "yes" if ok else "no (fastest point)", pct(e), pct(n), pct(t),
+             num(lat, ".3f"), num(p99, ".3f"), num(c, ".1f"), num(100 * f, ".2f"), num(qps, ".0f")]
+            for m, b, q, ok, e, n, t, lat, p99, c, f, qps in zip(
+                ops["method"], ops["build_params"], ops["query_params"], ops["within_budget"], ops["exact"],
+                ops["near"], ops["track"], ops["latency_mean_ms"], ops["latency_p99_ms"], ops["candidates_mean"],
+                ops["candidates_frac"], ops["qps"])]
+    caption = (f"Operating points under the latency budget ({budget_text}): each method's sweep point (over all "
+               f"its build configurations) with the highest top-1 exact hit rate within the budget. A method with "
+               f"no point within the budget is shown at its fastest point ('no').")
+    return Table(["method", "build", "query", "within budget", "exact %", "near %", "track %", "mean latency ms",
+                  "p99 ms", "candidates/query", "candidates % of DB", "QPS (batch)"], rows, caption, text_columns=4)
+
+
+def condition_table(results: pd.DataFrame, ops: pd.DataFrame, by: list[str], caption: str) -> Table:
+    """Exact / near hit rate (%) per condition (rows) and method (columns) at the operating points."""
+    rates = condition_rates(results, ops, by)
+    methods = list(ops["method"])
+    wide = {m: rates[rates["method"] == m].set_index(by) for m in methods}
+    keys = rates[by].drop_duplicates().itertuples(index=False, name=None)
+    names = {"duration_s": "duration s", "snr": "SNR dB", "reverb": "reverb (RT60 s)"}
+    rows = []
+    for key in keys:
+        first = wide[methods[0]]
+        row = [f"{v:g}" if isinstance(v, float) else str(v) for v in key]
+        row.append(str(int(first.loc[key, "n_queries"])) if key in first.index else "-")
+        for m in methods:
+            w = wide[m]
+            row.append(f"{pct(w.loc[key, 'exact'])} / {pct(w.loc[key, 'near'])}" if key in w.index else "-")
+        rows.append(row)
+    return Table([*(names[b] for b in by), "queries", *(f"{m} exact / near %" for m in methods)], rows, caption,
+                 text_columns=len(by))
+
+
+def speedup_block(table: pd.DataFrame) -> Table:
+    """The numbers behind the speedup figure."""
+    rows = [[o, pct(lh), num(lo, ".3f"), num(lf, ".3f"), num(ls, ".2f"), pct(ch), num(co, ".1f"), num(cf, ".1f"),
+             num(cs, ".2f")]
+            for o, lh, lf, lo, ls, ch, cf, co, cs in zip(
+                table["other"], table["lat_hit_rate"], table["lat_focus_ms"], table["lat_other_ms"],
+                table["lat_speedup"], table["cand_hit_rate"], table["cand_focus"], table["cand_other"],
+                table["cand_speedup"])]
+    return Table(["over", "matched exact %", "other ms", f"{FOCUS} ms", "latency speedup ×", "matched exact %",
+                  "other candidates", f"{FOCUS} candidates", "candidates speedup ×"], rows,
+                 f"Speedup of {FOCUS} at matched top-1 exact hit rate, read off each method's sweep "
+                 f"(bench.speedup): the highest exact hit rate both reach, each at its cheapest point reaching it.")
+
+
+def balance_block(table: pd.DataFrame) -> Table:
+    """Bucket balance per configuration with buckets."""
+    rows = [[m, lb, f"{int(b)}", num(math.log2(b), ".3g"), f"{int(n)}", num(h, ".3f"), num(100 * ne, ".2f"),
+             num(mm, ".1f"), num(cv, ".2f"), num(e, ".3g"), num(u, ".3g"), num(r, ".2f")]
+            for m, lb, b, n, h, ne, mm, cv, e, u, r in zip(
+                table["method"], table["label"], table["balance_n_buckets_total"], table["balance_n"],
+                table["balance_normalised_entropy"], table["balance_nonempty_fraction"],
+                table["balance_max_mean_ratio"], table["balance_cv"], table["balance_expected_bucket_size"],
+                table["balance_uniform_bucket_size"], table["balance_expected_vs_uniform"])]
+    return Table(["method", "configuration", "buckets", "K bits", "N items", "entropy H/K", "non-empty %",
+                  "max/mean", "CV", "expected size sum(c²)/N", "uniform N/2^K", "expected/uniform"], rows,
+                 "Bucket balance (hash table 0 for hashing methods; IVF lists count as buckets). Uniform hashing "
+                 "has H/K near 1 and expected/uniform near 1 + 2^K/N.", text_columns=2)
+
+
+def build_block(table: pd.DataFrame) -> Table:
+    """Fit/build time and index size per configuration."""
+    rows = [[m, lb, num(f, ".3g"), num(b, ".3g"), num(mb, ".3g"), num(bpi, ".1f")]
+            for m, lb, f, b, mb, bpi in zip(table["method"], table["label"], table["fit_s"], table["build_s"],
+                                            table["index_mb"], table["bytes_per_item"])]
+    return Table(["method", "configuration", "fit s", "build s", "index MB", "bytes per DB item"], rows,
+                 "Build cost: training (fit) and index build seconds, serialised index size.", text_columns=2)
+
+
+def environment_text(info: dict) -> str:
+    """The run's environment block from run.json: versions, CPU, threads, commit, seeds, hashes."""
+    env, cfg = info.get("environment", {}), info.get("config", {})
+    git = env.get("git", {}) or {}
+    enc, qs, corpus, db = (info.get(k, {}) or {} for k in ("encoder", "queryset", "corpus", "db"))
+    timing = cfg.get("timing", {}) or {}
+    queries = cfg.get("queries", {}) or {}
+    dirty = " (work tree had uncommitted changes)" if git.get("dirty") else ""
+    lines = [
+        ("run id", info.get("run_id")),
+        ("started / finished", f"{info.get('started', '-')} / {info.get('finished', '-')}"),
+        ("results format", info.get("results_format")),
+        ("git commit", f"{git.get('commit') or 'unknown'}{dirty}"),
+        ("python", env.get("python")),
+        ("platform", env.get("platform")),
+        ("cpu", f"{env.get('cpu')} ({env.get('cpu_count')} logical CPUs)"),
+        ("threads", f"{info.get('threads')} (torch, faiss and BLAS during search)"),
+        ("timing", ", ".join(f"{k} {v}" for k, v in sorted(timing.items()))),
+        ("seeds", f"run {info.get('seed')}, query set {queries.get('seed')}, synth corpus {cfg.get('synth_seed')}"),
+        ("encoder", f"{enc.get('name')} sha256 {enc.get('sha256')}"),
+        ("encoder time", f"{num(enc.get('ms_per_segment', float('nan')), '.3f')} ms per 1 s segment"),
+        ("query set", f"content hash {qs.get('content_hash')}, {qs.get('queries')} queries"),
+        ("query grid", f"durations {queries.get('durations')} s, SNRs {queries.get('snrs')} dB (null = clean), "
+                       f"reverbs {queries.get('reverbs')} s RT60 (null = none), {queries.get('per_cell')} per cell"),
+        ("corpus", f"{corpus.get('name')} identity hash {corpus.get('identity_hash')}"),
+        ("database", f"{db.get('segments')} segments of {db.get('tracks')} tracks, splits {db.get('splits')}"),
+        ("noise / rooms", f"{cfg.get('noise')} / {cfg.get('rooms')}"),
+        ("train/test overlap", ", ".join(f"{k} {v}" for k, v in (info.get("split_overlap") or {}).items())
+         + " (cross-split pairs sharing content or ids; must be 0)"),
+        ("stage seconds", ", ".join(f"{k} {v:.0f}" for k, v in (info.get("stage_seconds") or {}).items())),
+        ("top-k", cfg.get("k")),
+    ]
+    libs = env.get("libraries", {}) or {}
+    lines += [("libraries", "")] + [(f"  {name}", version) for name, version in sorted(libs.items())]
+    width = max(len(k) for k, _ in lines) + 2
+    return "\n".join(f"{k:<{width}}{v}".rstrip() for k, v in lines)
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+def _summary(run: RunData) -> list:
+    info = run.info
+    enc, qs, db, corpus = (info.get(k, {}) or {} for k in ("encoder", "queryset", "db", "corpus"))
+    counts = run.points.groupby("method")["label"].nunique()
+    sweep = run.points.groupby("method").size()
+    methods = ", ".join(f"{m} ({_plural(counts[m], 'configuration')}, {_plural(sweep[m], 'sweep point')})"
+                        for m in run.methods)
+    return [Para(f"Run `{run.run_id}` on corpus **{corpus.get('name', '?')}**: a database of {db.get('segments')} "
+                 f"segments from {db.get('tracks')} tracks, {qs.get('queries')} queries (query set "
+                 f"`{str(qs.get('content_hash', ''))[:12]}`), encoder `{enc.get('name')}` "
+                 f"(`{str(enc.get('sha256', ''))[:12]}`, {num(enc.get('ms_per_segment', float('nan')), '.2f')} ms per "
+                 f"segment, not included in search latency), {info.get('threads')} search thread(s)."),
+            Para(f"Methods: {methods}.")]
+
+
+def build_document(run: RunData, out_dir: Path, latency_budget_ms: float | None = None,
+                   generated_at: str | None = None) -> tuple[Document, list[Path]]:
+    """Draw the figures into ``out_dir``/figures and assemble the report; returns it and the figure paths."""
+    fig_dir = out_dir / FIGURES
+    budget, budget_text = latency_budget(run.points, latency_budget_ms)
+    ops = budget_operating_points(run.points, budget)
+    note = (f"operating points under mean latency ≤ {budget:.3g} ms" if math.isfinite(budget)
+            else "best operating points, no latency budget")
+    doc = Document(title=f"FlowHash bench report: {run.run_id}",
+                   generated=f"{generated_at or now()} by flowhash-bench {__version__} from the stored results")
+    drawn: list[Path] = []
+
+    def fig(paths: list[Path], caption: str) -> list:
+        drawn.extend(paths)
+        return _figure(paths, out_dir, caption)
+
+    doc.add(*_summary(run), Heading(1, "Definitions"), Bullets(DEFINITIONS))
+
+    doc.add(Heading(1, "Operating points under a latency budget"), operating_point_table(ops, budget_text))
+    off = ops[~ops["within_budget"]]
+    if len(off):
+        doc.add(Para("No sweep point within the budget: " + "; ".join(
+            f"{m} (fastest {num(lat, '.3f')} ms)" for m, lat in zip(off["method"], off["latency_mean_ms"]))
+            + ". Such a method's rows and lines below are at its fastest point."))
+
+    doc.add(Heading(1, "Hit rate per condition"),
+            condition_table(run.results, ops, ["duration_s", "snr"],
+                            "Top-1 exact / near hit rate (%) by query duration and SNR (reverb conditions pooled), "
+                            "each method at its operating point."),
+            condition_table(run.results, ops, ["duration_s", "reverb"],
+                            "Top-1 exact / near hit rate (%) by query duration and reverb (SNRs pooled), each "
+                            "method at its operating point."))
+    doc.add(*fig(figures.hit_rate_vs_snr(run.results, ops, fig_dir, note),
+                 f"Top-1 hit rate vs SNR, one panel per query duration; exact solid, near dashed; each method at its "
+                 f"operating point (table above). SNR order: {', '.join(snr_labels(run.results))}."))
+    doc.add(*fig(figures.hit_rate_vs_duration(run.results, ops, fig_dir, note),
+                 "Top-1 hit rate vs query duration, one panel per reverb condition ("
+                 + ", ".join(reverb_title(r) for r in reverb_labels(run.results)) + "); exact solid, near dashed."))
+
+    doc.add(Heading(1, "Accuracy vs cost (Pareto)"))
+    doc.add(*fig(figures.pareto(run.points, fig_dir, "latency_mean_ms", budget),
+                 "Top-1 exact hit rate vs mean search latency (log axis) over each build configuration's "
+                 "query-parameter sweep; the exhaustive reference as a star, its hit rate dotted; the latency "
+                 "budget dashed."))
+    doc.add(*fig(figures.pareto(run.points, fig_dir, "candidates_mean"),
+                 "The same against candidates scanned per query (deterministic for a seed)."))
+
+    doc.add(Heading(1, f"Speedup of {FOCUS} at matched hit rate"))
+    sp = speedup_table(run.points)
+    if sp.empty:
+        doc.add(Para(f"{FOCUS} is not in this run: no speedup to report."))
+    else:
+        doc.add(*fig(figures.speedup_bars(sp, fig_dir),
+                     f"{FOCUS}'s speedup over each method in mean latency (left) and candidates scanned (right), "
+                     f"annotated with the matched top-1 exact hit rate; bars above 1× mean {FOCUS} is cheaper."),
+                speedup_block(sp))
+
+    doc.add(Heading(1, "Bucket occupancy and balance"))
+    occ = figures.bucket_occupancy(run.buckets, run.points, fig_dir)
+    if occ:
+        doc.add(*fig(occ, f"Distribution of bucket sizes (log-log: how many buckets hold each number of DB items) "
+                          f"for {FOCUS} and LSH, one panel per K, with uniform hashing's expected curve "
+                          f"(B · Binomial(N, 1/B)); empty buckets are counted in the table."))
+    else:
+        doc.add(Para(f"No bucket-occupancy histograms for {FOCUS} or LSH in this run (`buckets.parquet` is written by "
+                     f"runs of this version; older runs stored only the balance summary below)."))
+    bal = balance_table(run.points)
+    doc.add(balance_block(bal) if len(bal) else Para("No method with buckets in this run."))
+
+    doc.add(Heading(1, "Build cost"))
+    bt = build_table(run.points)
+    doc.add(*fig(figures.build_cost(bt, fig_dir),
+                 "Fit (training) plus build time and serialised index size per method configuration."),
+            build_block(bt))
+
+    doc.add(Heading(1, "Environment"), Pre(environment_text(run.info)),
+            Heading(1, "Files"),
+            Bullets([f"`{name}`: {what}" for name, what in RUN_FILES.items() if (run.root / name).exists()]
+                    + [f"`{FIGURES}/` (beside this report): every figure as PNG and SVG"]),
+            Para(f"Rebuild with `python -m bench report {run.root}` (results format {RESULTS_FORMAT}); nothing is "
+                 f"recomputed."))
+    return doc, drawn
+
+
+def write_report(run: RunData, out_dir: Path | str | None = None, latency_budget_ms: float | None = None,
+                 generated_at: str | None = None) -> ReportFiles:
+    """Write report.md, report.html and figures/ into ``out_dir`` (default: the run folder)."""
+    out = Path(out_dir) if out_dir is not None else run.root
+    out.mkdir(parents=True, exist_ok=True)
+    doc, drawn = build_document(run, out, latency_budget_ms, generated_at)
+    for stale in sorted((out / FIGURES).glob("*")):
+        if stale.suffix in (".png", ".svg") and stale not in drawn:
+            stale.unlink()
+    md, page = write_document(doc, out, STEM)
+    return ReportFiles(markdown=md, html=page, figures=drawn)
+
+
+def write_run_report(run_dir: Path | str) -> Path:
+    """Load a finished run folder and write its report into it; returns report.html's path."""
+    return write_report(load_run(run_dir)).html

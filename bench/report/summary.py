@@ -1,0 +1,86 @@
+"""The short text summary printed at the end of ``bench run``."""
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+
+from bench.measure.speedup import speedup
+
+FOCUS = "flowhash"
+
+
+def _params(p: str) -> str:
+    d = json.loads(p)
+    return ",".join(f"{k}={v}" for k, v in d.items()) or "-"
+
+
+def operating_points(points: pd.DataFrame, tolerance: float = 0.01) -> pd.DataFrame:
+    """Per method: its cheapest sweep point within ``tolerance`` of its best exact hit rate."""
+    rows = []
+    for _, g in points.groupby("method", sort=False):
+        ok = g[g["exact"] >= g["exact"].max() - tolerance]
+        rows.append(ok.sort_values("latency_mean_ms").iloc[0])
+    return pd.DataFrame(rows)
+
+
+def method_table(ops: pd.DataFrame) -> pd.DataFrame:
+    """One line per method at its operating point."""
+    table = pd.DataFrame({
+        "method": ops["method"], "build": ops["build_params"].map(_params), "query": ops["query_params"].map(_params),
+        "exact%": 100 * ops["exact"], "near%": 100 * ops["near"], "track%": 100 * ops["track"],
+        "seg_exact%": 100 * ops["seg_exact"],
+        "lat_ms": ops["latency_mean_ms"], "p99_ms": ops["latency_p99_ms"], "qps": ops["qps"],
+        "cand": ops["candidates_mean"], "cand%db": 100 * ops["candidates_frac"],
+    })
+    if "balance_expected_vs_uniform" in ops:
+        table["E[b]/unif"] = ops["balance_expected_vs_uniform"]
+        table["H/K"] = ops["balance_normalised_entropy"]
+    return table.round(2).reset_index(drop=True)
+
+
+def condition_table(results: pd.DataFrame, ops: pd.DataFrame, by: list[str]) -> pd.DataFrame:
+    """Exact hit rate (%) of each method's operating point, by the given condition columns."""
+    keys = set(zip(ops["label"], ops["query_params"]))
+    sel = results[[k in keys for k in zip(results["label"], results["query_params"])]]
+    weighted = sel.assign(hits=sel["exact"] * sel["n_queries"])
+    agg = weighted.groupby(["method", *by], sort=False)[["hits", "n_queries"]].sum()
+    rate = (100 * agg["hits"] / agg["n_queries"]).unstack("method")
+    return rate[[m for m in ops["method"] if m in rate.columns]].round(1)
+
+
+def speedups(points: pd.DataFrame, focus: str = FOCUS) -> list[str]:
+    """Lines: the focus method's speedup over every other method at matched exact hit rate."""
+    if focus not in set(points["method"]):
+        return []
+    a = points[points["method"] == focus]
+    lines = []
+    for other, b in points[points["method"] != focus].groupby("method", sort=False):
+        lat = speedup(a, b, "exact", "latency_mean_ms")
+        cand = speedup(a, b, "exact", "candidates_mean")
+        lines.append(f"{focus} over {other} at {100 * lat['hit_rate']:.1f}% exact: {lat['speedup']:.2f}x in mean "
+                     f"latency ({other} {lat['cost_b']:.3f} ms, {focus} {lat['cost_a']:.3f} ms), "
+                     f"{cand['speedup']:.2f}x in candidates ({other} {cand['cost_b']:.0f}, {focus} {cand['cost_a']:.0f})")
+    return lines
+
+
+def format_summary(results: pd.DataFrame, points: pd.DataFrame, info: dict) -> str:
+    """The whole summary as text."""
+    ops = operating_points(points)
+    with pd.option_context("display.width", 200, "display.max_columns", 30):
+        parts = [
+            f"run {info['run_id']}: {info['queryset']['queries']} queries (query set {info['queryset']['content_hash'][:12]}), "
+            f"DB {info['db']['segments']} segments of {info['db']['tracks']} tracks, encoder {info['encoder']['name']} "
+            f"({info['encoder']['sha256'][:12]}, {info['encoder']['ms_per_segment']:.2f} ms/segment), "
+            f"{info['threads']} thread(s)",
+            "\nEach method at its operating point (cheapest sweep point within 1 point of its best exact hit rate):",
+            method_table(ops).to_string(index=False),
+            "\nTop-1 exact hit rate (%) by duration and SNR (all reverb conditions):",
+            condition_table(results, ops, ["duration_s", "snr"]).to_string(),
+            "\nTop-1 exact hit rate (%) by reverb (all durations and SNRs):",
+            condition_table(results, ops, ["reverb"]).to_string(),
+        ]
+    lines = speedups(points)
+    if lines:
+        parts += ["\nSpeedup at matched exact hit rate (Pareto curves over each method's sweep):", *lines]
+    return "\n".join(parts)

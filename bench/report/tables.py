@@ -1,0 +1,163 @@
+"""The numbers behind the report's tables and figures, read off stored results (no recomputation).
+
+Operating point under a latency budget: for each method, the sweep point (over all its build
+configurations) with the highest top-1 exact hit rate whose mean latency is within the budget;
+ties go to the lower latency. A method with no point within the budget is shown at its fastest
+point, flagged ``within_budget = False``.
+"""
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pandas as pd
+
+from bench.measure.speedup import speedup
+
+REFERENCE = "exhaustive"
+FOCUS = "flowhash"
+BUDGET_FACTOR = 2.0
+BALANCE_COLUMNS = ("balance_n_buckets_total", "balance_n", "balance_normalised_entropy", "balance_nonempty_fraction",
+                   "balance_max_mean_ratio", "balance_cv", "balance_expected_bucket_size",
+                   "balance_uniform_bucket_size", "balance_expected_vs_uniform")
+
+
+def snr_sort_key(label: str) -> float:
+    """Order SNR labels from clean to the noisiest: 'clean', then falling dB."""
+    return -math.inf if label == "clean" else -float(label)
+
+
+def reverb_sort_key(label: str) -> float:
+    """Order reverb labels: 'none', then rising RT60."""
+    return -math.inf if label == "none" else float(label)
+
+
+def method_sort_key(method: str) -> str:
+    """Order methods: the exhaustive reference first, then by name."""
+    return f"0{method}" if method == REFERENCE else f"1{method}"
+
+
+def snr_labels(results: pd.DataFrame) -> list[str]:
+    """The SNR conditions of a run, clean first."""
+    return sorted(set(results["snr"].astype(str)), key=snr_sort_key)
+
+
+def reverb_labels(results: pd.DataFrame) -> list[str]:
+    """The reverb conditions of a run, 'none' first."""
+    return sorted(set(results["reverb"].astype(str)), key=reverb_sort_key)
+
+
+def reverb_title(label: str) -> str:
+    """'none' -> 'no reverb', '0.6' -> 'RT60 0.6 s'."""
+    return "no reverb" if label == "none" else f"RT60 {label} s"
+
+
+def params_text(params_json: str) -> str:
+    """'{"K": 16, "L": 4}' -> 'K=16, L=4' ('-' when empty)."""
+    d = json.loads(params_json)
+    return ", ".join(f"{k}={v}" for k, v in d.items()) or "-"
+
+
+def latency_budget(points: pd.DataFrame, budget_ms: float | None = None) -> tuple[float, str]:
+    """The latency budget in ms and a sentence saying where it comes from.
+
+    Default: ``BUDGET_FACTOR`` x the exhaustive reference's mean latency; without a reference
+    in the run and no explicit budget, there is no budget (``inf``).
+    """
+    if budget_ms is not None:
+        if not budget_ms > 0:
+            raise ValueError(f"latency budget {budget_ms} ms is out of range; allowed: > 0")
+        return float(budget_ms), f"mean latency ≤ {budget_ms:.3g} ms (set with --latency-budget-ms)"
+    ref = points[points["method"] == REFERENCE]
+    if ref.empty:
+        return math.inf, "none: the run has no exhaustive reference to set it"
+    ref_ms = float(ref["latency_mean_ms"].min())
+    budget = BUDGET_FACTOR * ref_ms
+    return budget, (f"mean latency ≤ {budget:.3g} ms ({BUDGET_FACTOR:g}× the exhaustive reference's "
+                    f"{ref_ms:.3g} ms)")
+
+
+def budget_operating_points(points: pd.DataFrame, budget_ms: float) -> pd.DataFrame:
+    """One row per method (sorted by name, exhaustive first) at its best point within the budget."""
+    rows = []
+    for method in sorted(set(points["method"]), key=method_sort_key):
+        g = points[points["method"] == method]
+        ok = g[g["latency_mean_ms"] <= budget_ms]
+        if len(ok):
+            row = ok.sort_values(["exact", "latency_mean_ms", "label", "param_index"],
+                                 ascending=[False, True, True, True], kind="mergesort").iloc[0]
+        else:
+            row = g.sort_values(["latency_mean_ms", "label", "param_index"], kind="mergesort").iloc[0]
+        rows.append(row.to_dict() | {"within_budget": bool(len(ok))})
+    return pd.DataFrame(rows).reset_index(drop=True)
+
+
+def condition_rates(results: pd.DataFrame, ops: pd.DataFrame, by: list[str]) -> pd.DataFrame:
+    """Exact and near hit rates (0..1) of each operating point, pooled over the conditions not in ``by``.
+
+    Long form: ``method``, the ``by`` columns, ``exact``, ``near``, ``n_queries``.
+    """
+    keys = set(zip(ops["label"], ops["query_params"]))
+    sel = results[[k in keys for k in zip(results["label"], results["query_params"])]].copy()
+    sel["snr"] = sel["snr"].astype(str)
+    sel["reverb"] = sel["reverb"].astype(str)
+    for level in ("exact", "near"):
+        sel[f"{level}_hits"] = sel[level] * sel["n_queries"]
+    agg = sel.groupby(["method", *by], sort=True)[["exact_hits", "near_hits", "n_queries"]].sum().reset_index()
+    agg["exact"] = agg["exact_hits"] / agg["n_queries"]
+    agg["near"] = agg["near_hits"] / agg["n_queries"]
+    return _sort_conditions(agg[["method", *by, "exact", "near", "n_queries"]], ["method", *by])
+
+
+def _sort_conditions(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    keys = {"snr": lambda s: s.map(snr_sort_key), "reverb": lambda s: s.map(reverb_sort_key),
+            "method": lambda s: s.map(method_sort_key)}
+    return frame.sort_values(columns, key=lambda s: keys[s.name](s) if s.name in keys else s,
+                             kind="mergesort").reset_index(drop=True)
+
+
+def speedup_table(points: pd.DataFrame, focus: str = FOCUS) -> pd.DataFrame:
+    """The focus method's speedup over every other method at matched top-1 exact hit rate.
+
+    Uses ``bench.speedup.speedup`` over each method's whole sweep (all build configurations):
+    once in mean latency and once in candidates scanned. Empty when the focus method did not run.
+    """
+    cols = ["other", "lat_hit_rate", "lat_focus_ms", "lat_other_ms", "lat_speedup", "cand_hit_rate", "cand_focus",
+            "cand_other", "cand_speedup"]
+    if focus not in set(points["method"]):
+        return pd.DataFrame(columns=cols)
+    a = points[points["method"] == focus]
+    rows = []
+    for other in sorted(set(points["method"]) - {focus}, key=method_sort_key):
+        b = points[points["method"] == other]
+        lat = speedup(a, b, "exact", "latency_mean_ms")
+        cand = speedup(a, b, "exact", "candidates_mean")
+        rows.append([other, lat["hit_rate"], lat["cost_a"], lat["cost_b"], lat["speedup"], cand["hit_rate"],
+                     cand["cost_a"], cand["cost_b"], cand["speedup"]])
+    return pd.DataFrame(rows, columns=cols)
+
+
+def balance_table(points: pd.DataFrame) -> pd.DataFrame:
+    """Bucket balance per method configuration that has buckets (hash tables, IVF lists)."""
+    if "balance_n_buckets_total" not in points:
+        return pd.DataFrame(columns=["method", "label", *BALANCE_COLUMNS])
+    per_label = points.drop_duplicates("label")
+    per_label = per_label[per_label["balance_n_buckets_total"].notna()]
+    return per_label[["method", "label", *BALANCE_COLUMNS]].sort_values(
+        ["method", "label"], kind="mergesort").reset_index(drop=True)
+
+
+def build_table(points: pd.DataFrame) -> pd.DataFrame:
+    """Fit and build seconds and index size per method configuration."""
+    per_label = points.drop_duplicates("label")[["method", "label", "fit_s", "build_s", "index_bytes", "n_db"]]
+    out = per_label.assign(index_mb=per_label["index_bytes"] / 1e6,
+                           bytes_per_item=per_label["index_bytes"] / per_label["n_db"])
+    return _sort_conditions(out, ["method", "label"])
+
+
+def uniform_occupancy(n_items: int, n_buckets: int, sizes: np.ndarray) -> np.ndarray:
+    """Expected number of buckets holding each size under uniform hashing: B * Binomial(N, 1/B) pmf."""
+    from scipy.stats import binom
+
+    return n_buckets * binom.pmf(sizes, n_items, 1.0 / n_buckets)

@@ -1,0 +1,160 @@
+"""Everything a run searches with, prepared once: corpus, query set, encoder, embeddings, train pairs."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from functools import cached_property
+
+import numpy as np
+import pandas as pd
+
+from datasets.corpora.corpus import Corpus
+from datasets.corpora.registry import open_corpus
+from datasets.noise.bank import NoiseBank, open_noise_bank
+from datasets.queries.queryset import QuerySet, build_queryset, default_queryset_dir, segment_table
+from datasets.rooms import RoomBank, open_room_bank
+from encoders.checkpoint import Encoder, load_checkpoint
+from encoders.embed import cut_segments, embed_db, embed_queries, embed_segments
+from encoders.pairs import embed_train_pairs
+from encoders.spectral import SpectralConfig, SpectralImage, spectral_db, spectral_queries
+from methods.base import INPUT_KINDS, TrainData
+
+from .config import RunConfig
+from .environment import set_threads
+
+ENCODER_TIMING_SEGMENTS = 64
+
+
+@dataclass
+class RunInputs:
+    """The data of a run. DB rows are segments of the non-training tracks (``config.db_splits``)."""
+
+    config: RunConfig
+    corpus: Corpus
+    noise: NoiseBank
+    rooms: RoomBank
+    queryset: QuerySet
+    encoder: Encoder
+    db_segments: pd.DataFrame
+    db: np.ndarray
+    query_emb: np.ndarray
+    query_index: pd.DataFrame
+    manifest: pd.DataFrame
+    progress: bool = True
+    stage_seconds: dict[str, float] = field(default_factory=dict)
+
+    @cached_property
+    def train(self) -> TrainData:
+        """Embedded anchor/positive pairs from the train split (computed on first use, cached)."""
+        t0 = time.perf_counter()
+        set_threads(0)
+        anchors, positives = embed_train_pairs(self.encoder, self.corpus, self.noise, self.rooms,
+                                               self.config.train_pairs, self.config.seed, self.progress)
+        self.stage_seconds["train_pairs"] = time.perf_counter() - t0
+        return TrainData(anchors, positives)
+
+    @cached_property
+    def spectrogram(self) -> tuple[np.ndarray, np.ndarray]:
+        """Spectral images (``encoders.spectral``) of the DB rows and of the query segments, rows
+        aligned with ``db_segments`` and ``query_index`` (computed on first use, cached on disk)."""
+        t0 = time.perf_counter()
+        set_threads(0)
+        protocol = self.corpus.protocol
+        db, _ = spectral_db(self.corpus, self.db_segments, SpectralConfig(), self.progress)
+        queries, index, _ = spectral_queries(self.queryset, protocol, SpectralConfig(), self.progress)
+        if not index[["query", "j"]].equals(self.query_index[["query", "j"]]):
+            raise RuntimeError("spectral query rows do not line up with the query embeddings' rows")
+        self.stage_seconds["spectrogram"] = time.perf_counter() - t0
+        return db, queries
+
+    def matrices(self, kind: str) -> tuple[np.ndarray, np.ndarray]:
+        """(DB matrix, query matrix) of a method input kind (``Method.input_kind``): the embeddings,
+        or the spectral images; row i of either is DB segment i / query segment i of the run."""
+        if kind == "embedding":
+            return self.db, self.query_emb
+        if kind == "spectrogram":
+            return self.spectrogram
+        raise ValueError(f"input kind {kind!r} is not allowed; choose one of: {', '.join(INPUT_KINDS)}")
+
+    def input_facts(self, kind: str) -> dict:
+        """What a method of this input kind was given, for its results: the kind, and for spectral
+        images their config and front-end time per segment (the encoder's is in run.json)."""
+        if kind != "spectrogram":
+            return {"kind": kind}
+        frontend = SpectralImage(self.corpus.protocol, SpectralConfig())
+        segments = self.query_segments_sample()
+        set_threads(self.config.timing.threads)
+        frontend(segments[:2])
+        times = []
+        for seg in segments:
+            t0 = time.perf_counter()
+            frontend(seg[None])
+            times.append(time.perf_counter() - t0)
+        return {"kind": kind, "features": SpectralConfig().to_dict(), "dim": SpectralConfig().dim,
+                "frontend_ms_per_segment": 1e3 * float(np.median(times))}
+
+    @cached_property
+    def db_track_codes(self) -> tuple[np.ndarray, pd.Index]:
+        """Integer code of each DB row's track, and the track ids in code order."""
+        codes, tracks = pd.factorize(self.db_segments["track_id"])
+        return codes.astype(np.int64), pd.Index(tracks)
+
+    def query_segments_sample(self, n: int = ENCODER_TIMING_SEGMENTS) -> np.ndarray:
+        """Raw waveform segments of the first queries (to time the encoder on real query audio)."""
+        segs, total = [], 0
+        for query_id in self.manifest["query_id"]:
+            segs.append(cut_segments(self.queryset.load_query(query_id), self.corpus.protocol))
+            total += len(segs[-1])
+            if total >= n:
+                break
+        return np.concatenate(segs)[:n]
+
+    def split_overlap(self) -> dict[str, int]:
+        """Tracks that are both in the DB/query set and in the train split (must be 0)."""
+        train = {t.track_id for t in self.corpus.tracks("train")}
+        return {"db_tracks_in_train": len(set(self.db_segments["track_id"]) & train),
+                "query_tracks_in_train": len(set(self.manifest["track_id"]) & train)}
+
+
+def _db_table(corpus: Corpus, queryset: QuerySet, splits: tuple[str, ...]) -> pd.DataFrame:
+    test = queryset.segments().assign(split="test")
+    sr = corpus.protocol.sample_rate
+    others = [segment_table({t.track_id: int(t.duration_s * sr) for t in corpus.tracks(s)}, corpus.protocol)
+              .assign(split=s) for s in splits if s != "test" and corpus.tracks(s)]
+    return pd.concat([test, *others], ignore_index=True)
+
+
+def encoder_ms_per_segment(encoder: Encoder, segments: np.ndarray, threads: int) -> float:
+    """Median time to embed one segment alone at ``threads`` threads (reported beside search latency)."""
+    set_threads(threads)
+    embed_segments(encoder, segments[:2], batch_size=1)
+    times = []
+    for seg in segments[:ENCODER_TIMING_SEGMENTS]:
+        t0 = time.perf_counter()
+        embed_segments(encoder, seg[None], batch_size=1)
+        times.append(time.perf_counter() - t0)
+    return 1e3 * float(np.median(times))
+
+
+def prepare_inputs(config: RunConfig, progress: bool = True) -> RunInputs:
+    """Open the data, build or reuse the query set, load the encoder and embed DB and queries."""
+    stages: dict[str, float] = {}
+    t0 = time.perf_counter()
+    set_threads(0)
+    corpus = open_corpus(config.corpus, path=config.corpus_path, fma_size=config.fma_size,
+                         synth_tracks=config.synth_tracks, synth_seed=config.synth_seed, progress=progress)
+    noise = open_noise_bank(config.noise, corpus.protocol)
+    rooms = open_room_bank(config.rooms, corpus.protocol)
+    stages["data"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    queryset = build_queryset(corpus, noise, rooms, config.queries, default_queryset_dir(corpus, config.queries),
+                              progress=progress)
+    stages["queries"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    encoder = load_checkpoint(config.encoder, corpus.protocol, config.device)
+    db_segments = _db_table(corpus, queryset, config.db_splits)
+    db, _ = embed_db(encoder, corpus, db_segments, progress)
+    query_emb, query_index, _ = embed_queries(encoder, queryset, corpus.protocol, progress)
+    stages["embed"] = time.perf_counter() - t0
+    return RunInputs(config, corpus, noise, rooms, queryset, encoder, db_segments, db, query_emb, query_index,
+                     queryset.manifest(), progress, stages)

@@ -1,0 +1,226 @@
+"""Run the benchmark: fit and build every method configuration, sweep its query parameters,
+and record accuracy, work, latency, throughput, build cost and bucket balance."""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from threadpoolctl import threadpool_limits
+from tqdm.auto import tqdm
+
+from datasets.cache import stable_hash
+from datasets.overlap import content_overlap
+from methods.common.balance import bucket_balance
+from methods.base import Method
+from methods.registry import get_method, load_grid, method_class, method_names
+
+from .config import RunConfig
+from .environment import environment
+from .inputs import RunInputs, encoder_ms_per_segment, prepare_inputs
+from bench.measure.metrics import by_condition, overall, query_outcomes
+from .store import RunStore, now
+from bench.measure.timing import latency_sample, time_batch, time_queries
+
+REFERENCE = "exhaustive"
+
+
+def method_label(name: str, build_params: dict) -> str:
+    """A method configuration's name in results: ``lsh(K=16,L=4)``."""
+    inner = ",".join(f"{k}={v}" for k, v in build_params.items())
+    return f"{name}({inner})" if inner else name
+
+
+def resolve_methods(requested: list[str]) -> list[str]:
+    """Expand 'all', check names (listing the choices), and put the exhaustive reference first."""
+    names = method_names() if "all" in requested else list(dict.fromkeys(requested))
+    for name in names:
+        method_class(name)
+    return [REFERENCE] + [n for n in names if n != REFERENCE]
+
+
+def run_id(config: RunConfig, inputs: RunInputs) -> str:
+    """Run folder name: corpus plus a hash of the config, encoder and query set."""
+    key = stable_hash([config.to_dict(), inputs.encoder.sha256, inputs.queryset.content_hash], n=10)
+    return f"{config.corpus}-{key}"
+
+
+@dataclass
+class RunOutcome:
+    """Where a run landed and its tables."""
+
+    root: Path
+    results: pd.DataFrame
+    points: pd.DataFrame
+    info: dict
+
+
+def needs_training(name: str) -> bool:
+    """Whether a method learns from the train pairs (its class overrides ``Method._fit``)."""
+    return method_class(name)._fit is not Method._fit
+
+
+def _balance(stats: dict) -> dict[str, float]:
+    if "bucket_counts" not in stats:
+        return {}
+    b = bucket_balance(np.asarray(stats["bucket_counts"]), int(stats["n_buckets_total"]))
+    return {f"balance_{k}": v for k, v in b.items()}
+
+
+def _occupancy(stats: dict) -> list[int] | None:
+    """How many buckets hold c items, c = 0..max, empty buckets included (None without buckets)."""
+    if "bucket_counts" not in stats:
+        return None
+    counts = np.asarray(stats["bucket_counts"], dtype=np.int64)
+    hist = np.bincount(counts, minlength=1)
+    hist[0] += int(stats["n_buckets_total"]) - counts.size  # hash tables list non-empty buckets only
+    return hist.tolist()
+
+
+@dataclass
+class BuiltMethod:
+    """A fitted and built method configuration, ready to search."""
+
+    method: Method
+    name: str
+    label: str
+    build_params: dict
+    fit_s: float
+    build_s: float
+    stats: dict
+
+
+def build_method(name: str, build_params: dict, inputs: RunInputs) -> BuiltMethod:
+    """Fit (learned methods see only the train pairs) and build one method configuration over the DB.
+
+    The DB matrix is the one of the method's ``input_kind`` (embeddings, or spectral images).
+    Call it under the run's thread limits (``threadpool_limits``), as ``evaluate_method`` does.
+    """
+    cfg = inputs.config
+    method = get_method(name, seed=cfg.seed, threads=cfg.timing.threads, device=cfg.device, **build_params)
+    fit_s = 0.0
+    if needs_training(name):
+        train = inputs.train
+        t0 = time.perf_counter()
+        method.fit(train)
+        fit_s = time.perf_counter() - t0
+    db, _ = inputs.matrices(method.input_kind)
+    t0 = time.perf_counter()
+    method.build(db)
+    build_s = time.perf_counter() - t0
+    return BuiltMethod(method, name, method_label(name, build_params), build_params, fit_s, build_s, method.stats())
+
+
+def timed_query_rows(inputs: RunInputs) -> tuple[np.ndarray, list[np.ndarray]]:
+    """The query numbers whose latency is measured, and the query-segment rows of each."""
+    cfg = inputs.config
+    rows_of = inputs.query_index.groupby("query").indices
+    timed = latency_sample(len(inputs.manifest), cfg.timing.latency_queries, cfg.seed)
+    return timed, [rows_of[q] for q in timed]
+
+
+def sweep_method(built: BuiltMethod, inputs: RunInputs, query_grid: list[dict], progress: bool,
+                 timed: bool = True) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Search every query at each point of the query sweep; returns (results, points, outcomes).
+
+    With ``timed=False`` latency and QPS are left out (NaN): only the deterministic measures.
+    Searches and timings use the query matrix of the method's ``input_kind``.
+    """
+    cfg = inputs.config
+    method = built.method
+    _, queries = inputs.matrices(method.input_kind)
+    codes, tracks = inputs.db_track_codes
+    db_segment = inputs.db_segments["segment"].to_numpy()
+    timed_queries, timed_rows = timed_query_rows(inputs)
+    static = {"method": built.name, "label": built.label,
+              "build_params": json.dumps(built.build_params, sort_keys=True),
+              "fit_s": built.fit_s, "build_s": built.build_s, "index_bytes": int(built.stats.get("index_bytes", 0)),
+              "threads": cfg.timing.threads, "k": cfg.k, "n_db": len(inputs.db), **_balance(built.stats)}
+    results, points, outcomes = [], [], []
+    for i, qp in enumerate(tqdm(query_grid, desc=built.label, disable=not progress)):
+        method.set_query_params(**qp)
+        res = method.search(queries, cfg.k)
+        out = query_outcomes(res, inputs.query_index, inputs.manifest, codes, tracks, db_segment)
+        if timed:
+            lat = pd.Series(time_queries(method, queries, timed_rows, cfg.k, cfg.timing.warmup,
+                                         cfg.timing.repeats), index=timed_queries)
+            qps = len(inputs.manifest) / time_batch(method, queries, cfg.k, cfg.timing.batch_repeats)
+        else:
+            lat, qps = pd.Series([], dtype=float), float("nan")
+        point = {**static, "query_params": json.dumps(qp, sort_keys=True), "param_index": i, "qps": qps}
+        results.append(by_condition(out, lat, len(inputs.db)).assign(**point))
+        points.append({**point, **overall(out, lat, len(inputs.db))})
+        outcomes.append(out.assign(label=built.label, query_params=point["query_params"]))
+    return pd.concat(results, ignore_index=True), pd.DataFrame(points), pd.concat(outcomes, ignore_index=True)
+
+
+def evaluate_method(name: str, build_params: dict, inputs: RunInputs, query_grid: list[dict],
+                    progress: bool) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, dict]:
+    """Fit, build and sweep one method configuration; returns (results, points, outcomes, meta).
+
+    NumPy's BLAS pool is held to the run's thread count too, as torch's and faiss's are; the
+    train pairs are embedded, and the method's input matrices computed, before that, on all cores.
+    """
+    kind = method_class(name).input_kind
+    if needs_training(name):
+        inputs.train  # noqa: B018 - embeds (and caches) the train pairs outside the thread limit
+    inputs.matrices(kind)  # spectral images are computed (and cached) on first use, outside the limit
+    input_facts = inputs.input_facts(kind)
+    with threadpool_limits(limits=inputs.config.timing.threads):
+        built = build_method(name, build_params, inputs)
+        results, points, outcomes = sweep_method(built, inputs, query_grid, progress)
+    stats = built.stats
+    meta = {"fit_s": built.fit_s, "build_s": built.build_s, "input": input_facts,
+            "stats": {k: v for k, v in stats.items() if k != "bucket_counts"}, "occupancy": _occupancy(stats)}
+    return (results, points, outcomes,
+            json.loads(json.dumps(meta, default=lambda o: o.tolist() if hasattr(o, "tolist") else str(o))))
+
+
+def run_benchmark(config: RunConfig, requested: list[str], out: Path | str = "reports",
+                  run_dir: Path | str | None = None, progress: bool = True) -> RunOutcome:
+    """Run the requested methods (and the exhaustive reference) and write the run folder."""
+    names = resolve_methods(requested)
+    grids = {n: config.grids.get(n) or load_grid(n) for n in names}
+    started = now()
+    inputs = prepare_inputs(config, progress)
+    root = Path(run_dir) if run_dir else Path(out) / run_id(config, inputs)
+    store = RunStore(root)
+    overlap = inputs.split_overlap()
+    t0 = time.perf_counter()
+    overlap.update({f"content_{k}": v for k, v in content_overlap(inputs.corpus, inputs.noise, inputs.rooms).items()})
+    inputs.stage_seconds["overlap_check"] = time.perf_counter() - t0
+    if any(overlap.values()):
+        raise RuntimeError(f"train/test leak (cross-split pairs; all must be 0): {overlap}")
+    info = {"run_id": root.name, "started": started, "config": config.to_dict(), "methods": names,
+            "environment": environment(), "threads": config.timing.threads, "seed": config.seed,
+            "encoder": {"name": inputs.encoder.name, "sha256": inputs.encoder.sha256,
+                        "ms_per_segment": encoder_ms_per_segment(inputs.encoder, inputs.query_segments_sample(),
+                                                                 config.timing.threads)},
+            "queryset": {"content_hash": inputs.queryset.content_hash, "root": str(inputs.queryset.root),
+                         "queries": len(inputs.manifest)},
+            "corpus": {"name": inputs.corpus.name,
+                       "identity_hash": stable_hash(inputs.corpus.identity(), n=32)},
+            "db": {"segments": len(inputs.db), "tracks": int(inputs.db_segments["track_id"].nunique()),
+                   "splits": list(config.db_splits)},
+            "split_overlap": overlap}
+    store.write_run_json(info)
+    labels = []
+    t_methods = time.perf_counter()
+    for name in names:
+        for build_params in grids[name]["build"]:
+            label = method_label(name, build_params)
+            labels.append(label)
+            if store.has_part(label):
+                print(f"{label}: done in an earlier run, skipped")
+                continue
+            results, points, outcomes, meta = evaluate_method(name, build_params, inputs, grids[name]["query"],
+                                                              progress)
+            store.save_part(label, results, points, outcomes, meta)
+    inputs.stage_seconds["methods"] = time.perf_counter() - t_methods  # this process's share when resumed
+    results, points = store.combine(labels)
+    info.update({"finished": now(), "stage_seconds": inputs.stage_seconds, "labels": labels})
+    store.write_run_json(info)
+    return RunOutcome(root, results, points, info)

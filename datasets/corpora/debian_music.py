@@ -1,0 +1,642 @@
+"""The ``debian-music`` corpus: free-licensed game soundtracks from Debian packages.
+
+Recipe (see DESIGN.md, "Data sources that work on these machines"):
+
+1. **Fetch** (:func:`fetch_packages`): ``apt-get download PKG`` then ``dpkg -x PKG.deb DIR``
+   for each package of :data:`PACKAGES`, into ``<root>/debs/`` and ``<root>/<PKG>/``;
+   nothing is installed. An extracted tree carries a marker file with the package's version
+   (``dpkg-deb -f PKG.deb Version``), so a re-run does not fetch again.
+2. **Select** (:func:`select_music_files`): audio files (ogg, opus, flac, wav, mp3, ...) in a
+   folder whose path names music (a directory component containing "music", any case), at
+   least 45 s long, minus the sped-up copies supertuxkart ships (:func:`sped_up_reason`).
+3. **Catalogue** (:func:`build_catalogue`): decode each file once at 8 kHz, fingerprint it
+   (cached by the file's sha256), find shared audio between tracks with
+   :func:`datasets.dedup.find_overlaps` (re-encoded copies, renamed copies, and partial
+   overlaps of >= 20 s), keep the longest track of each overlapping group, and record the
+   package, version, path, licence file and duration of every kept track.
+4. **Write** ``tracks.csv`` (the manifest), ``dedup_report.csv`` (every file left out and
+   why), ``overlaps.csv`` and ``catalogue.json`` (packages, versions, failures, stage
+   timings, cache key) in the root folder, atomically. A later run with the same packages,
+   files and settings reads the manifest instead of rebuilding it.
+
+Track ids are ``"<package>/<path inside the package without extension>"``, e.g.
+``supertux-data/usr/share/games/supertux2/music/misc/battle_theme``: stable across runs.
+"""
+from __future__ import annotations
+
+import fnmatch
+import gzip
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import time
+import warnings
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Callable, Iterable, Mapping, Sequence
+
+from datasets.audio_io import AUDIO_EXTENSIONS, AudioReadError, audio_info, read_audio
+from datasets.cache import atomic_path, atomic_write_json, cache_dir, stable_hash
+from .corpus import Corpus, Track
+from datasets.dedup import DEFAULT_PARAMS, Fingerprint, FingerprintParams, Overlap, deduplicate, find_overlaps, fingerprint
+from datasets.protocol import Protocol
+from datasets.splits import DEFAULT_FRACTIONS
+
+#: Debian packages whose music makes up the corpus (all free-licensed game data).
+PACKAGES: tuple[str, ...] = (
+    "supertux-data",
+    "supertuxkart-data",
+    "hedgewars-data",
+    "freedroidrpg-data",
+    "singularity-music",
+    "flare-game",
+    "marsshooter-data",
+    "unknown-horizons",
+    "starfighter-data",
+)
+
+MIN_DURATION_S = 45.0
+MIN_OVERLAP_S = 20.0
+#: A file is music when a folder on its path (inside the package) contains one of these words.
+MUSIC_DIR_WORDS: tuple[str, ...] = ("music",)
+#: File names that always mark a sped-up copy (supertuxkart's ``*_fast.ogg``, played on the last lap).
+SPED_UP_PATTERNS: tuple[str, ...] = ("*_fast", "*-fast", "*_faster", "*-faster", "*_fast[0-9]")
+#: Suffixes that mark a sped-up copy when the file without the suffix sits in the same folder
+#: (supertuxkart's ``farm_f.ogg`` beside ``farm.ogg``).
+SPED_UP_SIBLING_SUFFIXES: tuple[str, ...] = ("_f", "-f", "_fast", "-fast", "_faster", "-faster")
+
+MARKER = ".flowhash-package.json"
+MANIFEST = "tracks.csv"
+REPORT = "dedup_report.csv"
+OVERLAPS = "overlaps.csv"
+CATALOGUE = "catalogue.json"
+RECIPE_VERSION = "1"  # bumped when the selection or catalogue rules change
+
+
+class DebianFetchError(RuntimeError):
+    """A package could not be fetched or extracted (apt-get/dpkg missing, or a command failed)."""
+
+
+# --------------------------------------------------------------------------------------
+# Fetch: apt-get download + dpkg -x
+# --------------------------------------------------------------------------------------
+
+def _hint(root: Path | str) -> str:
+    return (f"To use packages extracted elsewhere (`dpkg -x PKG.deb <folder>/PKG` for each package), "
+            f"pass root=<folder> with fetch=False (CLI: --path <folder>); the cache folder was {root}.")
+
+
+def _run(cmd: Sequence[str], cwd: Path | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(list(cmd), cwd=cwd, capture_output=True, text=True)
+
+
+def _tail(text: str, n: int = 3) -> str:
+    lines = [ln for ln in (text or "").strip().splitlines() if ln.strip()]
+    return " | ".join(lines[-n:]) or "no output"
+
+
+def _find_deb(debs: Path, package: str) -> Path | None:
+    """The newest ``PKG_*.deb`` in ``debs`` (package names never hold '_', so the match is exact)."""
+    found = sorted(debs.glob(f"{package}_*.deb"), key=lambda p: (p.stat().st_mtime, p.name))
+    return found[-1] if found else None
+
+
+def _deb_version(deb: Path) -> str:
+    res = _run(["dpkg-deb", "-f", str(deb), "Version"])
+    if res.returncode != 0:
+        raise DebianFetchError(f"`dpkg-deb -f {deb} Version` failed (exit {res.returncode}): {_tail(res.stderr)}")
+    return res.stdout.strip()
+
+
+def is_extracted(tree: Path) -> bool:
+    """Whether ``tree`` holds an extracted package: this module's marker (its extraction is
+    renamed into place only when complete), or a ``usr/`` folder a user extracted there."""
+    return (tree / MARKER).is_file() or (tree / "usr").is_dir()
+
+
+def fetch_package(package: str, dest: Path | str) -> Path:
+    """Download one package into ``dest/debs`` and extract it to ``dest/<package>``; return that folder.
+
+    A ``.deb`` already in ``dest/debs`` is reused; extraction goes to a temporary folder that
+    is renamed into place only when complete. Raises :class:`DebianFetchError` naming the
+    package and the command that failed.
+    """
+    dest = Path(dest)
+    debs = dest / "debs"
+    debs.mkdir(parents=True, exist_ok=True)
+    deb = _find_deb(debs, package)
+    version = None
+    if deb is not None:
+        try:
+            version = _deb_version(deb)
+        except DebianFetchError:  # a broken or partial download: fetch it again
+            deb.unlink()
+            deb = None
+    if deb is None:
+        res = _run(["apt-get", "download", package], cwd=debs)
+        deb = _find_deb(debs, package)
+        if res.returncode != 0 or deb is None:
+            raise DebianFetchError(
+                f"package {package}: `apt-get download {package}` failed (exit {res.returncode}): "
+                f"{_tail(res.stderr or res.stdout)}. If apt has no package lists yet, run `apt-get update` "
+                f"first. {_hint(dest)}")
+        version = _deb_version(deb)
+    tmp = dest / f".{package}.extracting"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    res = _run(["dpkg", "-x", str(deb), str(tmp)])
+    if res.returncode != 0:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise DebianFetchError(f"package {package}: `dpkg -x {deb} {tmp}` failed (exit {res.returncode}): "
+                               f"{_tail(res.stderr)}. {_hint(dest)}")
+    (tmp / MARKER).write_text(json.dumps({"package": package, "version": version, "deb": deb.name,
+                                          "deb_bytes": deb.stat().st_size}, indent=2) + "\n")
+    final = dest / package
+    if final.exists():
+        shutil.rmtree(final)
+    os.replace(tmp, final)
+    return final
+
+
+def fetch_packages(packages: Iterable[str], dest: Path | str, progress: bool = True,
+                   errors: dict[str, str] | None = None, label: str = "debian-music") -> dict[str, Path]:
+    """Fetch and extract packages into ``dest``; return {package: extracted folder}.
+
+    Packages already extracted there are reused without apt. If apt-get, dpkg or dpkg-deb is
+    missing while a package still needs fetching, raise :class:`DebianFetchError`. A package
+    whose download or extraction fails is left out with a warning naming it (and ``label``,
+    the data set it was for), and its error is stored in ``errors`` (when given); if every
+    package fails, raise.
+    """
+    from tqdm.auto import tqdm
+
+    dest = Path(dest)
+    packages = list(dict.fromkeys(packages))
+    out: dict[str, Path] = {p: dest / p for p in packages if is_extracted(dest / p)}
+    need = [p for p in packages if p not in out]
+    if not need:
+        return {p: out[p] for p in packages}
+    missing = [tool for tool in ("apt-get", "dpkg", "dpkg-deb") if shutil.which(tool) is None]
+    if missing:
+        raise DebianFetchError(
+            f"cannot fetch {', '.join(need)}: {', '.join(missing)} not found on PATH. This recipe runs "
+            f"`apt-get download PKG` and `dpkg -x PKG.deb DIR` (Debian/Ubuntu). {_hint(dest)}")
+    failed: dict[str, str] = {}
+    for pkg in tqdm(need, desc="fetching debian packages", unit="pkg", disable=not progress):
+        try:
+            out[pkg] = fetch_package(pkg, dest)
+        except DebianFetchError as exc:
+            failed[pkg] = str(exc)
+            warnings.warn(f"{label}: leaving out package {pkg}: {exc}", stacklevel=2)
+    if errors is not None:
+        errors.update(failed)
+    if not out:
+        raise DebianFetchError("no package could be fetched:\n" + "\n".join(failed.values()))
+    return {p: out[p] for p in packages if p in out}
+
+
+def find_extracted(root: Path | str, packages: Iterable[str],
+                   errors: dict[str, str] | None = None) -> dict[str, Path]:
+    """Extracted trees already under ``root`` (``root/<package>/``), without fetching anything.
+
+    Packages with no folder are reported in ``errors``; if none is found, raise FileNotFoundError.
+    """
+    root = Path(root)
+    out: dict[str, Path] = {}
+    for pkg in dict.fromkeys(packages):
+        if (root / pkg).is_dir():
+            out[pkg] = root / pkg
+        elif errors is not None:
+            errors[pkg] = f"package {pkg}: no extracted tree at {root / pkg}"
+    if not out:
+        raise FileNotFoundError(f"no extracted package under {root} (expected {root}/<package>/usr/...); "
+                                f"run with fetch=True or extract with `dpkg -x PKG.deb {root}/PKG`")
+    return out
+
+
+def package_version(tree: Path | str, package: str) -> str:
+    """A package's version: from this module's marker, else the first line of
+    ``usr/share/doc/PKG/changelog.Debian.gz``; "" when neither says."""
+    tree = Path(tree)
+    marker = tree / MARKER
+    if marker.is_file():
+        try:
+            version = json.loads(marker.read_text()).get("version")
+            if version:
+                return str(version)
+        except (OSError, ValueError):
+            pass
+    changelog = tree / "usr" / "share" / "doc" / package / "changelog.Debian.gz"
+    try:
+        with gzip.open(changelog, "rt", errors="replace") as fh:
+            first = fh.readline()
+        m = re.match(r"\S+\s+\(([^)]+)\)", first)
+        if m:
+            return m.group(1)
+    except OSError:
+        pass
+    return ""
+
+
+def licence_path(tree: Path | str, package: str) -> str:
+    """``usr/share/doc/PKG/copyright`` (inside the tree) when the package ships it, else ""."""
+    rel = f"usr/share/doc/{package}/copyright"
+    return rel if (Path(tree) / rel).is_file() else ""
+
+
+# --------------------------------------------------------------------------------------
+# Select: music folders, duration, sped-up copies
+# --------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Candidate:
+    """An audio file that passed the selection rules, with its header facts."""
+
+    package: str
+    package_root: Path
+    rel_path: str  # posix path inside the package tree
+    duration_s: float
+    sample_rate: int
+    channels: int
+    size_bytes: int
+    track_id: str = ""
+
+    @property
+    def path(self) -> Path:
+        """Absolute path of the file."""
+        return self.package_root / self.rel_path
+
+
+@dataclass(frozen=True)
+class Exclusion:
+    """A file (or package) left out of the corpus, and why.
+
+    ``kind`` is one of "sped-up copy", "too short", "unreadable", "duplicate", "package failed".
+    """
+
+    kind: str
+    package: str
+    rel_path: str
+    reason: str
+    track_id: str = ""
+    duplicate_of: str = ""
+    overlap_s: float | None = None
+    offset_s: float | None = None
+    match_fraction: float | None = None
+
+
+def is_music_path(rel_path: str, words: Sequence[str] = MUSIC_DIR_WORDS) -> bool:
+    """Whether a folder on ``rel_path`` (not the file name) contains one of ``words``, any case."""
+    parts = PurePosixPath(rel_path).parts[:-1]
+    return any(w in part.lower() for part in parts for w in words)
+
+
+def sped_up_reason(path: Path, siblings: Iterable[str] | None = None) -> str | None:
+    """Why a file is a sped-up copy of another track, or None.
+
+    Name rules: a stem matching :data:`SPED_UP_PATTERNS` (``*_fast``, ``*-fast``, ``*_faster``)
+    is a sped-up copy; so is a stem ``X`` + suffix of :data:`SPED_UP_SIBLING_SUFFIXES` (``_f``,
+    ...) when an audio file with stem ``X`` is in the same folder (``farm_f.ogg`` beside
+    ``farm.ogg``). ``siblings`` are the stems in the folder (read from disk when None).
+    """
+    stem = path.stem
+    low = stem.lower()
+    for pat in SPED_UP_PATTERNS:
+        if fnmatch.fnmatchcase(low, pat):
+            return f"sped-up copy (name matches {pat!r})"
+    if siblings is None:
+        siblings = [p.stem for p in path.parent.iterdir() if p.suffix.lower() in AUDIO_EXTENSIONS]
+    stems = {s.lower() for s in siblings}
+    for suffix in SPED_UP_SIBLING_SUFFIXES:
+        if low.endswith(suffix) and low[: -len(suffix)] in stems:
+            base = stem[: -len(suffix)]
+            return f"sped-up copy of {base!r} (name {base}{suffix} beside {base})"
+    return None
+
+
+def select_music_files(extracted_root: Path | str, package: str | None = None,
+                       min_duration_s: float = MIN_DURATION_S,
+                       on_exclude: Callable[[Exclusion], None] | None = None) -> list[Candidate]:
+    """Music files of one extracted package tree, in path order.
+
+    Keeps audio files (:data:`datasets.audio_io.AUDIO_EXTENSIONS`) in a music folder
+    (:func:`is_music_path`) that are not sped-up copies (:func:`sped_up_reason`), whose header
+    reads, and that last at least ``min_duration_s``. Files in music folders that fail a rule
+    are passed to ``on_exclude`` (kind "sped-up copy", "too short" or "unreadable"); files
+    outside music folders (sound effects) and symbolic links are passed over silently.
+    ``package`` defaults to the folder's name.
+    """
+    root = Path(extracted_root)
+    package = package or root.name
+    files = [p for p in sorted(root.rglob("*"))
+             if p.suffix.lower() in AUDIO_EXTENSIONS and not p.is_symlink() and p.is_file()]
+    stems_by_dir: dict[Path, list[str]] = {}
+    for p in files:
+        stems_by_dir.setdefault(p.parent, []).append(p.stem)
+    out: list[Candidate] = []
+
+    def exclude(kind: str, rel: str, reason: str) -> None:
+        if on_exclude is not None:
+            on_exclude(Exclusion(kind, package, rel, reason))
+
+    for p in files:
+        rel = p.relative_to(root).as_posix()
+        if not is_music_path(rel):
+            continue
+        why = sped_up_reason(p, stems_by_dir[p.parent])
+        if why:
+            exclude("sped-up copy", rel, why)
+            continue
+        try:
+            info = audio_info(p)
+        except AudioReadError as exc:
+            exclude("unreadable", rel, str(exc))
+            continue
+        if info.duration_s < min_duration_s:
+            exclude("too short", rel, f"{info.duration_s:.1f} s is shorter than {min_duration_s:g} s")
+            continue
+        out.append(Candidate(package, root, rel, info.duration_s, info.sample_rate, info.channels,
+                             p.stat().st_size))
+    # Track ids: package/path without extension; where two files differ only by extension,
+    # both keep their extension so the ids stay unique and stable.
+    stem_ids = [f"{c.package}/{PurePosixPath(c.rel_path).with_suffix('').as_posix()}" for c in out]
+    clash = {i for i in stem_ids if stem_ids.count(i) > 1}
+    return [_with_id(c, f"{c.package}/{c.rel_path}" if i in clash else i) for c, i in zip(out, stem_ids)]
+
+
+def _with_id(c: Candidate, track_id: str) -> Candidate:
+    return Candidate(c.package, c.package_root, c.rel_path, c.duration_s, c.sample_rate, c.channels,
+                     c.size_bytes, track_id)
+
+
+# --------------------------------------------------------------------------------------
+# Catalogue: decode once, fingerprint (cached), deduplicate, record metadata
+# --------------------------------------------------------------------------------------
+
+def file_sha256(path: Path | str, chunk: int = 1 << 20) -> str:
+    """Hex sha256 of a file's bytes."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+@dataclass
+class Catalogue:
+    """The outcome of :func:`build_catalogue`: kept tracks (one dict each), exclusions, overlaps."""
+
+    tracks: list[dict]
+    excluded: list[Exclusion]
+    overlaps: list[Overlap]
+    timings: dict[str, float] = field(default_factory=dict)
+
+    TRACK_COLUMNS = ("track_id", "package", "version", "path", "licence", "duration_s", "sample_rate",
+                     "channels", "size_bytes", "sha256")
+
+    def tracks_frame(self):
+        """Kept tracks as a pandas DataFrame (the manifest's columns), sorted by id."""
+        import pandas as pd
+
+        df = pd.DataFrame(self.tracks, columns=list(self.TRACK_COLUMNS))
+        return df.sort_values("track_id", kind="stable").reset_index(drop=True)
+
+    def report_frame(self):
+        """Every exclusion as a pandas DataFrame, sorted by kind then path."""
+        import pandas as pd
+
+        cols = [f.name for f in Exclusion.__dataclass_fields__.values()]
+        df = pd.DataFrame([asdict(e) for e in self.excluded], columns=cols)
+        return df.sort_values(["kind", "package", "rel_path"], kind="stable").reset_index(drop=True)
+
+    def overlaps_frame(self):
+        """All overlaps found (before deduplication) as a pandas DataFrame."""
+        import pandas as pd
+
+        cols = list(Overlap.__dataclass_fields__)
+        return pd.DataFrame([asdict(o) for o in self.overlaps], columns=cols)
+
+
+def fingerprint_file(path: Path | str, fp_dir: Path | None = None,
+                     params: FingerprintParams = DEFAULT_PARAMS) -> tuple[str, Fingerprint, bool]:
+    """Fingerprint of an audio file, cached in ``fp_dir`` under the file's sha256.
+
+    Returns (sha256, fingerprint, whether it came from the cache). The file is decoded at
+    ``params.sample_rate`` only on a cache miss; nothing is cached when ``fp_dir`` is None.
+    """
+    sha = file_sha256(path)
+    cached = Path(fp_dir) / f"{sha}.npz" if fp_dir is not None else None
+    if cached is not None and cached.is_file():
+        try:
+            return sha, Fingerprint.load(cached), True
+        except Exception:  # a damaged cache entry: recompute it
+            pass
+    audio = read_audio(path, params.sample_rate)
+    fp = fingerprint(audio, params.sample_rate, params)
+    if cached is not None:
+        fp.save(cached)
+    return sha, fp, False
+
+
+def _fingerprint_file(c: Candidate, fp_dir: Path | None,
+                      params: FingerprintParams) -> tuple[str, Fingerprint, bool]:
+    return fingerprint_file(c.path, fp_dir, params)
+
+
+def build_catalogue(candidates: Sequence[Candidate], fingerprint_dir: Path | str | None = None, *,
+                    versions: Mapping[str, str] | None = None,
+                    min_overlap_s: float = MIN_OVERLAP_S, params: FingerprintParams = DEFAULT_PARAMS,
+                    progress: bool = True, workers: int = 2,
+                    on_exclude: Callable[[Exclusion], None] | None = None) -> Catalogue:
+    """Decode, fingerprint and deduplicate candidates; record each kept track's metadata.
+
+    Each file is decoded once at 8 kHz and fingerprinted; fingerprints are cached in
+    ``fingerprint_dir`` under the file's sha256 (none cached when None). Files that do not
+    decode are excluded as "unreadable" (and passed to ``on_exclude``). Tracks sharing at
+    least ``min_overlap_s`` of audio are deduplicated with :func:`datasets.dedup.deduplicate`
+    (the longest of a group is kept, ties by id). ``versions`` maps package to version
+    (else read from the tree, :func:`package_version`).
+    """
+    from tqdm.auto import tqdm
+
+    fp_dir = Path(fingerprint_dir) if fingerprint_dir is not None else None
+    if fp_dir is not None:
+        fp_dir.mkdir(parents=True, exist_ok=True)
+    excluded: list[Exclusion] = []
+
+    def exclude(e: Exclusion) -> None:
+        excluded.append(e)
+        if on_exclude is not None:
+            on_exclude(e)
+
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    fps: dict[str, Fingerprint] = {}
+    shas: dict[str, str] = {}
+    n_cached = 0
+    by_id = {c.track_id: c for c in candidates}
+    if len(by_id) != len(candidates):
+        raise ValueError("candidates hold duplicate track ids")
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        futures = {c.track_id: pool.submit(_fingerprint_file, c, fp_dir, params) for c in candidates}
+        for tid in tqdm(futures, desc="fingerprinting debian-music", unit="file", disable=not progress):
+            c = by_id[tid]
+            try:
+                sha, fp, was_cached = futures[tid].result()
+            except (AudioReadError, OSError, RuntimeError, ValueError) as exc:
+                exclude(Exclusion("unreadable", c.package, c.rel_path, str(exc), tid))
+                continue
+            n_cached += was_cached
+            fps[tid], shas[tid] = fp, sha
+    timings["fingerprint_s"] = time.perf_counter() - t0
+    timings["fingerprints_cached"] = float(n_cached)
+
+    t0 = time.perf_counter()
+    ids = sorted(fps)
+    overlaps = find_overlaps(fps, min_overlap_s)
+    durations = {i: by_id[i].duration_s for i in ids}
+    kept, dropped = deduplicate(ids, fps, durations, min_overlap_s, overlaps=overlaps)
+    timings["dedup_s"] = time.perf_counter() - t0
+    for d in dropped:
+        c = by_id[d.track_id]
+        exclude(Exclusion("duplicate", c.package, c.rel_path,
+                          f"shares {d.overlap_s:.1f} s ({100 * d.match_fraction:.0f}% of the shorter track) "
+                          f"with {d.duplicate_of}", d.track_id, d.duplicate_of, d.overlap_s, d.offset_s,
+                          d.match_fraction))
+    versions = dict(versions or {})
+    rows = []
+    for tid in kept:
+        c = by_id[tid]
+        if c.package not in versions:
+            versions[c.package] = package_version(c.package_root, c.package)
+        rows.append({"track_id": tid, "package": c.package, "version": versions[c.package],
+                     "path": c.rel_path, "licence": licence_path(c.package_root, c.package),
+                     "duration_s": round(c.duration_s, 4), "sample_rate": c.sample_rate,
+                     "channels": c.channels, "size_bytes": c.size_bytes, "sha256": shas[tid]})
+    return Catalogue(rows, excluded, overlaps, timings)
+
+
+def write_catalogue(catalogue: Catalogue, dest: Path | str, meta: Mapping[str, object]) -> None:
+    """Write the manifest, dedup report, overlaps and ``catalogue.json`` into ``dest``, atomically.
+
+    ``catalogue.json`` is written last: it names the cache key, so a crash midway leaves no
+    key that would vouch for a half-written set.
+    """
+    dest = Path(dest)
+    (dest / CATALOGUE).unlink(missing_ok=True)
+    for name, df in ((MANIFEST, catalogue.tracks_frame()), (REPORT, catalogue.report_frame()),
+                     (OVERLAPS, catalogue.overlaps_frame())):
+        with atomic_path(dest / name) as tmp:
+            df.to_csv(tmp, index=False)
+    atomic_write_json(dest / CATALOGUE, dict(meta))
+
+
+# --------------------------------------------------------------------------------------
+# The corpus
+# --------------------------------------------------------------------------------------
+
+class DebianMusicCorpus(Corpus):
+    """Music of free-licensed Debian game packages, deduplicated by content.
+
+    ``root`` is the folder holding the extracted packages (``root/<package>/``) and the
+    manifest; by default the cache folder ``datasets.cache.cache_dir("debian-music")``. With
+    ``fetch=True`` missing packages are fetched with apt-get/dpkg (:func:`fetch_packages`);
+    with ``fetch=False`` only trees already under ``root`` are used (:func:`find_extracted`).
+    Packages that fail are left out with a warning and listed in ``failed_packages``. Files
+    that cannot be decoded are in ``skipped``; everything left out (sped-up copies, short
+    files, duplicates) is in ``excluded`` and in ``root/dedup_report.csv``.
+    """
+
+    name = "debian-music"
+
+    def __init__(self, protocol: Protocol = Protocol(),
+                 split_fractions: Mapping[str, float] = DEFAULT_FRACTIONS,
+                 root: Path | None = None, packages: Sequence[str] = PACKAGES, fetch: bool = True,
+                 progress: bool = True, min_duration_s: float = MIN_DURATION_S,
+                 min_overlap_s: float = MIN_OVERLAP_S, workers: int = 2) -> None:
+        super().__init__(protocol, split_fractions)
+        self.root = Path(root) if root is not None else cache_dir("debian-music")
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.packages = tuple(dict.fromkeys(packages))
+        self.min_duration_s = float(min_duration_s)
+        self.min_overlap_s = float(min_overlap_s)
+        self.failed_packages: dict[str, str] = {}
+        self.excluded: list[Exclusion] = []
+        self.timings: dict[str, float] = {}
+        self.from_manifest = False
+        t_all = time.perf_counter()
+
+        t0 = time.perf_counter()
+        if fetch:
+            trees = fetch_packages(self.packages, self.root, progress, errors=self.failed_packages)
+        else:
+            trees = find_extracted(self.root, self.packages, errors=self.failed_packages)
+        if not fetch:  # fetch_packages warns itself
+            for pkg, err in self.failed_packages.items():
+                warnings.warn(f"debian-music: leaving out package {pkg}: {err}", stacklevel=2)
+        self.versions = {pkg: package_version(tree, pkg) for pkg, tree in trees.items()}
+        self.timings["fetch_s"] = time.perf_counter() - t0
+
+        t0 = time.perf_counter()
+        found: list[Exclusion] = []
+        candidates: list[Candidate] = []
+        for pkg, tree in trees.items():
+            candidates += select_music_files(tree, pkg, self.min_duration_s, on_exclude=found.append)
+        self.timings["select_s"] = time.perf_counter() - t0
+
+        key = stable_hash({"recipe": RECIPE_VERSION, "fingerprint": DEFAULT_PARAMS.key(),
+                           "min_duration_s": self.min_duration_s, "min_overlap_s": self.min_overlap_s,
+                           "versions": self.versions,
+                           "files": [(c.track_id, c.size_bytes, round(c.duration_s, 4)) for c in candidates]})
+        if not self._load_manifest(key):
+            catalogue = build_catalogue(candidates, self.root / "fingerprints" / DEFAULT_PARAMS.key(),
+                                        versions=self.versions, min_overlap_s=self.min_overlap_s,
+                                        progress=progress, workers=workers)
+            self.timings.update(catalogue.timings)
+            failed = [Exclusion("package failed", pkg, "", err) for pkg, err in sorted(self.failed_packages.items())]
+            catalogue.excluded = failed + found + catalogue.excluded
+            meta = {"key": key, "corpus": self.name, "packages": list(self.packages),
+                    "versions": self.versions, "failed_packages": self.failed_packages,
+                    "fingerprint": DEFAULT_PARAMS.key(), "min_duration_s": self.min_duration_s,
+                    "min_overlap_s": self.min_overlap_s, "n_candidates": len(candidates),
+                    "n_tracks": len(catalogue.tracks),
+                    "hours": round(sum(r["duration_s"] for r in catalogue.tracks) / 3600, 3),
+                    "timings": {k: round(v, 3) for k, v in self.timings.items()}}
+            write_catalogue(catalogue, self.root, meta)
+            self._load_manifest(key)
+            self.from_manifest = False
+        self.timings["total_s"] = time.perf_counter() - t_all
+
+    def _load_manifest(self, key: str) -> bool:
+        """Fill the corpus from ``tracks.csv``/``dedup_report.csv`` when they were built for ``key``."""
+        import pandas as pd
+
+        try:
+            meta = json.loads((self.root / CATALOGUE).read_text())
+            if meta.get("key") != key:
+                return False
+            tracks = pd.read_csv(self.root / MANIFEST, keep_default_na=False,
+                                 dtype={c: str for c in Catalogue.TRACK_COLUMNS if c != "duration_s"})
+            report = pd.read_csv(self.root / REPORT, dtype=str, keep_default_na=False)
+        except (OSError, ValueError):
+            return False
+        self._tracks = {}
+        for row in tracks.to_dict("records"):
+            path = self.root / row["package"] / row["path"]
+            meta_row = {k: str(row[k]) for k in ("package", "version", "path", "licence", "sha256")}
+            self._tracks[row["track_id"]] = Track(row["track_id"], float(row["duration_s"]), path, meta_row)
+        self.excluded = []
+        self.skipped = []
+        for row in report.to_dict("records"):
+            num = {k: (float(row[k]) if row[k] != "" else None) for k in ("overlap_s", "offset_s", "match_fraction")}
+            e = Exclusion(row["kind"], row["package"], row["rel_path"], row["reason"], row["track_id"],
+                          row["duplicate_of"], **num)
+            self.excluded.append(e)
+            if e.kind == "unreadable":
+                self._skip(self.root / e.package / e.rel_path, e.reason)
+        self.from_manifest = True
+        return True

@@ -1,0 +1,388 @@
+"""Build a standardized degraded query set: manifest, rendered audio, DB segment table, hash.
+
+The same corpus, noise bank, room bank, config and seed give the same files byte for byte.
+Each query draws from its own random stream, keyed by (seed, condition, index), so adding a
+condition to the grid leaves the other queries unchanged.
+"""
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import shutil
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Iterator, Mapping
+
+import numpy as np
+import pandas as pd
+import soundfile as sf
+from tqdm.auto import tqdm
+
+from datasets.audio_io import AudioReadError, warn_skip
+from datasets.cache import atomic_path, atomic_write_json, atomic_write_parquet, cache_dir, stable_hash
+from .conditions import reverb_label, snr_label
+from datasets.corpora.corpus import Corpus
+from .degrade import degrade, measured_snr_db
+from datasets.noise.bank import NoiseBank
+from datasets.protocol import Protocol
+from datasets.rooms import RoomBank
+
+FORMAT_VERSION = 1
+MANIFEST = "manifest.parquet"
+SEGMENTS = "segments.parquet"
+INFO = "queryset.json"
+AUDIO_DIR = "audio"
+RENDER_LOG = "render_log.jsonl"
+ACTIVITY_FRAME_S = 0.1
+ACTIVITY_FLOOR_DB = -40.0
+MAX_START_TRIES = 50
+PEAK_HEADROOM = 0.99
+
+
+@dataclass(frozen=True)
+class QuerySetConfig:
+    """The query grid and the sampling rules; every field is part of the query set's identity."""
+
+    durations: tuple[float, ...] = (1.0, 2.0, 3.0, 5.0)
+    snrs: tuple[float | None, ...] = (None, 20.0, 10.0, 5.0, 0.0)
+    reverbs: tuple[float | None, ...] = (None, 0.3, 0.6, 0.9)
+    per_cell: int = 50
+    seed: int = 0
+    split: str = "test"
+    rt60_tolerance: float = 0.1
+    min_active_fraction: float = 0.8
+
+    def __post_init__(self) -> None:
+        if self.per_cell < 1:
+            raise ValueError(f"per_cell={self.per_cell}: allowed >= 1")
+        if self.split not in ("train", "val", "test"):
+            raise ValueError(f"split={self.split!r}: allowed 'train', 'val', 'test'")
+        if not (self.durations and self.snrs and self.reverbs):
+            raise ValueError("durations, snrs and reverbs each need at least one value")
+
+    def cells(self) -> Iterator[tuple[float, float | None, float | None]]:
+        """Every (duration, snr, rt60) condition of the grid, in a fixed order."""
+        return itertools.product(self.durations, self.snrs, self.reverbs)
+
+    def to_dict(self) -> dict:
+        """Plain-dict form for JSON records."""
+        return asdict(self)
+
+
+@dataclass
+class QuerySet:
+    """A built query set on disk."""
+
+    root: Path
+    info: dict = field(default_factory=dict)
+
+    @property
+    def manifest_path(self) -> Path:
+        """The Parquet manifest, one row per query."""
+        return self.root / MANIFEST
+
+    @property
+    def segments_path(self) -> Path:
+        """The Parquet DB segment table (track, segment index, start time)."""
+        return self.root / SEGMENTS
+
+    def manifest(self) -> pd.DataFrame:
+        """Load the manifest."""
+        return pd.read_parquet(self.manifest_path)
+
+    def segments(self) -> pd.DataFrame:
+        """Load the DB segment table."""
+        return pd.read_parquet(self.segments_path)
+
+    def load_query(self, query_id: str) -> np.ndarray:
+        """One rendered query as float32 at the protocol rate."""
+        audio, _ = sf.read(str(self.root / AUDIO_DIR / f"{query_id}.flac"), dtype="float32")
+        return audio
+
+    @property
+    def content_hash(self) -> str:
+        """The query set's content hash (manifest, segment table and audio samples)."""
+        return self.info["content_hash"]
+
+
+def query_seed(seed: int, duration: float, snr: float | None, rt60: float | None, index: int) -> int:
+    """The private random seed of one query, from the global seed and its place in the grid."""
+    key = f"{seed}|{duration:g}|{snr_label(snr)}|{reverb_label(rt60)}|{index}"
+    return int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big") >> 1
+
+
+def activity(audio: np.ndarray, sample_rate: int) -> np.ndarray:
+    """Per 100 ms frame: True where the level is within 40 dB of the track's loudest frame."""
+    frame = max(1, int(ACTIVITY_FRAME_S * sample_rate))
+    n = len(audio) // frame
+    if n == 0:
+        return np.zeros(0, dtype=bool)
+    power = np.mean(np.square(audio[:n * frame].reshape(n, frame), dtype=np.float64), axis=1)
+    ref = power.max()
+    if ref <= 0:
+        return np.zeros(n, dtype=bool)
+    return 10.0 * np.log10(np.maximum(power, 1e-30) / ref) > ACTIVITY_FLOOR_DB
+
+
+def draw_start(rng: np.random.Generator, n_samples: int, n: int, active: np.ndarray,
+               sample_rate: int, min_active: float) -> int:
+    """A uniform random start (in samples) whose excerpt is mostly non-silent."""
+    frame = max(1, int(ACTIVITY_FRAME_S * sample_rate))
+    best, best_frac = 0, -1.0
+    for _ in range(MAX_START_TRIES):
+        start = int(rng.integers(0, n_samples - n + 1))
+        window = active[start // frame:(start + n) // frame]
+        frac = float(window.mean()) if window.size else 0.0
+        if frac >= min_active:
+            return start
+        if frac > best_frac:
+            best, best_frac = start, frac
+    return best
+
+
+@dataclass
+class _TrackScan:
+    n_samples: int
+    active: np.ndarray
+
+
+def _scan_tracks(corpus: Corpus, split: str, progress: bool) -> tuple[dict[str, _TrackScan], list[dict]]:
+    scans: dict[str, _TrackScan] = {}
+    unreadable: list[dict] = []
+    sr = corpus.protocol.sample_rate
+    for track in tqdm(corpus.tracks(split), desc=f"scan {split} tracks", disable=not progress):
+        try:
+            audio = corpus.load(track.track_id)
+        except AudioReadError as exc:
+            warn_skip(track.track_id, str(exc))
+            unreadable.append({"track_id": track.track_id, "reason": str(exc)})
+            continue
+        scans[track.track_id] = _TrackScan(len(audio), activity(audio, sr))
+    return scans, unreadable
+
+
+def _bank_split(split: str) -> str:
+    """Noise and rooms for test queries come from the test bank; others from the train bank."""
+    return "test" if split == "test" else "train"
+
+
+def _draw_manifest(config: QuerySetConfig, corpus: Corpus, scans: dict[str, _TrackScan],
+                   eligible: list[str], noise: NoiseBank, rooms: RoomBank) -> pd.DataFrame:
+    sr = corpus.protocol.sample_rate
+    hop = corpus.protocol.hop_samples
+    bank_split = _bank_split(config.split)
+    noise_clips = noise.clips(bank_split)
+    if not noise_clips and any(s is not None for s in config.snrs):
+        raise ValueError(f"the noise bank has no {bank_split}-split clips")
+    rows = []
+    for duration, snr, rt60 in config.cells():
+        n = int(round(duration * sr))
+        pool = [t for t in eligible if scans[t].n_samples >= n]
+        weights = np.array([scans[t].n_samples - n + 1 for t in pool], dtype=np.float64)
+        weights /= weights.sum()
+        room_pool = rooms.near(rt60, bank_split, config.rt60_tolerance) if rt60 is not None else []
+        for i in range(config.per_cell):
+            qseed = query_seed(config.seed, duration, snr, rt60, i)
+            rng = np.random.default_rng(qseed)
+            track_id = pool[int(rng.choice(len(pool), p=weights))]
+            scan = scans[track_id]
+            start = draw_start(rng, scan.n_samples, n, scan.active, sr, config.min_active_fraction)
+            noise_id, noise_offset = "", 0
+            if snr is not None:
+                clip = noise_clips[int(rng.integers(len(noise_clips)))]
+                clip_n = int(round(clip.duration_s * sr))
+                noise_id = clip.noise_id
+                noise_offset = int(rng.integers(0, clip_n - n + 1)) if clip_n > n else 0
+            room = room_pool[int(rng.integers(len(room_pool)))] if rt60 is not None else None
+            n_db_segments = corpus.protocol.n_segments(scan.n_samples)
+            rows.append({
+                "query_id": f"q{len(rows):05d}", "track_id": track_id,
+                "start_sample": start, "start_s": start / sr, "duration_s": float(duration),
+                "n_samples": n, "true_segment": min(int(round(start / hop)), n_db_segments - 1),
+                "snr": snr_label(snr), "snr_db": np.nan if snr is None else float(snr),
+                "reverb": reverb_label(rt60),
+                "rt60_target_s": np.nan if rt60 is None else float(rt60),
+                "rir_id": room.rir_id if room else "",
+                "rt60_measured_s": room.rt60_measured if room else np.nan,
+                "noise_id": noise_id, "noise_offset_sample": noise_offset,
+                "noise_offset_s": noise_offset / sr, "seed": qseed,
+            })
+    return pd.DataFrame(rows)
+
+
+def segment_table(lengths: Mapping[str, int], protocol: Protocol) -> pd.DataFrame:
+    """The DB segment table (track_id, segment, start_s) of tracks of the given sample counts."""
+    parts = []
+    for track_id in sorted(lengths):
+        k = protocol.n_segments(lengths[track_id])
+        if k:
+            parts.append(pd.DataFrame({"track_id": track_id, "segment": np.arange(k, dtype=np.int64),
+                                       "start_s": np.arange(k) * protocol.hop_s}))
+    if not parts:
+        raise ValueError("no track holds a whole DB segment")
+    return pd.concat(parts, ignore_index=True)
+
+
+def _read_render_log(path: Path) -> dict[str, dict]:
+    done: dict[str, dict] = {}
+    if path.exists():
+        for line in path.read_text().splitlines():
+            try:
+                rec = json.loads(line)
+                done[rec["query_id"]] = rec
+            except (json.JSONDecodeError, KeyError, TypeError):
+                continue  # a line cut short by an interruption: that query is rendered again
+    return done
+
+
+def _render(manifest: pd.DataFrame, corpus: Corpus, noise: NoiseBank, rooms: RoomBank,
+            root: Path, progress: bool) -> dict[str, dict]:
+    audio_dir = root / AUDIO_DIR
+    audio_dir.mkdir(parents=True, exist_ok=True)
+    log_path = root / RENDER_LOG
+    done = {q: r for q, r in _read_render_log(log_path).items()
+            if (audio_dir / f"{q}.flac").exists()}
+    todo = manifest[~manifest["query_id"].isin(done)]
+    sr = corpus.protocol.sample_rate
+    noise_cache: dict[str, np.ndarray] = {}
+    rir_cache: dict[str, np.ndarray] = {}
+    with open(log_path, "a") as log, tqdm(total=len(manifest), initial=len(manifest) - len(todo),
+                                          desc="render queries", disable=not progress) as bar:
+        for track_id, rows in todo.groupby("track_id", sort=True):
+            track = corpus.load(track_id)
+            for row in rows.itertuples(index=False):
+                rir = None
+                if row.rir_id:
+                    rir = rir_cache.setdefault(row.rir_id, rooms.load(row.rir_id))
+                clip = None
+                if row.noise_id:
+                    clip = noise_cache.setdefault(row.noise_id, noise.load(row.noise_id))
+                snr = None if row.snr == "clean" else float(row.snr_db)
+                audio, reference = degrade(track, int(row.start_sample), int(row.n_samples), rir,
+                                           clip, int(row.noise_offset_sample), snr)
+                peak = float(np.max(np.abs(audio)))
+                gain = min(1.0, PEAK_HEADROOM / peak) if peak > 0 else 1.0
+                pcm = np.round(audio * gain * 32767.0).astype(np.int16)
+                snr_meas = (measured_snr_db(reference * gain, pcm / 32767.0) if snr is not None
+                            else float("inf"))
+                with atomic_path(audio_dir / f"{row.query_id}.flac") as tmp:
+                    sf.write(str(tmp), pcm, sr, format="FLAC", subtype="PCM_16")
+                rec = {"query_id": row.query_id, "gain": gain, "measured_snr_db": snr_meas}
+                log.write(json.dumps(rec) + "\n")
+                log.flush()
+                done[row.query_id] = rec
+                bar.update(1)
+    return done
+
+
+def _content_hash(manifest: pd.DataFrame, segments: pd.DataFrame, root: Path) -> str:
+    h = hashlib.sha256()
+    h.update(manifest.to_csv(index=False, float_format="%.9g").encode())
+    h.update(segments.to_csv(index=False, float_format="%.9g").encode())
+    for query_id in manifest["query_id"]:
+        pcm, _ = sf.read(str(root / AUDIO_DIR / f"{query_id}.flac"), dtype="int16")
+        h.update(pcm.tobytes())
+    return h.hexdigest()
+
+
+def _clear(root: Path) -> None:
+    """Remove a previous query set's files from ``root`` (only the files a build writes)."""
+    for name in (INFO, MANIFEST, SEGMENTS, RENDER_LOG, ".build_key"):
+        (root / name).unlink(missing_ok=True)
+    shutil.rmtree(root / AUDIO_DIR, ignore_errors=True)
+
+
+def build_queryset(corpus: Corpus, noise: NoiseBank, rooms: RoomBank, config: QuerySetConfig,
+                   out_dir: Path | str, progress: bool = True, force: bool = False) -> QuerySet:
+    """Build (or resume, or reuse) the query set of ``config`` in ``out_dir``.
+
+    Raises ValueError when ``out_dir`` holds a query set of another identity and ``force`` is
+    not set, or when no track of the split is long enough for the longest query.
+    """
+    root = Path(out_dir)
+    identity = {"format": FORMAT_VERSION, "config": config.to_dict(), "corpus": corpus.identity(),
+                "noise": noise.identity(), "rooms": rooms.identity()}
+    build_key = stable_hash(identity, n=32)
+    info_path = root / INFO
+    if info_path.exists():
+        old = json.loads(info_path.read_text())
+        if old.get("build_key") == build_key:
+            return QuerySet(root, old)
+        if not force:
+            raise ValueError(f"{root} holds another query set (corpus {old.get('corpus', {}).get('name')},"
+                             f" config {old.get('config')}); choose another --out or pass --force")
+        _clear(root)
+    key_path = root / ".build_key"
+    if key_path.exists() and key_path.read_text().strip() != build_key:
+        if not force:
+            raise ValueError(f"{root} holds a partial query set of another config; "
+                             "choose another --out or pass --force")
+        _clear(root)
+    root.mkdir(parents=True, exist_ok=True)
+    key_path.write_text(build_key + "\n")
+
+    scans, unreadable = _scan_tracks(corpus, config.split, progress)
+    longest = int(round(max(config.durations) * corpus.protocol.sample_rate))
+    eligible = sorted(t for t, s in scans.items() if s.n_samples >= longest)
+    short = sorted(t for t, s in scans.items() if s.n_samples < longest)
+    if not scans and not unreadable:
+        raise ValueError(f"corpus {corpus.name!r} has no {config.split}-split tracks "
+                         f"({len(corpus.tracks())} tracks, split fractions {corpus.split_fractions})")
+    if not eligible:
+        raise ValueError(f"corpus {corpus.name!r}: no readable {config.split}-split track is at least "
+                         f"{max(config.durations):g} s long ({len(short)} too short, "
+                         f"{len(unreadable)} unreadable)")
+    manifest = _draw_manifest(config, corpus, scans, eligible, noise, rooms)
+    rendered = _render(manifest, corpus, noise, rooms, root, progress)
+    manifest["gain"] = [rendered[q]["gain"] for q in manifest["query_id"]]
+    manifest["measured_snr_db"] = [rendered[q]["measured_snr_db"] for q in manifest["query_id"]]
+    segments = segment_table({t: s.n_samples for t, s in scans.items()}, corpus.protocol)
+    atomic_write_parquet(root / MANIFEST, manifest)
+    atomic_write_parquet(root / SEGMENTS, segments)
+
+    cells = manifest.groupby(["duration_s", "snr", "reverb"], sort=False).size()
+    info = {
+        "format": FORMAT_VERSION, "build_key": build_key,
+        "content_hash": _content_hash(manifest, segments, root),
+        "config": config.to_dict(), "protocol": corpus.protocol.to_dict(),
+        "corpus": {"name": corpus.name, "identity_hash": stable_hash(corpus.identity(), n=32),
+                   "tracks_total": len(corpus.tracks()),
+                   "tracks_in_split": len(scans) + len(unreadable)},
+        "noise": {"identity_hash": stable_hash(noise.identity(), n=32),
+                  "clips_used": sorted(set(manifest["noise_id"]) - {""})},
+        "rooms": {"identity_hash": stable_hash(rooms.identity(), n=32),
+                  "rirs_used": sorted(set(manifest["rir_id"]) - {""})},
+        "counts": {
+            "queries": int(len(manifest)),
+            "per_cell": {f"{d:g}s/{s}/{r}": int(c) for (d, s, r), c in cells.items()},
+            "tracks_queried": int(manifest["track_id"].nunique()),
+            "tracks_eligible": len(eligible),
+            "tracks_excluded_short": {"count": len(short), "track_ids": short},
+            "tracks_unreadable": {"count": len(unreadable), "items": unreadable},
+            "files_skipped": {"count": len(corpus.skipped),
+                              "items": [asdict(s) for s in corpus.skipped]},
+            "db_tracks": int(segments["track_id"].nunique()),
+            "db_segments": int(len(segments)),
+            "audio_seconds": float(manifest["duration_s"].sum()),
+        },
+        "files": {"manifest": MANIFEST, "segments": SEGMENTS, "audio": f"{AUDIO_DIR}/<query_id>.flac"},
+    }
+    atomic_write_json(info_path, info)
+    key_path.unlink(missing_ok=True)
+    (root / RENDER_LOG).unlink(missing_ok=True)
+    return QuerySet(root, info)
+
+
+def default_queryset_dir(corpus: Corpus, config: QuerySetConfig) -> Path:
+    """The cache folder a query set of ``config`` on ``corpus`` lives in when no --out is given."""
+    return cache_dir("querysets", f"{corpus.name}-{stable_hash([config.to_dict(), corpus.identity()])}")
+
+
+def load_queryset(root: Path | str) -> QuerySet:
+    """Open a built query set; a clear error when ``root`` holds none."""
+    root = Path(root)
+    info_path = root / INFO
+    if not info_path.exists():
+        raise FileNotFoundError(f"{root}: no {INFO}; build it with `python -m bench queries --out {root}`")
+    return QuerySet(root, json.loads(info_path.read_text()))
