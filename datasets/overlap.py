@@ -31,7 +31,8 @@ import numpy as np
 from .cache import cache_dir, stable_hash
 from datasets.corpora.corpus import Corpus
 from .dedup import DEFAULT_PARAMS, Fingerprint, FingerprintParams, Overlap, find_overlaps, fingerprint
-from datasets.noise.bank import CombinedNoiseBank, NoiseBank, SynthNoiseBank
+from datasets.noise.bank import CombinedNoiseBank, NoiseBank
+from datasets.noise.synth import SynthNoiseBank
 from .rooms import RoomBank
 
 TRACK_MIN_OVERLAP_S = 20.0  # as the debian-music deduplication

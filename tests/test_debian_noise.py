@@ -16,7 +16,9 @@ from datasets.corpora.debian_music import MARKER, DebianFetchError
 from datasets.noise.debian import (KINDS, RECIPE, Activity, DebianNoiseBank, RecipeEntry, activity, check_recipe,
                                    content_groups, recipe_packages, reuse_debs, select_noise_files)
 from datasets.dedup import Overlap, find_overlaps, fingerprint
-from datasets.noise.bank import CombinedNoiseBank, NoiseBankError, SynthNoiseBank, open_noise_bank
+from datasets.noise.bank import CombinedNoiseBank, NoiseBankError
+from datasets.noise.registry import open_noise_bank
+from datasets.noise.synth import SynthNoiseBank
 from datasets.overlap import noise_overlap, noise_overlap_pairs
 from datasets.protocol import Protocol
 from tests.test_debian_music import _write as write

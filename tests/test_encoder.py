@@ -11,7 +11,7 @@ import soundfile as sf
 import torch
 
 from datasets.corpora.folder import FolderCorpus
-from datasets.noise.bank import SynthNoiseBank
+from datasets.noise.synth import SynthNoiseBank
 from datasets.protocol import Protocol
 from datasets.queries.queryset import QuerySetConfig, build_queryset
 from datasets.rooms import SimulatedRoomBank

@@ -7,8 +7,10 @@ import soundfile as sf
 from scipy.signal import butter, sosfiltfilt, welch
 from scipy.stats import kurtosis
 
-from datasets.noise.bank import (KINDS, FolderNoiseBank, NoiseBankError, NoiseClip, SynthNoiseBank,
-                            hum_frequency, open_noise_bank, synth_noise)
+from datasets.noise.bank import NoiseBankError, NoiseClip
+from datasets.noise.folder import FolderNoiseBank
+from datasets.noise.registry import open_noise_bank
+from datasets.noise.synth import KINDS, SynthNoiseBank, hum_frequency, synth_noise
 from datasets.protocol import Protocol
 
 SR = 8000

@@ -9,7 +9,8 @@ import soundfile as sf
 from datasets.corpora.corpus import Corpus, Track
 from datasets.dedup import DEFAULT_PARAMS, fingerprint
 from datasets.corpora.folder import FolderCorpus
-from datasets.noise.bank import FolderNoiseBank, SynthNoiseBank
+from datasets.noise.folder import FolderNoiseBank
+from datasets.noise.synth import SynthNoiseBank
 from datasets.overlap import (content_overlap, noise_fingerprints, noise_overlap, noise_overlap_pairs, peak_ncc,
                               room_overlap, room_overlap_pairs, track_fingerprints, track_overlap,
                               track_overlap_pairs)

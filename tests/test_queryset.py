@@ -12,7 +12,7 @@ import soundfile as sf
 
 from datasets.queries.degrade import degrade, measured_snr_db
 from datasets.corpora.folder import FolderCorpus
-from datasets.noise.bank import SynthNoiseBank
+from datasets.noise.synth import SynthNoiseBank
 from datasets.protocol import Protocol
 from datasets.queries.queryset import MANIFEST, QuerySetConfig, build_queryset, load_queryset
 from datasets.rooms import SimulatedRoomBank

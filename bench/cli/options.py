@@ -73,7 +73,7 @@ def add_bank_arguments(parser: argparse.ArgumentParser) -> None:
 
 def banks_from(args: argparse.Namespace):
     """The noise bank and room bank the options name."""
-    from datasets.noise.bank import open_noise_bank
+    from datasets.noise.registry import open_noise_bank
     from datasets.rooms import open_room_bank
 
     protocol = protocol_from(args)

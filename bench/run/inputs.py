@@ -10,7 +10,8 @@ import pandas as pd
 
 from datasets.corpora.corpus import Corpus
 from datasets.corpora.registry import open_corpus
-from datasets.noise.bank import NoiseBank, open_noise_bank
+from datasets.noise.bank import NoiseBank
+from datasets.noise.registry import open_noise_bank
 from datasets.queries.queryset import QuerySet, build_queryset, default_queryset_dir, segment_table
 from datasets.rooms import RoomBank, open_room_bank
 from encoders.checkpoint import Encoder, load_checkpoint
