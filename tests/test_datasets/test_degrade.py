@@ -7,7 +7,7 @@ import pytest
 from datasets.queries.conditions import parse_duration, parse_reverb, parse_snr, reverb_label, snr_label
 from datasets.queries.degrade import degrade, measured_snr_db, mix_at_snr, noise_excerpt
 
-from .conftest import tone_track
+from tests.conftest import tone_track
 
 
 @pytest.mark.parametrize("snr", [-5.0, 0.0, 5.0, 10.0, 20.0, 37.5])

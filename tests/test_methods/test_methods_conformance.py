@@ -25,7 +25,7 @@ from methods import Method, TrainData, get_method, load_grid, method_class, meth
 from methods.common.balance import bucket_balance
 from methods.registry import load_plugin
 
-from .conftest import tone_track
+from tests.conftest import tone_track
 
 N, D, N_TRAIN, N_CLUSTERS = 5000, 128, 4000, 50
 

@@ -14,7 +14,7 @@ from methods.itq import itq_rotation
 from methods.minhash import haar_1d, haar_2d
 from methods.common.projection import PCAWhitening
 
-from .conftest import tone_track
+from tests.conftest import tone_track
 from .test_methods_conformance import mixture, normalise
 
 D = 128

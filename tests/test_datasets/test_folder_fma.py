@@ -11,7 +11,7 @@ from datasets.corpora.fma import FMACorpus
 from datasets.corpora.folder import FolderCorpus
 from datasets.protocol import Protocol
 
-from .conftest import write_tracks
+from tests.conftest import write_tracks
 
 
 def test_folder_reads_wav_flac_ogg_downmixed_and_resampled(tmp_path: Path) -> None:

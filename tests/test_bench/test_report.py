@@ -18,7 +18,7 @@ from bench.report.run_report import write_run_report
 from bench.report.data import ReportDataError, load_run
 from bench.run.runner import run_benchmark
 from bench.run.store import RESULTS_FORMAT
-from tests.test_run import QUERIES, TIMING, write_rirs
+from tests.test_bench.test_run import QUERIES, TIMING, write_rirs
 
 GRIDS = {"flowhash": {"build": [{"K": 8, "max_steps": 50}], "query": [{"n_probes": 1}, {"n_probes": 8}]},
          "lsh": {"build": [{"K": 8, "L": 1}], "query": [{"radius": 0}, {"radius": 1}]}}
@@ -62,7 +62,7 @@ def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def bench_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
     """``python -m bench ARGS`` from any folder."""
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
     return subprocess.run([sys.executable, "-m", "bench", *args], capture_output=True, text=True, cwd=cwd, env=env)
 
 

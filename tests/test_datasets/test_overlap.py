@@ -17,9 +17,9 @@ from datasets.overlap import (content_overlap, noise_fingerprints, noise_overlap
 from datasets.protocol import Protocol
 from datasets.rooms import FolderRoomBank
 from datasets.splits import DEFAULT_FRACTIONS, split_of
-from tests.test_debian_noise import ambience
-from tests.test_dedup import music_like
-from tests.test_rooms import decaying_noise
+from tests.test_datasets.test_debian_noise import ambience
+from tests.test_datasets.test_dedup import music_like
+from tests.test_datasets.test_rooms import decaying_noise
 
 SR = 8000
 

@@ -26,7 +26,7 @@ from datasets.corpora.debian_music import (
     sped_up_reason,
 )
 from datasets.splits import split_of
-from tests.test_dedup import music_like
+from tests.test_datasets.test_dedup import music_like
 
 SR = 8000
 MUSIC_A = "usr/share/games/pkga/music"

@@ -21,7 +21,7 @@ from datasets.noise.registry import open_noise_bank
 from datasets.noise.synth import SynthNoiseBank
 from datasets.overlap import noise_overlap, noise_overlap_pairs
 from datasets.protocol import Protocol
-from tests.test_debian_music import _write as write
+from tests.test_datasets.test_debian_music import _write as write
 
 SR = 8000
 A = "usr/share/games/pkga/sounds"

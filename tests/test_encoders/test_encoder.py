@@ -23,7 +23,7 @@ from encoders.model import EncoderConfig, FingerprintEncoder
 from encoders.train import PairSampler, TrainConfig, nt_xent, train_encoder
 from encoders.validate import exact_hit_rates
 
-from .conftest import write_tracks
+from tests.conftest import write_tracks
 
 TINY = EncoderConfig(channels=(8, 16, 16, 32), dim=16, head_hidden=8)
 SPLITS = {"train": 0.5, "val": 0.25, "test": 0.25}

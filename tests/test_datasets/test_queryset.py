@@ -17,7 +17,7 @@ from datasets.protocol import Protocol
 from datasets.queries.queryset import MANIFEST, QuerySetConfig, build_queryset, load_queryset
 from datasets.rooms import SimulatedRoomBank
 
-from .conftest import write_tracks
+from tests.conftest import write_tracks
 
 FRACTIONS = {"train": 0.5, "val": 0.0, "test": 0.5}
 CONFIG = QuerySetConfig(durations=(1.0, 3.0), snrs=(None, 10.0, 0.0), reverbs=(None, 0.6), per_cell=4, seed=7)

@@ -11,7 +11,7 @@ import yaml
 
 from bench.cli.main import main
 from bench.regress.check import DETERMINISTIC
-from tests.test_run import write_rirs
+from tests.test_bench.test_run import write_rirs
 
 pytestmark = pytest.mark.slow
 
@@ -145,6 +145,6 @@ def test_default_scenario_and_committed_baseline_agree() -> None:
     from bench.regress.baseline import DEFAULT_BASELINE, load_baseline
     from bench.regress.scenario import load_scenario
 
-    repo = Path(__file__).resolve().parent.parent
+    repo = Path(__file__).resolve().parents[2]
     data = load_baseline(repo / DEFAULT_BASELINE, load_scenario())
     assert data["made"]["message"] and data["metrics"]

@@ -1,0 +1,1 @@
+"""Tests of corpora, noise and room banks, degradation, query sets, content checks."""

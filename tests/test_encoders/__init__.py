@@ -1,0 +1,1 @@
+"""Tests of the fingerprint encoder: front end, training, checkpoints, embedding cache."""
