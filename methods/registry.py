@@ -65,11 +65,10 @@ def _import_builtins() -> None:
     global _discovered
     if _discovered:
         return
-    import methods
-
-    for info in pkgutil.iter_modules(methods.__path__):
+    package = __name__.rpartition(".")[0]  # the methods package, found without importing it back
+    for info in pkgutil.iter_modules([str(Path(__file__).resolve().parent)]):
         if not info.name.startswith("_") and not info.ispkg:  # subpackages hold shared machinery, not methods
-            importlib.import_module(f"methods.{info.name}")
+            importlib.import_module(f"{package}.{info.name}")
     _discovered = True
 
 
