@@ -3,7 +3,7 @@
 Two ways to use the copy (docs/adding-a-method.md walks through both):
 
 - as a built-in: ``methods/<module>.py`` plus ``methods/<name>.yml``; the registry imports every
-  module of ``methods/`` and the conformance test (tests/test_methods_conformance.py) checks it;
+  module of ``methods/`` and the conformance test (tests/test_methods/test_methods_conformance.py) checks it;
 - as a plugin, anywhere: ``python -m bench run --plugin path/to/<module>.py --method <name>``
   with ``<name>.yml`` beside the file (or an installed package's ``bench.methods`` entry point).
 

@@ -2,7 +2,7 @@
 
 Hash function: a fixed PCA-whitening projection 128 -> K fitted on the train anchors
 (fixed, not learned: a projection learned jointly under the NLL can collapse), then an
-nflows RealNVP-style flow (``methods.flow_model``) into a K-dim latent whose base density
+nflows RealNVP-style flow (``methods.flow.model``) into a K-dim latent whose base density
 is per dimension 0.5 N(-2, 1) + 0.5 N(2, 1) (``base="gmm"``) or N(0, 1) (``"normal"``);
 bit j = [z_j > 0]. Training (``fit``) minimises the per-dimension NLL of anchors and
 positives plus ``agreement_weight`` x mean softplus(-z_a z_p), which pushes each

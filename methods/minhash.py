@@ -13,7 +13,7 @@ bands of 318-2000 Hz x 32 frames, flattened band-major). Per segment:
 3. a ``num_perm``-value MinHash signature of that set (datasketch ``MinHash``, seeded by
    ``seed``; computed in one vectorised min over a table holding each possible element's
    datasketch permuted hash values, which is what ``MinHash.update`` computes element by
-   element; ``tests/test_new_methods.py`` checks the two agree);
+   element; ``tests/test_methods/test_baselines.py`` checks the two agree);
 4. a datasketch ``MinHashLSH`` of ``bands`` bands of ``rows`` signature values (b x r <=
    num_perm; Waveprint: 25 x 4 of 100) over the DB signatures, keys = DB row ids.
 

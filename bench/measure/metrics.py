@@ -1,4 +1,4 @@
-"""Per-query outcomes of a search and their aggregation by condition (DESIGN.md definitions)."""
+"""Per-query outcomes of a search and their aggregation by condition (definitions in docs/protocol.md)."""
 from __future__ import annotations
 
 import numpy as np

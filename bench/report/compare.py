@@ -198,7 +198,7 @@ def build_comparison(runs: Sequence[RunData], out_dir: Path, latency_budget_ms: 
     doc = Document(title=f"FlowHash bench comparison: {' vs '.join(r.run_id for r in runs)}",
                    generated=f"{generated_at or now()} by flowhash-bench {__version__} from the stored results")
     doc.add(Para("Run A is the baseline; every other run is compared with it. Definitions as in each run's report "
-                 "(README.md, 'Running the benchmark'; DESIGN.md, 'Metrics')."),
+                 "(docs/protocol.md, 'Metrics')."),
             runs_table(runs, tags, [t for _, t in budgets]),
             Heading(1, "Operating points"), operating_points_table(all_ops, tags, methods))
     paths = figures.pareto_overlay([(f"run {t}: {r.run_id}", r.points) for t, r in zip(tags, runs)],

@@ -1,6 +1,6 @@
 """A run's report: ``report.md`` and a self-contained ``report.html`` with figures (PNG + SVG).
 
-Built only from what the run stored (``bench.report_data``); the same results give the same
+Built only from what the run stored (``bench.report.data``); the same results give the same
 files byte for byte except the one 'Generated at' line.
 """
 from __future__ import annotations
@@ -40,7 +40,7 @@ DEFINITIONS = [
     "sweep point reaching it (mean latency; candidates for the deterministic version).",
     "**Bucket balance**: normalised entropy H/K of the occupancy, fraction of non-empty buckets, max/mean load, "
     "CV, and the expected bucket size a data-distributed query sees, sum(c²)/N, against uniform hashing's N/2^K.",
-    "Full definitions: README.md, 'Running the benchmark', and DESIGN.md, 'Metrics'.",
+    "Full definitions: docs/protocol.md, 'Metrics'.",
 ]
 
 
@@ -116,7 +116,7 @@ def speedup_block(table: pd.DataFrame) -> Table:
     return Table(["over", "matched exact %", "other ms", f"{FOCUS} ms", "latency speedup ×", "matched exact %",
                   "other candidates", f"{FOCUS} candidates", "candidates speedup ×"], rows,
                  f"Speedup of {FOCUS} at matched top-1 exact hit rate, read off each method's sweep "
-                 f"(bench.speedup): the highest exact hit rate both reach, each at its cheapest point reaching it.")
+                 f"(bench/measure/speedup.py): the highest exact hit rate both reach, each at its cheapest point reaching it.")
 
 
 def balance_block(table: pd.DataFrame) -> Table:

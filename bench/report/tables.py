@@ -120,7 +120,7 @@ def _sort_conditions(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
 def speedup_table(points: pd.DataFrame, focus: str = FOCUS) -> pd.DataFrame:
     """The focus method's speedup over every other method at matched top-1 exact hit rate.
 
-    Uses ``bench.speedup.speedup`` over each method's whole sweep (all build configurations):
+    Uses ``bench.measure.speedup.speedup`` over each method's whole sweep (all build configurations):
     once in mean latency and once in candidates scanned. Empty when the focus method did not run.
     """
     cols = ["other", "lat_hit_rate", "lat_focus_ms", "lat_other_ms", "lat_speedup", "cand_hit_rate", "cand_focus",

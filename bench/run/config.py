@@ -17,7 +17,7 @@ from datasets.queries.queryset import QuerySetConfig
 
 @dataclass(frozen=True)
 class TimingConfig:
-    """How latency and throughput are measured (DESIGN.md: warm-up, repeats, fixed threads)."""
+    """How latency and throughput are measured (docs/protocol.md: warm-up, repeats, fixed threads)."""
 
     threads: int = 1
     warmup: int = 20

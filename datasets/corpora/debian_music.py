@@ -1,6 +1,6 @@
 """The ``debian-music`` corpus: free-licensed game soundtracks from Debian packages.
 
-Recipe (see DESIGN.md, "Data sources that work on these machines"):
+Recipe:
 
 1. **Fetch** (:func:`fetch_packages`): ``apt-get download PKG`` then ``dpkg -x PKG.deb DIR``
    for each package of :data:`PACKAGES`, into ``<root>/debs/`` and ``<root>/<PKG>/``;

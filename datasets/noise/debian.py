@@ -1,9 +1,9 @@
 """The ``debian`` noise bank: real ambience recordings from Debian game data packages.
 
-Recipe (the packages come the way :mod:`datasets.debian_music` fetches them):
+Recipe (the packages come the way :mod:`datasets.corpora.debian_music` fetches them):
 
 1. **Fetch** the packages of :data:`RECIPE` with ``apt-get download`` + ``dpkg -x``
-   (:func:`datasets.debian_music.fetch_packages`) into ``<root>/debs/`` and ``<root>/<PKG>/``;
+   (:func:`datasets.corpora.debian_music.fetch_packages`) into ``<root>/debs/`` and ``<root>/<PKG>/``;
    a ``.deb`` the debian-music cache already holds is linked instead of downloaded again.
    Nothing is fetched for a package whose extracted tree is already under ``root``.
 2. **Select** the files :data:`RECIPE` names (a path or an ``fnmatch`` pattern inside a
@@ -19,7 +19,7 @@ Recipe (the packages come the way :mod:`datasets.debian_music` fetches them):
    length with a longer one is a copy and is dropped; clips that share less (a loop cut
    from a longer bed) stay, but in one group, and a group is always in one split. So no
    recording appears in both train and test, whatever the file names say.
-4. **Split** train/test stratified by kind (:data:`datasets.noise.DEFAULT_SPLIT_FRACTIONS`),
+4. **Split** train/test stratified by kind (:data:`datasets.noise.bank.DEFAULT_SPLIT_FRACTIONS`),
    groups as whole items, and write ``clips.csv`` (one row per clip: package, version,
    path, licence file, kind, duration, split, group, sha256) and ``dedup_report.csv``
    (every file left out and why) into ``root``.

@@ -33,7 +33,7 @@ def open_noise_bank(spec: str, protocol: Protocol = Protocol(), **kwargs) -> Noi
     """A noise bank from a spec.
 
     ``'synth'``: synthetic noise (:class:`SynthNoiseBank`); ``'debian'``: real ambience from
-    Debian game packages (:class:`datasets.debian_noise.DebianNoiseBank`, fetched with apt
+    Debian game packages (:class:`datasets.noise.debian.DebianNoiseBank`, fetched with apt
     on first use); the path of a folder of recordings (:class:`FolderNoiseBank`; write
     ``./debian`` for a folder named like a bank); or several of these joined by ``'+'``, e.g.
     ``'synth+debian'``: a :class:`CombinedNoiseBank` in which each member keeps its own clips

@@ -1,4 +1,4 @@
-"""Bucket-balance statistics of a hash table or an IVF index (DESIGN.md, Metrics)."""
+"""Bucket-balance statistics of a hash table or an IVF index (docs/protocol.md, Metrics)."""
 from __future__ import annotations
 
 import math

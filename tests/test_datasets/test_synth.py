@@ -1,4 +1,4 @@
-"""Tests of the embedded synthetic corpus (datasets/synth.py)."""
+"""Tests of the embedded synthetic corpus (datasets/corpora/synth.py)."""
 from __future__ import annotations
 
 import itertools

@@ -4,7 +4,7 @@ Parametrized from the registry, so a newly registered method is checked automati
 its default build parameters and the first and last points of its query sweep: the built-in
 modules, installed ``bench.methods`` entry points, and the plugin files named in the
 environment variable ``BENCH_PLUGINS`` (paths joined by the OS path separator), e.g.
-``BENCH_PLUGINS=my_method.py pytest tests/test_methods_conformance.py -k my-method``.
+``BENCH_PLUGINS=my_method.py pytest tests/test_methods/test_methods_conformance.py -k my-method``.
 
 Each method gets data of its ``input_kind``: L2-normalised 128-d vectors from a Gaussian
 mixture for "embedding" methods, spectral images (``encoders.spectral``) of 1 s segments of
