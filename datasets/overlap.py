@@ -28,11 +28,12 @@ from typing import Callable, Mapping
 
 import numpy as np
 
-from .cache import cache_dir, stable_hash
 from datasets.corpora.corpus import Corpus
-from .dedup import DEFAULT_PARAMS, Fingerprint, FingerprintParams, Overlap, find_overlaps, fingerprint
 from datasets.noise.bank import CombinedNoiseBank, NoiseBank
 from datasets.noise.synth import SynthNoiseBank
+
+from .cache import cache_dir, stable_hash
+from .dedup import DEFAULT_PARAMS, Fingerprint, FingerprintParams, Overlap, find_overlaps, fingerprint
 from .rooms import RoomBank
 
 TRACK_MIN_OVERLAP_S = 20.0  # as the debian-music deduplication
@@ -69,7 +70,6 @@ def track_fingerprints(corpus: Corpus, params: FingerprintParams = DEFAULT_PARAM
     from tqdm.auto import tqdm
 
     from datasets.corpora.debian_music import fingerprint_file
-
     from datasets.corpora.synth import SynthCorpus
 
     tracks = corpus.tracks()

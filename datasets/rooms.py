@@ -23,9 +23,10 @@ from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
+from datasets.corpora.corpus import Skipped
+
 from .audio_io import AudioReadError, find_audio_files, read_audio, warn_skip
 from .cache import atomic_save_npy, atomic_write_json, cache_dir, stable_hash
-from datasets.corpora.corpus import Skipped
 from .protocol import Protocol
 from .splits import SPLITS, stratified_splits
 

@@ -11,8 +11,8 @@ from tqdm.auto import tqdm
 
 from datasets.cache import atomic_save_npy, atomic_write_parquet, cache_dir, stable_hash
 from datasets.corpora.corpus import Corpus
-from datasets.queries.matching import query_segment_count
 from datasets.protocol import Protocol
+from datasets.queries.matching import query_segment_count
 from datasets.queries.queryset import QuerySet, segment_table
 
 from .checkpoint import Encoder

@@ -19,8 +19,8 @@ from tqdm.auto import tqdm
 
 from datasets.cache import atomic_path, cache_dir, stable_hash
 from datasets.corpora.corpus import Corpus
-from datasets.queries.degrade import degrade
 from datasets.noise.bank import NoiseBank
+from datasets.queries.degrade import degrade
 from datasets.queries.queryset import QuerySetConfig, activity, build_queryset
 from datasets.rooms import RoomBank
 

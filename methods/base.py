@@ -7,13 +7,12 @@ methods here validate input and set thread counts; subclasses implement the ``_f
 """
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from pathlib import Path
-import sys
 from typing import Any, ClassVar
 
 import numpy as np
-
 
 INPUT_KINDS = ("embedding", "spectrogram")
 

@@ -23,14 +23,20 @@ from typing import Any
 import numpy as np
 import torch
 
+from methods.base import Method, SearchResult, TrainData, check_choice, check_float_range, check_int_range
 from methods.common.balance import bucket_balance
-from methods.base import (Method, SearchResult, TrainData, check_choice, check_float_range,
-                          check_int_range)
-from methods.flow.inference import NumpyFlow
-from methods.flow.model import (BASES, base_distribution, base_std, bit_agreement_loss, make_flow,
-                                make_transform, nll_per_dim)
 from methods.common.hash_table import MAX_BITS, HashTable, latent_probes, pack_bits
 from methods.common.projection import PCAWhitening
+from methods.flow.inference import NumpyFlow
+from methods.flow.model import (
+    BASES,
+    base_distribution,
+    base_std,
+    bit_agreement_loss,
+    make_flow,
+    make_transform,
+    nll_per_dim,
+)
 from methods.registry import register
 
 log = logging.getLogger(__name__)

@@ -5,6 +5,7 @@ import argparse
 import time
 
 from bench.run.environment import set_threads
+
 from .options import add_corpus_arguments, add_device_arguments, add_protocol_arguments, corpus_from
 
 

@@ -5,10 +5,17 @@ import argparse
 
 import pandas as pd
 
-from .queries import add_grid_arguments, config_from
 from bench.run.environment import set_threads
-from .options import add_bank_arguments, add_corpus_arguments, add_device_arguments, add_protocol_arguments, \
-    banks_from, corpus_from
+
+from .options import (
+    add_bank_arguments,
+    add_corpus_arguments,
+    add_device_arguments,
+    add_protocol_arguments,
+    banks_from,
+    corpus_from,
+)
+from .queries import add_grid_arguments, config_from
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

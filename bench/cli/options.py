@@ -4,10 +4,10 @@ from __future__ import annotations
 import argparse
 
 from datasets.corpora.corpus import Corpus
+from datasets.corpora.fma import FMA_SIZES
 from datasets.corpora.registry import CORPORA, open_corpus
 from datasets.protocol import Protocol
 from datasets.queries.conditions import parse_duration, parse_reverb, parse_snr
-from datasets.corpora.fma import FMA_SIZES
 
 
 def checked(parse):

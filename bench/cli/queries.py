@@ -8,8 +8,17 @@ from pathlib import Path
 from datasets.queries.conditions import reverb_label, snr_label
 from datasets.queries.queryset import QuerySetConfig, build_queryset, default_queryset_dir
 
-from .options import DURATION, REVERB, SNR, add_bank_arguments, add_corpus_arguments, add_protocol_arguments, \
-    banks_from, corpus_from, protocol_from
+from .options import (
+    DURATION,
+    REVERB,
+    SNR,
+    add_bank_arguments,
+    add_corpus_arguments,
+    add_protocol_arguments,
+    banks_from,
+    corpus_from,
+    protocol_from,
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

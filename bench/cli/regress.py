@@ -28,11 +28,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Measure the scenario, then compare with the baseline (exit 1 naming each regression) or update it."""
-    from datasets.cache import atomic_write_json
-
-    from bench.regress.check import measure
     from bench.regress.baseline import compare, load_baseline, verdict_table, write_baseline
+    from bench.regress.check import measure
     from bench.regress.scenario import load_scenario
+    from datasets.cache import atomic_write_json
 
     t0 = time.perf_counter()
     scenario = load_scenario(args.scenario)

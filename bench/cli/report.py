@@ -21,8 +21,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Load the run folder(s), write the report, print where it is."""
     from bench.report.compare import comparison_dir, write_comparison
-    from bench.report.run_report import write_report
     from bench.report.data import load_run
+    from bench.report.run_report import write_report
 
     runs = [load_run(d) for d in args.run_dirs]
     if len(runs) == 1:

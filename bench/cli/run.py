@@ -31,11 +31,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run, then print the summary."""
-    from bench.run.config import load_config
     from bench.report.run_report import write_run_report
-    from bench.run.runner import run_benchmark
     from bench.report.summary import format_summary
-
+    from bench.run.config import load_config
+    from bench.run.runner import run_benchmark
     from methods.registry import load_plugin
 
     t0 = time.perf_counter()

@@ -6,8 +6,15 @@ import time
 from pathlib import Path
 
 from bench.run.environment import set_threads
-from .options import add_bank_arguments, add_corpus_arguments, add_device_arguments, add_protocol_arguments, \
-    banks_from, corpus_from
+
+from .options import (
+    add_bank_arguments,
+    add_corpus_arguments,
+    add_device_arguments,
+    add_protocol_arguments,
+    banks_from,
+    corpus_from,
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

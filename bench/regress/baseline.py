@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pandas as pd
 
+from bench.run.environment import environment
+from bench.run.store import now
 from datasets.cache import atomic_write_json
 
-from bench.run.environment import environment
 from .check import CANDIDATE_SPEEDUP, ENTROPY, EXPECTED_SIZE, HIT_RATE, LATENCY_SPEEDUP, Measurement, Metric
 from .scenario import Scenario, Tolerances
-from bench.run.store import now
 
 BASELINE_FORMAT = 1
 DEFAULT_BASELINE = Path("reports/baselines/ci.json")

@@ -18,16 +18,16 @@ import pandas as pd
 from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
+from bench.measure.metrics import CONDITION
+from bench.measure.speedup import speedup
+from bench.measure.timing import time_queries
+from bench.run.environment import environment
+from bench.run.inputs import RunInputs, prepare_inputs
+from bench.run.runner import BuiltMethod, build_method, method_label, needs_training, sweep_method, timed_query_rows
 from datasets.cache import stable_hash
 from methods.registry import load_grid, method_class
 
-from bench.run.environment import environment
-from bench.run.inputs import RunInputs, prepare_inputs
-from bench.measure.metrics import CONDITION
 from .scenario import Scenario
-from bench.run.runner import BuiltMethod, build_method, method_label, needs_training, sweep_method, timed_query_rows
-from bench.measure.speedup import speedup
-from bench.measure.timing import time_queries
 
 HIT_RATE, CANDIDATE_SPEEDUP, LATENCY_SPEEDUP = "hit_rate", "candidate_speedup", "latency_speedup"
 EXPECTED_SIZE, ENTROPY = "expected_vs_uniform", "normalised_entropy"

@@ -7,10 +7,9 @@ from pathlib import Path
 
 import yaml
 
+from bench.run.config import RunConfig, config_from_dict
 from datasets.cache import stable_hash
 from methods.registry import method_class
-
-from bench.run.config import RunConfig, config_from_dict
 
 DEFAULT_SCENARIO = Path(__file__).with_name("scenario.yml")
 

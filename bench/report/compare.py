@@ -13,17 +13,25 @@ from typing import Sequence
 
 import pandas as pd
 
+from bench import __version__
+from bench.run.store import now
 from datasets.cache import stable_hash
 
-from bench import __version__
-
 from . import figures
+from .data import RunData
 from .render import Bullets, Cell, Document, FigureBlock, Heading, Para, Pre, Table, write_document
 from .run_report import ReportFiles, environment_text, num, pct
-from .data import RunData
-from .tables import (balance_table, budget_operating_points, condition_rates, latency_budget,
-                            method_sort_key, params_text, reverb_sort_key, snr_sort_key, speedup_table)
-from bench.run.store import now
+from .tables import (
+    balance_table,
+    budget_operating_points,
+    condition_rates,
+    latency_budget,
+    method_sort_key,
+    params_text,
+    reverb_sort_key,
+    snr_sort_key,
+    speedup_table,
+)
 
 STEM = "report"
 FIGURES = "figures"

@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from .tables import method_sort_key
 from bench.run.store import BUCKETS, POINTS, RESULTS, RESULTS_FORMAT, RUN_JSON
+
+from .tables import method_sort_key
 
 SWEEP_COLUMNS = ("method", "label", "build_params", "query_params", "param_index", "exact", "near", "track",
                  "latency_mean_ms", "candidates_mean")

@@ -22,9 +22,18 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
-from .tables import (FOCUS, REFERENCE, condition_rates, method_sort_key, reverb_labels, reverb_title,
-                            snr_labels, uniform_occupancy)
 from bench.measure.speedup import pareto_front
+
+from .tables import (
+    FOCUS,
+    REFERENCE,
+    condition_rates,
+    method_sort_key,
+    reverb_labels,
+    reverb_title,
+    snr_labels,
+    uniform_occupancy,
+)
 
 DPI = 110
 METHOD_COLOURS = {  # tab10, fixed per method; unknown methods draw from EXTRA_COLOURS by a stable hash

@@ -12,13 +12,24 @@ from pathlib import Path
 import pandas as pd
 
 from bench import __version__
+from bench.run.store import RESULTS_FORMAT, now
 
 from . import figures
-from .render import Bullets, Document, FigureBlock, Heading, Para, Pre, Table, write_document
 from .data import RunData, load_run
-from .tables import (FOCUS, balance_table, budget_operating_points, build_table, condition_rates,
-                            latency_budget, params_text, reverb_labels, reverb_title, snr_labels, speedup_table)
-from bench.run.store import RESULTS_FORMAT, now
+from .render import Bullets, Document, FigureBlock, Heading, Para, Pre, Table, write_document
+from .tables import (
+    FOCUS,
+    balance_table,
+    budget_operating_points,
+    build_table,
+    condition_rates,
+    latency_budget,
+    params_text,
+    reverb_labels,
+    reverb_title,
+    snr_labels,
+    speedup_table,
+)
 
 FIGURES = "figures"
 STEM = "report"

@@ -12,18 +12,18 @@ import pandas as pd
 from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
+from bench.measure.metrics import by_condition, overall, query_outcomes
+from bench.measure.timing import latency_sample, time_batch, time_queries
 from datasets.cache import stable_hash
 from datasets.overlap import content_overlap
-from methods.common.balance import bucket_balance
 from methods.base import Method
+from methods.common.balance import bucket_balance
 from methods.registry import get_method, load_grid, method_class, method_names
 
 from .config import RunConfig
 from .environment import environment
 from .inputs import RunInputs, encoder_ms_per_segment, prepare_inputs
-from bench.measure.metrics import by_condition, overall, query_outcomes
 from .store import RunStore, now
-from bench.measure.timing import latency_sample, time_batch, time_queries
 
 REFERENCE = "exhaustive"
 

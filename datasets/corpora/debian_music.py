@@ -41,10 +41,19 @@ from typing import Callable, Iterable, Mapping, Sequence
 
 from datasets.audio_io import AUDIO_EXTENSIONS, AudioReadError, audio_info, read_audio
 from datasets.cache import atomic_path, atomic_write_json, cache_dir, stable_hash
-from .corpus import Corpus, Track
-from datasets.dedup import DEFAULT_PARAMS, Fingerprint, FingerprintParams, Overlap, deduplicate, find_overlaps, fingerprint
+from datasets.dedup import (
+    DEFAULT_PARAMS,
+    Fingerprint,
+    FingerprintParams,
+    Overlap,
+    deduplicate,
+    find_overlaps,
+    fingerprint,
+)
 from datasets.protocol import Protocol
 from datasets.splits import DEFAULT_FRACTIONS
+
+from .corpus import Corpus, Track
 
 #: Debian packages whose music makes up the corpus (all free-licensed game data).
 PACKAGES: tuple[str, ...] = (

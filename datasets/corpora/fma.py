@@ -6,9 +6,10 @@ from typing import Mapping
 
 import pandas as pd
 
-from .corpus import Corpus
 from datasets.protocol import Protocol
 from datasets.splits import DEFAULT_FRACTIONS
+
+from .corpus import Corpus
 
 FMA_SIZES = ("small", "medium", "large", "full")
 SUBSET_ORDER = {"small": 0, "medium": 1, "large": 2}

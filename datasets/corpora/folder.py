@@ -5,9 +5,10 @@ from pathlib import Path
 from typing import Mapping
 
 from datasets.audio_io import find_audio_files
-from .corpus import Corpus
 from datasets.protocol import Protocol
 from datasets.splits import DEFAULT_FRACTIONS
+
+from .corpus import Corpus
 
 
 class FolderCorpus(Corpus):

@@ -20,9 +20,10 @@ import numpy as np
 from tqdm import tqdm
 
 from datasets.cache import atomic_save_npy, atomic_write_json, cache_dir, stable_hash
-from .corpus import Corpus, Track
 from datasets.protocol import Protocol
 from datasets.splits import DEFAULT_FRACTIONS
+
+from .corpus import Corpus, Track
 
 __all__ = ["SynthCorpus", "generate_track", "render_note", "render_drum", "plan_track", "draw_duration",
            "TrackPlan", "midi_to_hz", "GENERATOR_VERSION", "INSTRUMENT_NAMES", "DRUM_NAMES", "PEAK", "BAND_LIMIT"]

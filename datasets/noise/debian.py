@@ -45,11 +45,21 @@ import numpy as np
 from datasets.audio_io import AUDIO_EXTENSIONS, AudioReadError, audio_info, read_audio, warn_skip
 from datasets.cache import atomic_path, cache_dir, cache_root
 from datasets.corpora.corpus import Skipped
-from datasets.corpora.debian_music import (Candidate, Exclusion, _find_deb, fetch_packages, find_extracted, fingerprint_file,
-                           is_extracted, licence_path, package_version)
+from datasets.corpora.debian_music import (
+    Candidate,
+    Exclusion,
+    _find_deb,
+    fetch_packages,
+    find_extracted,
+    fingerprint_file,
+    is_extracted,
+    licence_path,
+    package_version,
+)
 from datasets.dedup import DEFAULT_PARAMS, Fingerprint, FingerprintParams, Overlap, deduplicate, find_overlaps
-from .bank import DEFAULT_SPLIT_FRACTIONS, NoiseBank, NoiseBankError, NoiseClip, _rms_normalise
 from datasets.protocol import Protocol
+
+from .bank import DEFAULT_SPLIT_FRACTIONS, NoiseBank, NoiseBankError, NoiseClip, _rms_normalise
 
 #: Kinds of real noise, each a family of recordings:
 #: forest: woodland and wildlife ambience (birds, insects, frogs, forest day and night beds);

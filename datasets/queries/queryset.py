@@ -21,12 +21,13 @@ from tqdm.auto import tqdm
 
 from datasets.audio_io import AudioReadError, warn_skip
 from datasets.cache import atomic_path, atomic_write_json, atomic_write_parquet, cache_dir, stable_hash
-from .conditions import reverb_label, snr_label
 from datasets.corpora.corpus import Corpus
-from .degrade import degrade, measured_snr_db
 from datasets.noise.bank import NoiseBank
 from datasets.protocol import Protocol
 from datasets.rooms import RoomBank
+
+from .conditions import reverb_label, snr_label
+from .degrade import degrade, measured_snr_db
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.parquet"

@@ -17,9 +17,9 @@ within radius r, in non-decreasing distance) or by the sum of per-bit flip costs
 """
 from __future__ import annotations
 
+import math
 from functools import lru_cache
 from itertools import combinations
-import math
 from typing import Sequence
 
 import numpy as np

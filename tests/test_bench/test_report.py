@@ -13,9 +13,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from bench.run.config import RunConfig
-from bench.report.run_report import write_run_report
 from bench.report.data import ReportDataError, load_run
+from bench.report.run_report import write_run_report
+from bench.run.config import RunConfig
 from bench.run.runner import run_benchmark
 from bench.run.store import RESULTS_FORMAT
 from tests.test_bench.test_run import QUERIES, TIMING, write_rirs

@@ -2,9 +2,9 @@
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -13,10 +13,10 @@ import pytest
 import soundfile as sf
 import yaml
 
-from bench.run.config import RunConfig, TimingConfig, load_config
-from bench.run.runner import run_benchmark
 from bench.measure.speedup import pareto_front, speedup
 from bench.report.summary import format_summary
+from bench.run.config import RunConfig, TimingConfig, load_config
+from bench.run.runner import run_benchmark
 from datasets.queries.queryset import QuerySetConfig
 
 QUERIES = QuerySetConfig(durations=(1.0, 2.0), snrs=(None, 5.0), reverbs=(None, 0.3), per_cell=6, seed=1)

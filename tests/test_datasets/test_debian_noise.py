@@ -13,10 +13,21 @@ import pytest
 
 from datasets.audio_io import read_audio
 from datasets.corpora.debian_music import MARKER, DebianFetchError
-from datasets.noise.debian import (KINDS, RECIPE, Activity, DebianNoiseBank, RecipeEntry, activity, check_recipe,
-                                   content_groups, recipe_packages, reuse_debs, select_noise_files)
 from datasets.dedup import Overlap, find_overlaps, fingerprint
 from datasets.noise.bank import CombinedNoiseBank, NoiseBankError
+from datasets.noise.debian import (
+    KINDS,
+    RECIPE,
+    Activity,
+    DebianNoiseBank,
+    RecipeEntry,
+    activity,
+    check_recipe,
+    content_groups,
+    recipe_packages,
+    reuse_debs,
+    select_noise_files,
+)
 from datasets.noise.registry import open_noise_bank
 from datasets.noise.synth import SynthNoiseBank
 from datasets.overlap import noise_overlap, noise_overlap_pairs

@@ -6,7 +6,6 @@ import pytest
 
 from datasets.queries.conditions import parse_duration, parse_reverb, parse_snr, reverb_label, snr_label
 from datasets.queries.degrade import degrade, measured_snr_db, mix_at_snr, noise_excerpt
-
 from tests.conftest import tone_track
 
 

@@ -6,11 +6,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from datasets.corpora.registry import open_corpus
 from datasets.corpora.fma import FMACorpus
 from datasets.corpora.folder import FolderCorpus
+from datasets.corpora.registry import open_corpus
 from datasets.protocol import Protocol
-
 from tests.conftest import write_tracks
 
 

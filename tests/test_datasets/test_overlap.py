@@ -1,19 +1,27 @@
 """Cross-split content overlap of tracks, noise clips and rooms: 0 when clean, > 0 when a split leaks."""
 from __future__ import annotations
 
-
 import numpy as np
 import pytest
 import soundfile as sf
 
 from datasets.corpora.corpus import Corpus, Track
-from datasets.dedup import DEFAULT_PARAMS, fingerprint
 from datasets.corpora.folder import FolderCorpus
+from datasets.dedup import DEFAULT_PARAMS, fingerprint
 from datasets.noise.folder import FolderNoiseBank
 from datasets.noise.synth import SynthNoiseBank
-from datasets.overlap import (content_overlap, noise_fingerprints, noise_overlap, noise_overlap_pairs, peak_ncc,
-                              room_overlap, room_overlap_pairs, track_fingerprints, track_overlap,
-                              track_overlap_pairs)
+from datasets.overlap import (
+    content_overlap,
+    noise_fingerprints,
+    noise_overlap,
+    noise_overlap_pairs,
+    peak_ncc,
+    room_overlap,
+    room_overlap_pairs,
+    track_fingerprints,
+    track_overlap,
+    track_overlap_pairs,
+)
 from datasets.protocol import Protocol
 from datasets.rooms import FolderRoomBank
 from datasets.splits import DEFAULT_FRACTIONS, split_of

@@ -10,13 +10,12 @@ import pandas as pd
 import pytest
 import soundfile as sf
 
-from datasets.queries.degrade import degrade, measured_snr_db
 from datasets.corpora.folder import FolderCorpus
 from datasets.noise.synth import SynthNoiseBank
 from datasets.protocol import Protocol
+from datasets.queries.degrade import degrade, measured_snr_db
 from datasets.queries.queryset import MANIFEST, QuerySetConfig, build_queryset, load_queryset
 from datasets.rooms import SimulatedRoomBank
-
 from tests.conftest import write_tracks
 
 FRACTIONS = {"train": 0.5, "val": 0.0, "test": 0.5}

@@ -6,8 +6,16 @@ import pytest
 import soundfile as sf
 
 from datasets.protocol import Protocol
-from datasets.rooms import (FolderRoomBank, RoomBankError, RoomIR, SimulatedRoomBank, energy_decay_db,
-                            measure_rt60, normalize_rir, open_room_bank)
+from datasets.rooms import (
+    FolderRoomBank,
+    RoomBankError,
+    RoomIR,
+    SimulatedRoomBank,
+    energy_decay_db,
+    measure_rt60,
+    normalize_rir,
+    open_room_bank,
+)
 
 SR = 8000
 LEVELS = (0.3, 0.7)

@@ -9,10 +9,19 @@ import pytest
 
 import datasets.corpora.synth as synth
 from datasets.cache import CACHE_ENV
+from datasets.corpora.synth import (
+    BAND_LIMIT,
+    DRUM_NAMES,
+    GENERATOR_VERSION,
+    INSTRUMENT_NAMES,
+    PEAK,
+    SynthCorpus,
+    generate_track,
+    render_drum,
+    render_note,
+)
 from datasets.protocol import Protocol
 from datasets.splits import SPLITS
-from datasets.corpora.synth import (BAND_LIMIT, DRUM_NAMES, GENERATOR_VERSION, INSTRUMENT_NAMES, PEAK, SynthCorpus,
-                            generate_track, render_drum, render_note)
 
 SR = 8000
 SMALL = dict(n_tracks=4, min_duration_s=30.0, max_duration_s=36.0, progress=False)

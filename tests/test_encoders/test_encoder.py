@@ -11,18 +11,17 @@ import soundfile as sf
 import torch
 
 from datasets.corpora.folder import FolderCorpus
+from datasets.corpora.synth import SynthCorpus
 from datasets.noise.synth import SynthNoiseBank
 from datasets.protocol import Protocol
 from datasets.queries.queryset import QuerySetConfig, build_queryset
 from datasets.rooms import SimulatedRoomBank
-from datasets.corpora.synth import SynthCorpus
 from encoders.checkpoint import CheckpointError, load_checkpoint, save_checkpoint, untrained_encoder
 from encoders.embed import AudioContentError, corpus_segments, embed_db, embed_queries
 from encoders.frontend import FrontendConfig, LogMelFrontend
 from encoders.model import EncoderConfig, FingerprintEncoder
 from encoders.train import PairSampler, TrainConfig, nt_xent, train_encoder
 from encoders.validate import exact_hit_rates
-
 from tests.conftest import write_tracks
 
 TINY = EncoderConfig(channels=(8, 16, 16, 32), dim=16, head_hidden=8)

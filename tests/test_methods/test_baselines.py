@@ -10,11 +10,11 @@ from encoders.embed import cut_segments
 from encoders.spectral import SpectralConfig, SpectralImage
 from methods import TrainData, get_method
 from methods.common.balance import bucket_balance
+from methods.common.projection import PCAWhitening
 from methods.itq import itq_rotation
 from methods.minhash import haar_1d, haar_2d
-from methods.common.projection import PCAWhitening
-
 from tests.conftest import tone_track
+
 from .test_methods_conformance import mixture, normalise
 
 D = 128

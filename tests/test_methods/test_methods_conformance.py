@@ -24,7 +24,6 @@ from encoders.spectral import SpectralConfig, SpectralImage
 from methods import Method, TrainData, get_method, load_grid, method_class, method_names
 from methods.common.balance import bucket_balance
 from methods.registry import load_plugin
-
 from tests.conftest import tone_track
 
 N, D, N_TRAIN, N_CLUSTERS = 5000, 128, 4000, 50
@@ -277,8 +276,8 @@ def test_search_before_build_is_an_error(data: dict[str, np.ndarray]) -> None:
 
 
 def test_register_a_plugin_method(tmp_path: Any, data: dict[str, np.ndarray]) -> None:
-    from methods.registry import METHODS, register
     from methods.exhaustive import Exhaustive
+    from methods.registry import METHODS, register
 
     grid = tmp_path / "plugin.yml"
     grid.write_text("build:\n  - {}\nquery:\n  - {}\n")

@@ -13,8 +13,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from methods import get_method, load_grid, method_class, method_names
-from methods import registry
+from methods import get_method, load_grid, method_class, method_names, registry
 from methods.registry import METHODS, load_entry_points, load_plugin, plugin_methods
 from tests.test_bench.test_run import write_rirs
 
