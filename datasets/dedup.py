@@ -21,12 +21,14 @@ never all pairs in full, so a few hundred tracks take seconds.
 """
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
+from .audio_io import read_audio
 from .cache import atomic_path
 
 #: Bumped whenever the fingerprint's definition changes; part of every fingerprint cache key.
@@ -440,3 +442,60 @@ def deduplicate(track_ids: Iterable[str], fingerprints: Mapping[str, Fingerprint
         offset = ov.offset_s if ov.a == tid else -ov.offset_s
         dropped.append(Duplicate(tid, other, ov.overlap_s, offset, ov.match_fraction))
     return [i for i in ids if i in kept], sorted(dropped, key=lambda d: d.track_id)
+
+
+def file_sha256(path: Path | str, chunk: int = 1 << 20) -> str:
+    """Hex sha256 of a file's bytes."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def fingerprint_file(path: Path | str, fp_dir: Path | None = None,
+                     params: FingerprintParams = DEFAULT_PARAMS) -> tuple[str, Fingerprint, bool]:
+    """Fingerprint of an audio file, cached in ``fp_dir`` under the file's sha256.
+
+    Returns (sha256, fingerprint, whether it came from the cache). The file is decoded at
+    ``params.sample_rate`` only on a cache miss; nothing is cached when ``fp_dir`` is None.
+    """
+    sha = file_sha256(path)
+    cached = Path(fp_dir) / f"{sha}.npz" if fp_dir is not None else None
+    if cached is not None and cached.is_file():
+        try:
+            return sha, Fingerprint.load(cached), True
+        except Exception:  # a damaged cache entry: recompute it
+            pass
+    audio = read_audio(path, params.sample_rate)
+    fp = fingerprint(audio, params.sample_rate, params)
+    if cached is not None:
+        fp.save(cached)
+    return sha, fp, False
+
+
+def content_groups(ids: Sequence[str], overlaps: Iterable[Overlap], durations: Mapping[str, float]
+                   ) -> dict[str, str]:
+    """Connected groups of clips that share audio: {id: group}, a group named by its longest
+    clip (ties by id). Overlaps naming ids not in ``ids`` are ignored."""
+    parent = {i: i for i in ids}
+
+    def root(i: str) -> str:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for ov in overlaps:
+        if ov.a in parent and ov.b in parent:
+            ra, rb = root(ov.a), root(ov.b)
+            if ra != rb:
+                parent[rb] = ra
+    members: dict[str, list[str]] = {}
+    for i in ids:
+        members.setdefault(root(i), []).append(i)
+    out: dict[str, str] = {}
+    for group in members.values():
+        name = min(group, key=lambda i: (-float(durations[i]), i))
+        out.update({i: name for i in group})
+    return out

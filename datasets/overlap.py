@@ -33,7 +33,7 @@ from datasets.noise.bank import CombinedNoiseBank, NoiseBank
 from datasets.noise.synth import SynthNoiseBank
 
 from .cache import cache_dir, stable_hash
-from .dedup import DEFAULT_PARAMS, Fingerprint, FingerprintParams, Overlap, find_overlaps, fingerprint
+from .dedup import DEFAULT_PARAMS, Fingerprint, FingerprintParams, Overlap, find_overlaps, fingerprint, fingerprint_file
 from .rooms import RoomBank
 
 TRACK_MIN_OVERLAP_S = 20.0  # as the debian-music deduplication
@@ -69,7 +69,6 @@ def track_fingerprints(corpus: Corpus, params: FingerprintParams = DEFAULT_PARAM
     """
     from tqdm.auto import tqdm
 
-    from datasets.corpora.debian_music import fingerprint_file
     from datasets.corpora.synth import SynthCorpus
 
     tracks = corpus.tracks()
@@ -117,8 +116,6 @@ def noise_fingerprints(bank: NoiseBank, params: FingerprintParams = DEFAULT_PARA
     ids = [c.noise_id for c in bank.clips()]
     if own is not None and set(own) >= set(ids):
         return {i: own[i] for i in ids}
-    from datasets.corpora.debian_music import fingerprint_file
-
     sr = bank.protocol.sample_rate
     file_cache = cache_dir("fingerprints", params.key(), "files")
     synth_cache = (cache_dir("fingerprints", params.key(), "noise-" + stable_hash(bank.identity()))

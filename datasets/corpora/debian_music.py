@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import fnmatch
 import gzip
-import hashlib
 import json
 import os
 import re
@@ -39,7 +38,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Callable, Iterable, Mapping, Sequence
 
-from datasets.audio_io import AUDIO_EXTENSIONS, AudioReadError, audio_info, read_audio
+from datasets.audio_io import AUDIO_EXTENSIONS, AudioReadError, audio_info
 from datasets.cache import atomic_path, atomic_write_json, cache_dir, stable_hash
 from datasets.dedup import (
     DEFAULT_PARAMS,
@@ -48,7 +47,7 @@ from datasets.dedup import (
     Overlap,
     deduplicate,
     find_overlaps,
-    fingerprint,
+    fingerprint_file,
 )
 from datasets.protocol import Protocol
 from datasets.splits import DEFAULT_FRACTIONS
@@ -386,15 +385,6 @@ def _with_id(c: Candidate, track_id: str) -> Candidate:
 # Catalogue: decode once, fingerprint (cached), deduplicate, record metadata
 # --------------------------------------------------------------------------------------
 
-def file_sha256(path: Path | str, chunk: int = 1 << 20) -> str:
-    """Hex sha256 of a file's bytes."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(chunk):
-            h.update(block)
-    return h.hexdigest()
-
-
 @dataclass
 class Catalogue:
     """The outcome of :func:`build_catalogue`: kept tracks (one dict each), exclusions, overlaps."""
@@ -428,27 +418,6 @@ class Catalogue:
 
         cols = list(Overlap.__dataclass_fields__)
         return pd.DataFrame([asdict(o) for o in self.overlaps], columns=cols)
-
-
-def fingerprint_file(path: Path | str, fp_dir: Path | None = None,
-                     params: FingerprintParams = DEFAULT_PARAMS) -> tuple[str, Fingerprint, bool]:
-    """Fingerprint of an audio file, cached in ``fp_dir`` under the file's sha256.
-
-    Returns (sha256, fingerprint, whether it came from the cache). The file is decoded at
-    ``params.sample_rate`` only on a cache miss; nothing is cached when ``fp_dir`` is None.
-    """
-    sha = file_sha256(path)
-    cached = Path(fp_dir) / f"{sha}.npz" if fp_dir is not None else None
-    if cached is not None and cached.is_file():
-        try:
-            return sha, Fingerprint.load(cached), True
-        except Exception:  # a damaged cache entry: recompute it
-            pass
-    audio = read_audio(path, params.sample_rate)
-    fp = fingerprint(audio, params.sample_rate, params)
-    if cached is not None:
-        fp.save(cached)
-    return sha, fp, False
 
 
 def _fingerprint_file(c: Candidate, fp_dir: Path | None,

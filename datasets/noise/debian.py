@@ -51,12 +51,20 @@ from datasets.corpora.debian_music import (
     _find_deb,
     fetch_packages,
     find_extracted,
-    fingerprint_file,
     is_extracted,
     licence_path,
     package_version,
 )
-from datasets.dedup import DEFAULT_PARAMS, Fingerprint, FingerprintParams, Overlap, deduplicate, find_overlaps
+from datasets.dedup import (
+    DEFAULT_PARAMS,
+    Fingerprint,
+    FingerprintParams,
+    Overlap,
+    content_groups,
+    deduplicate,
+    find_overlaps,
+    fingerprint_file,
+)
 from datasets.protocol import Protocol
 
 from .bank import DEFAULT_SPLIT_FRACTIONS, NoiseBank, NoiseBankError, NoiseClip, _rms_normalise
@@ -324,33 +332,6 @@ def file_activity(path: Path | str, sha256: str, cache: Path | None, sample_rate
         with atomic_path(cached) as tmp:
             tmp.write_text(json.dumps(asdict(act)))
     return act
-
-
-def content_groups(ids: Sequence[str], overlaps: Iterable[Overlap], durations: Mapping[str, float]
-                   ) -> dict[str, str]:
-    """Connected groups of clips that share audio: {id: group}, a group named by its longest
-    clip (ties by id). Overlaps naming ids not in ``ids`` are ignored."""
-    parent = {i: i for i in ids}
-
-    def root(i: str) -> str:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
-    for ov in overlaps:
-        if ov.a in parent and ov.b in parent:
-            ra, rb = root(ov.a), root(ov.b)
-            if ra != rb:
-                parent[rb] = ra
-    members: dict[str, list[str]] = {}
-    for i in ids:
-        members.setdefault(root(i), []).append(i)
-    out: dict[str, str] = {}
-    for group in members.values():
-        name = min(group, key=lambda i: (-float(durations[i]), i))
-        out.update({i: name for i in group})
-    return out
 
 
 def reuse_debs(packages: Iterable[str], dest: Path | str, sources: Iterable[Path | str]) -> list[str]:

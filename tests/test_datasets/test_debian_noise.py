@@ -13,7 +13,7 @@ import pytest
 
 from datasets.audio_io import read_audio
 from datasets.corpora.debian_music import MARKER, DebianFetchError
-from datasets.dedup import Overlap, find_overlaps, fingerprint
+from datasets.dedup import Overlap, content_groups, find_overlaps, fingerprint
 from datasets.noise.bank import CombinedNoiseBank, NoiseBankError
 from datasets.noise.debian import (
     KINDS,
@@ -23,7 +23,6 @@ from datasets.noise.debian import (
     RecipeEntry,
     activity,
     check_recipe,
-    content_groups,
     recipe_packages,
     reuse_debs,
     select_noise_files,
@@ -258,7 +257,7 @@ def test_rebuild_is_stable_and_cached(bank, tree, monkeypatch):
         raise AssertionError("decoded a file although its fingerprint and activity are cached")
 
     monkeypatch.setattr(dn, "read_audio", fail)
-    monkeypatch.setattr("datasets.corpora.debian_music.read_audio", fail)
+    monkeypatch.setattr("datasets.dedup.read_audio", fail)
     with pytest.warns(UserWarning, match="broken.ogg"):
         again = DebianNoiseBank(Protocol(), root=tree, recipe=RECIPE_T, fetch=False, progress=False)
     assert again.identity() == bank.identity()
