@@ -32,6 +32,7 @@ from datasets.corpora.corpus import Corpus
 from datasets.noise.bank import CombinedNoiseBank, NoiseBank
 from datasets.noise.synth import SynthNoiseBank
 
+from .audio_io import AudioReadError
 from .cache import cache_dir, stable_hash
 from .dedup import DEFAULT_PARAMS, Fingerprint, FingerprintParams, Overlap, find_overlaps, fingerprint, fingerprint_file
 from .rooms import RoomBank
@@ -65,7 +66,8 @@ def track_fingerprints(corpus: Corpus, params: FingerprintParams = DEFAULT_PARAM
     (debian-music: ``<root>/fingerprints/<params>/<sha256>.npz``) is read from there; a
     track with a file is fingerprinted from the file (cached by its sha256); a synthetic
     track from ``corpus.load`` (cached by the corpus identity, which fixes its audio); any
-    other track from ``corpus.load``, uncached.
+    other track from ``corpus.load``, uncached. A track whose audio does not decode is left
+    out, as query sets and the DB leave it out.
     """
     from tqdm.auto import tqdm
 
@@ -79,7 +81,13 @@ def track_fingerprints(corpus: Corpus, params: FingerprintParams = DEFAULT_PARAM
                   if isinstance(corpus, SynthCorpus) else None)  # its identity fixes its audio
     sr = corpus.protocol.sample_rate
 
-    def one(track) -> Fingerprint:
+    def one(track) -> Fingerprint | None:
+        try:
+            return fingerprint_of(track)
+        except AudioReadError:  # left out of query sets and the DB too (datasets.queries.split_segments)
+            return None
+
+    def fingerprint_of(track) -> Fingerprint:
         sha = track.meta.get("sha256") if track.meta else None
         if sha and own_cache is not None and (own_cache / f"{sha}.npz").is_file():
             try:
@@ -95,8 +103,9 @@ def track_fingerprints(corpus: Corpus, params: FingerprintParams = DEFAULT_PARAM
 
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         futures = {t.track_id: pool.submit(one, t) for t in tracks}
-        return {i: f.result() for i, f in tqdm(futures.items(), desc="fingerprinting tracks", unit="track",
+        done = {i: f.result() for i, f in tqdm(futures.items(), desc="fingerprinting tracks", unit="track",
                                                 disable=not progress)}
+    return {i: fp for i, fp in done.items() if fp is not None}
 
 
 def noise_fingerprints(bank: NoiseBank, params: FingerprintParams = DEFAULT_PARAMS) -> dict[str, Fingerprint]:
@@ -238,7 +247,47 @@ def room_overlap(bank: RoomBank, ncc_threshold: float = ROOM_NCC_THRESHOLD) -> i
     return len(room_overlap_pairs(bank, ncc_threshold))
 
 
+def content_overlap_pairs(corpus: Corpus, noise: NoiseBank, rooms: RoomBank) -> dict[str, list[str]]:
+    """Cross-split content overlaps of a run's data, each pair described for a person:
+    {"tracks": [...], "noise": [...], "rooms": [...]} (all must be empty). A pair names both
+    items, their splits and, for noise clips read from files, the files."""
+    def where(item: str, split: str, path: Path | None = None) -> str:
+        return f"{split} {item!r}" + (f" ({path})" if path is not None else "")
+
+    tracks = [f"{where(o.a, corpus.split(o.a))} and {where(o.b, corpus.split(o.b))} share {o.overlap_s:.1f} s"
+              for o in track_overlap_pairs(corpus)]
+    noise_items = []
+    for o in noise_overlap_pairs(noise):
+        a, b = noise.clip(o.a), noise.clip(o.b)
+        noise_items.append(f"{where(o.a, a.split, noise.source_path(o.a))} and "
+                           f"{where(o.b, b.split, noise.source_path(o.b))} share {o.overlap_s:.1f} s")
+    split_of = {r.rir_id: r.split for r in rooms.rooms()}
+    room_items = [f"{where(m.a, split_of[m.a])} and {where(m.b, split_of[m.b])} are the same response "
+                  f"({'identical' if m.identical else f'ncc {m.ncc:.3f}'})" for m in room_overlap_pairs(rooms)]
+    return {"tracks": tracks, "noise": noise_items, "rooms": room_items}
+
+
 def content_overlap(corpus: Corpus, noise: NoiseBank, rooms: RoomBank) -> dict[str, int]:
     """Cross-split content overlaps of a run's data: {"tracks": n, "noise": n, "rooms": n}, each
     the number of (train, val/test) pairs sharing content (all must be 0)."""
-    return {"tracks": track_overlap(corpus), "noise": noise_overlap(noise), "rooms": room_overlap(rooms)}
+    return {kind: len(pairs) for kind, pairs in content_overlap_pairs(corpus, noise, rooms).items()}
+
+
+class SplitLeakError(ValueError):
+    """Train and val/test data share content; the message names the pairs."""
+
+
+def check_no_leak(corpus: Corpus, noise: NoiseBank, rooms: RoomBank, shown: int = 10) -> dict[str, int]:
+    """The counts of :func:`content_overlap`, or SplitLeakError naming up to ``shown`` pairs of each kind."""
+    pairs = content_overlap_pairs(corpus, noise, rooms)
+    if any(pairs.values()):
+        lines = []
+        for kind, items in pairs.items():
+            lines += [f"  {kind}: {item}" for item in items[:shown]]
+            if len(items) > shown:
+                lines.append(f"  {kind}: ... and {len(items) - shown} more")
+        hint = ("recordings cut from one source must stay in one split: a folder noise bank groups clips by "
+                "content, so this means the same audio sits in two folders or banks; remove the copies")
+        raise SplitLeakError(f"train/test leak: {sum(map(len, pairs.values()))} cross-split pair(s) share content "
+                             f"(all must be 0); {hint}:\n" + "\n".join(lines))
+    return {kind: 0 for kind in pairs}

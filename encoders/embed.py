@@ -1,6 +1,7 @@
 """Embedding DB segments and query segments, with an on-disk cache keyed by content hashes."""
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Callable
 
@@ -22,6 +23,10 @@ SILENCE_PEAK = 1e-6
 
 class AudioContentError(ValueError):
     """Audio the encoder cannot embed (NaN, infinite, or silent); the message names its source."""
+
+
+class NonFiniteFeatures(ValueError):
+    """An encoder (or front end) produced NaN or infinite rows; nothing was cached."""
 
 
 def check_audio(audio: np.ndarray, source: str) -> None:
@@ -66,24 +71,49 @@ def _cache_paths(folder: CacheFolder, key: str) -> tuple[Path, Path]:
     return root / f"{key}.npy", root / f"{key}.parquet"
 
 
-def _load_cached(folder: CacheFolder, key: str) -> tuple[np.ndarray, pd.DataFrame] | None:
+def _load_cached(folder: CacheFolder, key: str, rows: int | None = None) -> tuple[np.ndarray, pd.DataFrame] | None:
+    """The cached (matrix, index), or None when absent; a damaged entry (truncated, unreadable,
+    non-finite, or of the wrong length) is reported, deleted and recomputed by the caller."""
     matrix_path, index_path = _cache_paths(folder, key)
-    if matrix_path.exists() and index_path.exists():
-        return np.load(matrix_path), pd.read_parquet(index_path)
+    if not (matrix_path.exists() and index_path.exists()):
+        return None
+    try:
+        matrix, index = np.load(matrix_path, allow_pickle=False), pd.read_parquet(index_path)
+        problem = ("holds NaN or infinite values" if not np.all(np.isfinite(matrix)) else
+                   f"has {len(matrix)} rows for an index of {len(index)}" if len(matrix) != len(index) else
+                   f"has {len(matrix)} rows; {rows} expected" if rows is not None and len(matrix) != rows else None)
+    except Exception as exc:  # noqa: BLE001 - any failure to read a cache file means it is damaged
+        problem = f"cannot be read ({type(exc).__name__}: {exc})"
+    if problem is None:
+        return matrix, index
+    warnings.warn(f"cache file {matrix_path} {problem}; deleting it and its index {index_path.name}, "
+                  f"and computing it again", stacklevel=3)
+    matrix_path.unlink(missing_ok=True)
+    index_path.unlink(missing_ok=True)
     return None
 
 
-def _store(folder: CacheFolder, key: str, matrix: np.ndarray, index: pd.DataFrame) -> None:
+def _store(folder: CacheFolder, key: str, matrix: np.ndarray, index: pd.DataFrame, producer: str,
+           describe_row: Callable[[int], str]) -> None:
+    """Cache a feature matrix, after checking every row is finite (a broken encoder must not leave
+    NaN rows behind for later runs to reuse)."""
+    bad = np.flatnonzero(~np.isfinite(matrix).all(axis=1))
+    if bad.size:
+        raise NonFiniteFeatures(f"{producer} produced NaN or infinite values for {bad.size} of {len(matrix)} "
+                                f"segments (first: {describe_row(int(bad[0]))}); nothing was cached. Check the "
+                                f"checkpoint (retrain it, or pass another --encoder)")
     matrix_path, index_path = _cache_paths(folder, key)
     atomic_write_parquet(index_path, index)
     atomic_save_npy(matrix_path, matrix)
 
 
 def db_matrix(featurize: Featurize, dim: int, corpus: Corpus, segments: pd.DataFrame, key: str,
-              folder: CacheFolder, desc: str, progress: bool = True, cache: bool = True) -> tuple[np.ndarray, bool]:
+              folder: CacheFolder, desc: str, progress: bool = True, cache: bool = True,
+              producer: str = "the feature front end") -> tuple[np.ndarray, bool]:
     """Feature rows of the DB segment table's rows (in its order), one track decoded at a time;
-    returns (matrix, cache hit). ``cache=False`` neither reads nor writes ``folder``/``key``."""
-    hit = _load_cached(folder, key) if cache else None
+    returns (matrix, cache hit). ``cache=False`` neither reads nor writes ``folder``/``key``.
+    Raises NonFiniteFeatures, naming ``producer``, when a row is not finite."""
+    hit = _load_cached(folder, key, len(segments)) if cache else None
     if hit is not None:
         return hit[0], True
     out = np.empty((len(segments), dim), dtype=np.float32)
@@ -94,15 +124,23 @@ def db_matrix(featurize: Featurize, dim: int, corpus: Corpus, segments: pd.DataF
         check_audio(audio, f"track {track_id!r} of corpus {corpus.name!r}")
         seg_no = rows["segment"].to_numpy()[idx]
         out[idx] = featurize(cut_segments(audio, corpus.protocol, int(seg_no.max()) + 1)[seg_no])
+    def describe(i: int) -> str:
+        return f"track {rows['track_id'].iat[i]!r} segment {rows['segment'].iat[i]}"
+
     if cache:
-        _store(folder, key, out, rows[["track_id", "segment"]])
+        _store(folder, key, out, rows[["track_id", "segment"]], producer, describe)
+    elif not np.all(np.isfinite(out)):
+        raise NonFiniteFeatures(f"{producer} produced NaN or infinite values (first: "
+                                f"{describe(int(np.flatnonzero(~np.isfinite(out).all(axis=1))[0]))})")
     return out, False
 
 
 def query_matrix(featurize: Featurize, queryset: QuerySet, protocol: Protocol, key: str, folder: CacheFolder,
-                 progress: bool = True, cache: bool = True) -> tuple[np.ndarray, pd.DataFrame, bool]:
+                 progress: bool = True, cache: bool = True,
+                 producer: str = "the feature front end") -> tuple[np.ndarray, pd.DataFrame, bool]:
     """Feature rows of every query segment, its index table (``query_segment_index``), and whether
-    the cache was hit. All query segments are cut first, then featurized in one call."""
+    the cache was hit. All query segments are cut first, then featurized in one call. Raises
+    NonFiniteFeatures, naming ``producer``, when a row is not finite."""
     hit = _load_cached(folder, key) if cache else None
     if hit is not None:
         return hit[0], hit[1], True
@@ -117,8 +155,15 @@ def query_matrix(featurize: Featurize, queryset: QuerySet, protocol: Protocol, k
         segments[row:row + per_query[qi]] = cut_segments(audio, protocol, per_query[qi])
         row += per_query[qi]
     out = featurize(segments)
+
+    def describe(i: int) -> str:
+        return f"query {index['query_id'].iat[i]!r} segment {index['j'].iat[i]}"
+
     if cache:
-        _store(folder, key, out, index)
+        _store(folder, key, out, index, producer, describe)
+    elif not np.all(np.isfinite(out)):
+        raise NonFiniteFeatures(f"{producer} produced NaN or infinite values (first: "
+                                f"{describe(int(np.flatnonzero(~np.isfinite(out).all(axis=1))[0]))})")
     return out, index, False
 
 
@@ -141,7 +186,7 @@ def embed_db(encoder: Encoder, corpus: Corpus, segments: pd.DataFrame, progress:
     """
     return db_matrix(lambda segs: embed_segments(encoder, segs, batch_size), encoder.model.config.dim, corpus,
                      segments, db_cache_key(encoder, corpus, segments), ("embeddings", "db"), "embed DB",
-                     progress, cache)
+                     progress, cache, producer=encoder_label(encoder))
 
 
 def query_segment_index(manifest: pd.DataFrame, protocol: Protocol) -> pd.DataFrame:
@@ -160,7 +205,14 @@ def embed_queries(encoder: Encoder, queryset: QuerySet, protocol: Protocol, prog
     key = stable_hash({"encoder": encoder.sha256, "queryset": queryset.content_hash,
                        "protocol": protocol.to_dict()}, n=32)
     return query_matrix(lambda segs: embed_segments(encoder, segs, batch_size, progress, desc="embed queries"),
-                        queryset, protocol, key, ("embeddings", "queries"), progress, cache)
+                        queryset, protocol, key, ("embeddings", "queries"), progress, cache,
+                        producer=encoder_label(encoder))
+
+
+def encoder_label(encoder: Encoder) -> str:
+    """How errors name an encoder: its name, checkpoint file and hash."""
+    where = f" ({encoder.path}, sha256 {encoder.sha256[:12]})" if encoder.path else f" (sha256 {encoder.sha256[:12]})"
+    return f"encoder {encoder.name!r}{where}"
 
 
 def corpus_segments(corpus: Corpus, split: str | None = None) -> pd.DataFrame:

@@ -95,7 +95,8 @@ def spectral_db(corpus: Corpus, segments: pd.DataFrame, config: SpectralConfig =
     """Spectral images of the DB segment table's rows (in its order); returns (matrix, cache hit)."""
     key = stable_hash({"features": config.to_dict(), **db_identity(corpus, segments)}, n=32)
     return db_matrix(SpectralImage(corpus.protocol, config), config.dim, corpus, segments, key,
-                     ("features", "spectrogram-db"), "spectra DB", progress, cache)
+                     ("features", "spectrogram-db"), "spectra DB", progress, cache,
+                     producer="the spectral-image front end (encoders/spectral.py)")
 
 
 def spectral_queries(queryset: QuerySet, protocol: Protocol, config: SpectralConfig = SpectralConfig(),
@@ -104,4 +105,5 @@ def spectral_queries(queryset: QuerySet, protocol: Protocol, config: SpectralCon
     key = stable_hash({"features": config.to_dict(), "queryset": queryset.content_hash,
                        "protocol": protocol.to_dict()}, n=32)
     return query_matrix(SpectralImage(protocol, config), queryset, protocol, key,
-                        ("features", "spectrogram-queries"), progress, cache)
+                        ("features", "spectrogram-queries"), progress, cache,
+                        producer="the spectral-image front end (encoders/spectral.py)")

@@ -191,6 +191,26 @@ def get_method(name: str, **build_params: Any) -> Method:
     return method_class(name)(**build_params)
 
 
+def check_grid_section(name: str, section: str, points: Any, source: str) -> list[dict[str, Any]]:
+    """``points`` as a list of parameter dicts of method ``name``'s ``section`` ('build' or 'query'),
+    or a ValueError naming ``source``, the section, the entry and the allowed parameters."""
+    cls = method_class(name)
+    allowed = cls.build_defaults if section == "build" else cls.query_defaults
+    if not isinstance(points, list) or not points:
+        raise ValueError(f"{source}: '{section}' must be a non-empty list of parameter dicts, got {points!r}")
+    out = []
+    for i, point in enumerate(points):
+        point = {} if point is None else point
+        if not isinstance(point, dict):
+            raise ValueError(f"{source}: {section}[{i}] must be a dict, got {point!r}")
+        unknown = sorted(set(point) - set(allowed))
+        if unknown:
+            raise ValueError(f"{source}: {section}[{i}] has unknown parameter(s) {unknown}; "
+                             f"allowed: {sorted(allowed) or 'none'}")
+        out.append(point)
+    return out
+
+
 def load_grid(name: str) -> dict[str, list[dict[str, Any]]]:
     """The method's grid: ``{"build": [...], "query": [...]}``, checked against its parameters."""
     cls = method_class(name)
@@ -199,23 +219,50 @@ def load_grid(name: str) -> dict[str, list[dict[str, Any]]]:
         raise FileNotFoundError(f"method {name!r} has no grid file {path}")
     with open(path, encoding="utf-8") as fh:
         grid = yaml.safe_load(fh) or {}
-    for section, allowed in (("build", cls.build_defaults), ("query", cls.query_defaults)):
-        points = grid.get(section)
-        if not isinstance(points, list) or not points:
-            raise ValueError(f"{path}: '{section}' must be a non-empty list of parameter dicts")
-        for i, point in enumerate(points):
-            if point is None:
-                points[i] = point = {}
-            if not isinstance(point, dict):
-                raise ValueError(f"{path}: {section}[{i}] must be a dict, got {point!r}")
-            unknown = sorted(set(point) - set(allowed))
-            if unknown:
-                raise ValueError(f"{path}: {section}[{i}] has unknown parameter(s) {unknown}; "
-                                 f"allowed: {sorted(allowed) or 'none'}")
+    if not isinstance(grid, dict):
+        raise ValueError(f"{path}: expected a mapping with 'build' and 'query' lists")
     extra = sorted(set(grid) - {"build", "query"})
     if extra:
         raise ValueError(f"{path}: unknown section(s) {extra}; allowed: build, query")
-    return {"build": grid["build"], "query": grid["query"]}
+    return {section: check_grid_section(name, section, grid.get(section), str(path)) for section in ("build", "query")}
+
+
+def resolve_grid(name: str, override: Any = None, source: str = "grids") -> dict[str, list[dict[str, Any]]]:
+    """Method ``name``'s grid with an override (``{"build": [...]}``, ``{"query": [...]}`` or both)
+    laid over its default grid file: a section the override leaves out comes from the file."""
+    if override is None:
+        return load_grid(name)
+    where = f"{source}.{name}"
+    if not isinstance(override, dict):
+        raise ValueError(f"{where}: expected a mapping with 'build' and/or 'query' lists, got {override!r}")
+    extra = sorted(set(override) - {"build", "query"})
+    if extra or not override:
+        raise ValueError(f"{where}: unknown section(s) {extra}; give 'build', 'query' or both")
+    given = {section: check_grid_section(name, section, points, where) for section, points in override.items()}
+    return {**load_grid(name), **given}
 
 
 discover()
+
+
+def method_code_files(name: str) -> list[Path]:
+    """The source files a method's results depend on: the modules of its class and of every class it
+    derives from (a plugin's file included), the interface (``base.py``) and the shared machinery
+    (``common/``, ``flow/``)."""
+    here = Path(__file__).resolve().parent
+    files = {here / "base.py", *here.glob("common/*.py"), *here.glob("flow/*.py")}
+    for cls in method_class(name).__mro__:
+        module = sys.modules.get(cls.__module__)
+        path = getattr(module, "__file__", None)
+        if path and cls is not object:
+            files.add(Path(path).resolve())
+    return sorted(files)
+
+
+def method_code_hash(name: str) -> str:
+    """sha256 (16 hex digits) over the source files of ``method_code_files``: a finished result made by
+    other code than the method has now is not reused silently."""
+    h = hashlib.sha256()
+    for path in method_code_files(name):
+        h.update(path.name.encode() + b"\0" + path.read_bytes())
+    return h.hexdigest()[:16]

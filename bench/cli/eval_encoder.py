@@ -49,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
     corpus = corpus_from(args)
     noise, rooms = banks_from(args)
     config = config_from(args)
-    out = args.out or default_queryset_dir(corpus, config)
+    out = args.out or default_queryset_dir(corpus, config, noise, rooms)
     qs = build_queryset(corpus, noise, rooms, config, out, progress=not args.no_progress)
     encoders = [load_checkpoint(args.encoder, corpus.protocol, args.device)]
     if args.untrained:

@@ -58,7 +58,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     _, _, run = COMMANDS[args.command]
     try:
         return run(args)
-    except (ValueError, FileNotFoundError, KeyError, RuntimeError) as exc:
+    except (ValueError, OSError, KeyError, RuntimeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -67,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
                          f"({protocol.segment_s:g} s)")
     corpus = corpus_from(args)
     noise, rooms = banks_from(args)
-    out = args.out or default_queryset_dir(corpus, config)
+    out = args.out or default_queryset_dir(corpus, config, noise, rooms)
     qs = build_queryset(corpus, noise, rooms, config, out, progress=not args.no_progress, force=args.force)
     c = qs.info["counts"]
     print(f"query set: {qs.root}")

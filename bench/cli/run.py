@@ -23,6 +23,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default=None, help="torch device for the encoder and flows (default cpu)")
     parser.add_argument("--out", type=Path, default=Path("reports"), help="parent folder of run folders (default %(default)s)")
     parser.add_argument("--run-dir", type=Path, default=None, help="exact run folder (default OUT/<corpus>-<config hash>)")
+    parser.add_argument("--force", action="store_true",
+                        help="when the run folder holds a run of another configuration, discard its results and "
+                             "start over (without it such a folder is refused, naming the differing fields)")
+    parser.add_argument("--redo", nargs="+", default=[], metavar="METHOD",
+                        help="run these methods' configurations again even if the run folder has them finished")
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
     parser.add_argument("--plugin", action="append", type=Path, default=[], metavar="FILE",
                         help="a Python module file that registers search methods (repeatable); its methods "
@@ -49,7 +54,8 @@ def run(args: argparse.Namespace) -> int:
         overrides["timing"] = replace(config.timing, threads=args.threads)
     config = replace(config, **overrides)
     methods = [m for group in (args.method or [["flowhash"]]) for m in group]
-    outcome = run_benchmark(config, methods, args.out, args.run_dir, progress=not args.no_progress)
+    outcome = run_benchmark(config, methods, args.out, args.run_dir, progress=not args.no_progress,
+                            force=args.force, redo=tuple(args.redo))
     print(f"report: {write_run_report(outcome.root)}")
     print()
     print(format_summary(outcome.results, outcome.points, outcome.info))

@@ -45,8 +45,13 @@ def load_baseline(path: Path | str, scenario: Scenario) -> dict:
         if not isinstance(data.get(key), kind):
             raise BaselineError(f"{path}: field {key!r} is missing or not a {kind.__name__}")
     for name, m in data["metrics"].items():
-        if not isinstance(m, dict) or m.get("kind") not in KINDS or not isinstance(m.get("value"), (int, float)):
+        if not isinstance(m, dict) or m.get("kind") not in KINDS:
             raise BaselineError(f"{path}: metrics[{name!r}] needs 'kind' (one of {list(KINDS)}) and a numeric 'value'")
+        value = m.get("value")
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise BaselineError(f"{path}: metrics[{name!r}].value is {value!r}; it must be a finite number (a NaN "
+                                f"or non-numeric baseline would pass every check). Restore the file from git or "
+                                f"{_update_hint(path)}")
     if data["scenario_hash"] != scenario.hash():
         changed = sorted(k for k in set(data["scenario"]) | set(scenario.identity())
                          if data["scenario"].get(k) != scenario.identity().get(k))

@@ -25,7 +25,7 @@ from bench.run.environment import environment
 from bench.run.inputs import RunInputs, prepare_inputs
 from bench.run.runner import BuiltMethod, build_method, method_label, needs_training, sweep_method, timed_query_rows
 from datasets.cache import stable_hash
-from methods.registry import load_grid, method_class
+from methods.registry import method_class, resolve_grid
 
 from .scenario import Scenario
 
@@ -167,7 +167,7 @@ def measure(scenario: Scenario, progress: bool = True) -> Measurement:
     built: dict[str, BuiltMethod] = {}
     results, points = [], []
     for name in scenario.methods:
-        grid = config.grids.get(name) or load_grid(name)
+        grid = resolve_grid(name, config.grids.get(name))
         for build_params in grid["build"]:
             if method_label(name, build_params) in built:
                 continue

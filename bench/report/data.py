@@ -101,8 +101,10 @@ def load_run(root: Path | str) -> RunData:
     else:
         buckets = pd.DataFrame({"label": pd.Series(dtype=str), "size": pd.Series(dtype="int64"),
                                 "n_buckets": pd.Series(dtype="int64")})
-    if points.empty:
-        raise ReportDataError(f"{root / POINTS}: no rows")
+    for path, table in ((root / POINTS, points), (root / RESULTS, results)):
+        if table.empty:
+            raise ReportDataError(f"{path}: no rows, so there is nothing to report; run `python -m bench run "
+                                  f"--run-dir {root}` to finish the run first")
     results = results.sort_values(["method", "label", "param_index", "duration_s", "snr", "reverb"],
                                   kind="mergesort").reset_index(drop=True)
     points = points.sort_values(["method", "label", "param_index"], kind="mergesort").reset_index(drop=True)

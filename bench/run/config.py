@@ -68,19 +68,79 @@ class RunConfig:
         return d
 
 
-def _queries_from(raw: dict) -> QuerySetConfig:
+def _type_error(where: str, expected: str, value: Any) -> ValueError:
+    return ValueError(f"{where}: expected {expected}, got {value!r} ({type(value).__name__})")
+
+
+def _check_scalar(where: str, annotation: str, value: Any) -> Any:
+    """``value`` checked against a scalar field annotation ('int', 'float', 'str', 'str | None', ...)."""
+    optional = annotation.endswith(" | None")
+    base = annotation.removesuffix(" | None")
+    if value is None and optional:
+        return None
+    if base == "int":
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise _type_error(where, "an integer" + (" or null" if optional else ""), value)
+    elif base == "float":
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise _type_error(where, "a number" + (" or null" if optional else ""), value)
+        value = float(value)
+    elif base == "str":
+        if not isinstance(value, str):
+            raise _type_error(where, "a string" + (" or null" if optional else ""), value)
+    return value
+
+
+def _check_fields(cls: type, raw: dict, prefix: str, skip: tuple[str, ...] = ()) -> dict:
+    """The scalar fields of ``raw`` checked against dataclass ``cls``'s annotations; errors name
+    ``prefix.field`` and the expected type. Fields in ``skip`` are left to the caller."""
+    types = {f.name: f.type for f in fields(cls)}
+    return {k: v if k in skip else _check_scalar(f"{prefix}{k}", types[k], v) for k, v in raw.items()}
+
+
+def _list_of(where: str, value: Any, example: str) -> list:
+    if not isinstance(value, (list, tuple)) or not value:
+        raise _type_error(where, f"a non-empty list such as {example}", value)
+    return list(value)
+
+
+def _queries_from(raw: Any, source: str) -> QuerySetConfig:
+    if not isinstance(raw, dict):
+        raise _type_error(f"{source}: queries", "a mapping of query-set fields", raw)
     allowed = {f.name for f in fields(QuerySetConfig)}
     unknown = sorted(set(raw) - allowed)
     if unknown:
-        raise ValueError(f"queries: unknown field(s) {unknown}; allowed: {sorted(allowed)}")
-    out = dict(raw)
-    if "durations" in out:
-        out["durations"] = tuple(parse_duration(x) for x in out["durations"])
-    if "snrs" in out:
-        out["snrs"] = tuple(parse_snr(x) for x in out["snrs"])
-    if "reverbs" in out:
-        out["reverbs"] = tuple(parse_reverb(x) for x in out["reverbs"])
+        raise ValueError(f"{source}: queries: unknown field(s) {unknown}; allowed: {sorted(allowed)}")
+    lists = {"durations": (parse_duration, "[1, 2]"), "snrs": (parse_snr, "[clean, 10, 0]"),
+             "reverbs": (parse_reverb, "[none, 0.6]")}
+    out = _check_fields(QuerySetConfig, raw, f"{source}: queries.", skip=tuple(lists))
+    for name, (parse, example) in lists.items():
+        if name in out:
+            where = f"{source}: queries.{name}"
+            values = []
+            for i, x in enumerate(_list_of(where, out[name], example)):
+                try:
+                    values.append(parse(x))
+                except ValueError as exc:
+                    raise ValueError(f"{where}[{i}]: {exc}") from None
+            out[name] = tuple(values)
     return QuerySetConfig(**out)
+
+
+def _grids_from(raw: Any, source: str) -> dict:
+    """Grid overrides checked: known method names (listing them) and valid parameter lists."""
+    from methods.registry import method_names, resolve_grid
+
+    if not isinstance(raw, dict):
+        raise _type_error(f"{source}: grids", "a mapping of method name to {build: [...], query: [...]}", raw)
+    known = method_names()
+    unknown = sorted(set(raw) - set(known))
+    if unknown:
+        raise ValueError(f"{source}: grids: unknown method(s) {unknown}; known: {', '.join(known)} "
+                         f"(a plugin's method is known once its file is given with --plugin)")
+    for name, override in raw.items():
+        resolve_grid(name, override, f"{source}: grids")
+    return dict(raw)
 
 
 def load_config(path: Path | str | None) -> RunConfig:
@@ -107,12 +167,24 @@ def config_from_dict(raw: Any, source: str) -> RunConfig:
     if unknown:
         raise ValueError(f"{source}: unknown field(s) {unknown}; allowed: {sorted(allowed)}")
     try:
+        raw = _check_fields(RunConfig, raw, f"{source}: ", skip=("queries", "timing", "db_splits", "grids"))
         if "queries" in raw:
-            raw["queries"] = _queries_from(raw["queries"] or {})
+            raw["queries"] = _queries_from(raw["queries"] or {}, source)
         if "timing" in raw:
-            raw["timing"] = TimingConfig(**(raw["timing"] or {}))
+            timing = raw["timing"] or {}
+            if not isinstance(timing, dict):
+                raise _type_error(f"{source}: timing", "a mapping of timing fields", timing)
+            allowed = {f.name for f in fields(TimingConfig)}
+            unknown = sorted(set(timing) - allowed)
+            if unknown:
+                raise ValueError(f"{source}: timing: unknown field(s) {unknown}; allowed: {sorted(allowed)}")
+            raw["timing"] = TimingConfig(**_check_fields(TimingConfig, timing, f"{source}: timing."))
         if "db_splits" in raw:
-            raw["db_splits"] = tuple(raw["db_splits"])
+            splits = _list_of(f"{source}: db_splits", raw["db_splits"], "[test, val]")
+            raw["db_splits"] = tuple(_check_scalar(f"{source}: db_splits[{i}]", "str", x) for i, x in enumerate(splits))
+        if "grids" in raw:
+            raw["grids"] = _grids_from(raw["grids"] or {}, source)
         return replace(RunConfig(), **raw)
     except (TypeError, ValueError) as exc:
-        raise ValueError(f"{source}: {exc}") from None
+        message = str(exc)
+        raise ValueError(message if message.startswith(source) else f"{source}: {message}") from None

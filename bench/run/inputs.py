@@ -12,7 +12,9 @@ from datasets.corpora.corpus import Corpus
 from datasets.corpora.registry import open_corpus
 from datasets.noise.bank import NoiseBank
 from datasets.noise.registry import open_noise_bank
-from datasets.queries.queryset import QuerySet, build_queryset, default_queryset_dir, segment_table
+from datasets.overlap import check_no_leak
+from datasets.queries.queryset import QuerySet, build_queryset, default_queryset_dir
+from datasets.queries.split_segments import split_segments
 from datasets.rooms import RoomBank, open_room_bank
 from encoders.checkpoint import Encoder, load_checkpoint
 from encoders.embed import cut_segments, embed_db, embed_queries, embed_segments
@@ -43,6 +45,8 @@ class RunInputs:
     manifest: pd.DataFrame
     progress: bool = True
     stage_seconds: dict[str, float] = field(default_factory=dict)
+    content_overlap: dict[str, int] = field(default_factory=dict)  # cross-split pairs by kind (all 0)
+    unreadable_tracks: list[dict] = field(default_factory=list)     # DB/query tracks left out, with why
 
     @cached_property
     def train(self) -> TrainData:
@@ -117,12 +121,19 @@ class RunInputs:
                 "query_tracks_in_train": len(set(self.manifest["track_id"]) & train)}
 
 
-def _db_table(corpus: Corpus, queryset: QuerySet, splits: tuple[str, ...]) -> pd.DataFrame:
+def _db_table(corpus: Corpus, queryset: QuerySet, splits: tuple[str, ...],
+              progress: bool) -> tuple[pd.DataFrame, list[dict]]:
+    """The DB segment table (the query set's test segments, then the other DB splits'), and the
+    tracks left out because their audio does not decode (the query set's among them)."""
     test = queryset.segments().assign(split="test")
-    sr = corpus.protocol.sample_rate
-    others = [segment_table({t.track_id: int(t.duration_s * sr) for t in corpus.tracks(s)}, corpus.protocol)
-              .assign(split=s) for s in splits if s != "test" and corpus.tracks(s)]
-    return pd.concat([test, *others], ignore_index=True)
+    unreadable = list(queryset.info.get("counts", {}).get("tracks_unreadable", {}).get("items", []))
+    others = []
+    for split in splits:
+        if split != "test" and corpus.tracks(split):
+            part = split_segments(corpus, split, progress)
+            others.append(part.segments.assign(split=split))
+            unreadable += part.unreadable
+    return pd.concat([test, *others], ignore_index=True), unreadable
 
 
 def encoder_ms_per_segment(encoder: Encoder, segments: np.ndarray, threads: int) -> float:
@@ -148,14 +159,17 @@ def prepare_inputs(config: RunConfig, progress: bool = True) -> RunInputs:
     rooms = open_room_bank(config.rooms, corpus.protocol)
     stages["data"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    queryset = build_queryset(corpus, noise, rooms, config.queries, default_queryset_dir(corpus, config.queries),
-                              progress=progress)
+    overlap = check_no_leak(corpus, noise, rooms)  # before any query is rendered or segment embedded
+    stages["overlap_check"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    queryset = build_queryset(corpus, noise, rooms, config.queries,
+                              default_queryset_dir(corpus, config.queries, noise, rooms), progress=progress)
     stages["queries"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     encoder = load_checkpoint(config.encoder, corpus.protocol, config.device)
-    db_segments = _db_table(corpus, queryset, config.db_splits)
+    db_segments, unreadable = _db_table(corpus, queryset, config.db_splits, progress)
     db, _ = embed_db(encoder, corpus, db_segments, progress)
     query_emb, query_index, _ = embed_queries(encoder, queryset, corpus.protocol, progress)
     stages["embed"] = time.perf_counter() - t0
     return RunInputs(config, corpus, noise, rooms, queryset, encoder, db_segments, db, query_emb, query_index,
-                     queryset.manifest(), progress, stages)
+                     queryset.manifest(), progress, stages, overlap, unreadable)

@@ -3,6 +3,7 @@ and record accuracy, work, latency, throughput, build cost and bucket balance.""
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,15 +16,15 @@ from tqdm.auto import tqdm
 from bench.measure.metrics import by_condition, overall, query_outcomes
 from bench.measure.timing import latency_sample, time_batch, time_queries
 from datasets.cache import stable_hash
-from datasets.overlap import content_overlap
 from methods.base import Method
 from methods.common.balance import bucket_balance
-from methods.registry import get_method, load_grid, method_class, method_names
+from methods.registry import get_method, method_class, method_code_hash, method_names, resolve_grid
 
 from .config import RunConfig
 from .environment import environment
 from .inputs import RunInputs, encoder_ms_per_segment, prepare_inputs
-from .store import RunStore, now
+from .result_checks import check_search_result
+from .store import PARTS, RunStore, RunStoreError, now
 
 REFERENCE = "exhaustive"
 
@@ -143,6 +144,7 @@ def sweep_method(built: BuiltMethod, inputs: RunInputs, query_grid: list[dict], 
     for i, qp in enumerate(tqdm(query_grid, desc=built.label, disable=not progress)):
         method.set_query_params(**qp)
         res = method.search(queries, cfg.k)
+        check_search_result(res, built.label, qp, len(queries), cfg.k, len(inputs.db))
         out = query_outcomes(res, inputs.query_index, inputs.manifest, codes, tracks, db_segment)
         if timed:
             lat = pd.Series(time_queries(method, queries, timed_rows, cfg.k, cfg.timing.warmup,
@@ -180,21 +182,74 @@ def evaluate_method(name: str, build_params: dict, inputs: RunInputs, query_grid
 
 
 def run_benchmark(config: RunConfig, requested: list[str], out: Path | str = "reports",
-                  run_dir: Path | str | None = None, progress: bool = True) -> RunOutcome:
-    """Run the requested methods (and the exhaustive reference) and write the run folder."""
+                  run_dir: Path | str | None = None, progress: bool = True, force: bool = False,
+                  redo: tuple[str, ...] = ()) -> RunOutcome:
+    """Run the requested methods (and the exhaustive reference) and write the run folder.
+
+    A run folder belongs to one configuration (run config, encoder, query set): one made for
+    another is refused, naming the differing fields, unless ``force`` (which discards its results).
+    Finished method configurations are reused unless their method is in ``redo`` or their code or
+    query sweep changed since; a folder left empty by a failure is removed.
+    """
     names = resolve_methods(requested)
-    grids = {n: config.grids.get(n) or load_grid(n) for n in names}
+    unknown = sorted(set(redo) - set(names))
+    if unknown:
+        raise ValueError(f"--redo {' '.join(unknown)}: not among the methods of this run ({', '.join(names)})")
+    grids = {n: resolve_grid(n, config.grids.get(n)) for n in names}
     started = now()
+    if out is not None and Path(out).exists() and not Path(out).is_dir():
+        raise RunStoreError(f"--out {out} is a file; give the folder that run folders go into")
+    if run_dir is not None:  # refuse a folder of another config before the expensive inputs
+        RunStore(run_dir).check_identity({"config": config.to_dict()}, force)
     inputs = prepare_inputs(config, progress)
     root = Path(run_dir) if run_dir else Path(out) / run_id(config, inputs)
-    store = RunStore(root)
+    created = not root.exists()
+    try:
+        return _run_methods(config, names, grids, inputs, RunStore(root), started, force, redo, progress)
+    except BaseException:
+        if created and root.is_dir() and not any((root / PARTS).glob("*.json")):
+            shutil.rmtree(root, ignore_errors=True)  # nothing finished: leave no empty folder behind
+        raise
+
+
+def _reuse(store: RunStore, name: str, label: str, query_grid: list[dict], code: str, redo: tuple[str, ...]) -> bool:
+    """Whether a finished part of ``label`` can stand, saying why not (or why it stands) when unsure."""
+    meta, damaged = store.part_meta(label)
+    if damaged:
+        print(f"{label}: its finished part in {store.root / PARTS} is damaged ({damaged}); running it again")
+        return False
+    if meta is None:
+        return False
+    if name in redo:
+        print(f"{label}: --redo {name}: running it again")
+        return False
+    if "code" not in meta:
+        print(f"{label}: reusing the part finished by an earlier version that did not record its code "
+              f"(pass --redo {name} to run it again)")
+        return True
+    if meta["code"] != code:
+        print(f"{label}: the method's code changed since its part was finished (code {meta['code']} -> {code}); "
+              f"running it again")
+        return False
+    if meta.get("query_grid") != query_grid:
+        print(f"{label}: its query sweep changed since its part was finished; running it again")
+        return False
+    print(f"{label}: done in an earlier run, skipped")
+    return True
+
+
+def _run_methods(config: RunConfig, names: list[str], grids: dict, inputs: RunInputs, store: RunStore,
+                 started: str, force: bool, redo: tuple[str, ...], progress: bool) -> RunOutcome:
+    root = store.root
+    identity = {"config": config.to_dict(), "encoder_sha256": inputs.encoder.sha256,
+                "queryset_content_hash": inputs.queryset.content_hash}
+    store.check_identity(identity, force)
     overlap = inputs.split_overlap()
-    t0 = time.perf_counter()
-    overlap.update({f"content_{k}": v for k, v in content_overlap(inputs.corpus, inputs.noise, inputs.rooms).items()})
-    inputs.stage_seconds["overlap_check"] = time.perf_counter() - t0
+    overlap.update({f"content_{k}": v for k, v in inputs.content_overlap.items()})
     if any(overlap.values()):
         raise RuntimeError(f"train/test leak (cross-split pairs; all must be 0): {overlap}")
-    info = {"run_id": root.name, "started": started, "config": config.to_dict(), "methods": names,
+    info = {"run_id": root.name, "started": started, "identity": identity, "config": config.to_dict(),
+            "methods": names,
             "environment": environment(), "threads": config.timing.threads, "seed": config.seed,
             "encoder": {"name": inputs.encoder.name, "sha256": inputs.encoder.sha256,
                         "ms_per_segment": encoder_ms_per_segment(inputs.encoder, inputs.query_segments_sample(),
@@ -204,7 +259,8 @@ def run_benchmark(config: RunConfig, requested: list[str], out: Path | str = "re
             "corpus": {"name": inputs.corpus.name,
                        "identity_hash": stable_hash(inputs.corpus.identity(), n=32)},
             "db": {"segments": len(inputs.db), "tracks": int(inputs.db_segments["track_id"].nunique()),
-                   "splits": list(config.db_splits)},
+                   "splits": list(config.db_splits),
+                   "unreadable_tracks": {"count": len(inputs.unreadable_tracks), "items": inputs.unreadable_tracks}},
             "split_overlap": overlap}
     store.write_run_json(info)
     labels = []
@@ -213,12 +269,12 @@ def run_benchmark(config: RunConfig, requested: list[str], out: Path | str = "re
         for build_params in grids[name]["build"]:
             label = method_label(name, build_params)
             labels.append(label)
-            if store.has_part(label):
-                print(f"{label}: done in an earlier run, skipped")
+            code = method_code_hash(name)
+            if _reuse(store, name, label, grids[name]["query"], code, redo):
                 continue
             results, points, outcomes, meta = evaluate_method(name, build_params, inputs, grids[name]["query"],
                                                               progress)
-            store.save_part(label, results, points, outcomes, meta)
+            store.save_part(label, results, points, outcomes, {**meta, "code": code, "query_grid": grids[name]["query"]})
     inputs.stage_seconds["methods"] = time.perf_counter() - t_methods  # this process's share when resumed
     results, points = store.combine(labels)
     info.update({"finished": now(), "stage_seconds": inputs.stage_seconds, "labels": labels})

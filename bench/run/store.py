@@ -3,10 +3,13 @@ parts written as each method finishes, so an interrupted run keeps them and a re
 from __future__ import annotations
 
 import json
+import shutil
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
+import pyarrow.parquet as pq
 
 from datasets.cache import atomic_write_json, atomic_write_parquet, stable_hash
 
@@ -24,12 +27,76 @@ def now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
+class RunStoreError(ValueError):
+    """A run folder that cannot be used as asked: another configuration's, or not a folder."""
+
+
+def flat_differences(old: Any, new: Any, prefix: str = "") -> list[str]:
+    """Dotted paths where two JSON-like values differ, e.g. ``['config.queries.per_cell']``."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        out = []
+        for key in sorted(set(old) | set(new), key=str):
+            out += flat_differences(old.get(key), new.get(key), f"{prefix}.{key}" if prefix else str(key))
+        return out
+    return [] if old == new else [prefix or "(value)"]
+
+
 class RunStore:
-    """Reads and writes one run folder."""
+    """Reads and writes one run folder. A folder belongs to one configuration (``identity``)."""
 
     def __init__(self, root: Path | str) -> None:
         self.root = Path(root)
-        (self.root / PARTS).mkdir(parents=True, exist_ok=True)
+        if self.root.exists() and not self.root.is_dir():
+            raise RunStoreError(f"run folder {self.root} is a file; give a folder (--out / --run-dir)")
+        for parent in self.root.parents:
+            if parent.exists():
+                if not parent.is_dir():
+                    raise RunStoreError(f"cannot make run folder {self.root}: {parent} is a file, not a folder")
+                break
+
+    def identity(self) -> dict | None:
+        """The identity recorded in run.json by the run that made this folder (None when it has none)."""
+        path = self.root / RUN_JSON
+        if not path.exists():
+            return None
+        try:
+            info = json.loads(path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise RunStoreError(f"{path}: damaged run.json ({exc}); delete the folder {self.root} to start over, "
+                                f"or pass --force") from None
+        if "identity" in info:
+            return info["identity"]
+        old = {"config": info.get("config"),  # a run.json written before identities were recorded
+               "encoder_sha256": (info.get("encoder") or {}).get("sha256"),
+               "queryset_content_hash": (info.get("queryset") or {}).get("content_hash")}
+        return {k: v for k, v in old.items() if v is not None} or None
+
+    def check_identity(self, identity: dict, force: bool) -> None:
+        """Refuse a folder made for another identity (config, encoder, query set), naming the fields
+        that differ; with ``force``, discard the folder's results and start over."""
+        old = self.identity()
+        if old is None:
+            return
+        identity = json.loads(json.dumps(identity))  # as run.json holds it: tuples become lists
+        differing = flat_differences({k: old.get(k) for k in identity if k in old},
+                                     {k: v for k, v in identity.items() if k in old})
+        if not differing:
+            return
+        if not force:
+            shown = ", ".join(differing[:8]) + (f" and {len(differing) - 8} more" if len(differing) > 8 else "")
+            raise RunStoreError(f"{self.root} holds a run of another configuration (differing: {shown}); a run "
+                                f"folder belongs to one configuration. Choose another --run-dir (or leave it out: "
+                                f"the default folder is named by the configuration), or pass --force to discard "
+                                f"its results and start over")
+        print(f"{self.root}: --force: discarding the results of another configuration ({', '.join(differing[:8])})")
+        self.clear()
+
+    def clear(self) -> None:
+        """Remove what a run wrote into the folder (parts, tables, run.json, report, figures)."""
+        shutil.rmtree(self.root / PARTS, ignore_errors=True)
+        shutil.rmtree(self.root / "figures", ignore_errors=True)
+        for name in (RUN_JSON, RESULTS, POINTS, OUTCOMES, BUCKETS, "report.md", "report.html"):
+            (self.root / name).unlink(missing_ok=True)
 
     def part_key(self, label: str) -> str:
         """File stem of a method configuration's part files."""
@@ -39,9 +106,25 @@ class RunStore:
         """Whether this method configuration finished in an earlier (possibly interrupted) run."""
         return (self.root / PARTS / f"{self.part_key(label)}.json").exists()
 
+    def part_meta(self, label: str) -> tuple[dict | None, str | None]:
+        """(meta of a finished part, None), (None, None) when there is none, or (None, why) when its
+        files are damaged (unreadable marker or tables): such a part is run again."""
+        key = self.part_key(label)
+        marker = self.root / PARTS / f"{key}.json"
+        if not marker.exists():
+            return None, None
+        try:
+            meta = json.loads(marker.read_text())
+            for kind in ("results", "points", "outcomes"):
+                pq.read_metadata(self.root / PARTS / f"{key}.{kind}.parquet")
+        except Exception as exc:  # noqa: BLE001 - any unreadable part file means the part must be redone
+            return None, f"{marker.name} or its tables: {type(exc).__name__}: {exc}"
+        return meta, None
+
     def save_part(self, label: str, results: pd.DataFrame, points: pd.DataFrame, outcomes: pd.DataFrame,
                   meta: dict) -> None:
         """Store one finished method configuration (the .json marker last, so it means 'complete')."""
+        (self.root / PARTS).mkdir(parents=True, exist_ok=True)
         key = self.part_key(label)
         atomic_write_parquet(self.root / PARTS / f"{key}.results.parquet", results)
         atomic_write_parquet(self.root / PARTS / f"{key}.points.parquet", points)
@@ -75,6 +158,7 @@ class RunStore:
 
     def write_run_json(self, info: dict) -> None:
         """Write run.json (merged over an existing one so earlier start times are kept)."""
+        self.root.mkdir(parents=True, exist_ok=True)
         path = self.root / RUN_JSON
         old = json.loads(path.read_text()) if path.exists() else {}
         atomic_write_json(path, {**old, **info, "results_format": RESULTS_FORMAT})

@@ -18,8 +18,13 @@ def open_corpus(name: str, protocol: Protocol = Protocol(), path: str | Path | N
     """Open a corpus by name; ``path`` is the folder for `folder` and `fma` (and an optional
     extracted-packages folder for `debian-music`)."""
     if name == "synth":
-        from datasets.corpora.synth import SynthCorpus
+        from datasets.corpora.synth import MAX_TRACKS, SynthCorpus
 
+        if synth_tracks is not None and (isinstance(synth_tracks, bool) or not isinstance(synth_tracks, int)
+                                         or not 1 <= synth_tracks <= MAX_TRACKS):
+            raise ValueError(f"synth_tracks (--synth-tracks) = {synth_tracks!r}: allowed integers 1..{MAX_TRACKS}")
+        if isinstance(synth_seed, bool) or not isinstance(synth_seed, int) or synth_seed < 0:
+            raise ValueError(f"synth_seed (--synth-seed) = {synth_seed!r}: allowed integers >= 0")
         extra = {} if synth_tracks is None else {"n_tracks": synth_tracks}
         return SynthCorpus(protocol, split_fractions, seed=synth_seed, progress=progress, **extra)
     if name in ("folder", "fma") and path is None:

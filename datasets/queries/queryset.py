@@ -375,9 +375,11 @@ def build_queryset(corpus: Corpus, noise: NoiseBank, rooms: RoomBank, config: Qu
     return QuerySet(root, info)
 
 
-def default_queryset_dir(corpus: Corpus, config: QuerySetConfig) -> Path:
-    """The cache folder a query set of ``config`` on ``corpus`` lives in when no --out is given."""
-    return cache_dir("querysets", f"{corpus.name}-{stable_hash([config.to_dict(), corpus.identity()])}")
+def default_queryset_dir(corpus: Corpus, config: QuerySetConfig, noise: NoiseBank, rooms: RoomBank) -> Path:
+    """The cache folder a query set of ``config`` on ``corpus`` with these noise and room banks lives in
+    when no --out is given (each bank's identity is part of the key: another bank, another query set)."""
+    key = stable_hash([config.to_dict(), corpus.identity(), noise.identity(), rooms.identity()])
+    return cache_dir("querysets", f"{corpus.name}-{key}")
 
 
 def load_queryset(root: Path | str) -> QuerySet:

@@ -117,7 +117,7 @@ def test_config_file_errors_name_the_field(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=r"bad.yml: unknown field\(s\) \['colour'\]"):
         load_config(tmp_path / "bad.yml")
     (tmp_path / "snr.yml").write_text("queries: {snrs: [99]}\n")
-    with pytest.raises(ValueError, match="snr.yml: SNR 99 dB is out of range"):
+    with pytest.raises(ValueError, match=r"snr.yml: queries.snrs\[0\]: SNR 99 dB is out of range"):
         load_config(tmp_path / "snr.yml")
 
 

@@ -151,7 +151,7 @@ def test_noise_fingerprints_cached(monkeypatch):
 
 def test_noise_overlap(data):
     assert noise_overlap(FolderNoiseBank(data / "clean_noise")) == 0
-    leaky = FolderNoiseBank(data / "leaky_noise")
+    leaky = FolderNoiseBank(data / "leaky_noise", min_overlap_s=1e9)  # content grouping off: the copy leaks
     pairs = noise_overlap_pairs(leaky)
     assert [(p.a, p.b) for p in pairs] == [("rain/0", "rain/1")] and pairs[0].match_fraction > 0.9
     assert noise_overlap(leaky) == 1
@@ -178,6 +178,16 @@ def test_room_overlap_identical_bytes(tmp_path):
     assert len(pairs) == 1 and pairs[0].identical and pairs[0].ncc == 1.0
 
 
+def test_folder_noise_bank_keeps_recordings_that_share_audio_in_one_split(data):
+    ungrouped = FolderNoiseBank(data / "leaky_noise", min_overlap_s=1e9)
+    assert ungrouped.clip("rain/0").split != ungrouped.clip("rain/1").split  # what the grouping must prevent
+    bank = FolderNoiseBank(data / "leaky_noise")
+    assert bank.clip("rain/0").split == bank.clip("rain/1").split
+    assert bank.groups["rain/0"] == bank.groups["rain/1"] and bank.identity()["content_groups"] == [["rain/0", "rain/1"]]
+    assert noise_overlap(bank) == 0
+    assert FolderNoiseBank(data / "clean_noise").identity()["content_groups"] == []
+
+
 def test_peak_ncc():
     x = np.random.default_rng(0).standard_normal(500)
     assert peak_ncc(x, np.concatenate([np.zeros(37), -2 * x])) == pytest.approx(1.0)
@@ -189,6 +199,6 @@ def test_content_overlap(data):
     clean = content_overlap(FolderCorpus(data / "clean_corpus"), FolderNoiseBank(data / "clean_noise"),
                             FolderRoomBank(data / "clean_rooms"))
     assert clean == {"tracks": 0, "noise": 0, "rooms": 0}
-    leaky = content_overlap(FolderCorpus(data / "leaky_corpus"), FolderNoiseBank(data / "leaky_noise"),
+    leaky = content_overlap(FolderCorpus(data / "leaky_corpus"), FolderNoiseBank(data / "leaky_noise", min_overlap_s=1e9),
                             FolderRoomBank(data / "leaky_rooms"))
     assert leaky == {"tracks": 0, "noise": 1, "rooms": 1}  # tracks: 12 s < the 20 s default
