@@ -104,13 +104,19 @@ def _list_of(where: str, value: Any, example: str) -> list:
     return list(value)
 
 
-def _queries_from(raw: Any, source: str) -> QuerySetConfig:
+def _section(raw: Any, cls: type, where: str) -> dict:
+    """``raw`` as a mapping of some of dataclass ``cls``'s fields, or an error naming ``where``."""
     if not isinstance(raw, dict):
-        raise _type_error(f"{source}: queries", "a mapping of query-set fields", raw)
-    allowed = {f.name for f in fields(QuerySetConfig)}
+        raise _type_error(where, f"a mapping of {cls.__name__} fields", raw)
+    allowed = {f.name for f in fields(cls)}
     unknown = sorted(set(raw) - allowed)
     if unknown:
-        raise ValueError(f"{source}: queries: unknown field(s) {unknown}; allowed: {sorted(allowed)}")
+        raise ValueError(f"{where}: unknown field(s) {unknown}; allowed: {sorted(allowed)}")
+    return raw
+
+
+def _queries_from(raw: Any, source: str) -> QuerySetConfig:
+    raw = _section(raw, QuerySetConfig, f"{source}: queries")
     lists = {"durations": (parse_duration, "[1, 2]"), "snrs": (parse_snr, "[clean, 10, 0]"),
              "reverbs": (parse_reverb, "[none, 0.6]")}
     out = _check_fields(QuerySetConfig, raw, f"{source}: queries.", skip=tuple(lists))
@@ -171,13 +177,7 @@ def config_from_dict(raw: Any, source: str) -> RunConfig:
         if "queries" in raw:
             raw["queries"] = _queries_from(raw["queries"] or {}, source)
         if "timing" in raw:
-            timing = raw["timing"] or {}
-            if not isinstance(timing, dict):
-                raise _type_error(f"{source}: timing", "a mapping of timing fields", timing)
-            allowed = {f.name for f in fields(TimingConfig)}
-            unknown = sorted(set(timing) - allowed)
-            if unknown:
-                raise ValueError(f"{source}: timing: unknown field(s) {unknown}; allowed: {sorted(allowed)}")
+            timing = _section(raw["timing"] or {}, TimingConfig, f"{source}: timing")
             raw["timing"] = TimingConfig(**_check_fields(TimingConfig, timing, f"{source}: timing."))
         if "db_splits" in raw:
             splits = _list_of(f"{source}: db_splits", raw["db_splits"], "[test, val]")
