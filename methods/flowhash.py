@@ -3,19 +3,38 @@
 Hash function: a fixed PCA-whitening projection 128 -> K fitted on the train anchors
 (fixed, not learned: a projection learned jointly under the NLL can collapse), then an
 nflows RealNVP-style flow (``methods.flow.model``) into a K-dim latent whose base density
-is per dimension 0.5 N(-2, 1) + 0.5 N(2, 1) (``base="gmm"``) or N(0, 1) (``"normal"``);
-bit j = [z_j > 0]. Training (``fit``) minimises the per-dimension NLL of anchors and
-positives plus ``agreement_weight`` x mean softplus(-z_a z_p), which pushes each
-anchor/positive pair to the same side of zero in every dimension. Adam, seeded, a fixed
-budget of ``min(epochs * ceil(n_pairs / batch_size), max_steps)`` steps; every epoch
-logs (logger ``methods.flowhash``) the losses and the bucket balance of the train anchors.
+is per dimension 0.5 N(-2, 1) + 0.5 N(2, 1) (``base="gmm"``, the paper's) or N(0, 1)
+(``"normal"``); bit j = [z_j > 0]. ``n_blocks=0`` is no flow at all: the sign bits of the
+whitened projection (the ``pca-sign`` ablation).
 
-Search probes the own bucket, then flips the least certain bits (smallest |z|) first, in
-order of the summed |z| of the flipped bits (``hash_table.probe_codes``); candidates are
-re-ranked on the full embeddings by the shared ``HashTable``.
+Training (``fit``), ``objective``:
+
+- ``"symmetric"``: the per-dimension NLL of anchors and positives plus ``agreement_weight`` x
+  mean softplus(-z_a z_p), which pushes each pair to the same side of zero in every dimension;
+- ``"paper"`` (two-mode base only): as the authors' code (AFP-NF ``trainer.py``), the NLL of the
+  anchors plus ``agreement_weight`` (0.3) x their cross term -sum_k sum_c [log N(z_a; mu_c, 1)
+  N(z_p; mu_c, 1) + log N(z_p; mu_c, 1) N(z_a; mu_c, 1)] over the two modes mu_c = -2, +2.
+
+Adam, seeded. With ``patience = 0`` a fixed budget of ``min(epochs * ceil(n_pairs /
+batch_size), max_steps)`` steps; with ``patience > 0``, 10% of the pairs are held out and
+training stops when their loss has not improved for ``patience`` epochs (or at ``epochs`` /
+``max_steps``), keeping the best epoch's weights; ``stats()["training"]`` records why it
+stopped. Every epoch logs (logger ``methods.flowhash``) the losses and the bucket balance of
+the train anchors. A fitted flow is kept in memory by its inputs and training parameters, so
+configurations that differ only in ``tau_db`` train once.
+
+Probing, by query parameters: ``n_probes`` buckets, the own bucket first, then flips of the
+least certain bits (smallest |z|) in order of the summed |z| of the flipped bits
+(``hash_table.probe_codes``); or, with ``tau > 0``, the paper's threshold probing: every bit
+with |z| <= tau is expanded to both values, 2^m buckets for m uncertain bits (adaptive per
+query; ``hash_table.threshold_expansion``). ``tau_db > 0`` (build) inserts each DB item in the
+2^m buckets of its own uncertain bits (|z| <= tau_db), as the paper's index does; index size
+and build time include the extra entries. Candidates are re-ranked on the full embeddings by
+the shared ``HashTable``.
 """
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
 from typing import Any
@@ -25,7 +44,7 @@ import torch
 
 from methods.base import Method, SearchResult, TrainData, check_choice, check_float_range, check_int_range
 from methods.common.balance import bucket_balance
-from methods.common.hash_table import MAX_BITS, HashTable, latent_probes, pack_bits
+from methods.common.hash_table import MAX_BITS, HashTable, latent_probes, pack_bits, threshold_expansion
 from methods.common.projection import PCAWhitening
 from methods.flow.inference import NumpyFlow
 from methods.flow.model import (
@@ -36,6 +55,7 @@ from methods.flow.model import (
     make_flow,
     make_transform,
     nll_per_dim,
+    paper_agreement_loss,
 )
 from methods.registry import register
 
@@ -43,6 +63,11 @@ log = logging.getLogger(__name__)
 HASH_BATCH = 16384   # rows per forward pass when hashing many vectors
 MAX_PROBES = 4096    # probe sets come from a template over at most 12 bits (hash_table.probe_codes)
 LOG_SAMPLE = 8192    # train pairs used for the per-epoch balance log
+OBJECTIVES = ("symmetric", "paper")
+VALIDATION_FRACTION = 0.1  # of the train pairs, held out for early stopping
+MAX_THRESHOLD_BITS = 12    # threshold probing / multi-insertion expand at most 2^12 codes per row
+_FITTED: dict[tuple, tuple] = {}  # fitted flows by (inputs, training parameters, seed)
+_FITTED_MAX = 4
 
 
 @register
@@ -51,8 +76,9 @@ class FlowHash(Method):
 
     name = "flowhash"
     build_defaults = {"K": 16, "n_blocks": 10, "base": "normal", "hidden": 64, "epochs": 10,
-                      "max_steps": 1000, "batch_size": 512, "lr": 1e-3, "agreement_weight": 0.3}
-    query_defaults = {"n_probes": 1}
+                      "max_steps": 1000, "batch_size": 512, "lr": 1e-3, "agreement_weight": 0.3,
+                      "objective": "symmetric", "patience": 0, "tau_db": 0.0}
+    query_defaults = {"n_probes": 1, "tau": 0.0}
     devices = ("cpu", "cuda")
 
     projection: PCAWhitening | None = None
@@ -60,7 +86,7 @@ class FlowHash(Method):
 
     def _check_build_params(self, params: dict[str, Any]) -> None:
         check_int_range("K", params["K"], 2, MAX_BITS)
-        check_int_range("n_blocks", params["n_blocks"], 1)
+        check_int_range("n_blocks", params["n_blocks"], 0)
         check_choice("base", params["base"], BASES)
         check_int_range("hidden", params["hidden"], 1)
         check_int_range("epochs", params["epochs"], 1)
@@ -68,9 +94,27 @@ class FlowHash(Method):
         check_int_range("batch_size", params["batch_size"], 1)
         check_float_range("lr", params["lr"], 0.0, lo_open=True)
         check_float_range("agreement_weight", params["agreement_weight"], 0.0)
+        check_choice("objective", params["objective"], OBJECTIVES)
+        if params["objective"] == "paper" and params["base"] != "gmm":
+            raise ValueError("objective='paper' needs base='gmm' (its agreement term is over the two modes)")
+        check_int_range("patience", params["patience"], 0)
+        check_float_range("tau_db", params["tau_db"], 0.0)
 
     def _check_query_params(self, params: dict[str, Any]) -> None:
         check_int_range("n_probes", params["n_probes"], 1, min(2 ** self.params["K"], MAX_PROBES))
+        check_float_range("tau", params["tau"], 0.0)
+        if params["tau"] > 0 and params["n_probes"] != 1:
+            raise ValueError(f"tau={params['tau']} (threshold probing) and n_probes={params['n_probes']} "
+                             f"(margin-ordered probing) exclude each other; give one of them")
+
+    def set_query_params(self, **params: Any) -> None:
+        """Set ``n_probes`` (margin-ordered probing) or ``tau`` (threshold probing); setting one
+        resets the other, so a sweep can move from one probing to the other."""
+        if "tau" in params and "n_probes" not in params:
+            params["n_probes"] = 1
+        if "n_probes" in params and "tau" not in params:
+            params["tau"] = 0.0
+        super().set_query_params(**params)
 
     def _apply_threads(self) -> None:
         if torch.get_num_threads() != self.threads:
@@ -84,10 +128,20 @@ class FlowHash(Method):
         if K > d:
             raise ValueError(f"K={K} is out of range for d={d}; allowed: 2 <= K <= {min(d, MAX_BITS)}")
         self.projection = PCAWhitening.fit(train.anchors, K, scale=base_std(p["base"]))
+        self.training: dict[str, Any] = {"steps": 0, "epochs": 0, "stopped": "no flow (n_blocks=0)"}
+        self.history: list[dict[str, float]] = []
+        if p["n_blocks"] == 0:
+            self.transform = None
+            self.hasher = _identity
+            return
+        key = self._fit_key(train)
+        if key in _FITTED:
+            self.transform, self.base, self.history, self.training = _FITTED[key]
+            self.flow = make_flow(self.transform, self.base)
+            self.hasher = NumpyFlow.from_transform(self.transform)
+            return
         xa = torch.from_numpy(self.projection(train.anchors)).to(self.device)
         xp = torch.from_numpy(self.projection(train.positives)).to(self.device)
-        total_steps = min(p["epochs"] * math.ceil(xa.shape[0] / p["batch_size"]), p["max_steps"])
-        self.history: list[dict[str, float]] = []
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.seed)
             self.transform = make_transform(K, p["n_blocks"], p["hidden"]).to(self.device)
@@ -95,19 +149,79 @@ class FlowHash(Method):
             self.flow = make_flow(self.transform, self.base)
             optimizer = torch.optim.Adam(self.transform.parameters(), lr=p["lr"])
             shuffler = torch.Generator().manual_seed(self.seed)
-            step = 0
-            while step < total_steps:
-                losses = self._train_epoch(xa, xp, optimizer, shuffler, total_steps - step)
-                step += losses.pop("steps")
-                self._log_epoch(len(self.history) + 1, step, losses,
-                                train.anchors[:LOG_SAMPLE], train.positives[:LOG_SAMPLE])
+            if p["patience"] > 0:
+                self._fit_early_stopping(xa, xp, optimizer, shuffler, train)
+            else:
+                total_steps = min(p["epochs"] * math.ceil(xa.shape[0] / p["batch_size"]), p["max_steps"])
+                step = 0
+                while step < total_steps:
+                    losses = self._train_epoch(xa, xp, optimizer, shuffler, total_steps - step)
+                    step += losses.pop("steps")
+                    self._log_epoch(len(self.history) + 1, step, losses,
+                                    train.anchors[:LOG_SAMPLE], train.positives[:LOG_SAMPLE])
+                self.training = {"steps": step, "epochs": len(self.history), "stopped": "fixed budget"}
         self.transform.eval()
         self.hasher = NumpyFlow.from_transform(self.transform)
+        _FITTED[key] = (self.transform, self.base, self.history, self.training)
+        while len(_FITTED) > _FITTED_MAX:
+            _FITTED.pop(next(iter(_FITTED)))
+
+    def _fit_key(self, train: TrainData) -> tuple:
+        """What a fitted flow depends on: the train pairs, every training parameter, seed and device."""
+        digest = hashlib.sha256(train.anchors.tobytes() + train.positives.tobytes()).hexdigest()
+        params = tuple(sorted((k, v) for k, v in self.params.items() if k != "tau_db"))
+        return digest, train.anchors.shape, params, self.seed, self.device
+
+    def _fit_early_stopping(self, xa: torch.Tensor, xp: torch.Tensor, optimizer: torch.optim.Optimizer,
+                            shuffler: torch.Generator, train: TrainData) -> None:
+        """Train on 90% of the pairs until the held-out 10%'s loss stops improving; keep the best."""
+        p = self.params
+        n_val = max(1, int(round(VALIDATION_FRACTION * xa.shape[0])))
+        split = torch.randperm(xa.shape[0], generator=torch.Generator().manual_seed(self.seed + 1))
+        val, fit = split[:n_val].to(self.device), split[n_val:].to(self.device)
+        best, best_state, best_epoch, since, step, stopped = math.inf, None, 0, 0, 0, "epochs"
+        for epoch in range(1, p["epochs"] + 1):
+            if step >= p["max_steps"]:
+                stopped = "max_steps"
+                break
+            losses = self._train_epoch(xa[fit], xp[fit], optimizer, shuffler, p["max_steps"] - step)
+            step += losses.pop("steps")
+            losses["val_loss"] = self._validation_loss(xa[val], xp[val])
+            self._log_epoch(epoch, step, losses, train.anchors[:LOG_SAMPLE], train.positives[:LOG_SAMPLE])
+            if losses["val_loss"] < best - 1e-4:
+                best, best_epoch, since = losses["val_loss"], epoch, 0
+                best_state = {k: v.detach().clone() for k, v in self.transform.state_dict().items()}
+            else:
+                since += 1
+                if since >= p["patience"]:
+                    stopped = "early stopping"
+                    break
+        if best_state is not None:
+            self.transform.load_state_dict(best_state)
+        self.training = {"steps": step, "epochs": len(self.history), "best_epoch": best_epoch,
+                         "best_val_loss": best, "stopped": stopped, "validation_pairs": n_val,
+                         "max_steps": p["max_steps"], "max_epochs": p["epochs"]}
+
+    def _losses(self, xa: torch.Tensor, xp: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(loss, nll, agreement) of a batch of pairs under the configured objective."""
+        if self.params["objective"] == "paper":
+            nll, z_a = nll_per_dim(self.transform, self.base, xa)
+            z_p, _ = self.transform(xp)
+            agreement = paper_agreement_loss(z_a, z_p, self.base.mode, self.base.sigma)
+        else:
+            nll, z = nll_per_dim(self.transform, self.base, torch.cat([xa, xp]))
+            agreement = bit_agreement_loss(*z.chunk(2))
+        return nll + self.params["agreement_weight"] * agreement, nll, agreement
+
+    def _validation_loss(self, xa: torch.Tensor, xp: torch.Tensor) -> float:
+        self.transform.eval()
+        with torch.no_grad():
+            return float(self._losses(xa, xp)[0])
 
     def _train_epoch(self, xa: torch.Tensor, xp: torch.Tensor, optimizer: torch.optim.Optimizer,
                      shuffler: torch.Generator, max_steps: int) -> dict[str, float]:
         """One shuffled pass over the pairs (at most ``max_steps`` steps); mean losses and step count."""
-        batch_size, weight = self.params["batch_size"], self.params["agreement_weight"]
+        batch_size = self.params["batch_size"]
         perm = torch.randperm(xa.shape[0], generator=shuffler).to(self.device)
         sums = {"loss": 0.0, "nll": 0.0, "agreement": 0.0}
         steps = 0
@@ -116,9 +230,7 @@ class FlowHash(Method):
             if steps == max_steps:
                 break
             idx = perm[start:start + batch_size]
-            nll, z = nll_per_dim(self.transform, self.base, torch.cat([xa[idx], xp[idx]]))
-            agreement = bit_agreement_loss(*z.chunk(2))
-            loss = nll + weight * agreement
+            loss, nll, agreement = self._losses(xa[idx], xp[idx])
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
@@ -136,16 +248,16 @@ class FlowHash(Method):
         balance = bucket_balance(np.unique(pack_bits(z_a > 0), return_counts=True)[1], 2 ** self.params["K"])
         record = {"epoch": epoch, "step": step, **losses,
                   "expected_bucket_size": balance["expected_bucket_size"],
-                  "uniform_bucket_size": balance["uniform_bucket_size"],
+                  "random_bucket_size": balance["random_bucket_size"],
                   "normalised_entropy": balance["normalised_entropy"],
                   "bit_balance_min": float((z_a > 0).mean(axis=0).min()),
                   "bit_balance_max": float((z_a > 0).mean(axis=0).max()),
                   "pair_bit_agreement": float(((z_a > 0) == (z_p > 0)).mean())}
         self.history.append(record)
         log.info("flowhash epoch %d (step %d): loss %.4f nll %.4f agreement %.4f | bucket size %.2f "
-                 "(uniform %.2f) H/K %.3f bit balance %.3f..%.3f pair agreement %.3f",
+                 "(random hash %.2f) H/K %.3f bit balance %.3f..%.3f pair agreement %.3f",
                  epoch, step, record["loss"], record["nll"], record["agreement"],
-                 record["expected_bucket_size"], record["uniform_bucket_size"], record["normalised_entropy"],
+                 record["expected_bucket_size"], record["random_bucket_size"], record["normalised_entropy"],
                  record["bit_balance_min"], record["bit_balance_max"], record["pair_bit_agreement"])
 
     # ---- hashing -----------------------------------------------------------------------
@@ -158,18 +270,35 @@ class FlowHash(Method):
                                for start in range(0, x.shape[0], HASH_BATCH)])
 
     def _build(self, db: np.ndarray) -> None:
-        self.table = HashTable(pack_bits(self.latent(db) > 0), db)
+        z = self.latent(db)
+        self.codes = pack_bits(z > 0)
+        if self.params["tau_db"] > 0:
+            ids, codes = threshold_expansion(z, self.params["tau_db"], MAX_THRESHOLD_BITS)
+            self.table = HashTable.from_entries([(codes, ids)], db)
+        else:
+            self.table = HashTable(self.codes, db)
 
     def _search(self, q: np.ndarray, k: int) -> SearchResult:
-        return self.table.search(q, latent_probes(self.latent(q), self.query_params["n_probes"]), k)
+        z = self.latent(q)
+        if self.query_params["tau"] > 0:
+            rows, codes = threshold_expansion(z, self.query_params["tau"], MAX_THRESHOLD_BITS)
+            return self.table.search_pairs(q, [(rows, codes)], k)
+        return self.table.search(q, latent_probes(z, self.query_params["n_probes"]), k)
 
     def _stats(self) -> dict[str, Any]:
         K = self.params["K"]
-        flow_bytes = sum(t.numel() * t.element_size() for t in self.transform.state_dict().values())
+        flow_bytes = (0 if self.transform is None else
+                      sum(t.numel() * t.element_size() for t in self.transform.state_dict().values()))
         return {
             "index_bytes": self.table.nbytes() + self.projection.nbytes + flow_bytes,
             "K": K,
             "L": 1,
             "n_buckets_total": 2 ** K,
-            "bucket_counts": self.table.bucket_counts(0),
+            "bucket_counts": np.unique(self.codes, return_counts=True)[1],  # each item once: its own code
+            "entries_per_item": self.table.order[0].size / max(1, self.n or self.codes.size),
+            "training": dict(getattr(self, "training", {})),
         }
+
+
+def _identity(x: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(x, dtype=np.float32)

@@ -30,7 +30,7 @@ from methods.registry import method_class, resolve_grid
 from .scenario import Scenario
 
 HIT_RATE, CANDIDATE_SPEEDUP, LATENCY_SPEEDUP = "hit_rate", "candidate_speedup", "latency_speedup"
-EXPECTED_SIZE, ENTROPY = "expected_vs_uniform", "normalised_entropy"
+EXPECTED_SIZE, ENTROPY = "expected_vs_random", "normalised_entropy"
 DETERMINISTIC = {HIT_RATE, CANDIDATE_SPEEDUP, EXPECTED_SIZE, ENTROPY}
 
 
@@ -93,9 +93,9 @@ def balance_metrics(points: pd.DataFrame, focus: str) -> dict[str, Metric]:
     out: dict[str, Metric] = {}
     for label, g in points[points["method"] == focus].groupby("label", sort=False):
         row = g.iloc[0]
-        if "balance_expected_vs_uniform" not in row or pd.isna(row["balance_expected_vs_uniform"]):
+        if "balance_expected_vs_random" not in row or pd.isna(row["balance_expected_vs_random"]):
             continue
-        out[f"balance {label} expected/uniform"] = Metric(EXPECTED_SIZE, float(row["balance_expected_vs_uniform"]))
+        out[f"balance {label} expected/random"] = Metric(EXPECTED_SIZE, float(row["balance_expected_vs_random"]))
         out[f"balance {label} H/K"] = Metric(ENTROPY, float(row["balance_normalised_entropy"]))
     return out
 

@@ -182,16 +182,16 @@ def speedup_compare_table(runs: Sequence[RunData], tags: list[str]) -> Table | N
 
 
 def balance_compare_table(runs: Sequence[RunData], tags: list[str]) -> Table | None:
-    """Normalised entropy and expected/uniform bucket size per configuration, per run."""
+    """Normalised entropy and expected bucket size over a random hash's, per configuration, per run."""
     tables = [balance_table(r.points).set_index("label") for r in runs]
     labels = sorted({lb for t in tables for lb in t.index})
     if not labels:
         return None
     columns = ["configuration"]
     for tag in tags:
-        columns += [f"{tag} H/K", f"{tag} expected/uniform"]
+        columns += [f"{tag} H/K", f"{tag} expected/random"]
     rows = [[lb] + [v for t in tables for v in ((num(t.loc[lb, "balance_normalised_entropy"], ".3f"),
-                                                 num(t.loc[lb, "balance_expected_vs_uniform"], ".2f"))
+                                                 num(t.loc[lb, "balance_expected_vs_random"], ".2f"))
                                                 if lb in t.index else ("-", "-"))] for lb in labels]
     return Table(columns, rows, "Bucket balance per configuration and run (hash table 0; IVF lists).")
 

@@ -10,6 +10,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from bench.run.store import BUCKETS, POINTS, RESULTS, RESULTS_FORMAT, RUN_JSON
@@ -88,6 +89,22 @@ def read_table(path: Path, required: tuple[str, ...]) -> pd.DataFrame:
     return frame
 
 
+def _with_balance_references(table: pd.DataFrame) -> pd.DataFrame:
+    """Results written before the balance references existed get them from N, the bucket count and
+    the expected bucket size they hold (methods.common.balance defines them)."""
+    needed = ("balance_n", "balance_n_buckets_total", "balance_expected_bucket_size")
+    if "balance_expected_vs_random" in table or not all(c in table for c in needed):
+        return table
+    n, buckets, expected = (table[c].astype(float) for c in needed)
+    full, rest = np.floor(n / buckets), n - np.floor(n / buckets) * buckets
+    table = table.copy()
+    table["balance_random_bucket_size"] = 1.0 + (n - 1.0) / buckets
+    table["balance_floor_bucket_size"] = (rest * (full + 1) ** 2 + (buckets - rest) * full ** 2) / n
+    table["balance_expected_vs_random"] = expected / table["balance_random_bucket_size"]
+    table["balance_expected_vs_floor"] = expected / table["balance_floor_bucket_size"]
+    return table
+
+
 def load_run(root: Path | str) -> RunData:
     """Load and validate a run folder; ``buckets.parquet`` is optional (runs before it have no histograms)."""
     root = Path(root)
@@ -105,6 +122,7 @@ def load_run(root: Path | str) -> RunData:
         if table.empty:
             raise ReportDataError(f"{path}: no rows, so there is nothing to report; run `python -m bench run "
                                   f"--run-dir {root}` to finish the run first")
+    results, points = (_with_balance_references(t) for t in (results, points))
     results = results.sort_values(["method", "label", "param_index", "duration_s", "snr", "reverb"],
                                   kind="mergesort").reset_index(drop=True)
     points = points.sort_values(["method", "label", "param_index"], kind="mergesort").reset_index(drop=True)

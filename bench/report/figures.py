@@ -220,7 +220,7 @@ def pareto(points: pd.DataFrame, out_dir: Path, cost: str = "latency_mean_ms",
 @_styled
 def bucket_occupancy(buckets: pd.DataFrame, points: pd.DataFrame, out_dir: Path,
                      methods: Sequence[str] = (FOCUS, "lsh")) -> list[Path]:
-    """Bucket-size distribution of FlowHash vs LSH (log-log), one panel per K, with uniform hashing's curve.
+    """Bucket-size distribution of FlowHash vs LSH (log-log), one panel per K, with random (uniform, independent) hashing's curve.
 
     y = how many buckets hold x items (empty buckets are not drawn; the balance table counts them).
     Returns no paths when no configuration of ``methods`` has a stored histogram.
@@ -250,7 +250,7 @@ def bucket_occupancy(buckets: pd.DataFrame, points: pd.DataFrame, out_dir: Path,
         expected = uniform_occupancy(n_items, 2 ** k, sizes)
         keep = expected >= 0.05
         line, = ax.plot(sizes[keep], expected[keep], color="black", ls="--", lw=1.2,
-                        label="uniform hashing (expected)")
+                        label="random hashing (expected)")
         uniform = line
         ax.set_xscale("log")
         ax.set_yscale("log")
@@ -368,3 +368,27 @@ def pareto_overlay(runs: Sequence[tuple[str, pd.DataFrame]], out_dir: Path) -> l
     fig.legend(handles=handles, loc="outside right upper")
     fig.suptitle("Pareto fronts of each method, runs overlaid (exhaustive: open markers)")
     return save(fig, out_dir, "pareto_overlay")
+
+
+@_styled
+def ablation_bars(table: pd.DataFrame, out_dir: Path) -> list[Path]:
+    """Bars: candidates scanned (left) and mean latency (right) of each ablation row at the matched
+    top-1 exact hit rate, from the plainest hash (top) to the paper's FlowHash (bottom)."""
+    if table.empty:
+        return []
+    fig = Figure(figsize=(11, 0.55 * len(table) + 1.6), layout="constrained")
+    axes = fig.subplots(1, 2, sharey=True)
+    y = np.arange(len(table))[::-1]
+    for ax, (column, what) in zip(axes, (("candidates", "candidates scanned per query"),
+                                         ("latency_ms", "mean latency per query (ms)"))):
+        values = table[column].to_numpy(dtype=float)
+        ax.barh(y, values, color=[method_colour(m) for m in table["method"]], edgecolor="black", lw=0.5)
+        for yi, v in zip(y, values):
+            ax.annotate(f"{v:.3g}", (v, yi), xytext=(3, 0), textcoords="offset points", va="center", fontsize=8)
+        ax.set_xscale("log")
+        ax.set_xlabel(f"{what} (log scale)")
+        ax.set_xlim(right=max(values[np.isfinite(values)], default=1.0) * 3)
+    axes[0].set_yticks(y, table["variant"])
+    fig.suptitle(f"Ablation at matched top-1 exact hit rate {100 * table['matched_exact'].iloc[0]:.1f}% "
+                 f"(each row at its cheapest sweep point reaching it)")
+    return save(fig, out_dir, "ablation")

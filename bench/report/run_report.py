@@ -19,6 +19,7 @@ from .data import RunData, load_run
 from .render import Bullets, Document, FigureBlock, Heading, Para, Pre, Table, write_document
 from .tables import (
     FOCUS,
+    ablation_table,
     balance_table,
     budget_operating_points,
     build_table,
@@ -50,7 +51,8 @@ DEFINITIONS = [
     "**Speedup** of A over B: B's cost / A's cost at the highest exact hit rate both reach, each at its cheapest "
     "sweep point reaching it (mean latency; candidates for the deterministic version).",
     "**Bucket balance**: normalised entropy H/K of the occupancy, fraction of non-empty buckets, max/mean load, "
-    "CV, and the expected bucket size a data-distributed query sees, sum(c²)/N, against uniform hashing's N/2^K.",
+    "CV, and the expected bucket size a data-distributed query sees, sum(c²)/N, against a random hash's "
+    "1 + (N-1)/2^K for the same N and K (and the perfect-balance floor, about max(1, N/2^K)).",
     "Full definitions: docs/protocol.md, 'Metrics'.",
 ]
 
@@ -130,19 +132,38 @@ def speedup_block(table: pd.DataFrame) -> Table:
                  f"(bench/measure/speedup.py): the highest exact hit rate both reach, each at its cheapest point reaching it.")
 
 
+def ablation_block(table: pd.DataFrame) -> Table:
+    """The ablation rows at the matched hit rate: candidates and latency, and their ratio to the first row."""
+    first = table["variant"].iloc[0]
+    rows = [[v, pct(h), num(c, ".4g"), num(cr, ".2f"), cp, num(lat, ".3g"), num(lr, ".2f"), lp]
+            for v, h, c, cr, cp, lat, lr, lp in zip(
+                table["variant"], table["matched_exact"], table["candidates"], table["candidates_vs_first"],
+                table["candidates_point"], table["latency_ms"], table["latency_vs_first"], table["latency_point"])]
+    return Table(["variant", "matched exact %", "candidates", "× fewer than first", "at (candidates)",
+                  "mean latency ms", "× faster than first", "at (latency)"], rows,
+                 f"Each ingredient at the highest top-1 exact hit rate every row reaches, at its cheapest sweep point "
+                 f"(over all its configurations) by candidates and by latency; ratios against the first row ({first}).",
+                 text_columns=1)
+
+
 def balance_block(table: pd.DataFrame) -> Table:
     """Bucket balance per configuration with buckets."""
     rows = [[m, lb, f"{int(b)}", num(math.log2(b), ".3g"), f"{int(n)}", num(h, ".3f"), num(100 * ne, ".2f"),
-             num(mm, ".1f"), num(cv, ".2f"), num(e, ".3g"), num(u, ".3g"), num(r, ".2f")]
-            for m, lb, b, n, h, ne, mm, cv, e, u, r in zip(
+             num(mm, ".1f"), num(cv, ".2f"), num(e, ".3g"), num(rb, ".3g"), num(fb, ".3g"), num(r, ".2f"),
+             num(f, ".2f")]
+            for m, lb, b, n, h, ne, mm, cv, e, rb, fb, r, f in zip(
                 table["method"], table["label"], table["balance_n_buckets_total"], table["balance_n"],
                 table["balance_normalised_entropy"], table["balance_nonempty_fraction"],
                 table["balance_max_mean_ratio"], table["balance_cv"], table["balance_expected_bucket_size"],
-                table["balance_uniform_bucket_size"], table["balance_expected_vs_uniform"])]
+                table["balance_random_bucket_size"], table["balance_floor_bucket_size"],
+                table["balance_expected_vs_random"], table["balance_expected_vs_floor"])]
     return Table(["method", "configuration", "buckets", "K bits", "N items", "entropy H/K", "non-empty %",
-                  "max/mean", "CV", "expected size sum(c²)/N", "uniform N/2^K", "expected/uniform"], rows,
-                 "Bucket balance (hash table 0 for hashing methods; IVF lists count as buckets). Uniform hashing "
-                 "has H/K near 1 and expected/uniform near 1 + 2^K/N.", text_columns=2)
+                  "max/mean", "CV", "expected size sum(c²)/N", "random hash 1+(N-1)/B", "perfect balance",
+                  "expected/random", "expected/perfect"], rows,
+                 "Bucket balance (hash table 0 for hashing methods; IVF lists count as buckets). The expected "
+                 "bucket size a data-distributed query sees, against a random (uniform, independent) hash of the "
+                 "same N items into the same B buckets (expected/random 1 = as balanced as random hashing; below 1 "
+                 "is better) and against perfect balance (every bucket floor or ceil of N/B).", text_columns=2)
 
 
 def build_block(table: pd.DataFrame) -> Table:
@@ -268,11 +289,21 @@ def build_document(run: RunData, out_dir: Path, latency_budget_ms: float | None 
                      f"annotated with the matched top-1 exact hit rate; bars above 1× mean {FOCUS} is cheaper."),
                 speedup_block(sp))
 
+    doc.add(Heading(1, "Ablation: what the flow adds"))
+    ab = ablation_table(run.points)
+    if ab.empty:
+        doc.add(Para("Fewer than two of the ablation's methods ran (lsh, lsh-directed, itq, pca-sign, flowhash with "
+                     "each base): run them together, e.g. `--method lsh lsh-directed itq pca-sign flowhash`."))
+    else:
+        doc.add(*fig(figures.ablation_bars(ab, fig_dir),
+                     "Candidates scanned and mean latency of each ingredient at the matched top-1 exact hit rate."),
+                ablation_block(ab))
+
     doc.add(Heading(1, "Bucket occupancy and balance"))
     occ = figures.bucket_occupancy(run.buckets, run.points, fig_dir)
     if occ:
         doc.add(*fig(occ, f"Distribution of bucket sizes (log-log: how many buckets hold each number of DB items) "
-                          f"for {FOCUS} and LSH, one panel per K, with uniform hashing's expected curve "
+                          f"for {FOCUS} and LSH, one panel per K, with random (uniform, independent) hashing's expected curve "
                           f"(B · Binomial(N, 1/B)); empty buckets are counted in the table."))
     else:
         doc.add(Para(f"No bucket-occupancy histograms for {FOCUS} or LSH in this run (`buckets.parquet` is written by "

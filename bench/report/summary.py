@@ -33,8 +33,8 @@ def method_table(ops: pd.DataFrame) -> pd.DataFrame:
         "lat_ms": ops["latency_mean_ms"], "p99_ms": ops["latency_p99_ms"], "qps": ops["qps"],
         "cand": ops["candidates_mean"], "cand%db": 100 * ops["candidates_frac"],
     })
-    if "balance_expected_vs_uniform" in ops:
-        table["E[b]/unif"] = ops["balance_expected_vs_uniform"]
+    if "balance_expected_vs_random" in ops:
+        table["E[b]/rand"] = ops["balance_expected_vs_random"]
         table["H/K"] = ops["balance_normalised_entropy"]
     return table.round(2).reset_index(drop=True)
 

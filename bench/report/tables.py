@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -20,7 +21,8 @@ FOCUS = "flowhash"
 BUDGET_FACTOR = 2.0
 BALANCE_COLUMNS = ("balance_n_buckets_total", "balance_n", "balance_normalised_entropy", "balance_nonempty_fraction",
                    "balance_max_mean_ratio", "balance_cv", "balance_expected_bucket_size",
-                   "balance_uniform_bucket_size", "balance_expected_vs_uniform")
+                   "balance_random_bucket_size", "balance_floor_bucket_size", "balance_expected_vs_random",
+                   "balance_expected_vs_floor")
 
 
 def snr_sort_key(label: str) -> float:
@@ -161,3 +163,47 @@ def uniform_occupancy(n_items: int, n_buckets: int, sizes: np.ndarray) -> np.nda
     from scipy.stats import binom
 
     return n_buckets * binom.pmf(sizes, n_items, 1.0 / n_buckets)
+
+
+ABLATION: tuple[tuple[str, str, Callable[[pd.Series], bool]], ...] = (
+    ("lsh", "LSH: hyperplanes through 0, Hamming-ball probing", lambda p: p["method"] == "lsh"),
+    ("lsh-directed", "LSH: centred, query-directed probing", lambda p: p["method"] == "lsh-directed"),
+    ("itq", "ITQ: PCA + learned rotation, margin probing", lambda p: p["method"] == "itq"),
+    ("pca-sign", "PCA-sign: FlowHash without the flow", lambda p: p["method"] == "pca-sign"),
+    ("flowhash", "FlowHash, standard-normal base",
+     lambda p: p["method"] == "flowhash" and json.loads(p["build_params"]).get("base", "normal") == "normal"),
+    ("flowhash", "FlowHash, the paper's (two-mode base)",
+     lambda p: p["method"] == "flowhash" and json.loads(p["build_params"]).get("base") == "gmm"),
+)
+"""The ablation's rows, from the plainest hash to the paper's FlowHash: (method, what it is, which points)."""
+
+
+def ablation_table(points: pd.DataFrame) -> pd.DataFrame:
+    """What each ingredient buys: every ablation row present in the run, at the highest top-1 exact hit
+    rate all of them reach, with its cheapest sweep point (over all its configurations) reaching it,
+    by candidates and by mean latency. Empty when fewer than two rows are present."""
+    rows = []
+    for method, what, select in ABLATION:
+        mask = points.apply(select, axis=1) if len(points) else pd.Series([], dtype=bool)
+        if mask.any():
+            rows.append((method, what, points[mask]))
+    if len(rows) < 2:
+        return pd.DataFrame()
+    target = min(float(p["exact"].max()) for _, _, p in rows)
+    out = []
+    for method, what, pts in rows:
+        ok = pts[pts["exact"] >= target - 1e-12]
+        by_cand = ok.loc[ok["candidates_mean"].idxmin()]
+        by_lat = ok.loc[ok["latency_mean_ms"].idxmin()] if ok["latency_mean_ms"].notna().any() else by_cand
+        out.append({"method": method, "variant": what, "matched_exact": target,
+                    "candidates": float(by_cand["candidates_mean"]), "candidates_point": _point(by_cand),
+                    "latency_ms": float(by_lat["latency_mean_ms"]), "latency_point": _point(by_lat)})
+    table = pd.DataFrame(out)
+    lsh = table["candidates"].iloc[0], table["latency_ms"].iloc[0]
+    table["candidates_vs_first"] = lsh[0] / table["candidates"]
+    table["latency_vs_first"] = lsh[1] / table["latency_ms"]
+    return table
+
+
+def _point(row: pd.Series) -> str:
+    return f"{params_text(row['build_params'])}; {params_text(row['query_params'])}"

@@ -17,8 +17,14 @@ def bucket_balance(counts: np.ndarray, n_buckets_total: int) -> dict[str, float]
       H / log2(n_buckets_total) (H/K for 2^K buckets; 1.0 is perfectly uniform)
     - ``max_load``, ``mean_load`` (N / n_buckets_total) and ``max_mean_ratio``
     - ``cv``: coefficient of variation of the load over all buckets, empty ones included
-    - ``expected_bucket_size``: sum(c^2)/N, the bucket size a data-distributed query sees;
-      ``uniform_bucket_size``: N / n_buckets_total; ``expected_vs_uniform``: their ratio
+    - ``expected_bucket_size``: sum(c^2)/N, the bucket size a data-distributed query sees, against
+      two references for the same N and B = n_buckets_total:
+      ``random_bucket_size`` = 1 + (N-1)/B, the expectation under random (uniform, independent)
+      hashing, and ``floor_bucket_size``, its value under perfect balance (every bucket holds
+      floor or ceil of N/B; about max(1, N/B)). ``expected_vs_random`` and ``expected_vs_floor``
+      are the ratios: 1 is as good as a random hash / as perfect balance. When N < B even a
+      perfect random hash has ``expected_vs_mean_load`` = expected / (N/B) of about 1 + B/N, so
+      that ratio (the one once called "expected/uniform") is kept under its true name only.
     """
     c = np.asarray(counts, dtype=np.float64).ravel()
     n_buckets_total = int(n_buckets_total)
@@ -37,7 +43,8 @@ def bucket_balance(counts: np.ndarray, n_buckets_total: int) -> dict[str, float]
         return {"n": 0.0, "n_buckets_total": float(n_buckets_total), "n_nonempty": 0.0,
                 "nonempty_fraction": 0.0, "entropy_bits": 0.0, "normalised_entropy": nan,
                 "max_load": 0.0, "mean_load": 0.0, "max_mean_ratio": nan, "cv": nan,
-                "expected_bucket_size": 0.0, "uniform_bucket_size": 0.0, "expected_vs_uniform": nan}
+                "expected_bucket_size": 0.0, "random_bucket_size": nan, "floor_bucket_size": nan,
+                "expected_vs_random": nan, "expected_vs_floor": nan, "expected_vs_mean_load": nan}
     p = nonempty / n
     entropy = float(-(p * np.log2(p)).sum())
     sum_sq = float((nonempty ** 2).sum())
@@ -55,6 +62,21 @@ def bucket_balance(counts: np.ndarray, n_buckets_total: int) -> dict[str, float]
         "max_mean_ratio": float(nonempty.max()) / mean_load,
         "cv": math.sqrt(variance) / mean_load,
         "expected_bucket_size": expected,
-        "uniform_bucket_size": mean_load,
-        "expected_vs_uniform": expected / mean_load,
+        "random_bucket_size": random_bucket_size(n, n_buckets_total),
+        "floor_bucket_size": floor_bucket_size(n, n_buckets_total),
+        "expected_vs_random": expected / random_bucket_size(n, n_buckets_total),
+        "expected_vs_floor": expected / floor_bucket_size(n, n_buckets_total),
+        "expected_vs_mean_load": expected / mean_load,
     }
+
+
+def random_bucket_size(n: float, n_buckets_total: int) -> float:
+    """Expected sum(c^2)/N of N items hashed uniformly and independently into B buckets: 1 + (N-1)/B."""
+    return 1.0 + (float(n) - 1.0) / n_buckets_total
+
+
+def floor_bucket_size(n: float, n_buckets_total: int) -> float:
+    """sum(c^2)/N under perfect balance: N mod B buckets of ceil(N/B) items, the rest of floor(N/B)."""
+    n = int(round(n))
+    q, r = divmod(n, n_buckets_total)
+    return (r * (q + 1) ** 2 + (n_buckets_total - r) * q ** 2) / n

@@ -141,6 +141,38 @@ def latent_probes(z: np.ndarray, n_probes: int) -> np.ndarray:
     return probe_codes(pack_bits(z > 0), flip_order, n_probes, flip_costs)
 
 
+def threshold_expansion(z: np.ndarray, tau: float, max_bits: int = 12) -> tuple[np.ndarray, np.ndarray]:
+    """The paper's threshold probing (and DB multi-insertion): every bit of a row with |z| <= ``tau``
+    is uncertain, and the row maps to all 2^m codes that set its m uncertain bits either way.
+
+    ``z`` [n, K] are real-valued latents whose hash bits are z > 0. Returns ``(rows, codes)``:
+    parallel int64 arrays with 2^m entries per row, grouped by row ascending, each row's own code
+    first. ``m`` is capped at ``max_bits`` (the most uncertain bits, smallest |z|, are kept): under
+    the two-mode base at tau = 1 a bit is uncertain with probability 0.16, so at K = 16 the cap of
+    12 (4096 codes) is reached about once in 10^6 rows.
+    """
+    z = np.asarray(z, dtype=np.float64)
+    if z.ndim != 2 or not 1 <= z.shape[1] <= MAX_BITS:
+        raise ValueError(f"z must be [n, K] with 1 <= K <= {MAX_BITS}, got shape {z.shape}")
+    if not tau >= 0:
+        raise ValueError(f"tau={tau!r} is out of range; allowed: tau >= 0")
+    codes = pack_bits(z > 0)
+    magnitude = np.abs(z)
+    uncertain = magnitude <= tau
+    m = np.minimum(uncertain.sum(axis=1), max_bits)
+    order = np.argsort(np.where(uncertain, magnitude, np.inf), axis=1, kind="stable")  # uncertain first
+    bitvals = np.left_shift(np.int64(1), order)
+    rows_out, codes_out = [], []
+    for mm in np.unique(m):
+        rows = np.flatnonzero(m == mm)
+        masks = bitvals[rows, :mm] @ subset_template(int(mm), 2 ** int(mm)).T  # [len(rows), 2^mm]
+        rows_out.append(np.repeat(rows, 2 ** int(mm)))
+        codes_out.append((codes[rows, None] ^ masks).ravel())
+    rows_all, codes_all = np.concatenate(rows_out), np.concatenate(codes_out)
+    grouped = np.argsort(rows_all, kind="stable")
+    return rows_all[grouped], codes_all[grouped]
+
+
 def _query_score_key(qidx: np.ndarray, scores: np.ndarray) -> np.ndarray:
     """uint64 keys that sort by query ascending, then score descending (exact for float32)."""
     bits = np.ascontiguousarray(scores, dtype=np.float32).view(np.uint32)
@@ -150,7 +182,12 @@ def _query_score_key(qidx: np.ndarray, scores: np.ndarray) -> np.ndarray:
 
 
 class HashTable:
-    """L hash tables over one DB, in CSR form, with vectorised probing and re-ranking."""
+    """L hash tables over one DB, in CSR form, with vectorised probing and re-ranking.
+
+    An item may sit in several buckets of a table (``from_entries``: the paper's DB-side
+    multi-insertion); the gather then removes the repeats, so ``candidates`` stays the number of
+    distinct items scored.
+    """
 
     def __init__(self, codes: np.ndarray, db: np.ndarray) -> None:
         """Build from ``codes`` ([N] for one table or [L, N]) and the DB embeddings ``db`` [N, d]."""
@@ -161,16 +198,36 @@ class HashTable:
             raise ValueError(f"codes must be [N] or [L, N], got shape {codes.shape}")
         if db.ndim != 2 or db.shape[0] != codes.shape[1]:
             raise ValueError(f"db must be [N={codes.shape[1]}, d], got shape {db.shape}")
+        ids = np.arange(codes.shape[1], dtype=np.int64)
+        self._build([(table_codes, ids) for table_codes in codes], db)
+
+    @classmethod
+    def from_entries(cls, entries: Sequence[tuple[np.ndarray, np.ndarray]], db: np.ndarray) -> "HashTable":
+        """Build from per-table ``(codes, ids)`` entries (parallel int64 arrays; an id may appear
+        under several codes) and the DB embeddings ``db`` [N, d]."""
+        table = cls.__new__(cls)
+        table._build([(np.asarray(c, dtype=np.int64), np.asarray(i, dtype=np.int64)) for c, i in entries], db)
+        return table
+
+    def _build(self, entries: Sequence[tuple[np.ndarray, np.ndarray]], db: np.ndarray) -> None:
+        if not entries:
+            raise ValueError("a hash table needs at least one table")
         self.db = np.ascontiguousarray(db, dtype=np.float32)
         self.order: list[np.ndarray] = []    # DB ids sorted by code, per table
         self.ucodes: list[np.ndarray] = []   # distinct codes, ascending, per table
         self.offsets: list[np.ndarray] = []  # CSR offsets into order, len(ucodes) + 1, per table
-        for table_codes in codes:
-            order = np.argsort(table_codes, kind="stable")
-            ucodes, starts = np.unique(table_codes[order], return_index=True)
-            self.order.append(order)
+        self.repeats = False                 # whether some id sits in several buckets of a table
+        for table_codes, ids in entries:
+            if table_codes.shape != ids.shape or table_codes.ndim != 1:
+                raise ValueError(f"codes and ids must be parallel 1-d arrays, got {table_codes.shape}, {ids.shape}")
+            if ids.size and (ids.min() < 0 or ids.max() >= self.db.shape[0]):
+                raise ValueError(f"ids must lie in [0, N={self.db.shape[0]})")
+            sort = np.argsort(table_codes, kind="stable")
+            ucodes, starts = np.unique(table_codes[sort], return_index=True)
+            self.order.append(ids[sort])
             self.ucodes.append(ucodes)
-            self.offsets.append(np.append(starts, order.size).astype(np.int64))
+            self.offsets.append(np.append(starts, sort.size).astype(np.int64))
+            self.repeats |= ids.size != np.unique(ids).size
 
     @property
     def n_tables(self) -> int:
@@ -200,23 +257,29 @@ class HashTable:
         """
         if isinstance(probes, np.ndarray) and probes.ndim == 2:
             probes = [probes]
+        nq = probes[0].shape[0]
+        return self.gather_pairs([(np.repeat(np.arange(nq), p.shape[1]), p.ravel()) for p in probes])
+
+    def gather_pairs(self, probes: Sequence[tuple[np.ndarray, np.ndarray]],
+                     repeated_codes: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """As ``gather``, from per-table ``(query, code)`` probe pairs (parallel int64 arrays, grouped
+        by query ascending; a query may probe any number of codes). ``repeated_codes``: a query may
+        probe one code twice, so the union must remove repeats even in a single table."""
         if len(probes) != self.n_tables:
             raise ValueError(f"got probes for {len(probes)} tables; the index has L={self.n_tables}")
-        nq = probes[0].shape[0]
         all_q, all_ids = [], []
-        for table_probes, ucodes, offsets, order in zip(probes, self.ucodes, self.offsets, self.order):
-            pos = np.minimum(np.searchsorted(ucodes, table_probes), ucodes.size - 1)
-            hit = ucodes[pos] == table_probes
+        for (probe_q, probe_codes), ucodes, offsets, order in zip(probes, self.ucodes, self.offsets, self.order):
+            pos = np.minimum(np.searchsorted(ucodes, probe_codes), ucodes.size - 1)
+            hit = ucodes[pos] == probe_codes
             start = offsets[pos]
-            length = np.where(hit, offsets[pos + 1] - start, 0).ravel()
-            start = start.ravel()
+            length = np.where(hit, offsets[pos + 1] - start, 0)
             total = int(length.sum())
             ends = np.cumsum(length)
             # position t of the flat output reads order[start_of_its_run + (t - run_begin)]
             flat = np.repeat(start - (ends - length), length) + np.arange(total)
             all_ids.append(order[flat])
-            all_q.append(np.repeat(np.arange(nq), length.reshape(nq, -1).sum(axis=1)))
-        if self.n_tables == 1:
+            all_q.append(np.repeat(probe_q, length))
+        if self.n_tables == 1 and not (self.repeats or repeated_codes):
             return all_q[0], all_ids[0]
         key = np.unique(np.concatenate(all_q) * self.n + np.concatenate(all_ids))
         return key // self.n, key % self.n
@@ -228,6 +291,11 @@ class HashTable:
     def search(self, q: np.ndarray, probes: Sequence[np.ndarray] | np.ndarray, k: int) -> SearchResult:
         """Gather the probed buckets, re-rank by inner product, keep the top ``k`` per query."""
         qidx, ids = self.gather(probes)
+        return top_k(q.shape[0], qidx, ids, self.rerank(q, qidx, ids), k)
+
+    def search_pairs(self, q: np.ndarray, probes: Sequence[tuple[np.ndarray, np.ndarray]], k: int) -> SearchResult:
+        """``search`` from per-table ``(query, code)`` probe pairs (``gather_pairs``)."""
+        qidx, ids = self.gather_pairs(probes)
         return top_k(q.shape[0], qidx, ids, self.rerank(q, qidx, ids), k)
 
 

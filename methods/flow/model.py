@@ -102,3 +102,19 @@ def nll_per_dim(transform: CompositeTransform, base: Distribution,
 def bit_agreement_loss(z_anchor: torch.Tensor, z_positive: torch.Tensor) -> torch.Tensor:
     """Mean over pairs and dimensions of softplus(-z_a * z_p): small when each pair shares signs."""
     return F.softplus(-z_anchor * z_positive).mean()
+
+
+def paper_agreement_loss(z_anchor: torch.Tensor, z_positive: torch.Tensor, mode: float = 2.0,
+                         sigma: float = 1.0) -> torch.Tensor:
+    """The authors' agreement term (AFP-NF ``trainer.py``): with c_k(z) = log N(z_k; mu_c, sigma^2) for
+    the two modes mu_c = -mode, +mode, the mean over pairs of
+    -sum_k sum_c [c_k(z_a) exp(c_k(z_p)) + c_k(z_p) exp(c_k(z_a))]. Large when anchor and positive
+    sit under the same mode of a dimension (the densities are not normalised to posteriors, as there)."""
+    modes = torch.tensor([-mode, mode], dtype=z_anchor.dtype, device=z_anchor.device)
+    log_norm = -0.5 * math.log(2 * math.pi) - math.log(sigma)
+
+    def component_log_prob(z: torch.Tensor) -> torch.Tensor:  # [n, K, 2]
+        return log_norm - 0.5 * ((z[..., None] - modes) / sigma) ** 2
+
+    la, lp = component_log_prob(z_anchor), component_log_prob(z_positive)
+    return -(la * lp.exp() + lp * la.exp()).sum(dim=(-1, -2)).mean()

@@ -63,7 +63,7 @@ def test_update_creates_baseline_and_unchanged_code_passes(shared_cache: Path, c
     assert data["made"]["message"] == "tiny baseline for the tests"
     assert "commit" in data["made"]["git"] and data["made"]["environment"]["libraries"]["torch"]
     kinds = {m["kind"] for m in data["metrics"].values()}
-    assert kinds == {"hit_rate", "candidate_speedup", "latency_speedup", "expected_vs_uniform", "normalised_entropy"}
+    assert kinds == {"hit_rate", "candidate_speedup", "latency_speedup", "expected_vs_random", "normalised_entropy"}
     assert {"candidate_speedup flowhash over lsh", "latency_speedup flowhash over ivfpq",
             "hit_rate flowhash all", "hit_rate lsh 1s snr=5 reverb=0.3"} <= set(data["metrics"])
     capsys.readouterr()

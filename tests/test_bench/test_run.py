@@ -58,7 +58,7 @@ def test_run_records_results_run_json_and_matches_exact_search(setup) -> None:
         assert col in res.columns, col
     assert (res["exact"] <= res["near"]).all() and (res["near"] <= res["track"]).all()
     lsh = res[res["method"] == "lsh"]
-    assert lsh["balance_expected_vs_uniform"].notna().all()
+    assert lsh["balance_expected_vs_random"].notna().all()
     info = json.loads((root / "a" / "run.json").read_text())
     for key in ("config", "environment", "threads", "seed", "encoder", "queryset", "split_overlap", "finished"):
         assert key in info, key

@@ -149,7 +149,8 @@ def test_bucket_balance_extremes() -> None:
     uniform = bucket_balance(np.full(16, 10), 16)
     assert uniform["normalised_entropy"] == pytest.approx(1.0)
     assert uniform["expected_bucket_size"] == pytest.approx(10.0)
-    assert uniform["expected_vs_uniform"] == pytest.approx(1.0)
+    assert uniform["expected_vs_floor"] == pytest.approx(1.0) and uniform["expected_vs_mean_load"] == pytest.approx(1.0)
+    assert uniform["random_bucket_size"] == pytest.approx(1 + 159 / 16)
     assert uniform["cv"] == pytest.approx(0.0)
     assert uniform["nonempty_fraction"] == 1.0 and uniform["max_mean_ratio"] == pytest.approx(1.0)
     single = bucket_balance(np.array([160]), 16)  # empty buckets need not be listed
@@ -160,3 +161,22 @@ def test_bucket_balance_extremes() -> None:
     assert single["cv"] == pytest.approx(math.sqrt(15))
     with pytest.raises(ValueError, match="n_buckets_total"):
         bucket_balance(np.ones(5), 4)
+
+
+@pytest.mark.parametrize("n, K", [(14_331, 16), (3_283, 12), (50_000, 10), (300, 14)])
+def test_a_random_hash_scores_its_reference_not_the_mean_load(n: int, K: int) -> None:
+    codes = np.random.default_rng(n).integers(0, 2 ** K, size=n)
+    b = bucket_balance(np.unique(codes, return_counts=True)[1], 2 ** K)
+    assert b["random_bucket_size"] == pytest.approx(1 + (n - 1) / 2 ** K)
+    assert b["expected_vs_random"] == pytest.approx(1.0, rel=0.04)  # within a few percent of 1 + (N-1)/2^K
+    if n < 2 ** K:  # the old "expected/uniform" is far from 1 for a perfect random hash
+        assert b["expected_vs_mean_load"] > 1 + 0.9 * 2 ** K / n
+
+
+@pytest.mark.parametrize("n, buckets", [(10, 16), (16, 16), (17, 16), (1000, 64)])
+def test_the_perfect_balance_floor_is_floor_or_ceil_per_bucket(n: int, buckets: int) -> None:
+    q, r = divmod(n, buckets)
+    counts = np.array([q + 1] * r + [q] * (buckets - r))
+    b = bucket_balance(counts[counts > 0], buckets)
+    assert b["expected_vs_floor"] == pytest.approx(1.0)
+    assert b["floor_bucket_size"] == pytest.approx(max(1.0, n / buckets), rel=0.1)
