@@ -65,7 +65,7 @@ MAX_PROBES = 4096    # probe sets come from a template over at most 12 bits (has
 LOG_SAMPLE = 8192    # train pairs used for the per-epoch balance log
 OBJECTIVES = ("symmetric", "paper")
 VALIDATION_FRACTION = 0.1  # of the train pairs, held out for early stopping
-MAX_THRESHOLD_BITS = 12    # threshold probing / multi-insertion expand at most 2^12 codes per row
+MAX_THRESHOLD_BITS = 8     # threshold probing / multi-insertion expand at most 2^8 codes per row (docs/fidelity.md)
 _FITTED: dict[tuple, tuple] = {}  # fitted flows by (inputs, training parameters, seed)
 _FITTED_MAX = 4
 

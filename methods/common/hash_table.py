@@ -147,9 +147,7 @@ def threshold_expansion(z: np.ndarray, tau: float, max_bits: int = 12) -> tuple[
 
     ``z`` [n, K] are real-valued latents whose hash bits are z > 0. Returns ``(rows, codes)``:
     parallel int64 arrays with 2^m entries per row, grouped by row ascending, each row's own code
-    first. ``m`` is capped at ``max_bits`` (the most uncertain bits, smallest |z|, are kept): under
-    the two-mode base at tau = 1 a bit is uncertain with probability 0.16, so at K = 16 the cap of
-    12 (4096 codes) is reached about once in 10^6 rows.
+    first. ``m`` is capped at ``max_bits`` (the most uncertain bits, smallest |z|, are kept).
     """
     z = np.asarray(z, dtype=np.float64)
     if z.ndim != 2 or not 1 <= z.shape[1] <= MAX_BITS:

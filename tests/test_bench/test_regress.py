@@ -33,6 +33,9 @@ def scenario_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
             },
         },
         "focus": "flowhash", "versus": ["lsh", "ivfpq"], "rounds": 3,
+        # no timed assertion in a test: wall-clock ratios are measured and printed, but only the
+        # benchmark itself (`bench regress` in .ci/run) holds them to a tolerance
+        "tolerances": {"latency_speedup_min_ratio": 0.0},
     }
     (root / "scenario.yml").write_text(yaml.safe_dump(scenario))
     return root
