@@ -12,7 +12,8 @@ Training (``fit``), ``objective``:
 - ``"symmetric"``: the per-dimension NLL of anchors and positives plus ``agreement_weight`` x
   mean softplus(-z_a z_p), which pushes each pair to the same side of zero in every dimension;
 - ``"paper"`` (two-mode base only): as the authors' code (AFP-NF ``trainer.py``), the NLL of the
-  anchors plus ``agreement_weight`` (0.3) x their cross term -sum_k sum_c [log N(z_a; mu_c, 1)
+  anchors (of the whole latent, summed over dimensions, as there) plus ``agreement_weight`` (0.3)
+  x their cross term -sum_k sum_c [log N(z_a; mu_c, 1)
   N(z_p; mu_c, 1) + log N(z_p; mu_c, 1) N(z_a; mu_c, 1)] over the two modes mu_c = -2, +2.
 
 Adam, seeded. With ``patience = 0`` a fixed budget of ``min(epochs * ceil(n_pairs /
@@ -206,6 +207,7 @@ class FlowHash(Method):
         """(loss, nll, agreement) of a batch of pairs under the configured objective."""
         if self.params["objective"] == "paper":
             nll, z_a = nll_per_dim(self.transform, self.base, xa)
+            nll = nll * xa.shape[1]  # the authors' NLL is the whole latent's, summed over dimensions
             z_p, _ = self.transform(xp)
             agreement = paper_agreement_loss(z_a, z_p, self.base.mode, self.base.sigma)
         else:

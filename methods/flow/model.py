@@ -118,3 +118,4 @@ def paper_agreement_loss(z_anchor: torch.Tensor, z_positive: torch.Tensor, mode:
 
     la, lp = component_log_prob(z_anchor), component_log_prob(z_positive)
     return -(la * lp.exp() + lp * la.exp()).sum(dim=(-1, -2)).mean()
+
