@@ -93,15 +93,17 @@ def _load_cached(folder: CacheFolder, key: str, rows: int | None = None) -> tupl
     return None
 
 
-def _store(folder: CacheFolder, key: str, matrix: np.ndarray, index: pd.DataFrame, producer: str,
-           describe_row: Callable[[int], str]) -> None:
-    """Cache a feature matrix, after checking every row is finite (a broken encoder must not leave
-    NaN rows behind for later runs to reuse)."""
+def _check_finite(matrix: np.ndarray, producer: str, describe_row: Callable[[int], str]) -> None:
+    """Raise NonFiniteFeatures naming ``producer`` and the first bad row unless every row is finite;
+    called before anything is cached, so a broken encoder leaves no NaN rows for later runs."""
     bad = np.flatnonzero(~np.isfinite(matrix).all(axis=1))
     if bad.size:
         raise NonFiniteFeatures(f"{producer} produced NaN or infinite values for {bad.size} of {len(matrix)} "
                                 f"segments (first: {describe_row(int(bad[0]))}); nothing was cached. Check the "
                                 f"checkpoint (retrain it, or pass another --encoder)")
+
+
+def _store(folder: CacheFolder, key: str, matrix: np.ndarray, index: pd.DataFrame) -> None:
     matrix_path, index_path = _cache_paths(folder, key)
     atomic_write_parquet(index_path, index)
     atomic_save_npy(matrix_path, matrix)
@@ -124,14 +126,9 @@ def db_matrix(featurize: Featurize, dim: int, corpus: Corpus, segments: pd.DataF
         check_audio(audio, f"track {track_id!r} of corpus {corpus.name!r}")
         seg_no = rows["segment"].to_numpy()[idx]
         out[idx] = featurize(cut_segments(audio, corpus.protocol, int(seg_no.max()) + 1)[seg_no])
-    def describe(i: int) -> str:
-        return f"track {rows['track_id'].iat[i]!r} segment {rows['segment'].iat[i]}"
-
+    _check_finite(out, producer, lambda i: f"track {rows['track_id'].iat[i]!r} segment {rows['segment'].iat[i]}")
     if cache:
-        _store(folder, key, out, rows[["track_id", "segment"]], producer, describe)
-    elif not np.all(np.isfinite(out)):
-        raise NonFiniteFeatures(f"{producer} produced NaN or infinite values (first: "
-                                f"{describe(int(np.flatnonzero(~np.isfinite(out).all(axis=1))[0]))})")
+        _store(folder, key, out, rows[["track_id", "segment"]])
     return out, False
 
 
@@ -155,15 +152,9 @@ def query_matrix(featurize: Featurize, queryset: QuerySet, protocol: Protocol, k
         segments[row:row + per_query[qi]] = cut_segments(audio, protocol, per_query[qi])
         row += per_query[qi]
     out = featurize(segments)
-
-    def describe(i: int) -> str:
-        return f"query {index['query_id'].iat[i]!r} segment {index['j'].iat[i]}"
-
+    _check_finite(out, producer, lambda i: f"query {index['query_id'].iat[i]!r} segment {index['j'].iat[i]}")
     if cache:
-        _store(folder, key, out, index, producer, describe)
-    elif not np.all(np.isfinite(out)):
-        raise NonFiniteFeatures(f"{producer} produced NaN or infinite values (first: "
-                                f"{describe(int(np.flatnonzero(~np.isfinite(out).all(axis=1))[0]))})")
+        _store(folder, key, out, index)
     return out, index, False
 
 
