@@ -10,10 +10,10 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from bench.run.store import BUCKETS, POINTS, RESULTS, RESULTS_FORMAT, RUN_JSON
+from methods.common.balance import floor_bucket_size, random_bucket_size
 
 from .tables import method_sort_key
 
@@ -96,10 +96,9 @@ def _with_balance_references(table: pd.DataFrame) -> pd.DataFrame:
     if "balance_expected_vs_random" in table or not all(c in table for c in needed):
         return table
     n, buckets, expected = (table[c].astype(float) for c in needed)
-    full, rest = np.floor(n / buckets), n - np.floor(n / buckets) * buckets
     table = table.copy()
-    table["balance_random_bucket_size"] = 1.0 + (n - 1.0) / buckets
-    table["balance_floor_bucket_size"] = (rest * (full + 1) ** 2 + (buckets - rest) * full ** 2) / n
+    table["balance_random_bucket_size"] = random_bucket_size(n, buckets)
+    table["balance_floor_bucket_size"] = floor_bucket_size(n, buckets)
     table["balance_expected_vs_random"] = expected / table["balance_random_bucket_size"]
     table["balance_expected_vs_floor"] = expected / table["balance_floor_bucket_size"]
     return table

@@ -4,6 +4,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 
 def bucket_balance(counts: np.ndarray, n_buckets_total: int) -> dict[str, float]:
@@ -62,21 +63,25 @@ def bucket_balance(counts: np.ndarray, n_buckets_total: int) -> dict[str, float]
         "max_mean_ratio": float(nonempty.max()) / mean_load,
         "cv": math.sqrt(variance) / mean_load,
         "expected_bucket_size": expected,
-        "random_bucket_size": random_bucket_size(n, n_buckets_total),
-        "floor_bucket_size": floor_bucket_size(n, n_buckets_total),
-        "expected_vs_random": expected / random_bucket_size(n, n_buckets_total),
-        "expected_vs_floor": expected / floor_bucket_size(n, n_buckets_total),
+        "random_bucket_size": float(random_bucket_size(n, n_buckets_total)),
+        "floor_bucket_size": float(floor_bucket_size(n, n_buckets_total)),
+        "expected_vs_random": float(expected / random_bucket_size(n, n_buckets_total)),
+        "expected_vs_floor": float(expected / floor_bucket_size(n, n_buckets_total)),
         "expected_vs_mean_load": expected / mean_load,
     }
 
 
-def random_bucket_size(n: float, n_buckets_total: int) -> float:
-    """Expected sum(c^2)/N of N items hashed uniformly and independently into B buckets: 1 + (N-1)/B."""
-    return 1.0 + (float(n) - 1.0) / n_buckets_total
+def random_bucket_size(n: ArrayLike, n_buckets_total: ArrayLike) -> np.ndarray:
+    """Expected sum(c^2)/N of N items hashed uniformly and independently into B buckets: 1 + (N-1)/B
+    (elementwise over arrays of N and B)."""
+    return 1.0 + (np.asarray(n, dtype=np.float64) - 1.0) / np.asarray(n_buckets_total, dtype=np.float64)
 
 
-def floor_bucket_size(n: float, n_buckets_total: int) -> float:
-    """sum(c^2)/N under perfect balance: N mod B buckets of ceil(N/B) items, the rest of floor(N/B)."""
-    n = int(round(n))
-    q, r = divmod(n, n_buckets_total)
-    return (r * (q + 1) ** 2 + (n_buckets_total - r) * q ** 2) / n
+def floor_bucket_size(n: ArrayLike, n_buckets_total: ArrayLike) -> np.ndarray:
+    """sum(c^2)/N under perfect balance: N mod B buckets of ceil(N/B) items, the rest of floor(N/B)
+    (elementwise over arrays of N and B)."""
+    n = np.rint(np.asarray(n, dtype=np.float64))
+    buckets = np.asarray(n_buckets_total, dtype=np.float64)
+    full = np.floor(n / buckets)
+    rest = n - full * buckets
+    return (rest * (full + 1) ** 2 + (buckets - rest) * full ** 2) / n
