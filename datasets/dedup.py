@@ -499,3 +499,12 @@ def content_groups(ids: Sequence[str], overlaps: Iterable[Overlap], durations: M
         name = min(group, key=lambda i: (-float(durations[i]), i))
         out.update({i: name for i in group})
     return out
+
+
+def shared_groups(group_of: Mapping[str, str]) -> dict[str, list[str]]:
+    """The groups of ``content_groups`` that hold two or more items: {group: member ids, sorted},
+    in the order of each group's first member."""
+    members: dict[str, list[str]] = {}
+    for item in sorted(group_of):
+        members.setdefault(group_of[item], []).append(item)
+    return {g: m for g, m in members.items() if len(m) > 1}

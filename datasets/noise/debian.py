@@ -64,6 +64,7 @@ from datasets.dedup import (
     deduplicate,
     find_overlaps,
     fingerprint_file,
+    shared_groups,
 )
 from datasets.protocol import Protocol
 
@@ -532,10 +533,7 @@ class DebianNoiseBank(NoiseBank):
 
     def groups(self) -> dict[str, list[str]]:
         """Content groups with two or more clips: {group: member ids} (one split each)."""
-        out: dict[str, list[str]] = {}
-        for i in sorted(self._rows):
-            out.setdefault(self._rows[i]["group"], []).append(i)
-        return {g: m for g, m in out.items() if len(m) > 1}
+        return shared_groups({i: row["group"] for i, row in self._rows.items()})
 
     def identity(self) -> dict:
         """Recipe version, fingerprint, silence and dedup settings, package versions, clips and splits."""

@@ -16,6 +16,7 @@ from datasets.dedup import (
     content_groups,
     find_overlaps,
     fingerprint_file,
+    shared_groups,
 )
 from datasets.protocol import Protocol
 
@@ -101,12 +102,10 @@ class FolderNoiseBank(NoiseBank):
 
     def identity(self) -> dict:
         """Ids, kinds and lengths of the clips, the protocol rate and the splits."""
-        shared = sorted(sorted(i for i, g in self.groups.items() if g == group)
-                        for group in set(self.groups.values()) if list(self.groups.values()).count(group) > 1)
         return {"bank": "folder-noise", "generator_version": GENERATOR_VERSION,
                 "sample_rate": self.protocol.sample_rate, "splits": list(self.split_fractions),
                 "clips": [(c.noise_id, c.kind, round(c.duration_s, 3)) for c in self.clips()],
-                "content_groups": shared}
+                "content_groups": sorted(shared_groups(self.groups).values())}
 
     def _read(self, clip: NoiseClip) -> np.ndarray:
         path = self._paths[clip.noise_id]
