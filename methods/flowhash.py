@@ -180,14 +180,15 @@ class FlowHash(Method):
         n_val = max(1, int(round(VALIDATION_FRACTION * xa.shape[0])))
         split = torch.randperm(xa.shape[0], generator=torch.Generator().manual_seed(self.seed + 1))
         val, fit = split[:n_val].to(self.device), split[n_val:].to(self.device)
+        xa_fit, xp_fit, xa_val, xp_val = xa[fit], xp[fit], xa[val], xp[val]
         best, best_state, best_epoch, since, step, stopped = math.inf, None, 0, 0, 0, "epochs"
         for epoch in range(1, p["epochs"] + 1):
             if step >= p["max_steps"]:
                 stopped = "max_steps"
                 break
-            losses = self._train_epoch(xa[fit], xp[fit], optimizer, shuffler, p["max_steps"] - step)
+            losses = self._train_epoch(xa_fit, xp_fit, optimizer, shuffler, p["max_steps"] - step)
             step += losses.pop("steps")
-            losses["val_loss"] = self._validation_loss(xa[val], xp[val])
+            losses["val_loss"] = self._validation_loss(xa_val, xp_val)
             self._log_epoch(epoch, step, losses, train.anchors[:LOG_SAMPLE], train.positives[:LOG_SAMPLE])
             if losses["val_loss"] < best - 1e-4:
                 best, best_epoch, since = losses["val_loss"], epoch, 0

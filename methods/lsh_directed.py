@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from methods.base import SearchResult, TrainData, check_int_range
-from methods.common.hash_table import MAX_BITS, latent_probes
+from methods.common.hash_table import latent_probes
 from methods.lsh import LSH
 from methods.registry import register
 
@@ -32,8 +32,7 @@ class DirectedLSH(LSH):
     query_defaults = {"n_probes": 1}
 
     def _check_build_params(self, params: dict[str, Any]) -> None:
-        check_int_range("K", params["K"], 1, MAX_BITS)
-        check_int_range("L", params["L"], 1)
+        super()._check_build_params(params)  # K and L as LSH's
         if not isinstance(params["center"], bool):
             raise ValueError(f"center={params['center']!r} is not allowed; choose true or false")
 

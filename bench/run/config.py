@@ -165,13 +165,7 @@ def load_config(path: Path | str | None) -> RunConfig:
 
 def config_from_dict(raw: Any, source: str) -> RunConfig:
     """A RunConfig from a mapping of any subset of its fields; errors name ``source``."""
-    if not isinstance(raw, dict):
-        raise ValueError(f"{source}: expected a mapping of RunConfig fields at the top level")
-    raw = dict(raw)
-    allowed = {f.name for f in fields(RunConfig)}
-    unknown = sorted(set(raw) - allowed)
-    if unknown:
-        raise ValueError(f"{source}: unknown field(s) {unknown}; allowed: {sorted(allowed)}")
+    raw = dict(_section(raw, RunConfig, source))
     try:
         raw = _check_fields(RunConfig, raw, f"{source}: ", skip=("queries", "timing", "db_splits", "grids"))
         if "queries" in raw:

@@ -266,10 +266,10 @@ def _run_methods(config: RunConfig, names: list[str], grids: dict, inputs: RunIn
     labels = []
     t_methods = time.perf_counter()
     for name in names:
+        code = method_code_hash(name)
         for build_params in grids[name]["build"]:
             label = method_label(name, build_params)
             labels.append(label)
-            code = method_code_hash(name)
             if _reuse(store, name, label, grids[name]["query"], code, redo):
                 continue
             results, points, outcomes, meta = evaluate_method(name, build_params, inputs, grids[name]["query"],

@@ -102,10 +102,6 @@ class RunStore:
         """File stem of a method configuration's part files."""
         return stable_hash(label, n=16)
 
-    def has_part(self, label: str) -> bool:
-        """Whether this method configuration finished in an earlier (possibly interrupted) run."""
-        return (self.root / PARTS / f"{self.part_key(label)}.json").exists()
-
     def part_meta(self, label: str) -> tuple[dict | None, str | None]:
         """(meta of a finished part, None), (None, None) when there is none, or (None, why) when its
         files are damaged (unreadable marker or tables): such a part is run again."""
