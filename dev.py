@@ -2,7 +2,7 @@
 """Set up and run FlowHash bench with nothing but Python 3.11: ``python3 dev.py bench|test [ARGS]``.
 
 Creates a small tools environment holding tox (``.venv-tools/``) on first use; tox then builds
-the project's environment (``.tox/py311``) from pyproject.toml and runs the tox env.
+the project's one environment (``.tox/py311``) from pyproject.toml and runs the command in it.
 """
 from __future__ import annotations
 
@@ -14,7 +14,14 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
 TOOLS = ROOT / ".venv-tools"
-ENVS = {"bench": "bench", "test": "tests", "tests": "tests", "regress": "regress"}
+ENV = "py311"
+# the command each verb runs in the environment; None: the tox env's own command (pytest)
+COMMANDS: dict[str, list[str] | None] = {
+    "bench": ["python", "-m", "bench", "run", "--method", "flowhash"],
+    "test": None,
+    "tests": None,
+    "regress": ["python", "-m", "bench", "regress"],
+}
 
 
 def tox_executable() -> Path:
@@ -29,20 +36,27 @@ def tox_executable() -> Path:
 
 
 def main(argv: list[str]) -> int:
-    """Run the tox env named by ``argv[0]`` with the remaining arguments passed through."""
+    """Run the verb ``argv[0]`` in the project's environment, passing the remaining arguments through."""
     if sys.version_info < (3, 11):
         print(f"dev.py: Python >= 3.11 is required, this is {sys.version.split()[0]}", file=sys.stderr)
         return 2
-    if not argv or argv[0] not in ENVS:
-        print(f"usage: python3 dev.py {{{','.join(ENVS)}}} [ARGS...]\n"
+    if not argv or argv[0] not in COMMANDS:
+        print(f"usage: python3 dev.py {{{','.join(COMMANDS)}}} [ARGS...]\n"
               "  bench    run the main job on the embedded default data\n"
               "  test     run the test suite\n"
               "  regress  the CI speedup check against reports/baselines/ci.json\n"
               "ARGS go to the underlying command (python -m bench ... or pytest).", file=sys.stderr)
         return 2
-    cmd = [str(tox_executable()), "-e", ENVS[argv[0]]]
-    if argv[1:]:
-        cmd += ["--", *argv[1:]]
+    command = COMMANDS[argv[0]]
+    if command is None:
+        cmd = [str(tox_executable()), "-e", ENV]
+        if argv[1:]:
+            cmd += ["--", *argv[1:]]
+    else:
+        setup = subprocess.call([str(tox_executable()), "-e", ENV, "--notest", "-q"], cwd=ROOT)
+        if setup != 0:
+            return setup
+        cmd = [str(tox_executable()), "exec", "-e", ENV, "-q", "--", *command, *argv[1:]]
     return subprocess.call(cmd, cwd=ROOT)
 
 
