@@ -3,7 +3,9 @@
 A method is constructed with its build parameters, optionally ``fit`` on train-split
 embeddings, ``build`` over the database, given query parameters, then searched. The public
 methods here validate input and set thread counts; subclasses implement the ``_fit``,
-``_build``, ``_search`` and ``_stats`` hooks. Methods never time themselves.
+``_build``, ``_search`` and ``_stats`` hooks. Methods never time themselves; they only mark
+where each stage of a search ends (``self.clock.lap``, ``methods/stages.py``), and the harness
+decides whether those marks are read.
 """
 from __future__ import annotations
 
@@ -13,6 +15,8 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
+
+from methods.stages import StageClock
 
 INPUT_KINDS = ("embedding", "spectrogram")
 
@@ -111,6 +115,7 @@ class Method:
         self.d: int | None = None
         self.n = 0
         self.fit_d: int | None = None  # dimension of the train data, once fit() has run
+        self.clock = StageClock()
         self._apply_threads()
 
     @classmethod
@@ -143,6 +148,13 @@ class Method:
         self._build(db)
         self.n, self.d = db.shape
 
+    def warm_up(self) -> None:
+        """Compile what ``search`` runs (JIT kernels) ahead of any timed call; call it after ``fit``.
+
+        The harness times it apart from fit and build (the ``jit_s`` column); a no-op by default."""
+        self._apply_threads()
+        self._warm_up()
+
     def set_query_params(self, **params: Any) -> None:
         """Set query-time parameters (e.g. radius, n_probes, nprobe, efSearch)."""
         unknown = sorted(set(params) - set(self.query_defaults))
@@ -155,12 +167,19 @@ class Method:
 
     def search(self, q: np.ndarray, k: int) -> SearchResult:
         """Top-``k`` DB ids by inner product for each row of ``q`` (float32 or float64, [nq, d])."""
+        self.clock.start()
         if self.d is None:
             raise RuntimeError(f"{self.name}: call build() before search()")
-        q = as_matrix("q", q, self.d)
-        k = check_int_range("k", k, 1)
+        if not (type(q) is np.ndarray and q.dtype == np.float32 and q.ndim == 2 and q.shape[1] == self.d
+                and q.shape[0] and q.flags.c_contiguous):  # the harness's own queries skip the conversion
+            q = as_matrix("q", q, self.d)
+        if type(k) is not int or k < 1:
+            k = check_int_range("k", k, 1)
         self._apply_threads()
-        return self._search(q, k)
+        self.clock.lap("checks")
+        result = self._search(q, k)
+        self.clock.lap("rest")
+        return result
 
     def stats(self) -> dict[str, Any]:
         """Index facts: ``index_bytes``, ``n``, ``d``, plus method-specific entries."""
@@ -178,6 +197,9 @@ class Method:
 
     def _fit(self, train: TrainData) -> None:
         """Learn from validated train data; default: nothing to learn."""
+
+    def _warm_up(self) -> None:
+        """Compile the method's search kernels; default: nothing to compile."""
 
     def _build(self, db: np.ndarray) -> None:
         raise NotImplementedError

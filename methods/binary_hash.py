@@ -24,6 +24,7 @@ import faiss
 import numpy as np
 
 from methods.base import SearchResult, check_int_range
+from methods.common import hash_kernels
 from methods.common.hash_table import inner_products, pack_bits, top_k
 from methods.lsh import LSH
 from methods.registry import register
@@ -34,7 +35,7 @@ class BinaryHash(LSH):
     """faiss IndexBinaryHash (L=1) / IndexBinaryMultiHash (L tables) on LSH's K-bit sign codes; knob ``nflip``."""
 
     name = "binary-hash"
-    build_defaults = {"K": 16, "L": 1}
+    build_defaults = {"K": 16, "L": 1, "kernels": "numba"}  # kernels: of the re-rank, as LSH's
     query_defaults = {"nflip": 0}
 
     def _check_query_params(self, params: dict[str, Any]) -> None:
@@ -62,11 +63,21 @@ class BinaryHash(LSH):
         else:
             self.index = faiss.IndexBinaryMultiHash(self.code_bits, L, K)
         self.index.add(self.codes(db))
-        self.db = np.ascontiguousarray(db)
+        self.db = np.ascontiguousarray(db, dtype=np.float32)
 
     def _search(self, q: np.ndarray, k: int) -> SearchResult:
         self.index.nflip = self.query_params["nflip"]
-        lims, _, labels = self.index.range_search(self.codes(q), self.code_bits + 1)
+        codes = self.codes(q)
+        self.clock.lap("hash")
+        lims, _, labels = self.index.range_search(codes, self.code_bits + 1)
+        self.clock.lap("library")
+        if self.params["kernels"] == "numba":  # ties by id, as the sorted NumPy path below
+            qptr, ids = lims.astype(np.int64), labels.astype(np.int64)
+            scores = hash_kernels.rerank(self.db, q, qptr, ids)
+            self.clock.lap("rerank")
+            out_ids, out_scores, counts = hash_kernels.top_k(qptr, ids, scores, k, True)
+            self.clock.lap("topk")
+            return SearchResult(ids=out_ids, scores=out_scores, candidates=counts)
         counts = np.diff(lims).astype(np.int64)
         qidx = np.repeat(np.arange(q.shape[0], dtype=np.int64), counts)
         ids = labels.astype(np.int64)
@@ -74,7 +85,11 @@ class BinaryHash(LSH):
         # then go to the lower id: deterministic, and the order LSH's multi-table gather uses)
         order = np.lexsort((ids, qidx))
         qidx, ids = qidx[order], ids[order]
-        return top_k(q.shape[0], qidx, ids, inner_products(self.db, q, qidx, ids), k)
+        scores = inner_products(self.db, q, qidx, ids)
+        self.clock.lap("rerank")
+        result = top_k(q.shape[0], qidx, ids, scores, k)
+        self.clock.lap("topk")
+        return result
 
     def _stats(self) -> dict[str, Any]:
         K, L = self.params["K"], self.params["L"]

@@ -23,6 +23,7 @@ class Exhaustive(FaissMethod):
 
     def _search(self, q: np.ndarray, k: int) -> SearchResult:
         distances, labels = self.index.search(q, k)
+        self.clock.lap("library")
         return self.result(distances, labels, np.full(q.shape[0], self.index.ntotal, dtype=np.int64))
 
     def _stats(self) -> dict[str, Any]:

@@ -45,8 +45,17 @@ import torch
 
 from methods.base import Method, SearchResult, TrainData, check_choice, check_float_range, check_int_range
 from methods.common.balance import bucket_balance
-from methods.common.hash_table import MAX_BITS, HashTable, latent_probes, pack_bits, threshold_expansion
+from methods.common.hash_table import (
+    MAX_BITS,
+    HashTable,
+    check_kernels,
+    latent_probes,
+    pack_bits,
+    threshold_expansion,
+    warm_up,
+)
 from methods.common.projection import PCAWhitening
+from methods.flow.compiled import CompiledFlow
 from methods.flow.inference import NumpyFlow
 from methods.flow.model import (
     BASES,
@@ -78,12 +87,12 @@ class FlowHash(Method):
     name = "flowhash"
     build_defaults = {"K": 16, "n_blocks": 10, "base": "normal", "hidden": 64, "epochs": 10,
                       "max_steps": 1000, "batch_size": 512, "lr": 1e-3, "agreement_weight": 0.3,
-                      "objective": "symmetric", "patience": 0, "tau_db": 0.0}
+                      "objective": "symmetric", "patience": 0, "tau_db": 0.0, "kernels": "numba"}
     query_defaults = {"n_probes": 1, "tau": 0.0}
     devices = ("cpu", "cuda")
 
     projection: PCAWhitening | None = None
-    hasher: NumpyFlow | None = None  # NumPy replay of the trained flow, used for all hashing
+    hasher: NumpyFlow | CompiledFlow | None = None  # the trained flow's replay, used for all hashing
 
     def _check_build_params(self, params: dict[str, Any]) -> None:
         check_int_range("K", params["K"], 2, MAX_BITS)
@@ -100,6 +109,7 @@ class FlowHash(Method):
             raise ValueError("objective='paper' needs base='gmm' (its agreement term is over the two modes)")
         check_int_range("patience", params["patience"], 0)
         check_float_range("tau_db", params["tau_db"], 0.0)
+        check_kernels(params["kernels"])
 
     def _check_query_params(self, params: dict[str, Any]) -> None:
         check_int_range("n_probes", params["n_probes"], 1, min(2 ** self.params["K"], MAX_PROBES))
@@ -139,7 +149,7 @@ class FlowHash(Method):
         if key in _FITTED:
             self.transform, self.base, self.history, self.training = _FITTED[key]
             self.flow = make_flow(self.transform, self.base)
-            self.hasher = NumpyFlow.from_transform(self.transform)
+            self.hasher = self._replay()
             return
         xa = torch.from_numpy(self.projection(train.anchors)).to(self.device)
         xp = torch.from_numpy(self.projection(train.positives)).to(self.device)
@@ -162,15 +172,25 @@ class FlowHash(Method):
                                     train.anchors[:LOG_SAMPLE], train.positives[:LOG_SAMPLE])
                 self.training = {"steps": step, "epochs": len(self.history), "stopped": "fixed budget"}
         self.transform.eval()
-        self.hasher = NumpyFlow.from_transform(self.transform)
+        self.hasher = self._replay()
         _FITTED[key] = (self.transform, self.base, self.history, self.training)
         while len(_FITTED) > _FITTED_MAX:
             _FITTED.pop(next(iter(_FITTED)))
 
+    def _replay(self) -> NumpyFlow | CompiledFlow:
+        """The trained flow as arrays: NumPy (the reference) or compiled, by ``kernels``."""
+        flow = NumpyFlow.from_transform(self.transform)
+        return CompiledFlow(flow) if self.params["kernels"] == "numba" else flow
+
+    def _warm_up(self) -> None:
+        warm_up(self.params["kernels"])
+        if self.hasher is not None:
+            self.hasher(np.zeros((1, self.params["K"]), dtype=np.float32))
+
     def _fit_key(self, train: TrainData) -> tuple:
         """What a fitted flow depends on: the train pairs, every training parameter, seed and device."""
         digest = hashlib.sha256(train.anchors.tobytes() + train.positives.tobytes()).hexdigest()
-        params = tuple(sorted((k, v) for k, v in self.params.items() if k != "tau_db"))
+        params = tuple(sorted((k, v) for k, v in self.params.items() if k not in ("tau_db", "kernels")))
         return digest, train.anchors.shape, params, self.seed, self.device
 
     def _fit_early_stopping(self, xa: torch.Tensor, xp: torch.Tensor, optimizer: torch.optim.Optimizer,
@@ -275,18 +295,24 @@ class FlowHash(Method):
     def _build(self, db: np.ndarray) -> None:
         z = self.latent(db)
         self.codes = pack_bits(z > 0)
+        kernels = self.params["kernels"]
         if self.params["tau_db"] > 0:
-            ids, codes = threshold_expansion(z, self.params["tau_db"], MAX_THRESHOLD_BITS)
-            self.table = HashTable.from_entries([(codes, ids)], db)
+            ids, codes = threshold_expansion(z, self.params["tau_db"], MAX_THRESHOLD_BITS, kernels)
+            self.table = HashTable.from_entries([(codes, ids)], db, kernels)
         else:
-            self.table = HashTable(self.codes, db)
+            self.table = HashTable(self.codes, db, kernels)
 
     def _search(self, q: np.ndarray, k: int) -> SearchResult:
         z = self.latent(q)
+        self.clock.lap("hash")
+        kernels = self.params["kernels"]
         if self.query_params["tau"] > 0:
-            rows, codes = threshold_expansion(z, self.query_params["tau"], MAX_THRESHOLD_BITS)
-            return self.table.search_pairs(q, [(rows, codes)], k)
-        return self.table.search(q, latent_probes(z, self.query_params["n_probes"]), k)
+            rows, codes = threshold_expansion(z, self.query_params["tau"], MAX_THRESHOLD_BITS, kernels)
+            self.clock.lap("probes")
+            return self.table.search_pairs(q, [(rows, codes)], k, self.clock)
+        probes = latent_probes(z, self.query_params["n_probes"], kernels)
+        self.clock.lap("probes")
+        return self.table.search(q, probes, k, self.clock)
 
     def _stats(self) -> dict[str, Any]:
         K = self.params["K"]

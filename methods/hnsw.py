@@ -42,6 +42,7 @@ class HNSW(FaissMethod):
         self.index.hnsw.efSearch = self.query_params["efSearch"]
         faiss.cvar.hnsw_stats.reset()
         distances, labels = self.index.search(q, k)
+        self.clock.lap("library")
         per_query = min(self.index.ntotal, round(faiss.cvar.hnsw_stats.ndis / q.shape[0]))
         return self.result(distances, labels, np.full(q.shape[0], per_query, dtype=np.int64))
 

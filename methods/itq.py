@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from methods.base import Method, SearchResult, TrainData, check_int_range
-from methods.common.hash_table import MAX_BITS, HashTable, latent_probes, pack_bits
+from methods.common.hash_table import MAX_BITS, HashTable, check_kernels, latent_probes, pack_bits, warm_up
 from methods.common.projection import PCAWhitening
 from methods.registry import register
 
@@ -53,7 +53,7 @@ class ITQ(Method):
     """PCA + iterative quantisation to K bits on the shared hash table; query knob ``n_probes``."""
 
     name = "itq"
-    build_defaults = {"K": 16, "n_iter": 50}
+    build_defaults = {"K": 16, "n_iter": 50, "kernels": "numba"}
     query_defaults = {"n_probes": 1}
 
     projection: PCAWhitening | None = None
@@ -61,6 +61,10 @@ class ITQ(Method):
     def _check_build_params(self, params: dict[str, Any]) -> None:
         check_int_range("K", params["K"], 1, MAX_BITS)
         check_int_range("n_iter", params["n_iter"], 0)
+        check_kernels(params["kernels"])
+
+    def _warm_up(self) -> None:
+        warm_up(self.params["kernels"])
 
     def _check_query_params(self, params: dict[str, Any]) -> None:
         check_int_range("n_probes", params["n_probes"], 1, min(2 ** self.params["K"], MAX_PROBES))
@@ -80,10 +84,14 @@ class ITQ(Method):
         return self.projection(x)
 
     def _build(self, db: np.ndarray) -> None:
-        self.table = HashTable(pack_bits(self.latent(db) > 0), db)
+        self.table = HashTable(pack_bits(self.latent(db) > 0), db, self.params["kernels"])
 
     def _search(self, q: np.ndarray, k: int) -> SearchResult:
-        return self.table.search(q, latent_probes(self.latent(q), self.query_params["n_probes"]), k)
+        z = self.latent(q)
+        self.clock.lap("hash")
+        probes = latent_probes(z, self.query_params["n_probes"], self.params["kernels"])
+        self.clock.lap("probes")
+        return self.table.search(q, probes, k, self.clock)
 
     def _stats(self) -> dict[str, Any]:
         K = self.params["K"]

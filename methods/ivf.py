@@ -80,7 +80,9 @@ class IVF(FaissMethod):
         nprobe = self.query_params["nprobe"]
         self.index.nprobe = nprobe
         centroid_scores, lists = self.index.quantizer.search(q, nprobe)
+        self.clock.lap("coarse")
         distances, labels = self.index.search_preassigned(q, k, lists, centroid_scores)
+        self.clock.lap("library")
         return self.result(distances, labels, self.list_sizes[lists].sum(axis=1))
 
     def _stats(self) -> dict[str, Any]:

@@ -13,7 +13,15 @@ from typing import Any
 import numpy as np
 
 from methods.base import Method, SearchResult, check_int_range
-from methods.common.hash_table import MAX_BITS, HashTable, hamming_ball_size, pack_bits, probe_codes
+from methods.common.hash_table import (
+    MAX_BITS,
+    HashTable,
+    check_kernels,
+    hamming_ball_size,
+    pack_bits,
+    probe_codes,
+    warm_up,
+)
 from methods.registry import register
 
 
@@ -22,12 +30,16 @@ class LSH(Method):
     """Random-hyperplane LSH with multi-probe by Hamming radius (radius 0 = own bucket)."""
 
     name = "lsh"
-    build_defaults = {"K": 16, "L": 1}
+    build_defaults = {"K": 16, "L": 1, "kernels": "numba"}
     query_defaults = {"radius": 0}
 
     def _check_build_params(self, params: dict[str, Any]) -> None:
         check_int_range("K", params["K"], 1, MAX_BITS)
         check_int_range("L", params["L"], 1)
+        check_kernels(params["kernels"])
+
+    def _warm_up(self) -> None:
+        warm_up(self.params["kernels"])
 
     def _check_query_params(self, params: dict[str, Any]) -> None:
         check_int_range("radius", params["radius"], 0, self.params["K"])
@@ -49,14 +61,17 @@ class LSH(Method):
 
     def _build(self, db: np.ndarray) -> None:
         self.draw_planes(db.shape[1])
-        self.table = HashTable(self.hash(db), db)
+        self.table = HashTable(self.hash(db), db, self.params["kernels"])
 
     def _search(self, q: np.ndarray, k: int) -> SearchResult:
         K = self.params["K"]
         n_probes = hamming_ball_size(K, self.query_params["radius"])
+        codes = self.hash(q)
+        self.clock.lap("hash")
         identity = np.broadcast_to(np.arange(K), (q.shape[0], K))
-        probes = [probe_codes(codes, identity, n_probes) for codes in self.hash(q)]
-        return self.table.search(q, probes, k)
+        probes = [probe_codes(table_codes, identity, n_probes) for table_codes in codes]
+        self.clock.lap("probes")
+        return self.table.search(q, probes, k, self.clock)
 
     def _stats(self) -> dict[str, Any]:
         K = self.params["K"]

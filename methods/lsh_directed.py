@@ -28,7 +28,7 @@ class DirectedLSH(LSH):
     """Centred random-hyperplane LSH with query-directed multi-probe; query knob ``n_probes``."""
 
     name = "lsh-directed"
-    build_defaults = {"K": 16, "L": 1, "center": True}
+    build_defaults = {"K": 16, "L": 1, "center": True, "kernels": "numba"}
     query_defaults = {"n_probes": 1}
 
     def _check_build_params(self, params: dict[str, Any]) -> None:
@@ -59,8 +59,11 @@ class DirectedLSH(LSH):
     def _search(self, q: np.ndarray, k: int) -> SearchResult:
         K, L = self.params["K"], self.params["L"]
         margins = self.margins(q)
-        probes = [latent_probes(margins[:, t * K:(t + 1) * K], self.query_params["n_probes"]) for t in range(L)]
-        return self.table.search(q, probes, k)
+        self.clock.lap("hash")
+        probes = [latent_probes(margins[:, t * K:(t + 1) * K], self.query_params["n_probes"], self.params["kernels"])
+                  for t in range(L)]
+        self.clock.lap("probes")
+        return self.table.search(q, probes, k, self.clock)
 
     def _stats(self) -> dict[str, Any]:
         stats = super()._stats()

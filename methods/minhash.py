@@ -174,6 +174,7 @@ class MinHashWaveprint(Method):
         n_bands = self.query_params["probe_bands"]
         per_query = [np.fromiter(self.lsh._query_b(self._minhash(s), n_bands), dtype=np.int64)
                      for s in self.signatures(elements)]
+        self.clock.lap("hash")
         counts = np.array([c.size for c in per_query], dtype=np.int64)
         ids = np.concatenate([np.sort(c) for c in per_query])
         qidx = np.repeat(np.arange(q.shape[0], dtype=np.int64), counts)
@@ -183,7 +184,10 @@ class MinHashWaveprint(Method):
             hi = lo + RERANK_BATCH
             inter = popcount_rows(self.db_sets[ids[lo:hi]] & q_sets[qidx[lo:hi]])
             scores[lo:hi] = inter / (union_base - inter)
-        return top_k(q.shape[0], qidx, ids, scores, k)
+        self.clock.lap("rerank")
+        result = top_k(q.shape[0], qidx, ids, scores, k)
+        self.clock.lap("topk")
+        return result
 
     def _stats(self) -> dict[str, Any]:
         p = self.params

@@ -20,7 +20,7 @@ class PCASign(FlowHash):
     """Sign bits of the PCA-whitened embedding, FlowHash's probing; query knobs ``n_probes`` or ``tau``."""
 
     name = "pca-sign"
-    build_defaults = {"K": 16, "tau_db": 0.0}
+    build_defaults = {"K": 16, "tau_db": 0.0, "kernels": "numba"}
     devices = ("cpu",)
 
     def _check_build_params(self, params: dict[str, Any]) -> None:

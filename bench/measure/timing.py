@@ -1,12 +1,23 @@
-"""The only place that times search: per-query latency with warm-up and repeats, and batch QPS."""
+"""The only place that times search: per-query latency with warm-up and repeats, its per-stage
+breakdown, batch QPS, and the harness's own overhead."""
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
 
 from methods.base import Method
+
+
+@dataclass
+class QueryTiming:
+    """What ``time_queries`` measured."""
+
+    seconds: np.ndarray             # [n timed queries]: seconds per query, median over the repeats
+    stage_seconds: dict[str, float]  # mean seconds per call of each stage the search marked
+    call_seconds: float              # mean seconds per timed call (every repeat), which the stages add up to
 
 
 def latency_sample(n_queries: int, size: int, seed: int) -> np.ndarray:
@@ -17,9 +28,10 @@ def latency_sample(n_queries: int, size: int, seed: int) -> np.ndarray:
 
 
 def time_queries(method: Method, queries: np.ndarray, rows: Sequence[np.ndarray], k: int,
-                 warmup: int, repeats: int) -> np.ndarray:
+                 warmup: int, repeats: int) -> QueryTiming:
     """Seconds per query (median over ``repeats`` passes): one ``search`` call per query with all
-    of its segments, preceded by ``warmup`` untimed calls.
+    of its segments, preceded by ``warmup`` untimed calls; and, from the same timed calls, the mean
+    time of each stage the method marks (``methods/stages.py``).
 
     ``queries`` is the method's own query matrix, one row per query segment: the embeddings, or
     the spectral images for a method whose ``input_kind`` is "spectrogram" (``RunInputs.matrices``);
@@ -28,12 +40,18 @@ def time_queries(method: Method, queries: np.ndarray, rows: Sequence[np.ndarray]
     for b in batches[:warmup]:
         method.search(b, k)
     times = np.empty((repeats, len(batches)))
-    for rep in range(repeats):
-        for i, b in enumerate(batches):
-            t0 = time.perf_counter()
-            method.search(b, k)
-            times[rep, i] = time.perf_counter() - t0
-    return np.median(times, axis=0)
+    clock = method.clock
+    clock.reset()
+    clock.enabled = True
+    try:
+        for rep in range(repeats):
+            for i, b in enumerate(batches):
+                t0 = time.perf_counter()
+                method.search(b, k)
+                times[rep, i] = time.perf_counter() - t0
+    finally:
+        clock.enabled = False
+    return QueryTiming(np.median(times, axis=0), clock.mean_seconds(), float(times.mean()))
 
 
 def time_batch(method: Method, queries: np.ndarray, k: int, repeats: int) -> float:

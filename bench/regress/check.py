@@ -120,7 +120,7 @@ def time_rounds(built: dict[str, BuiltMethod], entries: list[tuple[str, str]], i
             method = built[label].method
             method.set_query_params(**json.loads(qp))
             queries = inputs.matrices(method.input_kind)[1]
-            out[(label, qp)][r] = time_queries(method, queries, rows, cfg.k, cfg.timing.warmup, 1).mean()
+            out[(label, qp)][r] = time_queries(method, queries, rows, cfg.k, cfg.timing.warmup, 1).seconds.mean()
             bar.update()
     bar.close()
     return out
@@ -155,6 +155,37 @@ def speedup_metrics(points: pd.DataFrame, built: dict[str, BuiltMethod], inputs:
     return out
 
 
+def kernel_metrics(built: dict[str, BuiltMethod], inputs: RunInputs, scenario: Scenario,
+                   progress: bool) -> dict[str, Metric]:
+    """Compiled kernels' speedup over the NumPy reference for each ``compiled`` entry of the scenario:
+    the same configuration and query point built both ways, timed in interleaved rounds (as
+    ``speedup_metrics``); the metric is the median of the per-round ratios numpy / numba."""
+    if not scenario.compiled:
+        return {}
+    pairs = []
+    for entry in scenario.compiled:
+        labels = []
+        for kernels in ("numba", "numpy"):
+            params = {**entry["build"], "kernels": kernels}
+            label = method_label(entry["method"], params)
+            if label not in built:
+                built[label] = build_method(entry["method"], params, inputs)
+            labels.append(label)
+        pairs.append((entry, labels))
+    qp = {id(e): json.dumps(e["query"], sort_keys=True) for e, _ in pairs}
+    entries = list(dict.fromkeys((label, qp[id(e)]) for e, labels in pairs for label in labels))
+    seconds = time_rounds(built, entries, inputs, scenario.rounds, progress)
+    out = {}
+    for entry, (fast, slow) in pairs:
+        ratios = seconds[(slow, qp[id(entry)])] / seconds[(fast, qp[id(entry)])]
+        name = f"kernel_speedup {method_label(entry['method'], entry['build'])} at {qp[id(entry)]}"
+        out[name] = Metric(LATENCY_SPEEDUP, float(np.median(ratios)), None,
+                           {"rounds": [round(float(x), 4) for x in ratios],
+                            "numba_ms": 1e3 * float(np.median(seconds[(fast, qp[id(entry)])])),
+                            "numpy_ms": 1e3 * float(np.median(seconds[(slow, qp[id(entry)])]))})
+    return out
+
+
 def measure(scenario: Scenario, progress: bool = True) -> Measurement:
     """Run the scenario once and compute every checked metric."""
     t0 = time.perf_counter()
@@ -181,6 +212,7 @@ def measure(scenario: Scenario, progress: bool = True) -> Measurement:
     metrics = hit_rate_metrics(results_df, points_df, scenario.methods)
     with threadpool_limits(limits=config.timing.threads):
         metrics.update(speedup_metrics(points_df, built, inputs, scenario, progress))
+        metrics.update(kernel_metrics(built, inputs, scenario, progress))
     metrics.update(balance_metrics(points_df, scenario.focus))
     info = {"scenario": scenario.identity(), "scenario_hash": scenario.hash(), "scenario_file": scenario.source,
             "encoder": {"name": inputs.encoder.name, "sha256": inputs.encoder.sha256},

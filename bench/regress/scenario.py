@@ -40,6 +40,7 @@ class Scenario:
     rounds: int
     tolerances: Tolerances
     source: str
+    compiled: tuple[dict, ...] = ()  # {method, build, query}: compiled kernels timed against the NumPy reference
 
     @property
     def methods(self) -> list[str]:
@@ -48,8 +49,11 @@ class Scenario:
 
     def identity(self) -> dict:
         """What the measured numbers depend on (tolerances excluded): the baseline must match it."""
-        return json.loads(json.dumps({"config": self.config.to_dict(), "focus": self.focus,
-                                      "versus": list(self.versus), "rounds": self.rounds}))
+        identity = {"config": self.config.to_dict(), "focus": self.focus, "versus": list(self.versus),
+                    "rounds": self.rounds}
+        if self.compiled:
+            identity["compiled"] = list(self.compiled)
+        return json.loads(json.dumps(identity))
 
     def hash(self) -> str:
         """A short hash of ``identity()``."""
@@ -65,7 +69,7 @@ def load_scenario(path: Path | str = DEFAULT_SCENARIO) -> Scenario:
         raise FileNotFoundError(f"scenario file {path} does not exist") from None
     except yaml.YAMLError as exc:
         raise ValueError(f"{path}: not valid YAML ({exc})") from None
-    allowed = {"config", "focus", "versus", "rounds", "tolerances"}
+    allowed = {"config", "focus", "versus", "rounds", "tolerances", "compiled"}
     if not isinstance(raw, dict) or not set(raw) <= allowed or "config" not in raw:
         raise ValueError(f"{path}: expected a mapping with 'config' and optionally {sorted(allowed - {'config'})}")
     config = config_from_dict(raw["config"], f"{path}: config")
@@ -86,4 +90,18 @@ def load_scenario(path: Path | str = DEFAULT_SCENARIO) -> Scenario:
         tolerances = Tolerances(**{k: float(v) for k, v in tol.items()})
     except (TypeError, ValueError) as exc:
         raise ValueError(f"{path}: {exc}") from None
-    return Scenario(config, focus, versus, rounds, tolerances, str(path))
+    compiled = tuple(_compiled_entry(entry, f"{path}: compiled[{i}]")
+                     for i, entry in enumerate(raw.get("compiled") or []))
+    return Scenario(config, focus, versus, rounds, tolerances, str(path), compiled)
+
+
+def _compiled_entry(entry: object, where: str) -> dict:
+    """One ``compiled`` entry checked: a hash-table method, its build and one query point."""
+    if not isinstance(entry, dict) or set(entry) != {"method", "build", "query"}:
+        raise ValueError(f"{where}: expected a mapping with exactly method, build and query")
+    cls = method_class(str(entry["method"]))
+    if "kernels" not in cls.build_defaults:
+        raise ValueError(f"{where}: method {entry['method']!r} has no 'kernels' build parameter to compare")
+    if not isinstance(entry["build"], dict) or "kernels" in entry["build"] or not isinstance(entry["query"], dict):
+        raise ValueError(f"{where}: build and query must be mappings, build without 'kernels' (both are timed)")
+    return {"method": str(entry["method"]), "build": dict(entry["build"]), "query": dict(entry["query"])}

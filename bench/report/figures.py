@@ -27,8 +27,10 @@ from bench.measure.speedup import pareto_front
 from .tables import (
     FOCUS,
     REFERENCE,
+    STAGES,
     condition_rates,
     method_sort_key,
+    params_text,
     reverb_labels,
     reverb_title,
     snr_labels,
@@ -392,3 +394,31 @@ def ablation_bars(table: pd.DataFrame, out_dir: Path) -> list[Path]:
     fig.suptitle(f"Ablation at matched top-1 exact hit rate {100 * table['matched_exact'].iloc[0]:.1f}% "
                  f"(each row at its cheapest sweep point reaching it)")
     return save(fig, out_dir, "ablation")
+
+
+@_styled
+def stage_bars(table: pd.DataFrame, out_dir: Path) -> list[Path]:
+    """Stacked horizontal bars: mean ms per query of each search stage, one bar per method at its
+    operating point (``tables.stage_table``), the whole call's mean marked."""
+    if table.empty:
+        return []
+    fig = Figure(figsize=(11, 0.45 * len(table) + 1.9), layout="constrained")
+    ax = fig.subplots()
+    y = np.arange(len(table))[::-1]
+    left = np.zeros(len(table))
+    shown = [s for s in STAGES if table[f"stage_{s}_ms"].gt(0).any()]
+    cmap = mpl.colormaps["tab10"]
+    for i, stage in enumerate(shown):
+        values = table[f"stage_{stage}_ms"].to_numpy(dtype=float)
+        ax.barh(y, values, left=left, color=cmap(i % 10), edgecolor="white", lw=0.4, height=0.7, label=stage)
+        left += values
+    calls = table["stage_call_ms"].to_numpy(dtype=float)
+    ax.scatter(calls, y, marker="|", s=220, color="black", label="whole call", zorder=3)
+    for yi, v in zip(y, calls):
+        ax.annotate(f"{v:.3g} ms", (v, yi), xytext=(6, 0), textcoords="offset points", va="center", fontsize=8)
+    ax.set_yticks(y, [f"{m}  {params_text(q)}" for m, q in zip(table["method"], table["query_params"])])
+    ax.set_xlim(0, max(float(np.nanmax(calls)), 1e-3) * 1.3)
+    ax.set_xlabel("mean time per query (ms)")
+    fig.legend(loc="outside right upper", title="stage")
+    fig.suptitle("Latency breakdown by stage at each method's operating point")
+    return save(fig, out_dir, "stages")

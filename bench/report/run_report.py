@@ -19,6 +19,7 @@ from .data import RunData, load_run
 from .render import Bullets, Document, FigureBlock, Heading, Para, Pre, Table, write_document
 from .tables import (
     FOCUS,
+    STAGES,
     ablation_table,
     balance_table,
     budget_operating_points,
@@ -30,6 +31,7 @@ from .tables import (
     reverb_title,
     snr_labels,
     speedup_table,
+    stage_table,
 )
 
 FIGURES = "figures"
@@ -167,12 +169,45 @@ def balance_block(table: pd.DataFrame) -> Table:
 
 
 def build_block(table: pd.DataFrame) -> Table:
-    """Fit/build time and index size per configuration."""
-    rows = [[m, lb, num(f, ".3g"), num(b, ".3g"), num(mb, ".3g"), num(bpi, ".1f")]
-            for m, lb, f, b, mb, bpi in zip(table["method"], table["label"], table["fit_s"], table["build_s"],
-                                            table["index_mb"], table["bytes_per_item"])]
-    return Table(["method", "configuration", "fit s", "build s", "index MB", "bytes per DB item"], rows,
-                 "Build cost: training (fit) and index build seconds, serialised index size.", text_columns=2)
+    """Fit/JIT/build time and index size per configuration."""
+    rows = [[m, lb, num(f, ".3g"), num(j, ".3g"), num(b, ".3g"), num(mb, ".3g"), num(bpi, ".1f")]
+            for m, lb, f, j, b, mb, bpi in zip(table["method"], table["label"], table["fit_s"], table["jit_s"],
+                                               table["build_s"], table["index_mb"], table["bytes_per_item"])]
+    return Table(["method", "configuration", "fit s", "JIT s", "build s", "index MB", "bytes per DB item"], rows,
+                 "Build cost: training (fit), compiling the search kernels (JIT: numba, once per process and "
+                 "then loaded from its disk cache; '-' in runs before it was recorded) and index build seconds, "
+                 "serialised index size.", text_columns=2)
+
+
+def stage_block(table: pd.DataFrame) -> Table:
+    """Per-stage mean ms per query at each method's operating point."""
+    shown = [s for s in STAGES if table[f"stage_{s}_ms"].gt(0).any()]
+    rows = [[m, params_text(q), *[num(r[f"stage_{s}_ms"], ".3g") for s in shown], num(r["stage_call_ms"], ".3g"),
+             num(100 * r["stage_coverage"], ".0f"), num(r["latency_mean_ms"], ".3g")]
+            for (_, r), m, q in zip(table.iterrows(), table["method"], table["query_params"])]
+    return Table(["method", "query", *[f"{s} ms" for s in shown], "whole call ms", "stages % of call",
+                  "latency ms (median of repeats)"], rows,
+                 "Where a query's time goes, at each method's operating point: mean ms per query of each stage the "
+                 "search marks (methods/stages.py), over the same timed calls as the latency. checks: the harness's "
+                 "input checks in Method.search; hash: projection / flow / sign bits; probes: probe codes; gather: "
+                 "bucket lookup and de-duplication; library: the faiss call; rerank: inner products with the "
+                 "candidates; topk: selection; rest: whatever follows the method's last mark. The stages sum to "
+                 "the whole call less the timer's own cost and the call into search.", text_columns=2)
+
+
+def overhead_text(info: dict, table: pd.DataFrame) -> str:
+    """A sentence on the harness's overhead per timed query (run.json), against the fastest method."""
+    cost = info.get("harness_overhead")
+    if not cost:
+        return "This run did not record the harness's overhead (runs before it was measured)."
+    text = (f"Harness overhead, measured with a search that does no work on the same timed queries: "
+            f"{1e3 * cost['call_ms']:.1f} µs per query, of which {1e3 * cost['checks_ms']:.1f} µs are "
+            f"Method.search's input checks.")
+    if "fastest_latency_mean_ms" in cost:
+        text += (f" That is {100 * cost['fraction_of_fastest']:.1f}% of the fastest point's mean latency "
+                 f"({cost['fastest_label']} at {params_text(cost['fastest_query_params'])}, "
+                 f"{cost['fastest_latency_mean_ms']:.3g} ms).")
+    return text
 
 
 def environment_text(info: dict) -> str:
@@ -310,6 +345,16 @@ def build_document(run: RunData, out_dir: Path, latency_budget_ms: float | None 
                      f"runs of this version; older runs stored only the balance summary below)."))
     bal = balance_table(run.points)
     doc.add(balance_block(bal) if len(bal) else Para("No method with buckets in this run."))
+
+    doc.add(Heading(1, "Latency breakdown by stage"))
+    st = stage_table(ops)
+    if st.empty:
+        doc.add(Para("No per-stage times in this run (runs before they were recorded)."))
+    else:
+        doc.add(*fig(figures.stage_bars(st, fig_dir),
+                     "Mean time per query of each search stage at each method's operating point (stacked)."),
+                stage_block(st))
+    doc.add(Para(overhead_text(run.info, st)))
 
     doc.add(Heading(1, "Build cost"))
     bt = build_table(run.points)

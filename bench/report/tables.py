@@ -150,9 +150,29 @@ def balance_table(points: pd.DataFrame) -> pd.DataFrame:
         ["method", "label"], kind="mergesort").reset_index(drop=True)
 
 
+# where each stage of a search is marked (methods/stages.py), in the order a search runs them
+STAGES = ("checks", "hash", "coarse", "probes", "gather", "library", "rerank", "topk", "rest")
+
+
+def stage_table(ops: pd.DataFrame) -> pd.DataFrame:
+    """Per-stage mean ms per query of each operating point: one row per method that recorded stages,
+    a ``stage_<name>_ms`` column per stage (0 where the method has no such stage), the whole-call
+    mean ``stage_call_ms`` and ``stage_coverage`` (stages / whole call)."""
+    columns = [f"stage_{s}_ms" for s in STAGES]
+    present = [c for c in columns if c in ops.columns]
+    if not present or "stage_call_ms" not in ops.columns:
+        return pd.DataFrame()
+    rows = ops.dropna(subset=["stage_call_ms"])
+    out = rows[["method", "label", "query_params", "latency_mean_ms", "stage_call_ms", "stage_coverage", *present]]
+    return out.assign(**{c: 0.0 for c in columns if c not in present}).fillna(
+        {c: 0.0 for c in columns}).reset_index(drop=True)[["method", "label", "query_params", "latency_mean_ms",
+                                                            "stage_call_ms", "stage_coverage", *columns]]
+
+
 def build_table(points: pd.DataFrame) -> pd.DataFrame:
-    """Fit and build seconds and index size per method configuration."""
-    per_label = points.drop_duplicates("label")[["method", "label", "fit_s", "build_s", "index_bytes", "n_db"]]
+    """Fit, kernel-compile and build seconds and index size per method configuration."""
+    points = points if "jit_s" in points.columns else points.assign(jit_s=float("nan"))
+    per_label = points.drop_duplicates("label")[["method", "label", "fit_s", "jit_s", "build_s", "index_bytes", "n_db"]]
     out = per_label.assign(index_mb=per_label["index_bytes"] / 1e6,
                            bytes_per_item=per_label["index_bytes"] / per_label["n_db"])
     return _sort_conditions(out, ["method", "label"])

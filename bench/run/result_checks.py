@@ -86,3 +86,18 @@ def check_search_result(result: Any, method: str, query_params: dict, nq: int, k
     bad = np.flatnonzero(candidates > n_db)
     if bad.size:
         fail(f"candidates (DB items scored) must be at most the DB size {n_db}", int(bad[0]))
+
+
+def check_stage_times(stage_seconds: dict[str, float], call_seconds: float, method: str, query_params: dict) -> float:
+    """The share of the whole timed call that the method's stage marks account for (``stage_coverage``).
+
+    The stages are timed inside the calls, so they cannot add up to more than the calls took: a sum
+    above it (by more than a microsecond or 1%) means a method marked a stage outside its search,
+    and raises MethodResultError."""
+    total = sum(stage_seconds.values())
+    if total > call_seconds * 1.01 + 1e-6:
+        raise MethodResultError(
+            f"method {method} at {json.dumps(query_params, sort_keys=True)}: its stages add up to "
+            f"{total * 1e6:.1f} us a call, more than the {call_seconds * 1e6:.1f} us the whole call took "
+            f"(a stage marked outside search?): {stage_seconds}")
+    return total / call_seconds if call_seconds > 0 else float("nan")

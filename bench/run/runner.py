@@ -1,5 +1,6 @@
 """Run the benchmark: fit and build every method configuration, sweep its query parameters,
-and record accuracy, work, latency, throughput, build cost and bucket balance."""
+and record accuracy, work, latency (with its per-stage breakdown), throughput, build cost and
+bucket balance; and the harness's own overhead per timed query."""
 from __future__ import annotations
 
 import json
@@ -14,6 +15,7 @@ from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
 from bench.measure.metrics import by_condition, overall, query_outcomes
+from bench.measure.overhead import harness_overhead
 from bench.measure.timing import latency_sample, time_batch, time_queries
 from datasets.cache import stable_hash
 from methods.base import Method
@@ -23,7 +25,7 @@ from methods.registry import get_method, method_class, method_code_hash, method_
 from .config import RunConfig
 from .environment import environment
 from .inputs import RunInputs, encoder_ms_per_segment, prepare_inputs
-from .result_checks import check_search_result
+from .result_checks import check_search_result, check_stage_times
 from .store import PARTS, RunStore, RunStoreError, now
 
 REFERENCE = "exhaustive"
@@ -92,6 +94,7 @@ class BuiltMethod:
     fit_s: float
     build_s: float
     stats: dict
+    jit_s: float = 0.0  # compiling the search kernels (Method.warm_up), apart from fit and build
 
 
 def build_method(name: str, build_params: dict, inputs: RunInputs) -> BuiltMethod:
@@ -108,11 +111,15 @@ def build_method(name: str, build_params: dict, inputs: RunInputs) -> BuiltMetho
         t0 = time.perf_counter()
         method.fit(train)
         fit_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    method.warm_up()
+    jit_s = time.perf_counter() - t0
     db, _ = inputs.matrices(method.input_kind)
     t0 = time.perf_counter()
     method.build(db)
     build_s = time.perf_counter() - t0
-    return BuiltMethod(method, name, method_label(name, build_params), build_params, fit_s, build_s, method.stats())
+    return BuiltMethod(method, name, method_label(name, build_params), build_params, fit_s, build_s, method.stats(),
+                       jit_s)
 
 
 def timed_query_rows(inputs: RunInputs) -> tuple[np.ndarray, list[np.ndarray]]:
@@ -138,7 +145,8 @@ def sweep_method(built: BuiltMethod, inputs: RunInputs, query_grid: list[dict], 
     timed_queries, timed_rows = timed_query_rows(inputs)
     static = {"method": built.name, "label": built.label,
               "build_params": json.dumps(built.build_params, sort_keys=True),
-              "fit_s": built.fit_s, "build_s": built.build_s, "index_bytes": int(built.stats.get("index_bytes", 0)),
+              "fit_s": built.fit_s, "build_s": built.build_s, "jit_s": built.jit_s,
+              "index_bytes": int(built.stats.get("index_bytes", 0)),
               "threads": cfg.timing.threads, "k": cfg.k, "n_db": len(inputs.db), **_balance(built.stats)}
     results, points, outcomes = [], [], []
     for i, qp in enumerate(tqdm(query_grid, desc=built.label, disable=not progress)):
@@ -146,15 +154,19 @@ def sweep_method(built: BuiltMethod, inputs: RunInputs, query_grid: list[dict], 
         res = method.search(queries, cfg.k)
         check_search_result(res, built.label, qp, len(queries), cfg.k, len(inputs.db))
         out = query_outcomes(res, inputs.query_index, inputs.manifest, codes, tracks, db_segment)
+        stages: dict[str, float] = {}
         if timed:
-            lat = pd.Series(time_queries(method, queries, timed_rows, cfg.k, cfg.timing.warmup,
-                                         cfg.timing.repeats), index=timed_queries)
+            timing = time_queries(method, queries, timed_rows, cfg.k, cfg.timing.warmup, cfg.timing.repeats)
+            lat = pd.Series(timing.seconds, index=timed_queries)
+            coverage = check_stage_times(timing.stage_seconds, timing.call_seconds, built.label, qp)
+            stages = {**{f"stage_{s}_ms": v * 1e3 for s, v in timing.stage_seconds.items()},
+                      "stage_call_ms": timing.call_seconds * 1e3, "stage_coverage": coverage}
             qps = len(inputs.manifest) / time_batch(method, queries, cfg.k, cfg.timing.batch_repeats)
         else:
             lat, qps = pd.Series([], dtype=float), float("nan")
         point = {**static, "query_params": json.dumps(qp, sort_keys=True), "param_index": i, "qps": qps}
         results.append(by_condition(out, lat, len(inputs.db)).assign(**point))
-        points.append({**point, **overall(out, lat, len(inputs.db))})
+        points.append({**point, **overall(out, lat, len(inputs.db)), **stages})
         outcomes.append(out.assign(label=built.label, query_params=point["query_params"]))
     return pd.concat(results, ignore_index=True), pd.DataFrame(points), pd.concat(outcomes, ignore_index=True)
 
@@ -175,7 +187,7 @@ def evaluate_method(name: str, build_params: dict, inputs: RunInputs, query_grid
         built = build_method(name, build_params, inputs)
         results, points, outcomes = sweep_method(built, inputs, query_grid, progress)
     stats = built.stats
-    meta = {"fit_s": built.fit_s, "build_s": built.build_s, "input": input_facts,
+    meta = {"fit_s": built.fit_s, "build_s": built.build_s, "jit_s": built.jit_s, "input": input_facts,
             "stats": {k: v for k, v in stats.items() if k != "bucket_counts"}, "occupancy": _occupancy(stats)}
     return (results, points, outcomes,
             json.loads(json.dumps(meta, default=lambda o: o.tolist() if hasattr(o, "tolist") else str(o))))
@@ -210,6 +222,22 @@ def run_benchmark(config: RunConfig, requested: list[str], out: Path | str = "re
         if created and root.is_dir() and not any((root / PARTS).glob("*.json")):
             shutil.rmtree(root, ignore_errors=True)  # nothing finished: leave no empty folder behind
         raise
+
+
+def _overhead(inputs: RunInputs, points: pd.DataFrame) -> dict[str, float]:
+    """The harness's cost per timed query (``bench.measure.overhead``) against the fastest method's mean latency."""
+    cfg = inputs.config
+    _, rows = timed_query_rows(inputs)
+    with threadpool_limits(limits=cfg.timing.threads):
+        cost = harness_overhead(inputs.matrices("embedding")[1], rows, cfg.k, cfg.timing.warmup, cfg.timing.repeats)
+    fastest = points.dropna(subset=["latency_mean_ms"]).sort_values("latency_mean_ms").head(1)
+    out = {"call_ms": cost["call_s"] * 1e3, "checks_ms": cost["checks_s"] * 1e3}
+    if len(fastest):
+        ms = float(fastest["latency_mean_ms"].iloc[0])
+        out.update({"fastest_label": str(fastest["label"].iloc[0]),
+                    "fastest_query_params": str(fastest["query_params"].iloc[0]),
+                    "fastest_latency_mean_ms": ms, "fraction_of_fastest": out["call_ms"] / ms})
+    return out
 
 
 def _reuse(store: RunStore, name: str, label: str, query_grid: list[dict], code: str, redo: tuple[str, ...]) -> bool:
@@ -277,6 +305,7 @@ def _run_methods(config: RunConfig, names: list[str], grids: dict, inputs: RunIn
             store.save_part(label, results, points, outcomes, {**meta, "code": code, "query_grid": grids[name]["query"]})
     inputs.stage_seconds["methods"] = time.perf_counter() - t_methods  # this process's share when resumed
     results, points = store.combine(labels)
-    info.update({"finished": now(), "stage_seconds": inputs.stage_seconds, "labels": labels})
+    info.update({"finished": now(), "stage_seconds": inputs.stage_seconds, "labels": labels,
+                 "harness_overhead": _overhead(inputs, points)})
     store.write_run_json(info)
     return RunOutcome(root, results, points, info)

@@ -14,6 +14,11 @@ Probe sequences are sets of bits to flip. ``probe_codes`` enumerates them over *
 (rank 0 = the first bit in a query's ``flip_order``): by Hamming radius (LSH: all codes
 within radius r, in non-decreasing distance) or by the sum of per-bit flip costs
 (FlowHash: the standard multi-probe order, cost = |z| of the flipped latent dimensions).
+
+Everything here is NumPy, the reference. ``kernels="numba"`` (the default of the methods that use
+the table) runs the compiled versions of ``hash_kernels.py`` instead, which give the same probes,
+candidates and ids. Searches mark their stages on an optional ``StageClock``: ``gather``,
+``rerank``, ``topk``.
 """
 from __future__ import annotations
 
@@ -25,8 +30,26 @@ from typing import Sequence
 import numpy as np
 
 from methods.base import SearchResult
+from methods.common import hash_kernels
+from methods.stages import StageClock
 
 MAX_BITS = 30  # codes must fit comfortably in int64 arithmetic and 2^K bucket counts
+KERNELS = ("numba", "numpy")  # compiled hot paths, or the NumPy reference
+DENSE_MAX_BITS = 20  # compiled gather: codes below 2^20 are looked up in a dense table (4 MB a table at most)
+_OFF = StageClock()  # a clock that is never on, for calls given none
+
+
+def check_kernels(value: object) -> str:
+    """``value`` if it names a kernel set (``KERNELS``), else a ValueError listing them."""
+    if value not in KERNELS:
+        raise ValueError(f"kernels={value!r} is not allowed; choose one of: {', '.join(KERNELS)}")
+    return value  # type: ignore[return-value]
+
+
+def warm_up(kernels: str) -> None:
+    """Compile the hash-table kernels of ``kernels`` ("numba"; nothing to do for "numpy")."""
+    if check_kernels(kernels) == "numba":
+        hash_kernels.warm_up()
 
 
 def pack_bits(bits: np.ndarray) -> np.ndarray:
@@ -132,16 +155,19 @@ def probe_codes(query_codes: np.ndarray, flip_order: np.ndarray, n_probes: int,
     return query_codes[:, None] ^ masks
 
 
-def latent_probes(z: np.ndarray, n_probes: int) -> np.ndarray:
+def latent_probes(z: np.ndarray, n_probes: int, kernels: str = "numpy") -> np.ndarray:
     """Probe codes [n, n_probes] for real-valued latents ``z`` [n, K] whose hash bits are z > 0:
     the own bucket first, then flips of the least-certain bits (smallest |z|) by summed |z|."""
+    if kernels == "numba":
+        return hash_kernels.latent_probes(z, n_probes)
     uncertainty = np.abs(z)
     flip_order = np.argsort(uncertainty, axis=1, kind="stable")
     flip_costs = np.take_along_axis(uncertainty, flip_order, axis=1)
     return probe_codes(pack_bits(z > 0), flip_order, n_probes, flip_costs)
 
 
-def threshold_expansion(z: np.ndarray, tau: float, max_bits: int = 12) -> tuple[np.ndarray, np.ndarray]:
+def threshold_expansion(z: np.ndarray, tau: float, max_bits: int = 12,
+                        kernels: str = "numpy") -> tuple[np.ndarray, np.ndarray]:
     """The paper's threshold probing (and DB multi-insertion): every bit of a row with |z| <= ``tau``
     is uncertain, and the row maps to all 2^m codes that set its m uncertain bits either way.
 
@@ -154,6 +180,8 @@ def threshold_expansion(z: np.ndarray, tau: float, max_bits: int = 12) -> tuple[
         raise ValueError(f"z must be [n, K] with 1 <= K <= {MAX_BITS}, got shape {z.shape}")
     if not tau >= 0:
         raise ValueError(f"tau={tau!r} is out of range; allowed: tau >= 0")
+    if kernels == "numba":
+        return hash_kernels.threshold_expansion(z, tau, max_bits, *_template_table(max_bits))
     codes = pack_bits(z > 0)
     magnitude = np.abs(z)
     uncertain = magnitude <= tau
@@ -169,6 +197,14 @@ def threshold_expansion(z: np.ndarray, tau: float, max_bits: int = 12) -> tuple[
     rows_all, codes_all = np.concatenate(rows_out), np.concatenate(codes_out)
     grouped = np.argsort(rows_all, kind="stable")
     return rows_all[grouped], codes_all[grouped]
+
+
+@lru_cache(maxsize=4)
+def _template_table(max_bits: int) -> tuple[np.ndarray, np.ndarray]:
+    """``_identity_masks(m, 2^m)`` for m = 0..max_bits, concatenated, and where each m starts."""
+    parts = [np.asarray(_identity_masks(m, 2 ** m)) if m else np.zeros(1, np.int64) for m in range(max_bits + 1)]
+    ptr = np.concatenate([[0], np.cumsum([p.size for p in parts])]).astype(np.int64)
+    return np.concatenate(parts), ptr
 
 
 def _query_score_key(qidx: np.ndarray, scores: np.ndarray) -> np.ndarray:
@@ -187,8 +223,9 @@ class HashTable:
     distinct items scored.
     """
 
-    def __init__(self, codes: np.ndarray, db: np.ndarray) -> None:
-        """Build from ``codes`` ([N] for one table or [L, N]) and the DB embeddings ``db`` [N, d]."""
+    def __init__(self, codes: np.ndarray, db: np.ndarray, kernels: str = "numpy") -> None:
+        """Build from ``codes`` ([N] for one table or [L, N]) and the DB embeddings ``db`` [N, d];
+        ``kernels``: "numpy" (the reference) or "numba" (compiled) for the searches."""
         codes = np.asarray(codes, dtype=np.int64)
         if codes.ndim == 1:
             codes = codes[None, :]
@@ -197,19 +234,23 @@ class HashTable:
         if db.ndim != 2 or db.shape[0] != codes.shape[1]:
             raise ValueError(f"db must be [N={codes.shape[1]}, d], got shape {db.shape}")
         ids = np.arange(codes.shape[1], dtype=np.int64)
-        self._build([(table_codes, ids) for table_codes in codes], db)
+        self._build([(table_codes, ids) for table_codes in codes], db, kernels)
 
     @classmethod
-    def from_entries(cls, entries: Sequence[tuple[np.ndarray, np.ndarray]], db: np.ndarray) -> "HashTable":
+    def from_entries(cls, entries: Sequence[tuple[np.ndarray, np.ndarray]], db: np.ndarray,
+                     kernels: str = "numpy") -> "HashTable":
         """Build from per-table ``(codes, ids)`` entries (parallel int64 arrays; an id may appear
         under several codes) and the DB embeddings ``db`` [N, d]."""
         table = cls.__new__(cls)
-        table._build([(np.asarray(c, dtype=np.int64), np.asarray(i, dtype=np.int64)) for c, i in entries], db)
+        table._build([(np.asarray(c, dtype=np.int64), np.asarray(i, dtype=np.int64)) for c, i in entries], db,
+                     kernels)
         return table
 
-    def _build(self, entries: Sequence[tuple[np.ndarray, np.ndarray]], db: np.ndarray) -> None:
+    def _build(self, entries: Sequence[tuple[np.ndarray, np.ndarray]], db: np.ndarray, kernels: str) -> None:
+        check_kernels(kernels)
         if not entries:
             raise ValueError("a hash table needs at least one table")
+        self.kernels = kernels
         self.db = np.ascontiguousarray(db, dtype=np.float32)
         self.order: list[np.ndarray] = []    # DB ids sorted by code, per table
         self.ucodes: list[np.ndarray] = []   # distinct codes, ascending, per table
@@ -226,6 +267,20 @@ class HashTable:
             self.ucodes.append(ucodes)
             self.offsets.append(np.append(starts, sort.size).astype(np.int64))
             self.repeats |= ids.size != np.unique(ids).size
+        # the compiled gather reads all tables from one concatenation
+        self._flat_ucodes = np.concatenate(self.ucodes)
+        self._flat_table_ptr = np.concatenate([[0], np.cumsum([u.size for u in self.ucodes])]).astype(np.int64)
+        bases = np.concatenate([[0], np.cumsum([o.size for o in self.order])[:-1]])
+        self._flat_offsets = np.concatenate([o + b for o, b in zip(self.offsets, bases)]).astype(np.int64)
+        self._flat_order = np.concatenate(self.order)
+        # the compiled gather's direct lookup, code -> bucket, when every code is small enough
+        top = max(int(u[-1]) if u.size else 0 for u in self.ucodes)
+        self._dense_bits = max(1, top.bit_length()) if kernels == "numba" and top < 2 ** DENSE_MAX_BITS else 0
+        size = 1 << self._dense_bits if self._dense_bits else 0
+        self._dense = np.full(size * self.n_tables, -1, dtype=np.int32)
+        for t, u in enumerate(self.ucodes):
+            if size:
+                self._dense[t * size + u] = np.arange(u.size, dtype=np.int32)
 
     @property
     def n_tables(self) -> int:
@@ -244,6 +299,8 @@ class HashTable:
     def nbytes(self, include_db: bool = True) -> int:
         """Bytes of the CSR arrays of all tables, plus the re-rank embeddings if ``include_db``."""
         total = sum(a.nbytes for arrays in (self.order, self.ucodes, self.offsets) for a in arrays)
+        if self.kernels == "numba":
+            total += sum(a.nbytes for a in (self._flat_ucodes, self._flat_offsets, self._flat_order, self._dense))
         return total + (self.db.nbytes if include_db else 0)
 
     def gather(self, probes: Sequence[np.ndarray] | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -286,15 +343,67 @@ class HashTable:
         """Inner products <q[qidx[i]], db[ids[i]]> as float32; ``qidx`` must be grouped ascending."""
         return inner_products(self.db, q, qidx, ids)
 
-    def search(self, q: np.ndarray, probes: Sequence[np.ndarray] | np.ndarray, k: int) -> SearchResult:
+    def search(self, q: np.ndarray, probes: Sequence[np.ndarray] | np.ndarray, k: int,
+               clock: StageClock = _OFF) -> SearchResult:
         """Gather the probed buckets, re-rank by inner product, keep the top ``k`` per query."""
+        if isinstance(probes, np.ndarray) and probes.ndim == 2:
+            probes = [probes]
+        nq = q.shape[0]
+        if self.kernels == "numba":
+            pairs = [(_probe_rows(nq, p.shape[1]), p.ravel()) for p in probes]
+            return self._search_compiled(q, pairs, k, False, clock)
         qidx, ids = self.gather(probes)
-        return top_k(q.shape[0], qidx, ids, self.rerank(q, qidx, ids), k)
+        clock.lap("gather")
+        return self._rank(q, qidx, ids, k, clock)
 
-    def search_pairs(self, q: np.ndarray, probes: Sequence[tuple[np.ndarray, np.ndarray]], k: int) -> SearchResult:
+    def search_pairs(self, q: np.ndarray, probes: Sequence[tuple[np.ndarray, np.ndarray]], k: int,
+                     clock: StageClock = _OFF) -> SearchResult:
         """``search`` from per-table ``(query, code)`` probe pairs (``gather_pairs``)."""
+        if self.kernels == "numba":
+            return self._search_compiled(q, probes, k, False, clock)
         qidx, ids = self.gather_pairs(probes)
-        return top_k(q.shape[0], qidx, ids, self.rerank(q, qidx, ids), k)
+        clock.lap("gather")
+        return self._rank(q, qidx, ids, k, clock)
+
+    def _rank(self, q: np.ndarray, qidx: np.ndarray, ids: np.ndarray, k: int, clock: StageClock) -> SearchResult:
+        scores = self.rerank(q, qidx, ids)
+        clock.lap("rerank")
+        result = top_k(q.shape[0], qidx, ids, scores, k)
+        clock.lap("topk")
+        return result
+
+    def _search_compiled(self, q: np.ndarray, pairs: Sequence[tuple[np.ndarray, np.ndarray]], k: int,
+                         repeated_codes: bool, clock: StageClock) -> SearchResult:
+        if len(pairs) != self.n_tables:
+            raise ValueError(f"got probes for {len(pairs)} tables; the index has L={self.n_tables}")
+        if len(pairs) == 1:
+            probe_q, probe_codes = pairs[0]
+        else:
+            probe_q = np.concatenate([p[0] for p in pairs])
+            probe_codes = np.concatenate([p[1] for p in pairs])
+        probe_ptr = np.zeros(len(pairs) + 1, dtype=np.int64)
+        probe_ptr[1:] = np.cumsum([p[0].size for p in pairs])
+        dedup = self.n_tables > 1 or self.repeats or repeated_codes
+        qptr, ids = hash_kernels.gather(q.shape[0], self.n, self._flat_table_ptr, self._flat_ucodes,
+                                        self._flat_offsets, self._flat_order, probe_ptr,
+                                        np.asarray(probe_q, dtype=np.int64), np.asarray(probe_codes, dtype=np.int64),
+                                        dedup, self._dense, self._dense_bits)
+        clock.lap("gather")
+        scores = hash_kernels.rerank(self.db, q, qptr, ids)
+        clock.lap("rerank")
+        # where the reference orders a query's candidates by id (np.unique), ties go to the smaller id
+        out_ids, out_scores, counts = hash_kernels.top_k(qptr, ids, scores, k, dedup)
+        clock.lap("topk")
+        return SearchResult(ids=out_ids, scores=out_scores, candidates=counts)
+
+
+
+@lru_cache(maxsize=64)
+def _probe_rows(nq: int, n_probes: int) -> np.ndarray:
+    """``np.repeat(np.arange(nq), n_probes)``, read-only: the query of each dense probe."""
+    out = np.repeat(np.arange(nq, dtype=np.int64), n_probes)
+    out.flags.writeable = False
+    return out
 
 
 def inner_products(db: np.ndarray, q: np.ndarray, qidx: np.ndarray, ids: np.ndarray) -> np.ndarray:

@@ -33,6 +33,7 @@ def scenario_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
             },
         },
         "focus": "flowhash", "versus": ["lsh", "ivfpq"], "rounds": 3,
+        "compiled": [{"method": "flowhash", "build": {"K": 8, "n_blocks": 4}, "query": {"n_probes": 4}}],
         # no timed assertion in a test: wall-clock ratios are measured and printed, but only the
         # benchmark itself (`bench regress` in .ci/run) holds them to a tolerance
         "tolerances": {"latency_speedup_min_ratio": 0.0},
@@ -68,7 +69,8 @@ def test_update_creates_baseline_and_unchanged_code_passes(shared_cache: Path, c
     kinds = {m["kind"] for m in data["metrics"].values()}
     assert kinds == {"hit_rate", "candidate_speedup", "latency_speedup", "expected_vs_random", "normalised_entropy"}
     assert {"candidate_speedup flowhash over lsh", "latency_speedup flowhash over ivfpq",
-            "hit_rate flowhash all", "hit_rate lsh 1s snr=5 reverb=0.3"} <= set(data["metrics"])
+            "hit_rate flowhash all", "hit_rate lsh 1s snr=5 reverb=0.3",
+            'kernel_speedup flowhash(K=8,n_blocks=4) at {"n_probes": 4}'} <= set(data["metrics"])
     capsys.readouterr()
 
     assert regress(root, "--save", str(root / "m2.json")) == 0
@@ -82,7 +84,8 @@ def test_update_creates_baseline_and_unchanged_code_passes(shared_cache: Path, c
     deterministic = {k for k, m in m1.items() if m["kind"] in DETERMINISTIC}
     assert len(deterministic) > 20
     assert {k: m1[k]["value"] for k in deterministic} == {k: m2[k]["value"] for k in deterministic}
-    assert all(np.isfinite(m2[k]["value"]) and m2[k]["value"] > 0 for k in m2 if k.startswith("latency_speedup"))
+    assert all(np.isfinite(m2[k]["value"]) and m2[k]["value"] > 0 for k in m2
+               if k.startswith(("latency_speedup", "kernel_speedup")))
 
 
 def _planted(monkeypatch: pytest.MonkeyPatch, what: str) -> None:
@@ -92,7 +95,7 @@ def _planted(monkeypatch: pytest.MonkeyPatch, what: str) -> None:
         planes = np.random.default_rng(0).standard_normal((128, 8)).astype(np.float32)
         monkeypatch.setattr(flowhash.FlowHash, "latent", lambda self, x: x @ planes[:, : self.params["K"]])
     else:  # a hash table that probes every bucket
-        def every_bucket(z, n_probes):
+        def every_bucket(z, n_probes, kernels="numpy"):
             n_bits = z.shape[1]
             return np.broadcast_to(np.arange(2 ** n_bits, dtype=np.int64), (z.shape[0], 2 ** n_bits))
         monkeypatch.setattr(flowhash, "latent_probes", every_bucket)

@@ -23,7 +23,7 @@ from tests.test_bench.test_run import QUERIES, TIMING, write_rirs
 GRIDS = {"flowhash": {"build": [{"K": 8, "max_steps": 50}], "query": [{"n_probes": 1}, {"n_probes": 8}]},
          "lsh": {"build": [{"K": 8, "L": 1}], "query": [{"radius": 0}, {"radius": 1}]}}
 FIGURE_NAMES = {"hit_rate_vs_snr", "hit_rate_vs_duration", "pareto_latency", "pareto_candidates", "bucket_occupancy",
-                "speedup", "build_cost", "ablation"}
+                "speedup", "build_cost", "ablation", "stages"}
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync",
                   "--hide-scrollbars"]
@@ -117,6 +117,7 @@ def test_run_writes_report_with_figures_tables_and_environment(run_dir: Path) ->
     for needle in ("Operating points under a latency budget", "mean latency ≤", "2× the exhaustive reference",
                    "flowhash exact / near %", "Speedup of flowhash", "entropy H/K", "expected size sum(c²)/N",
                    "Ablation: what the flow adds", "× fewer than first", "expected/random",
+                   "Latency breakdown by stage", "rerank ms", "stages % of call", "Harness overhead", "JIT s",
                    info["environment"]["git"]["commit"] or "unknown", info["queryset"]["content_hash"],
                    info["encoder"]["sha256"], "threads", "seeds", "faiss-cpu", "**exact**"):
         assert needle in md, needle

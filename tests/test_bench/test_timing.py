@@ -1,0 +1,63 @@
+"""Per-stage latency breakdown and the harness's own overhead (no timed assertions: only how the
+measured parts relate to each other)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from bench.measure.overhead import NoWork, harness_overhead
+from bench.measure.timing import time_queries
+from bench.run.result_checks import MethodResultError, check_stage_times
+from methods import TrainData, get_method
+
+
+@pytest.fixture(scope="module")
+def data() -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
+    rng = np.random.default_rng(0)
+    db = rng.standard_normal((2000, 32)).astype(np.float32)
+    q = db[rng.choice(2000, 60)] + 0.1 * rng.standard_normal((60, 32)).astype(np.float32)
+    rows = [np.arange(i, i + 3) for i in range(0, 60, 3)]  # 20 queries of 3 segments
+    return db, q, rows
+
+
+HASH_STAGES = {"checks", "hash", "probes", "gather", "rerank", "topk", "rest"}
+
+
+@pytest.mark.parametrize("name,build,query,stages", [
+    ("lsh", {"K": 10, "L": 2}, {"radius": 1}, HASH_STAGES),
+    ("lsh", {"K": 10, "kernels": "numpy"}, {"radius": 1}, HASH_STAGES),
+    ("flowhash", {"K": 8, "n_blocks": 2, "epochs": 1}, {"tau": 0.5}, HASH_STAGES),
+    ("exhaustive", {}, {}, {"checks", "library", "rest"}),
+    ("ivf", {"nlist": 16}, {"nprobe": 4}, {"checks", "coarse", "library", "rest"}),
+    ("binary-hash", {"K": 10}, {"nflip": 1}, {"checks", "hash", "library", "rerank", "topk", "rest"}),
+])
+def test_stages_are_named_and_add_up_to_at_most_the_whole_call(name, build, query, stages, data) -> None:
+    db, q, rows = data
+    method = get_method(name, seed=0, **build)
+    method.fit(TrainData(db[:1500], db[:1500]))
+    method.warm_up()
+    method.build(db)
+    method.set_query_params(**query)
+    timing = time_queries(method, q, rows, 10, warmup=2, repeats=3)
+    assert set(timing.stage_seconds) == stages
+    assert all(v >= 0 for v in timing.stage_seconds.values())
+    assert method.clock.calls == 3 * len(rows)  # only the timed calls, not the warm-up
+    coverage = check_stage_times(timing.stage_seconds, timing.call_seconds, name, query)
+    assert 0 < coverage <= 1.01
+    method.search(q, 10)  # untimed calls leave the clock alone
+    assert method.clock.calls == 3 * len(rows)
+
+
+def test_stages_adding_up_to_more_than_the_call_are_refused() -> None:
+    with pytest.raises(MethodResultError, match="more than the"):
+        check_stage_times({"hash": 2e-3, "rest": 1e-3}, 2e-3, "broken", {})
+
+
+def test_harness_overhead_is_the_cost_of_a_search_that_does_nothing(data) -> None:
+    db, q, rows = data
+    cost = harness_overhead(q, rows, 10, warmup=2, repeats=3)
+    assert cost["call_s"] > 0 and 0 < cost["checks_s"] < cost["call_s"]
+    method = NoWork()
+    method.build(db)
+    result = method.search(q[:3], 5)
+    assert (result.ids == -1).all() and (result.candidates == 0).all()
