@@ -17,9 +17,9 @@ from methods.common.hash_table import (
     MAX_BITS,
     HashTable,
     check_kernels,
+    hamming_ball_probes,
     hamming_ball_size,
     pack_bits,
-    probe_codes,
     warm_up,
 )
 from methods.registry import register
@@ -68,8 +68,7 @@ class LSH(Method):
         n_probes = hamming_ball_size(K, self.query_params["radius"])
         codes = self.hash(q)
         self.clock.lap("hash")
-        identity = np.broadcast_to(np.arange(K), (q.shape[0], K))
-        probes = [probe_codes(table_codes, identity, n_probes) for table_codes in codes]
+        probes = [hamming_ball_probes(table_codes, K, n_probes) for table_codes in codes]
         self.clock.lap("probes")
         return self.table.search(q, probes, k, self.clock)
 

@@ -182,17 +182,17 @@ def build_block(table: pd.DataFrame) -> Table:
 def stage_block(table: pd.DataFrame) -> Table:
     """Per-stage mean ms per query at each method's operating point."""
     shown = [s for s in STAGES if table[f"stage_{s}_ms"].gt(0).any()]
-    rows = [[m, params_text(q), *[num(r[f"stage_{s}_ms"], ".3g") for s in shown], num(r["stage_call_ms"], ".3g"),
-             num(100 * r["stage_coverage"], ".0f"), num(r["latency_mean_ms"], ".3g")]
-            for (_, r), m, q in zip(table.iterrows(), table["method"], table["query_params"])]
-    return Table(["method", "query", *[f"{s} ms" for s in shown], "whole call ms", "stages % of call",
+    rows = [[m, params_text(b), params_text(q), *[num(r[f"stage_{s}_ms"], ".3g") for s in shown],
+             num(r["stage_call_ms"], ".3g"), num(100 * r["stage_coverage"], ".0f"), num(r["latency_mean_ms"], ".3g")]
+            for (_, r), m, b, q in zip(table.iterrows(), table["method"], table["build_params"], table["query_params"])]
+    return Table(["method", "build", "query", *[f"{s} ms" for s in shown], "whole call ms", "stages % of call",
                   "latency ms (median of repeats)"], rows,
                  "Where a query's time goes, at each method's operating point: mean ms per query of each stage the "
                  "search marks (methods/stages.py), over the same timed calls as the latency. checks: the harness's "
                  "input checks in Method.search; hash: projection / flow / sign bits; probes: probe codes; gather: "
                  "bucket lookup and de-duplication; library: the faiss call; rerank: inner products with the "
                  "candidates; topk: selection; rest: whatever follows the method's last mark. The stages sum to "
-                 "the whole call less the timer's own cost and the call into search.", text_columns=2)
+                 "the whole call less the timer's own cost and the call into search.", text_columns=3)
 
 
 def overhead_text(info: dict, table: pd.DataFrame) -> str:

@@ -163,10 +163,10 @@ def stage_table(ops: pd.DataFrame) -> pd.DataFrame:
     if not present or "stage_call_ms" not in ops.columns:
         return pd.DataFrame()
     rows = ops.dropna(subset=["stage_call_ms"])
-    out = rows[["method", "label", "query_params", "latency_mean_ms", "stage_call_ms", "stage_coverage", *present]]
+    keep = ["method", "label", "build_params", "query_params", "latency_mean_ms", "stage_call_ms", "stage_coverage"]
+    out = rows[[*keep, *present]]
     return out.assign(**{c: 0.0 for c in columns if c not in present}).fillna(
-        {c: 0.0 for c in columns}).reset_index(drop=True)[["method", "label", "query_params", "latency_mean_ms",
-                                                            "stage_call_ms", "stage_coverage", *columns]]
+        {c: 0.0 for c in columns}).reset_index(drop=True)[[*keep, *columns]]
 
 
 def build_table(points: pd.DataFrame) -> pd.DataFrame:

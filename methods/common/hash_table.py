@@ -155,6 +155,14 @@ def probe_codes(query_codes: np.ndarray, flip_order: np.ndarray, n_probes: int,
     return query_codes[:, None] ^ masks
 
 
+def hamming_ball_probes(codes: np.ndarray, n_bits: int, n_probes: int) -> np.ndarray:
+    """``probe_codes`` with every query's identity rank order (LSH's): the first ``n_probes`` codes
+    by Hamming radius around each of ``codes`` [nq], as one XOR with a cached mask row."""
+    if not 1 <= n_probes <= 2 ** n_bits:
+        raise ValueError(f"n_probes={n_probes!r} is out of range; allowed: 1 <= n_probes <= 2**K = {2 ** n_bits}")
+    return np.asarray(codes, dtype=np.int64)[:, None] ^ _identity_masks(n_bits, int(n_probes))
+
+
 def latent_probes(z: np.ndarray, n_probes: int, kernels: str = "numpy") -> np.ndarray:
     """Probe codes [n, n_probes] for real-valued latents ``z`` [n, K] whose hash bits are z > 0:
     the own bucket first, then flips of the least-certain bits (smallest |z|) by summed |z|."""

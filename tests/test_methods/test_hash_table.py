@@ -180,3 +180,13 @@ def test_the_perfect_balance_floor_is_floor_or_ceil_per_bucket(n: int, buckets: 
     b = bucket_balance(counts[counts > 0], buckets)
     assert b["expected_vs_floor"] == pytest.approx(1.0)
     assert b["floor_bucket_size"] == pytest.approx(max(1.0, n / buckets), rel=0.1)
+
+
+@pytest.mark.parametrize("radius", [0, 1, 3])
+def test_hamming_ball_probes_are_probe_codes_in_identity_order(radius: int) -> None:
+    from methods.common.hash_table import hamming_ball_probes
+
+    codes = np.random.default_rng(radius).integers(0, 2 ** 12, 30)
+    n_probes = hamming_ball_size(12, radius)
+    np.testing.assert_array_equal(hamming_ball_probes(codes, 12, n_probes),
+                                  probe_codes(codes, identity_order(30, 12), n_probes))
