@@ -119,11 +119,8 @@ def test_compiled_flow_equals_the_numpy_replay(features: int) -> None:
 
 
 @pytest.fixture(scope="module")
-def pairs() -> TrainData:
-    rng = np.random.default_rng(0)
-    x = rng.standard_normal((1500, 32)).astype(np.float32)
-    x /= np.linalg.norm(x, axis=1, keepdims=True)
-    return TrainData(x, x + 0.05 * rng.standard_normal(x.shape).astype(np.float32))
+def pairs(make_pairs) -> TrainData:
+    return make_pairs(1500, 32, 0)
 
 
 @pytest.mark.parametrize("name,build,queries", [

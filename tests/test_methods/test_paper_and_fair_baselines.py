@@ -97,11 +97,8 @@ def test_centred_hyperplanes_split_off_centre_data_more_evenly() -> None:
 
 
 @pytest.fixture(scope="module")
-def pairs() -> TrainData:
-    rng = np.random.default_rng(6)
-    x = rng.standard_normal((1500, 24)).astype(np.float32)
-    x /= np.linalg.norm(x, axis=1, keepdims=True)
-    return TrainData(x, x + 0.05 * rng.standard_normal(x.shape).astype(np.float32))
+def pairs(make_pairs) -> TrainData:
+    return make_pairs(1500, 24, 6)
 
 
 def test_the_zero_coupling_ablation_is_pca_sign(pairs: TrainData) -> None:
