@@ -29,6 +29,7 @@ def run(args: argparse.Namespace) -> int:
         if cls.input_kind != "embedding":
             print(f"  input: {cls.input_kind} (not the encoder's embeddings)")
         print(f"  grid file: {cls.config_path()}")
+        print(f"  build parameters (defaults): {cls.build_defaults or 'none'}")
         for i, b in enumerate(grid["build"]):
             print(f"  build{' (default)' if i == 0 else ''}: {b}")
         print("  query sweep: " + "; ".join(", ".join(f"{k}={v}" for k, v in q.items()) for q in grid["query"]))
