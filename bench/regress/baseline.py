@@ -12,12 +12,21 @@ from bench.run.environment import environment
 from bench.run.store import now
 from datasets.cache import atomic_write_json
 
-from .check import CANDIDATE_SPEEDUP, ENTROPY, EXPECTED_SIZE, HIT_RATE, LATENCY_SPEEDUP, Measurement, Metric
+from .check import (
+    CANDIDATE_SPEEDUP,
+    ENTROPY,
+    EXPECTED_SIZE,
+    HIT_RATE,
+    KERNEL_SPEEDUP,
+    LATENCY_SPEEDUP,
+    Measurement,
+    Metric,
+)
 from .scenario import Scenario, Tolerances
 
 BASELINE_FORMAT = 1
 DEFAULT_BASELINE = Path("reports/baselines/ci.json")
-KINDS = (HIT_RATE, CANDIDATE_SPEEDUP, LATENCY_SPEEDUP, EXPECTED_SIZE, ENTROPY)
+KINDS = (HIT_RATE, CANDIDATE_SPEEDUP, LATENCY_SPEEDUP, KERNEL_SPEEDUP, EXPECTED_SIZE, ENTROPY)
 
 
 class BaselineError(ValueError):
@@ -106,8 +115,9 @@ def _bounds(kind: str, base: float, n: int | None, tol: Tolerances) -> tuple[flo
     if kind == HIT_RATE:
         step = max(tol.hit_rate_drop_points, 100.0 / n if n else 0.0)
         return base - step, base + step, True
-    if kind in (CANDIDATE_SPEEDUP, LATENCY_SPEEDUP):
-        ratio = tol.candidate_speedup_min_ratio if kind == CANDIDATE_SPEEDUP else tol.latency_speedup_min_ratio
+    if kind in (CANDIDATE_SPEEDUP, LATENCY_SPEEDUP, KERNEL_SPEEDUP):
+        ratio = {CANDIDATE_SPEEDUP: tol.candidate_speedup_min_ratio, LATENCY_SPEEDUP: tol.latency_speedup_min_ratio,
+                 KERNEL_SPEEDUP: tol.kernel_speedup_min_ratio}[kind]
         return base * ratio, base / ratio if ratio > 0 else math.inf, True
     if kind == EXPECTED_SIZE:
         ratio = tol.expected_size_max_ratio

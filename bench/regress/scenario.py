@@ -21,6 +21,7 @@ class Tolerances:
     hit_rate_drop_points: float = 1.0
     candidate_speedup_min_ratio: float = 0.95
     latency_speedup_min_ratio: float = 0.8
+    kernel_speedup_min_ratio: float = 0.5
     expected_size_max_ratio: float = 1.05
     entropy_drop: float = 0.01
 

@@ -36,7 +36,7 @@ def scenario_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
         "compiled": [{"method": "flowhash", "build": {"K": 8, "n_blocks": 4}, "query": {"n_probes": 4}}],
         # no timed assertion in a test: wall-clock ratios are measured and printed, but only the
         # benchmark itself (`bench regress` in .ci/run) holds them to a tolerance
-        "tolerances": {"latency_speedup_min_ratio": 0.0},
+        "tolerances": {"latency_speedup_min_ratio": 0.0, "kernel_speedup_min_ratio": 0.0},
     }
     (root / "scenario.yml").write_text(yaml.safe_dump(scenario))
     return root
@@ -67,7 +67,8 @@ def test_update_creates_baseline_and_unchanged_code_passes(shared_cache: Path, c
     assert data["made"]["message"] == "tiny baseline for the tests"
     assert "commit" in data["made"]["git"] and data["made"]["environment"]["libraries"]["torch"]
     kinds = {m["kind"] for m in data["metrics"].values()}
-    assert kinds == {"hit_rate", "candidate_speedup", "latency_speedup", "expected_vs_random", "normalised_entropy"}
+    assert kinds == {"hit_rate", "candidate_speedup", "latency_speedup", "kernel_speedup", "expected_vs_random",
+                     "normalised_entropy"}
     assert {"candidate_speedup flowhash over lsh", "latency_speedup flowhash over ivfpq",
             "hit_rate flowhash all", "hit_rate lsh 1s snr=5 reverb=0.3",
             'kernel_speedup flowhash(K=8,n_blocks=4) at {"n_probes": 4}'} <= set(data["metrics"])
