@@ -154,15 +154,10 @@ def _latent_probes(z: np.ndarray, n_probes: int, m: int) -> np.ndarray:
     return out
 
 
-def latent_probes(z: np.ndarray, n_probes: int, max_template_bits: int = 12) -> np.ndarray:
-    """``hash_table.latent_probes``, compiled: [n, n_probes] int64 probe codes of latents ``z`` [n, K]."""
-    z = np.ascontiguousarray(z)
-    n_bits = z.shape[1]
-    if not 1 <= n_probes <= 2 ** n_bits:
-        raise ValueError(f"n_probes={n_probes!r} is out of range; allowed: 1 <= n_probes <= 2**K = {2 ** n_bits}")
-    min_bits = max(0, int(np.ceil(np.log2(n_probes))))
-    m = min(n_bits, max(min(n_probes - 1, max_template_bits), min_bits))
-    return _latent_probes(z, int(n_probes), max(m, 1))
+def latent_probes(z: np.ndarray, n_probes: int, m: int) -> np.ndarray:
+    """``hash_table.latent_probes``, compiled: [n, n_probes] int64 probe codes of latents ``z`` [n, K],
+    flips over the ``m`` least certain ranks (``hash_table.template_bits``; the caller checks n_probes)."""
+    return _latent_probes(np.ascontiguousarray(z), n_probes, m)
 
 
 @_jit
@@ -243,10 +238,10 @@ def gather(nq: int, n: int, table_ptr: np.ndarray, ucodes: np.ndarray, offsets: 
     bucket_start = np.empty(n_pairs, dtype=np.int64)
     bucket_len = np.zeros(n_pairs, dtype=np.int64)
     bound = 0
+    size = np.int64(1) << dense_bits
     for t in range(n_tables):
         lo, hi = table_ptr[t], table_ptr[t + 1]
         table_codes = ucodes[lo:hi]
-        size = np.int64(1) << dense_bits
         for p in range(probe_ptr[t], probe_ptr[t + 1]):
             code = probe_codes[p]
             if dense_bits > 0:
@@ -337,7 +332,7 @@ def top_k(qptr: np.ndarray, ids: np.ndarray, scores: np.ndarray, k: int,
 def warm_up() -> None:
     """Compile (or load from numba's cache) every kernel here, on tiny inputs."""
     z = np.array([[0.5, -0.1, 0.2], [-0.3, 0.05, 0.9]], dtype=np.float32)
-    latent_probes(z, 4)
+    latent_probes(z, 4, 2)
     templates = np.array([0, 0, 1, 2, 0, 1, 2, 3], dtype=np.int64)  # subsets of 0, 1, 2 ranks
     rows, codes = threshold_expansion(z, 0.25, 2, templates, np.array([0, 1, 3, 7], dtype=np.int64))
     ucodes = np.unique(codes)

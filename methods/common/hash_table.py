@@ -127,8 +127,7 @@ def probe_codes(query_codes: np.ndarray, flip_order: np.ndarray, n_probes: int,
     n_bits = flip_order.shape[1]
     if not 1 <= n_bits <= MAX_BITS:
         raise ValueError(f"K={n_bits} is out of range; allowed: 1 <= K <= {MAX_BITS}")
-    if isinstance(n_probes, bool) or not isinstance(n_probes, (int, np.integer)) or not 1 <= n_probes <= 2 ** n_bits:
-        raise ValueError(f"n_probes={n_probes!r} is out of range; allowed: 1 <= n_probes <= 2**K = {2 ** n_bits}")
+    _check_n_probes(n_probes, n_bits)
     bitvals = np.left_shift(np.int64(1), flip_order)  # [nq, K]: the XOR mask of each rank
 
     if flip_costs is None:
@@ -141,8 +140,7 @@ def probe_codes(query_codes: np.ndarray, flip_order: np.ndarray, n_probes: int,
     flip_costs = np.asarray(flip_costs, dtype=np.float64)
     if flip_costs.shape != flip_order.shape:
         raise ValueError(f"flip_costs must have the shape of flip_order {flip_order.shape}, got {flip_costs.shape}")
-    min_bits = max(0, math.ceil(math.log2(n_probes)))
-    m = min(n_bits, max(min(n_probes - 1, max_template_bits), min_bits))
+    m = template_bits(n_bits, n_probes, max_template_bits)
     template = subset_template(m, 2 ** m)  # [2^m, m], all subsets, by size then lexicographic
     cost = flip_costs[:, :m] @ _all_subsets_float(m)  # [nq, 2^m]
     if n_probes < cost.shape[1]:
@@ -155,11 +153,23 @@ def probe_codes(query_codes: np.ndarray, flip_order: np.ndarray, n_probes: int,
     return query_codes[:, None] ^ masks
 
 
+def _check_n_probes(n_probes: object, n_bits: int) -> None:
+    """A ValueError unless ``n_probes`` is an integer in [1, 2^K]."""
+    if isinstance(n_probes, bool) or not isinstance(n_probes, (int, np.integer)) or not 1 <= n_probes <= 2 ** n_bits:
+        raise ValueError(f"n_probes={n_probes!r} is out of range; allowed: 1 <= n_probes <= 2**K = {2 ** n_bits}")
+
+
+def template_bits(n_bits: int, n_probes: int, max_template_bits: int = 12) -> int:
+    """How many of the cheapest ranks cost-ordered probing enumerates subsets of (``probe_codes``):
+    ``min(K, n_probes - 1)`` capped at ``max_template_bits``, never below log2(n_probes)."""
+    min_bits = max(0, math.ceil(math.log2(n_probes)))
+    return min(n_bits, max(min(n_probes - 1, max_template_bits), min_bits))
+
+
 def hamming_ball_probes(codes: np.ndarray, n_bits: int, n_probes: int) -> np.ndarray:
     """``probe_codes`` with every query's identity rank order (LSH's): the first ``n_probes`` codes
     by Hamming radius around each of ``codes`` [nq], as one XOR with a cached mask row."""
-    if not 1 <= n_probes <= 2 ** n_bits:
-        raise ValueError(f"n_probes={n_probes!r} is out of range; allowed: 1 <= n_probes <= 2**K = {2 ** n_bits}")
+    _check_n_probes(n_probes, n_bits)
     return np.asarray(codes, dtype=np.int64)[:, None] ^ _identity_masks(n_bits, int(n_probes))
 
 
@@ -167,7 +177,9 @@ def latent_probes(z: np.ndarray, n_probes: int, kernels: str = "numpy") -> np.nd
     """Probe codes [n, n_probes] for real-valued latents ``z`` [n, K] whose hash bits are z > 0:
     the own bucket first, then flips of the least-certain bits (smallest |z|) by summed |z|."""
     if kernels == "numba":
-        return hash_kernels.latent_probes(z, n_probes)
+        n_bits = z.shape[1]
+        _check_n_probes(n_probes, n_bits)
+        return hash_kernels.latent_probes(z, int(n_probes), max(1, template_bits(n_bits, n_probes)))
     uncertainty = np.abs(z)
     flip_order = np.argsort(uncertainty, axis=1, kind="stable")
     flip_costs = np.take_along_axis(uncertainty, flip_order, axis=1)
@@ -275,19 +287,23 @@ class HashTable:
             self.ucodes.append(ucodes)
             self.offsets.append(np.append(starts, sort.size).astype(np.int64))
             self.repeats |= ids.size != np.unique(ids).size
-        # the compiled gather reads all tables from one concatenation
+        if kernels == "numba":
+            self._build_flat()
+
+    def _build_flat(self) -> None:
+        """What the compiled gather reads: all tables in one concatenation and, when every code is
+        below 2^DENSE_MAX_BITS, a direct code -> bucket lookup per table."""
         self._flat_ucodes = np.concatenate(self.ucodes)
         self._flat_table_ptr = np.concatenate([[0], np.cumsum([u.size for u in self.ucodes])]).astype(np.int64)
         bases = np.concatenate([[0], np.cumsum([o.size for o in self.order])[:-1]])
         self._flat_offsets = np.concatenate([o + b for o, b in zip(self.offsets, bases)]).astype(np.int64)
         self._flat_order = np.concatenate(self.order)
-        # the compiled gather's direct lookup, code -> bucket, when every code is small enough
         top = max(int(u[-1]) if u.size else 0 for u in self.ucodes)
-        self._dense_bits = max(1, top.bit_length()) if kernels == "numba" and top < 2 ** DENSE_MAX_BITS else 0
+        self._dense_bits = max(1, top.bit_length()) if top < 2 ** DENSE_MAX_BITS else 0
         size = 1 << self._dense_bits if self._dense_bits else 0
         self._dense = np.full(size * self.n_tables, -1, dtype=np.int32)
-        for t, u in enumerate(self.ucodes):
-            if size:
+        if size:
+            for t, u in enumerate(self.ucodes):
                 self._dense[t * size + u] = np.arange(u.size, dtype=np.int32)
 
     @property
@@ -359,7 +375,7 @@ class HashTable:
         nq = q.shape[0]
         if self.kernels == "numba":
             pairs = [(_probe_rows(nq, p.shape[1]), p.ravel()) for p in probes]
-            return self._search_compiled(q, pairs, k, False, clock)
+            return self._search_compiled(q, pairs, k, clock)
         qidx, ids = self.gather(probes)
         clock.lap("gather")
         return self._rank(q, qidx, ids, k, clock)
@@ -368,7 +384,7 @@ class HashTable:
                      clock: StageClock = _OFF) -> SearchResult:
         """``search`` from per-table ``(query, code)`` probe pairs (``gather_pairs``)."""
         if self.kernels == "numba":
-            return self._search_compiled(q, probes, k, False, clock)
+            return self._search_compiled(q, probes, k, clock)
         qidx, ids = self.gather_pairs(probes)
         clock.lap("gather")
         return self._rank(q, qidx, ids, k, clock)
@@ -381,7 +397,7 @@ class HashTable:
         return result
 
     def _search_compiled(self, q: np.ndarray, pairs: Sequence[tuple[np.ndarray, np.ndarray]], k: int,
-                         repeated_codes: bool, clock: StageClock) -> SearchResult:
+                         clock: StageClock) -> SearchResult:
         if len(pairs) != self.n_tables:
             raise ValueError(f"got probes for {len(pairs)} tables; the index has L={self.n_tables}")
         if len(pairs) == 1:
@@ -391,7 +407,7 @@ class HashTable:
             probe_codes = np.concatenate([p[1] for p in pairs])
         probe_ptr = np.zeros(len(pairs) + 1, dtype=np.int64)
         probe_ptr[1:] = np.cumsum([p[0].size for p in pairs])
-        dedup = self.n_tables > 1 or self.repeats or repeated_codes
+        dedup = self.n_tables > 1 or self.repeats  # as gather_pairs: repeats only across tables or buckets
         qptr, ids = hash_kernels.gather(q.shape[0], self.n, self._flat_table_ptr, self._flat_ucodes,
                                         self._flat_offsets, self._flat_order, probe_ptr,
                                         np.asarray(probe_q, dtype=np.int64), np.asarray(probe_codes, dtype=np.int64),
@@ -403,7 +419,6 @@ class HashTable:
         out_ids, out_scores, counts = hash_kernels.top_k(qptr, ids, scores, k, dedup)
         clock.lap("topk")
         return SearchResult(ids=out_ids, scores=out_scores, candidates=counts)
-
 
 
 @lru_cache(maxsize=64)

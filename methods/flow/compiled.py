@@ -48,8 +48,9 @@ def _forward(x: np.ndarray, scale: np.ndarray, shift: np.ndarray, n_id: np.ndarr
     a = np.empty((n, hidden), dtype=np.float32)
     g = np.empty((n, hidden), dtype=np.float32)
     params = np.empty((n, 2 * max_tr), dtype=np.float32)
+    # columns past a coupling's n_id keep earlier values, finite, and meet its zero-padded weight rows
+    x_id = np.zeros((n, max_id), dtype=np.float32)
     for c in range(n_steps):
-        x_id = np.zeros((n, max_id), dtype=np.float32)  # padded columns meet zero weight rows
         for r in range(n):
             for j in range(width):
                 z[r, j] = z[r, j] * scale[c, j] + shift[c, j]
