@@ -163,7 +163,7 @@ def kernel_metrics(built: dict[str, BuiltMethod], inputs: RunInputs, scenario: S
     ``speedup_metrics``); the metric is the median of the per-round ratios numpy / numba."""
     if not scenario.compiled:
         return {}
-    pairs = []
+    plans = []  # (entry, its query params as JSON, (numba label, numpy label))
     for entry in scenario.compiled:
         labels = []
         for kernels in ("numba", "numpy"):
@@ -172,18 +172,16 @@ def kernel_metrics(built: dict[str, BuiltMethod], inputs: RunInputs, scenario: S
             if label not in built:
                 built[label] = build_method(entry["method"], params, inputs)
             labels.append(label)
-        pairs.append((entry, labels))
-    qp = {id(e): json.dumps(e["query"], sort_keys=True) for e, _ in pairs}
-    entries = list(dict.fromkeys((label, qp[id(e)]) for e, labels in pairs for label in labels))
+        plans.append((entry, json.dumps(entry["query"], sort_keys=True), labels))
+    entries = list(dict.fromkeys((label, qp) for _, qp, labels in plans for label in labels))
     seconds = time_rounds(built, entries, inputs, scenario.rounds, progress)
     out = {}
-    for entry, (fast, slow) in pairs:
-        ratios = seconds[(slow, qp[id(entry)])] / seconds[(fast, qp[id(entry)])]
-        name = f"kernel_speedup {method_label(entry['method'], entry['build'])} at {qp[id(entry)]}"
-        out[name] = Metric(KERNEL_SPEEDUP, float(np.median(ratios)), None,
-                           {"rounds": [round(float(x), 4) for x in ratios],
-                            "numba_ms": 1e3 * float(np.median(seconds[(fast, qp[id(entry)])])),
-                            "numpy_ms": 1e3 * float(np.median(seconds[(slow, qp[id(entry)])]))})
+    for entry, qp, (fast, slow) in plans:
+        ratios = seconds[(slow, qp)] / seconds[(fast, qp)]
+        out[f"kernel_speedup {method_label(entry['method'], entry['build'])} at {qp}"] = Metric(
+            KERNEL_SPEEDUP, float(np.median(ratios)), None,
+            {"rounds": [round(float(x), 4) for x in ratios], "numba_ms": 1e3 * float(np.median(seconds[(fast, qp)])),
+             "numpy_ms": 1e3 * float(np.median(seconds[(slow, qp)]))})
     return out
 
 

@@ -27,12 +27,12 @@ from bench.measure.speedup import pareto_front
 from .tables import (
     FOCUS,
     REFERENCE,
-    STAGES,
     condition_rates,
     method_sort_key,
     params_text,
     reverb_labels,
     reverb_title,
+    shown_stages,
     snr_labels,
     uniform_occupancy,
 )
@@ -406,7 +406,7 @@ def stage_bars(table: pd.DataFrame, out_dir: Path) -> list[Path]:
     ax = fig.subplots()
     y = np.arange(len(table))[::-1]
     left = np.zeros(len(table))
-    shown = [s for s in STAGES if table[f"stage_{s}_ms"].gt(0).any()]
+    shown = shown_stages(table)
     cmap = mpl.colormaps["tab10"]
     for i, stage in enumerate(shown):
         values = table[f"stage_{stage}_ms"].to_numpy(dtype=float)

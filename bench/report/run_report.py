@@ -19,7 +19,6 @@ from .data import RunData, load_run
 from .render import Bullets, Document, FigureBlock, Heading, Para, Pre, Table, write_document
 from .tables import (
     FOCUS,
-    STAGES,
     ablation_table,
     balance_table,
     budget_operating_points,
@@ -29,6 +28,7 @@ from .tables import (
     params_text,
     reverb_labels,
     reverb_title,
+    shown_stages,
     snr_labels,
     speedup_table,
     stage_table,
@@ -181,7 +181,7 @@ def build_block(table: pd.DataFrame) -> Table:
 
 def stage_block(table: pd.DataFrame) -> Table:
     """Per-stage mean ms per query at each method's operating point."""
-    shown = [s for s in STAGES if table[f"stage_{s}_ms"].gt(0).any()]
+    shown = shown_stages(table)
     rows = [[m, params_text(b), params_text(q), *[num(r[f"stage_{s}_ms"], ".3g") for s in shown],
              num(r["stage_call_ms"], ".3g"), num(100 * r["stage_coverage"], ".0f"), num(r["latency_mean_ms"], ".3g")]
             for (_, r), m, b, q in zip(table.iterrows(), table["method"], table["build_params"], table["query_params"])]
@@ -195,7 +195,7 @@ def stage_block(table: pd.DataFrame) -> Table:
                  "the whole call less the timer's own cost and the call into search.", text_columns=3)
 
 
-def overhead_text(info: dict, table: pd.DataFrame) -> str:
+def overhead_text(info: dict) -> str:
     """A sentence on the harness's overhead per timed query (run.json), against the fastest method."""
     cost = info.get("harness_overhead")
     if not cost:
@@ -354,7 +354,7 @@ def build_document(run: RunData, out_dir: Path, latency_budget_ms: float | None 
         doc.add(*fig(figures.stage_bars(st, fig_dir),
                      "Mean time per query of each search stage at each method's operating point (stacked)."),
                 stage_block(st))
-    doc.add(Para(overhead_text(run.info, st)))
+    doc.add(Para(overhead_text(run.info)))
 
     doc.add(Heading(1, "Build cost"))
     bt = build_table(run.points)

@@ -164,9 +164,12 @@ def stage_table(ops: pd.DataFrame) -> pd.DataFrame:
         return pd.DataFrame()
     rows = ops.dropna(subset=["stage_call_ms"])
     keep = ["method", "label", "build_params", "query_params", "latency_mean_ms", "stage_call_ms", "stage_coverage"]
-    out = rows[[*keep, *present]]
-    return out.assign(**{c: 0.0 for c in columns if c not in present}).fillna(
-        {c: 0.0 for c in columns}).reset_index(drop=True)[[*keep, *columns]]
+    return rows.reindex(columns=[*keep, *columns]).fillna({c: 0.0 for c in columns}).reset_index(drop=True)
+
+
+def shown_stages(table: pd.DataFrame) -> list[str]:
+    """The stages of ``stage_table``'s output that some method spends time in, in search order."""
+    return [s for s in STAGES if table[f"stage_{s}_ms"].gt(0).any()]
 
 
 def build_table(points: pd.DataFrame) -> pd.DataFrame:
