@@ -3,4 +3,5 @@ import sys
 
 from bench.cli.main import main
 
-sys.exit(main())
+if __name__ == "__main__":  # worker processes (spawn) import this module again without running it
+    sys.exit(main())

@@ -73,6 +73,12 @@ def resolve(name_or_path: str | Path) -> Path:
                             f"name (shipped: {', '.join(names) or 'none'})")
 
 
+def same_signal(a: Protocol, b: Protocol) -> bool:
+    """Whether an encoder trained under protocol ``a`` embeds segments of protocol ``b``: the same
+    sample rate and segment length (the hop only places segments, so it may differ)."""
+    return a.sample_rate == b.sample_rate and a.segment_s == b.segment_s
+
+
 def load_checkpoint(name_or_path: str | Path, protocol: Protocol | None = None,
                     device: str = "cpu") -> Encoder:
     """Load and check a checkpoint; ``protocol``, when given, must match the one it was trained for."""
@@ -88,9 +94,10 @@ def load_checkpoint(name_or_path: str | Path, protocol: Protocol | None = None,
         raise CheckpointError(f"{path}: architecture {payload.get('architecture')!r}, this code builds "
                               f"{ARCHITECTURE!r}")
     saved_protocol = Protocol(**payload["protocol"])
-    if protocol is not None and saved_protocol != protocol:
+    if protocol is not None and not same_signal(saved_protocol, protocol):
         raise CheckpointError(f"{path}: trained for protocol {saved_protocol.to_dict()}, "
-                              f"asked to run with {protocol.to_dict()}")
+                              f"asked to run with {protocol.to_dict()} (sample rate and segment length "
+                              f"must match; the DB hop may differ)")
     try:
         model = FingerprintEncoder(EncoderConfig.from_dict(payload["model_config"]),
                                    FrontendConfig(**payload["frontend_config"]))
@@ -98,7 +105,8 @@ def load_checkpoint(name_or_path: str | Path, protocol: Protocol | None = None,
     except (KeyError, TypeError, RuntimeError, ValueError) as exc:
         raise CheckpointError(f"{path}: weights do not fit the architecture ({exc})") from exc
     model.eval().to(device)
-    return Encoder(model, saved_protocol, payload.get("record", {}), hashlib.sha256(blob).hexdigest(), path)
+    return Encoder(model, protocol or saved_protocol, payload.get("record", {}), hashlib.sha256(blob).hexdigest(),
+                   path)
 
 
 def untrained_encoder(protocol: Protocol = Protocol(), config: EncoderConfig = EncoderConfig(),

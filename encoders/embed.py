@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 import pandas as pd
@@ -19,6 +20,11 @@ from datasets.queries.queryset import QuerySet, segment_table
 from .checkpoint import Encoder
 
 SILENCE_PEAK = 1e-6
+#: Segments per forward pass. Small batches keep the convolution activations in cache: on the
+#: 2-core reference machine 64 embeds about 1.3x more segments a second than 256.
+BATCH_SIZE = 64
+#: Tracks decoded ahead of the encoder, in a background thread (libsndfile releases the GIL).
+PREFETCH_TRACKS = 2
 
 
 class AudioContentError(ValueError):
@@ -47,8 +53,8 @@ def cut_segments(audio: np.ndarray, protocol: Protocol, n_segments: int | None =
     return np.ascontiguousarray(windows, dtype=np.float32)
 
 
-@torch.no_grad()
-def embed_segments(encoder: Encoder, segments: np.ndarray, batch_size: int = 256,
+@torch.inference_mode()
+def embed_segments(encoder: Encoder, segments: np.ndarray, batch_size: int = BATCH_SIZE,
                    progress: bool = False, desc: str = "embed") -> np.ndarray:
     """Embeddings [n, d] (float32, L2-normalised) of equal-length waveform segments."""
     model = encoder.model
@@ -58,6 +64,25 @@ def embed_segments(encoder: Encoder, segments: np.ndarray, batch_size: int = 256
         x = torch.from_numpy(segments[i:i + batch_size]).to(device)
         out[i:i + batch_size] = model(x).cpu().numpy()
     return out
+
+
+def decoded_tracks(corpus: Corpus, track_ids: Sequence[str],
+                   prefetch: int = PREFETCH_TRACKS) -> Iterator[tuple[str, np.ndarray]]:
+    """(track id, checked audio) of each track in order, decoding up to ``prefetch`` tracks ahead
+    in a background thread so that decoding overlaps the encoder; raises AudioContentError
+    naming the track when its audio is NaN, infinite or silent."""
+    def load(track_id: str) -> np.ndarray:
+        audio = corpus.load(track_id)
+        check_audio(audio, f"track {track_id!r} of corpus {corpus.name!r}")
+        return audio
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pending = [pool.submit(load, t) for t in track_ids[:prefetch]]
+        for i, track_id in enumerate(track_ids):
+            audio = pending.pop(0).result()
+            if i + prefetch < len(track_ids):
+                pending.append(pool.submit(load, track_ids[i + prefetch]))
+            yield track_id, audio
 
 
 CacheFolder = tuple[str, ...]
@@ -120,10 +145,10 @@ def db_matrix(featurize: Featurize, dim: int, corpus: Corpus, segments: pd.DataF
         return hit[0], True
     out = np.empty((len(segments), dim), dtype=np.float32)
     rows = segments.reset_index(drop=True)
-    for track_id, idx in tqdm(rows.groupby("track_id", sort=False).indices.items(), desc=desc,
-                              disable=not progress):
-        audio = corpus.load(track_id)
-        check_audio(audio, f"track {track_id!r} of corpus {corpus.name!r}")
+    groups = rows.groupby("track_id", sort=False).indices
+    for track_id, audio in tqdm(decoded_tracks(corpus, list(groups)), total=len(groups), desc=desc,
+                                disable=not progress):
+        idx = groups[track_id]
         seg_no = rows["segment"].to_numpy()[idx]
         out[idx] = featurize(cut_segments(audio, corpus.protocol, int(seg_no.max()) + 1)[seg_no])
     _check_finite(out, producer, lambda i: f"track {rows['track_id'].iat[i]!r} segment {rows['segment'].iat[i]}")
@@ -170,7 +195,7 @@ def db_identity(corpus: Corpus, segments: pd.DataFrame) -> dict:
 
 
 def embed_db(encoder: Encoder, corpus: Corpus, segments: pd.DataFrame, progress: bool = True,
-             batch_size: int = 256, cache: bool = True) -> tuple[np.ndarray, bool]:
+             batch_size: int = BATCH_SIZE, cache: bool = True) -> tuple[np.ndarray, bool]:
     """Embeddings of the DB segment table's rows (in its order); returns (embeddings, cache hit).
 
     ``cache=False`` neither reads nor writes the cache (for a model still being trained).
@@ -191,7 +216,7 @@ def query_segment_index(manifest: pd.DataFrame, protocol: Protocol) -> pd.DataFr
 
 
 def embed_queries(encoder: Encoder, queryset: QuerySet, protocol: Protocol, progress: bool = True,
-                  batch_size: int = 256, cache: bool = True) -> tuple[np.ndarray, pd.DataFrame, bool]:
+                  batch_size: int = BATCH_SIZE, cache: bool = True) -> tuple[np.ndarray, pd.DataFrame, bool]:
     """Embeddings of every query segment, its index table, and whether the cache was hit."""
     key = stable_hash({"encoder": encoder.sha256, "queryset": queryset.content_hash,
                        "protocol": protocol.to_dict()}, n=32)

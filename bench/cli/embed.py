@@ -17,7 +17,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--split", choices=("test", "val", "train", "all"), default="test",
                         help="which tracks to embed (default %(default)s)")
     parser.add_argument("--no-cache", action="store_true", help="embed again even if cached (to measure speed)")
-    parser.add_argument("--batch-size", type=int, default=256, help="segments per forward pass (default %(default)s)")
+    parser.add_argument("--batch-size", type=int, default=None,
+                        help="segments per forward pass (default encoders.embed.BATCH_SIZE, 64)")
     add_device_arguments(parser, default_threads=0)
     add_protocol_arguments(parser)
 
@@ -27,7 +28,7 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from encoders.checkpoint import load_checkpoint
-    from encoders.embed import corpus_segments, embed_db
+    from encoders.embed import BATCH_SIZE, corpus_segments, embed_db
 
     threads = set_threads(args.threads)
     corpus = corpus_from(args)
@@ -36,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
     audio_s = sum(t.duration_s for t in corpus.tracks(None if args.split == "all" else args.split))
     t0 = time.perf_counter()
     emb, hit = embed_db(encoder, corpus, segments, progress=not args.no_progress,
-                        batch_size=args.batch_size, cache=not args.no_cache)
+                        batch_size=args.batch_size or BATCH_SIZE, cache=not args.no_cache)
     wall = time.perf_counter() - t0
     print(f"encoder {encoder.name} (sha256 {encoder.sha256[:16]}...), device {args.device}, "
           f"{threads} torch threads")
@@ -44,5 +45,6 @@ def run(args: argparse.Namespace) -> int:
           f"{'read from cache' if hit else 'embedded'} in {wall:.1f} s")
     if not hit:
         print(f"throughput: {audio_s / wall:.0f}x real time (seconds of audio per second of wall time, "
-              f"decoding included; torch {torch.__version__})")
+              f"decoding included; torch {torch.__version__}), {len(emb) / wall:.0f} segments a second at a "
+              f"{corpus.protocol.hop_s:g} s hop")
     return 0

@@ -15,11 +15,15 @@ from . import queries as cmd_queries
 from . import regress as cmd_regress
 from . import report as cmd_report
 from . import run as cmd_run
+from . import scale as cmd_scale
 from . import train_encoder as cmd_train_encoder
 
 COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]] = {
     "run": ("run the benchmark: build each method's index, sweep its query parameters, record "
             "accuracy, work, latency and bucket balance", cmd_run.add_arguments, cmd_run.run),
+    "scale": ("the scaling run: grow the DB by distractors over a grid of sizes with the query set fixed, and "
+              "report each method's latency, candidates, hit rate, build time and memory against N",
+              cmd_scale.add_arguments, cmd_scale.run),
     "report": ("rebuild a run's report (report.md, report.html, figures) from its stored results, or compare "
                "several runs", cmd_report.add_arguments, cmd_report.run),
     "regress": ("check FlowHash's speedups, hit rates and bucket balance against the committed baseline "

@@ -9,12 +9,19 @@ from methods.base import SearchResult
 
 CONDITION = ["duration_s", "snr", "reverb"]
 LEVELS = ("exact", "near", "track")
+TIME_LEVEL = "time"  # right track, predicted start within +-TIME_TOLERANCE_S of the true start
+TIME_TOLERANCE_S = 0.25
 
 
 def query_outcomes(result: SearchResult, query_index: pd.DataFrame, manifest: pd.DataFrame,
-                   db_codes: np.ndarray, db_tracks: pd.Index, db_segment: np.ndarray) -> pd.DataFrame:
+                   db_codes: np.ndarray, db_tracks: pd.Index, db_segment: np.ndarray,
+                   hop_s: float | None = None) -> pd.DataFrame:
     """One row per query: sequence-level hits (offset-aligned voting), segment-level hit fractions
-    (each query segment's top-1 alone), and candidates scanned summed over the query's segments."""
+    (each query segment's top-1 alone), and candidates scanned summed over the query's segments.
+
+    With the DB hop ``hop_s`` the sequence-level ``time`` level is added too: the right track and
+    a predicted start (segment x hop) within +-0.25 s of the query's true start time, a level that
+    compares across hops."""
     q = query_index["query"].to_numpy()
     j = query_index["j"].to_numpy()
     n = len(manifest)
@@ -32,9 +39,17 @@ def query_outcomes(result: SearchResult, query_index: pd.DataFrame, manifest: pd
     for level in LEVELS:
         out[level] = seq[level]
         out[f"seg_{level}"] = per_query[f"seg_{level}"].to_numpy()
+    if hop_s is not None:
+        err = np.abs(pred_start * hop_s - manifest["start_s"].to_numpy())
+        out[TIME_LEVEL] = (pred_track == true_track) & (pred_start >= 0) & (err <= TIME_TOLERANCE_S + 1e-9)
     out["candidates"] = np.bincount(q, weights=result.candidates, minlength=n).astype(np.int64)
     out["n_segments"] = np.bincount(q, minlength=n)
     return out
+
+
+def _levels(outcomes: pd.DataFrame) -> tuple[str, ...]:
+    """The sequence-level hit levels the outcomes carry (the time level only when a hop was given)."""
+    return LEVELS + ((TIME_LEVEL,) if TIME_LEVEL in outcomes.columns else ())
 
 
 def latency_stats(seconds: np.ndarray) -> dict[str, float]:
@@ -53,7 +68,7 @@ def by_condition(outcomes: pd.DataFrame, latency_s: pd.Series, n_db: int) -> pd.
     for (duration, snr, reverb), g in outcomes.groupby(CONDITION, sort=False):
         timed = latency_s[outcomes.loc[latency_s.index, "duration_s"] == duration]
         rows.append({"duration_s": duration, "snr": snr, "reverb": reverb, "n_queries": len(g),
-                     **{lv: float(g[lv].mean()) for lv in LEVELS},
+                     **{lv: float(g[lv].mean()) for lv in _levels(g)},
                      **{f"seg_{lv}": float(np.average(g[f"seg_{lv}"], weights=g["n_segments"])) for lv in LEVELS},
                      "candidates_mean": float(g["candidates"].mean()),
                      "candidates_frac": float(g["candidates"].mean() / (g["n_segments"].mean() * n_db)),
@@ -63,7 +78,7 @@ def by_condition(outcomes: pd.DataFrame, latency_s: pd.Series, n_db: int) -> pd.
 
 def overall(outcomes: pd.DataFrame, latency_s: pd.Series, n_db: int) -> dict[str, float]:
     """The same measures over all queries: one point of the method's Pareto curve."""
-    return {"n_queries": len(outcomes), **{lv: float(outcomes[lv].mean()) for lv in LEVELS},
+    return {"n_queries": len(outcomes), **{lv: float(outcomes[lv].mean()) for lv in _levels(outcomes)},
             **{f"seg_{lv}": float(np.average(outcomes[f"seg_{lv}"], weights=outcomes["n_segments"]))
                for lv in LEVELS},
             "candidates_mean": float(outcomes["candidates"].mean()),

@@ -11,8 +11,11 @@ from typing import Any
 
 import yaml
 
+from datasets.protocol import Protocol
 from datasets.queries.conditions import parse_duration, parse_reverb, parse_snr
 from datasets.queries.queryset import QuerySetConfig
+
+DEFAULT_HOP_S = Protocol().hop_s
 
 
 @dataclass(frozen=True)
@@ -46,6 +49,7 @@ class RunConfig:
     encoder: str = "synth-default"
     queries: QuerySetConfig = QuerySetConfig()
     db_splits: tuple[str, ...] = ("test", "val")
+    hop_s: float = DEFAULT_HOP_S  # the DB hop (docs/protocol.md); queries are cut at it too
     train_pairs: int = 6000
     k: int = 10
     seed: int = 0
@@ -60,11 +64,18 @@ class RunConfig:
             raise ValueError(f"k={self.k}: allowed >= 1")
         if self.train_pairs < 1:
             raise ValueError(f"train_pairs={self.train_pairs}: allowed >= 1")
+        self.protocol()  # checks hop_s
+
+    def protocol(self) -> Protocol:
+        """The signal protocol of the run: the default one with the config's DB hop."""
+        return Protocol(hop_s=self.hop_s)
 
     def to_dict(self) -> dict:
         """Plain-dict form for run.json and hashing."""
         d = asdict(self)
         d["db_splits"] = list(self.db_splits)
+        if self.hop_s == DEFAULT_HOP_S:  # runs made before the hop was a field keep their identity
+            del d["hop_s"]
         return d
 
 

@@ -153,7 +153,7 @@ def prepare_inputs(config: RunConfig, progress: bool = True) -> RunInputs:
     stages: dict[str, float] = {}
     t0 = time.perf_counter()
     set_threads(0)
-    corpus = open_corpus(config.corpus, path=config.corpus_path, fma_size=config.fma_size,
+    corpus = open_corpus(config.corpus, config.protocol(), path=config.corpus_path, fma_size=config.fma_size,
                          synth_tracks=config.synth_tracks, synth_seed=config.synth_seed, progress=progress)
     noise = open_noise_bank(config.noise, corpus.protocol)
     rooms = open_room_bank(config.rooms, corpus.protocol)

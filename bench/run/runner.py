@@ -153,7 +153,8 @@ def sweep_method(built: BuiltMethod, inputs: RunInputs, query_grid: list[dict], 
         method.set_query_params(**qp)
         res = method.search(queries, cfg.k)
         check_search_result(res, built.label, qp, len(queries), cfg.k, len(inputs.db))
-        out = query_outcomes(res, inputs.query_index, inputs.manifest, codes, tracks, db_segment)
+        out = query_outcomes(res, inputs.query_index, inputs.manifest, codes, tracks, db_segment,
+                             inputs.corpus.protocol.hop_s)
         stages: dict[str, float] = {}
         if timed:
             timing = time_queries(method, queries, timed_rows, cfg.k, cfg.timing.warmup, cfg.timing.repeats)

@@ -328,11 +328,12 @@ def sped_up_reason(path: Path, siblings: Iterable[str] | None = None) -> str | N
 
 def select_music_files(extracted_root: Path | str, package: str | None = None,
                        min_duration_s: float = MIN_DURATION_S,
-                       on_exclude: Callable[[Exclusion], None] | None = None) -> list[Candidate]:
+                       on_exclude: Callable[[Exclusion], None] | None = None,
+                       words: Sequence[str] = MUSIC_DIR_WORDS) -> list[Candidate]:
     """Music files of one extracted package tree, in path order.
 
     Keeps audio files (:data:`datasets.audio_io.AUDIO_EXTENSIONS`) in a music folder
-    (:func:`is_music_path`) that are not sped-up copies (:func:`sped_up_reason`), whose header
+    (:func:`is_music_path` with ``words``) that are not sped-up copies (:func:`sped_up_reason`), whose header
     reads, and that last at least ``min_duration_s``. Files in music folders that fail a rule
     are passed to ``on_exclude`` (kind "sped-up copy", "too short" or "unreadable"); files
     outside music folders (sound effects) and symbolic links are passed over silently.
@@ -353,7 +354,7 @@ def select_music_files(extracted_root: Path | str, package: str | None = None,
 
     for p in files:
         rel = p.relative_to(root).as_posix()
-        if not is_music_path(rel):
+        if not is_music_path(rel, words):
             continue
         why = sped_up_reason(p, stems_by_dir[p.parent])
         if why:
@@ -461,7 +462,7 @@ def build_catalogue(candidates: Sequence[Candidate], fingerprint_dir: Path | str
         raise ValueError("candidates hold duplicate track ids")
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         futures = {c.track_id: pool.submit(_fingerprint_file, c, fp_dir, params) for c in candidates}
-        for tid in tqdm(futures, desc="fingerprinting debian-music", unit="file", disable=not progress):
+        for tid in tqdm(futures, desc="fingerprinting music files", unit="file", disable=not progress):
             c = by_id[tid]
             try:
                 sha, fp, was_cached = futures[tid].result()
@@ -537,7 +538,7 @@ class DebianMusicCorpus(Corpus):
                  progress: bool = True, min_duration_s: float = MIN_DURATION_S,
                  min_overlap_s: float = MIN_OVERLAP_S, workers: int = 2) -> None:
         super().__init__(protocol, split_fractions)
-        self.root = Path(root) if root is not None else cache_dir("debian-music")
+        self.root = Path(root) if root is not None else cache_dir(self.name)
         self.root.mkdir(parents=True, exist_ok=True)
         self.packages = tuple(dict.fromkeys(packages))
         self.min_duration_s = float(min_duration_s)
@@ -550,12 +551,12 @@ class DebianMusicCorpus(Corpus):
 
         t0 = time.perf_counter()
         if fetch:
-            trees = fetch_packages(self.packages, self.root, progress, errors=self.failed_packages)
+            trees = fetch_packages(self.packages, self.root, progress, errors=self.failed_packages, label=self.name)
         else:
             trees = find_extracted(self.root, self.packages, errors=self.failed_packages)
         if not fetch:  # fetch_packages warns itself
             for pkg, err in self.failed_packages.items():
-                warnings.warn(f"debian-music: leaving out package {pkg}: {err}", stacklevel=2)
+                warnings.warn(f"{self.name}: leaving out package {pkg}: {err}", stacklevel=2)
         self.versions = {pkg: package_version(tree, pkg) for pkg, tree in trees.items()}
         self.timings["fetch_s"] = time.perf_counter() - t0
 
@@ -563,10 +564,12 @@ class DebianMusicCorpus(Corpus):
         found: list[Exclusion] = []
         candidates: list[Candidate] = []
         for pkg, tree in trees.items():
-            candidates += select_music_files(tree, pkg, self.min_duration_s, on_exclude=found.append)
+            self._prepare_tree(pkg, tree)
+            candidates += select_music_files(tree, pkg, self.min_duration_s, on_exclude=found.append,
+                                             words=self._music_words(pkg))
         self.timings["select_s"] = time.perf_counter() - t0
 
-        key = stable_hash({"recipe": RECIPE_VERSION, "fingerprint": DEFAULT_PARAMS.key(),
+        key = stable_hash({"recipe": self.recipe_version, "fingerprint": DEFAULT_PARAMS.key(),
                            "min_duration_s": self.min_duration_s, "min_overlap_s": self.min_overlap_s,
                            "versions": self.versions,
                            "files": [(c.track_id, c.size_bytes, round(c.duration_s, 4)) for c in candidates]})
@@ -588,6 +591,15 @@ class DebianMusicCorpus(Corpus):
             self._load_manifest(key)
             self.from_manifest = False
         self.timings["total_s"] = time.perf_counter() - t_all
+
+    recipe_version = RECIPE_VERSION
+
+    def _prepare_tree(self, package: str, tree: Path) -> None:
+        """Make a package's music visible to the selection (nothing to do for this recipe's packages)."""
+
+    def _music_words(self, package: str) -> Sequence[str]:
+        """The folder words that mark a package's music folders."""
+        return MUSIC_DIR_WORDS
 
     def _load_manifest(self, key: str) -> bool:
         """Fill the corpus from ``tracks.csv``/``dedup_report.csv`` when they were built for ``key``."""

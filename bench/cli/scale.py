@@ -1,0 +1,61 @@
+"""``bench scale``: the scaling run (the DB grows by distractors, the query set stays), then its report."""
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of ``bench scale``."""
+    parser.add_argument("--config", type=Path, default=Path("configs/scale.yml"),
+                        help="YAML scaling config: run, sizes, methods, distractors, budgets (default %(default)s)")
+    parser.add_argument("--run-dir", type=Path, default=Path("reports/scale"),
+                        help="the run folder (default %(default)s); finished parts in it are reused")
+    parser.add_argument("--sizes", nargs="+", default=None, metavar="N",
+                        help="override the config's DB sizes (segment counts, ascending; 'max' = all there is)")
+    parser.add_argument("--methods", nargs="+", default=None, metavar="NAME",
+                        help="override the config's methods (exhaustive always runs)")
+    parser.add_argument("--workers", type=int, default=None, help="embedding processes (default: the config's)")
+    parser.add_argument("--force", action="store_true",
+                        help="when the run folder holds another configuration's run, discard it and start over")
+    parser.add_argument("--redo", nargs="+", default=[], metavar="METHOD",
+                        help="run these methods again at every size even if finished")
+    parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the sweep, write the report, print where it went."""
+    from dataclasses import replace
+
+    from bench.report.scale_report import write_scale_report
+    from bench.scale.config import load_scale_config, scale_config_from_dict
+    from bench.scale.sweep import run_scale
+
+    t0 = time.perf_counter()
+    config = load_scale_config(args.config)
+    if args.sizes is not None or args.methods is not None:
+        raw = {"run": config.run.to_dict(), "sizes": list(config.sizes), "methods": list(config.methods),
+               "distractors": {"real": config.real_distractors, "fill": config.synthetic_fill},
+               "latency_budget_ms": config.latency_budget_ms, "build_budget_s": config.build_budget_s,
+               "workers": config.workers}
+        if args.sizes is not None:
+            raw["sizes"] = [s if s == "max" else _int(s) for s in args.sizes]
+        if args.methods is not None:
+            raw["methods"] = args.methods
+        config = scale_config_from_dict(raw, f"{args.config} (with --sizes/--methods)")
+    if args.workers is not None:
+        if args.workers < 1:
+            raise ValueError(f"--workers {args.workers}: allowed >= 1")
+        config = replace(config, workers=args.workers)
+    outcome = run_scale(config, args.run_dir, progress=not args.no_progress, force=args.force, redo=tuple(args.redo))
+    print(f"report: {write_scale_report(outcome.root)}")
+    print(f"results in {outcome.root}; {time.perf_counter() - t0:.0f} s")
+    return 0
+
+
+def _int(text: str) -> int:
+    try:
+        return int(text.replace("_", "").replace(",", ""))
+    except ValueError:
+        raise ValueError(f"--sizes {text!r}: expected a segment count or 'max'") from None

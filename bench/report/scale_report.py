@@ -1,0 +1,153 @@
+"""A scaling run's report: ``report.md`` / ``report.html`` and the tables behind it
+(``operating_points.csv``, ``growth.csv``, ``speedups.csv``, ``extrapolation.csv``), built only
+from what the run stored (``run.json`` and ``points.parquet``)."""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pandas as pd
+
+from bench import __version__
+from bench.run.store import POINTS, RUN_JSON, now
+from bench.scale.analysis import MATCH_POINTS, extrapolation, growth_table, operating_points, speedups
+
+from . import scale_figures
+from .render import Bullets, Document, FigureBlock, Heading, Para, Table, write_document
+from .tables import method_sort_key
+
+FIGURES = "figures"
+STEM = "report"
+
+
+def _ms(v: float) -> str:
+    return "" if v is None or not math.isfinite(v) else f"{v:.3g}"
+
+
+def _pct(v: float) -> str:
+    return "" if v is None or not math.isfinite(v) else f"{100 * v:.1f}"
+
+
+def _num(v: float, digits: int = 3) -> str:
+    return "" if v is None or not math.isfinite(v) else f"{v:.{digits}g}"
+
+
+def _int(v: float) -> str:
+    return "" if v is None or not math.isfinite(v) else f"{int(round(v)):,}"
+
+
+def _figure(paths: list[Path], root: Path, caption: str) -> FigureBlock:
+    return FigureBlock(str(paths[0].relative_to(root)), str(paths[1].relative_to(root)), caption)
+
+
+def _sorted(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame.assign(_k=frame["method"].map(method_sort_key)).sort_values(["_k", "n_db"]).drop(columns="_k")
+
+
+def write_scale_report(root: Path | str) -> Path:
+    """Write the report and its tables into the scaling run folder ``root``; returns report.md."""
+    root = Path(root)
+    info = json.loads((root / RUN_JSON).read_text())
+    points = pd.read_parquet(root / POINTS)
+    budget = float(info["config"]["latency_budget_ms"])
+    ops = operating_points(points, budget)
+    growth = growth_table(ops)
+    spd = speedups(points)
+    extra = extrapolation(ops, growth)
+    for name, frame in (("operating_points", ops), ("growth", growth), ("speedups", spd), ("extrapolation", extra)):
+        frame.to_csv(root / f"{name}.csv", index=False)
+    fig_dir = root / FIGURES
+    figs = {
+        "latency": scale_figures.cost_vs_n(ops, fig_dir, "latency_mean_ms", "mean latency per query (ms)",
+                                           "latency_vs_n", "Latency at matched hit rate (within 1 point of exhaustive)"),
+        "candidates": scale_figures.cost_vs_n(ops, fig_dir, "candidates_mean", "candidates per query",
+                                              "candidates_vs_n", "Candidates scored at matched hit rate"),
+        "hits": scale_figures.hit_rate_vs_n(ops, fig_dir, budget),
+        "build": scale_figures.build_memory_vs_n(ops, fig_dir),
+    }
+    if len(spd):
+        figs["speedup"] = scale_figures.speedup_vs_n(spd, fig_dir)
+
+    doc = Document("FlowHash bench: scaling run", f"{now()} by flowhash-bench {__version__} from the stored results")
+    sizes = info["db"]["sizes"]
+    dist = info["distractors"]
+    proto = info["protocol"]
+    doc.add(Para(f"Query set {info['queryset']['content_hash'][:12]} ({info['queryset']['queries']} queries, "
+                 f"{info['queryset']['query_segments']} query segments), encoder {info['encoder']['name']} "
+                 f"({info['encoder']['sha256'][:12]}), DB hop {proto['hop_s']:g} s for targets and distractors alike; "
+                 f"latency on {info['threads']} thread(s). The DB of size N is the first N rows of one store: "
+                 f"the {info['db']['base_segments']:,} segments of the run's own DB tracks (query tracks and the "
+                 f"corpus's other DB tracks), then distractors in a fixed shuffled order."))
+    doc.add(Heading(2, "The DB at each size"))
+    doc.add(Table(["N", "corpus segments", "real-music distractor segments", "synthetic distractor segments",
+                   "tracks"],
+                  [[_int(s["n_db"]), _int(s["corpus_segments"]), _int(s["real_distractor_segments"]),
+                    _int(s["synthetic_distractor_segments"]), _int(s["tracks"])] for s in sizes],
+                  caption=f"Distractors: {dist['tracks']} tracks, {dist['segments']:,} segments, of which "
+                          f"{dist['real_segments']:,} real music ({len(dist['packages'])} Debian packages; "
+                          f"{len(dist['dropped_sharing_audio'])} tracks left out for sharing audio with the corpus)."))
+    doc.add(Heading(2, "Matched hit rate: latency, candidates, build and memory against N"))
+    matched = _sorted(ops[ops["point"] == "matched"])
+    rows = []
+    for r in matched.to_dict("records"):
+        if not isinstance(r.get("label"), str):
+            rows.append([r["method"], _int(r["n_db"]), "not reached", f"best {_pct(r.get('best_exact', float('nan')))}",
+                         "", "", "", "", "", "", "", ""])
+            continue
+        rows.append([r["method"], _int(r["n_db"]), f"{r['label']} {r['query_params']}", _pct(r["exact"]),
+                     _pct(r.get("time", float("nan"))), _ms(r["latency_mean_ms"]), _ms(r["latency_p50_ms"]),
+                     _ms(r["latency_p99_ms"]), _int(r["candidates_mean"]), _num(r["build_s"]),
+                     _num(r["index_bytes"] / 2**20), _num(r.get("peak_memory_bytes", float("nan")) / 2**20)])
+    doc.add(Table(["method", "N", "configuration", "exact %", "±0.25 s %", "mean ms", "p50 ms", "p99 ms",
+                   "candidates", "build s", "index MiB", "peak MiB"], rows, text_columns=3,
+                  caption=f"Each method's fastest point (over all its configurations and query parameters) whose "
+                          f"exact hit rate is within {100 * MATCH_POINTS:g} point of exhaustive's at the same N. "
+                          f"Peak memory: anonymous RSS above the level before the configuration's fit, build and "
+                          f"sweep (memory-mapped DB pages not counted)."))
+    doc.add(_figure(figs["latency"], root, "Mean latency per query at matched hit rate against N (log-log)."))
+    doc.add(_figure(figs["candidates"], root, "Candidates per query at matched hit rate against N (log-log)."))
+    doc.add(Heading(2, "Growth exponents (cost ~ N^a)"))
+    doc.add(Table(["method", "sizes", "N range", "a latency", "a candidates", "a build", "a index bytes", "a peak memory"],
+                  [[g["method"], str(g["sizes"]), f"{g['n_min']:,}..{g['n_max']:,}", _num(g.get("a_latency_mean_ms"), 2),
+                    _num(g.get("a_candidates_mean"), 2), _num(g.get("a_build_s"), 2), _num(g.get("a_index_bytes"), 2),
+                    _num(g.get("a_peak_memory_bytes"), 2)]
+                   for g in growth.to_dict("records")],
+                  caption="Least-squares slope of log cost on log N over the sizes where the method reached the "
+                          "matched hit rate (its configuration may change with N)."))
+    doc.add(Heading(2, f"Under a {budget:g} ms latency budget"))
+    bud = _sorted(ops[ops["point"] == "budget"])
+    doc.add(Table(["method", "N", "configuration", "exact %", "mean ms", "candidates"],
+                  [[r["method"], _int(r["n_db"]),
+                    f"{r['label']} {r['query_params']}" if isinstance(r.get("label"), str) else "none under budget",
+                    _pct(r.get("exact", float("nan"))), _ms(r.get("latency_mean_ms", float("nan"))),
+                    _int(r.get("candidates_mean", float("nan")))] for r in bud.to_dict("records")], text_columns=3))
+    doc.add(_figure(figs["hits"], root, "Exhaustive's hit rates, and each method's best under the budget, against N."))
+    doc.add(_figure(figs["build"], root, "Build time, index bytes and peak memory at matched hit rate against N."))
+    if len(spd):
+        doc.add(Heading(2, "FlowHash's speedup over each rival"))
+        doc.add(Table(["N", "rival", "hit rate %", "flowhash ms", "rival ms", "speedup", "candidate ratio"],
+                      [[_int(r["n_db"]), r["rival"], _pct(r["hit_rate"]), _ms(r["subject_ms"]), _ms(r["rival_ms"]),
+                        _num(r["speedup"]), _num(r["candidate_ratio"])]
+                       for r in spd.sort_values(["rival", "n_db"]).to_dict("records")], text_columns=2,
+                      caption="At the highest exact hit rate both reach at that N (each at its cheapest point reaching "
+                              "it); above 1, FlowHash is faster."))
+        doc.add(_figure(figs["speedup"], root, "FlowHash's latency speedup over each rival against N."))
+    skipped = points[points.get("status", pd.Series(dtype=str)) != "ok"] if "status" in points else points[:0]
+    if len(skipped):
+        doc.add(Heading(2, "Not run within budget"))
+        doc.add(Bullets([f"{r['label']} at N={int(r['n_db']):,}: {r['status_detail']}" for r in skipped.to_dict("records")]))
+    doc.add(Heading(2, "Extrapolated, not measured: 10M and 100M segments"))
+    doc.add(Table(["method", "N", "from N", "index GB", "peak memory GB", "build s", "mean ms"],
+                  [[r["method"], _int(r["n_db"]), _int(r["from_n_db"]), _num(r["index_gb"]), _num(r["peak_memory_gb"]),
+                    _num(r["build_s"]), _ms(r["latency_mean_ms"])] for r in extra.to_dict("records")],
+                  caption="Index and memory bytes per item held at the largest measured size's; build time and "
+                          "latency grown by the fitted exponents (1 where none could be fitted). Extrapolated from "
+                          "this machine's measurements; running there is the distributed-engine issue."))
+    stages = info.get("stage_seconds", {})
+    if stages:
+        doc.add(Heading(2, "Where the run's time went"))
+        doc.add(Bullets([f"{k}: {v:.0f} s" for k, v in stages.items()]
+                        + [f"peak RSS of the run: {info.get('peak_rss_bytes', 0) / 2**30:.1f} GiB"]))
+    md, _ = write_document(doc, root, STEM)
+    return md

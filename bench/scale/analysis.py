@@ -1,0 +1,117 @@
+"""What a scaling run's points say: operating points per method and size, growth exponents
+(cost ~ N^a, least squares on log-log), FlowHash's speedup over each rival, and an extrapolation
+to sizes this machine cannot hold (marked as such)."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from bench.measure.speedup import speedup
+
+REFERENCE = "exhaustive"
+MATCH_POINTS = 0.01  # "matched": within 1 point of exhaustive's exact hit rate at the same N
+EXTRAPOLATE_TO = (10_000_000, 100_000_000)
+KEEP = ["method", "label", "query_params", "n_db", "exact", "time", "near", "track", "latency_mean_ms",
+        "latency_p50_ms", "latency_p99_ms", "candidates_mean", "candidates_frac", "build_s", "fit_s",
+        "index_bytes", "peak_memory_bytes", "real_distractor_segments", "synthetic_distractor_segments"]
+
+
+def finished(points: pd.DataFrame) -> pd.DataFrame:
+    """The points of configurations that ran (not those recorded as over their build budget)."""
+    return points[points["status"] == "ok"] if "status" in points else points
+
+
+def reference_hits(points: pd.DataFrame, level: str = "exact") -> pd.Series:
+    """Exhaustive search's hit rate at each size (index: n_db)."""
+    ref = finished(points)
+    ref = ref[ref["method"] == REFERENCE]
+    return ref.groupby("n_db")[level].max()
+
+
+def operating_points(points: pd.DataFrame, budget_ms: float) -> pd.DataFrame:
+    """For each method and size, two operating points over all its configurations and query parameters:
+    ``matched`` (the fastest point within 1 point of exhaustive's exact hit rate; none when the method
+    never gets there) and ``budget`` (the highest exact hit rate with mean latency under ``budget_ms``)."""
+    pts = finished(points)
+    ref = reference_hits(pts)
+    rows = []
+    for (method, n), g in pts.groupby(["method", "n_db"], sort=True):
+        keep = [c for c in KEEP if c in g.columns]
+        ok = g[g["exact"] >= ref.get(n, np.nan) - MATCH_POINTS - 1e-12]
+        if len(ok):
+            rows.append({**ok.sort_values("latency_mean_ms").iloc[0][keep].to_dict(), "point": "matched"})
+        else:
+            rows.append({"method": method, "n_db": n, "point": "matched", "best_exact": float(g["exact"].max())})
+        fast = g[g["latency_mean_ms"] <= budget_ms]
+        if len(fast):
+            best = fast.sort_values(["exact", "latency_mean_ms"], ascending=[False, True]).iloc[0]
+            rows.append({**best[keep].to_dict(), "point": "budget"})
+        else:
+            rows.append({"method": method, "n_db": n, "point": "budget"})
+    out = pd.DataFrame(rows)
+    out["reference_exact"] = out["n_db"].map(ref)
+    return out
+
+
+def growth_exponent(n: np.ndarray, cost: np.ndarray) -> float:
+    """``a`` of cost ~ N^a, by least squares on log-log (NaN with fewer than 2 usable sizes)."""
+    n, cost = np.asarray(n, dtype=float), np.asarray(cost, dtype=float)
+    ok = np.isfinite(cost) & (cost > 0) & np.isfinite(n) & (n > 0)
+    if ok.sum() < 2 or len(set(n[ok])) < 2:
+        return float("nan")
+    return float(np.polyfit(np.log(n[ok]), np.log(cost[ok]), 1)[0])
+
+
+def growth_table(ops: pd.DataFrame) -> pd.DataFrame:
+    """Per method, the exponent of each cost at the matched operating point, and where it was measured."""
+    rows = []
+    matched = ops[(ops["point"] == "matched") & ops["latency_mean_ms"].notna()] if "latency_mean_ms" in ops else ops[:0]
+    for method, g in matched.groupby("method", sort=True):
+        g = g.sort_values("n_db")
+        rows.append({"method": method, "sizes": len(g), "n_min": int(g["n_db"].min()), "n_max": int(g["n_db"].max()),
+                     **{f"a_{c}": growth_exponent(g["n_db"], g[c])
+                        for c in ("latency_mean_ms", "candidates_mean", "build_s", "index_bytes", "peak_memory_bytes")
+                        if c in g}})
+    return pd.DataFrame(rows)
+
+
+def speedups(points: pd.DataFrame, subject: str = "flowhash", level: str = "exact") -> pd.DataFrame:
+    """``subject``'s speedup over each other method at each size: the rival's mean latency over the
+    subject's at the highest hit rate both reach (each one's Pareto curve over all its configurations)."""
+    pts = finished(points)
+    rows = []
+    for n, g in pts.groupby("n_db", sort=True):
+        a = g[g["method"] == subject]
+        if not len(a):
+            continue
+        for rival, b in g[g["method"] != subject].groupby("method", sort=True):
+            s = speedup(a, b, level, "latency_mean_ms")
+            c = speedup(a, b, level, "candidates_mean", target=s["hit_rate"])
+            rows.append({"n_db": n, "rival": rival, "hit_rate": s["hit_rate"], "subject_ms": s["cost_a"],
+                         "rival_ms": s["cost_b"], "speedup": s["speedup"], "candidate_ratio": c["speedup"]})
+    return pd.DataFrame(rows)
+
+
+def extrapolation(ops: pd.DataFrame, growth: pd.DataFrame, sizes: tuple[int, ...] = EXTRAPOLATE_TO) -> pd.DataFrame:
+    """What each method would cost at ``sizes`` from its largest measured size: memory and index
+    bytes per item held constant, build and latency grown by their fitted exponents. Extrapolated,
+    not measured."""
+    rows = []
+    matched = ops[(ops["point"] == "matched") & ops["latency_mean_ms"].notna()] if "latency_mean_ms" in ops else ops[:0]
+    for method, g in matched.groupby("method", sort=True):
+        last = g.sort_values("n_db").iloc[-1]
+        exps = growth.set_index("method").loc[method] if method in set(growth["method"]) else pd.Series(dtype=float)
+        n0 = float(last["n_db"])
+        for n in sizes:
+            r = n / n0
+
+            def grow(col: str, exp_col: str) -> float:
+                a = float(exps.get(exp_col, np.nan))
+                return float(last[col]) * r ** (a if np.isfinite(a) else 1.0)
+
+            rows.append({"method": method, "n_db": n, "from_n_db": int(n0), "extrapolated": True,
+                         "index_gb": float(last["index_bytes"]) * r / 1e9,
+                         "peak_memory_gb": float(last.get("peak_memory_bytes", np.nan)) * r / 1e9,
+                         "build_s": grow("build_s", "a_build_s"),
+                         "latency_mean_ms": grow("latency_mean_ms", "a_latency_mean_ms")})
+    return pd.DataFrame(rows)

@@ -1,0 +1,166 @@
+"""The ``debian-distractors`` corpus: more free-licensed game soundtracks, for the DB only.
+
+The same recipe as ``debian-music`` (:mod:`datasets.corpora.debian_music`: ``apt-get download``
++ ``dpkg -x``, music folders, at least 45 s, sped-up copies and duplicates left out, a
+manifest with each track's package, version and licence file), over the packages of
+:data:`DISTRACTOR_PACKAGES`, with three additions a package may need (:class:`PackageRule`):
+
+- other folder words than "music" (a package that keeps its music in ``tunes/``);
+- audio inside zip archives (Quake-style ``.pk3``): members with an audio extension are
+  unpacked once into ``<tree>/.unpacked/<archive path>/<member path>``;
+- Ogg files without an extension (found by their ``OggS`` header): linked once as
+  ``<tree>/.unpacked/<path>.ogg``.
+
+Every track is in the split ``"distractor"``: none is ever a query or a training item.
+Deduplication against the corpus whose queries are searched is the job of
+:mod:`datasets.distractors`, which assembles a scaling run's distractor set.
+The packages and their licences are listed in ``docs/distractors.md``.
+"""
+from __future__ import annotations
+
+import json
+import os
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Mapping, Sequence
+
+from datasets.audio_io import AUDIO_EXTENSIONS
+from datasets.protocol import Protocol
+from datasets.splits import DEFAULT_FRACTIONS
+
+from .debian_music import MIN_DURATION_S, MIN_OVERLAP_S, MUSIC_DIR_WORDS, DebianMusicCorpus
+
+DISTRACTOR_SPLIT = "distractor"
+UNPACKED = ".unpacked"
+UNPACK_MARKER = ".flowhash-unpacked.json"
+
+
+@dataclass(frozen=True)
+class PackageRule:
+    """How a package's music is found: folder words, zip archives to unpack, extension-less Ogg files."""
+
+    words: tuple[str, ...] = MUSIC_DIR_WORDS
+    archives: tuple[str, ...] = ()  # glob patterns (relative to the tree) of zip archives holding music
+    magic_ogg: bool = False
+
+
+#: Debian bookworm packages whose music makes up the distractors (licence: each package's
+#: ``usr/share/doc/<package>/copyright``; the survey in docs/distractor-survey.md measured them).
+DISTRACTOR_PACKAGES: dict[str, PackageRule] = {
+    "warzone2100-music": PackageRule(),
+    "ufoai-music": PackageRule(archives=("**/*.pk3",)),
+    "planetblupi-music-ogg": PackageRule(),
+    "wesnoth-1.16-music": PackageRule(),
+    "naev-data": PackageRule(),
+    "widelands-data": PackageRule(),
+    "nexuiz-music": PackageRule(archives=("**/*.pk3",)),
+    "blobwars-data": PackageRule(magic_ogg=True),
+    "berusky2-data": PackageRule(),
+    "colobot-common-sounds": PackageRule(),
+    "trackballs-data": PackageRule(),
+    "warmux-data": PackageRule(),
+    "wizznic-data": PackageRule(),
+    "openclonk-data": PackageRule(),
+    "fillets-ng-data": PackageRule(),
+    "davegnukem-data": PackageRule(),
+    "hyperrogue-music": PackageRule(),
+    "enigma-data": PackageRule(),
+    "asc-music": PackageRule(),
+    "ardentryst": PackageRule(),
+    "freecol": PackageRule(),
+    "lordsawar-data": PackageRule(),
+    "xmoto-data": PackageRule(),
+    "miceamaze": PackageRule(),
+    "amoebax-data": PackageRule(),
+    "extremetuxracer-data": PackageRule(),
+    "pathological": PackageRule(),
+    "gigalomania-data": PackageRule(),
+}
+
+
+def unpack_archives(tree: Path, patterns: Sequence[str]) -> int:
+    """Unpack the audio members of the zip archives matching ``patterns`` under ``tree`` into
+    ``tree/.unpacked/<archive>/<member>``; return how many were unpacked. An archive already
+    unpacked (its marker is there) is left alone; a member path that would leave its folder
+    is skipped."""
+    n = 0
+    for pattern in patterns:
+        for archive in sorted(tree.glob(pattern)):
+            if UNPACKED in archive.relative_to(tree).parts or not zipfile.is_zipfile(archive):
+                continue
+            dest = tree / UNPACKED / archive.relative_to(tree)
+            if (dest / UNPACK_MARKER).is_file():
+                continue
+            members = []
+            with zipfile.ZipFile(archive) as zf:
+                for info in zf.infolist():
+                    member = PurePosixPath(info.filename)
+                    if info.is_dir() or member.suffix.lower() not in AUDIO_EXTENSIONS or ".." in member.parts \
+                            or member.is_absolute():
+                        continue
+                    zf.extract(info, dest)
+                    members.append(info.filename)
+            dest.mkdir(parents=True, exist_ok=True)
+            (dest / UNPACK_MARKER).write_text(json.dumps({"archive": archive.name, "members": members}) + "\n")
+            n += len(members)
+    return n
+
+
+def link_magic_ogg(tree: Path) -> int:
+    """Link every extension-less file of ``tree`` that starts with an Ogg header as
+    ``tree/.unpacked/<path>.ogg`` (a hard link, or a copy across file systems); return how many."""
+    n = 0
+    for p in sorted(tree.rglob("*")):
+        if p.suffix or not p.is_file() or p.is_symlink() or UNPACKED in p.relative_to(tree).parts:
+            continue
+        with open(p, "rb") as fh:
+            if fh.read(4) != b"OggS":
+                continue
+        dest = tree / UNPACKED / (p.relative_to(tree).as_posix() + ".ogg")
+        if dest.exists():
+            continue
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.link(p, dest)
+        except OSError:
+            dest.write_bytes(p.read_bytes())
+        n += 1
+    return n
+
+
+class DebianDistractorCorpus(DebianMusicCorpus):
+    """Music of the :data:`DISTRACTOR_PACKAGES`, every track in the ``"distractor"`` split.
+
+    ``root`` defaults to ``datasets.cache.cache_dir("debian-distractors")``; ``fetch=False``
+    uses the trees already extracted there. See :class:`DebianMusicCorpus` for the rest.
+    """
+
+    name = "debian-distractors"
+    recipe_version = "distractors-1"
+
+    def __init__(self, protocol: Protocol = Protocol(), root: Path | None = None,
+                 packages: Mapping[str, PackageRule] | Sequence[str] = DISTRACTOR_PACKAGES, fetch: bool = True,
+                 progress: bool = True, min_duration_s: float = MIN_DURATION_S,
+                 min_overlap_s: float = MIN_OVERLAP_S, workers: int = 2) -> None:
+        self.rules = (dict(packages) if isinstance(packages, Mapping)
+                      else {p: DISTRACTOR_PACKAGES.get(p, PackageRule()) for p in packages})
+        super().__init__(protocol, DEFAULT_FRACTIONS, root=root, packages=tuple(self.rules), fetch=fetch,
+                         progress=progress, min_duration_s=min_duration_s, min_overlap_s=min_overlap_s,
+                         workers=workers)
+
+    def split(self, track_id: str) -> str:
+        """Always ``"distractor"``: these tracks only ever enter the DB."""
+        return DISTRACTOR_SPLIT
+
+    def _prepare_tree(self, package: str, tree: Path) -> None:
+        """Unpack archive members and link extension-less Ogg files, as the package's rule says."""
+        rule = self.rules.get(package, PackageRule())
+        if rule.archives:
+            unpack_archives(tree, rule.archives)
+        if rule.magic_ogg:
+            link_magic_ogg(tree)
+
+    def _music_words(self, package: str) -> Sequence[str]:
+        """The package rule's folder words."""
+        return self.rules.get(package, PackageRule()).words

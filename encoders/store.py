@@ -1,0 +1,236 @@
+"""An on-disk embedding store: one memory-mapped ``.npy`` matrix, written in chunks of whole
+tracks, resumable after an interruption.
+
+Layout of a store folder:
+
+- ``rows.npy``: float32 [n_rows, dim], preallocated; row i is the embedding of index row i;
+- ``index.parquet``: the segment table (``source``, ``track_id``, ``segment``), in row order;
+- ``state.json``: the store's key, shape and the chunks written so far, each with its row range
+  and a CRC-32 of its bytes. A chunk enters ``state.json`` (written atomically) only after its
+  rows are flushed to disk, so a run killed at any point leaves no chunk that claims rows it
+  did not finish: the next run starts again after the last committed chunk.
+
+Reading a finished store (:func:`open_store`) maps ``rows.npy`` read-only: slices of it are
+NumPy arrays backed by the page cache, so a DB of a million rows is never held in RAM twice.
+"""
+from __future__ import annotations
+
+import json
+import multiprocessing as mp
+import zlib
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Mapping
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm.auto import tqdm
+
+from datasets.cache import atomic_write_json, atomic_write_parquet
+from datasets.corpora.corpus import Corpus
+
+from .checkpoint import Encoder
+from .embed import BATCH_SIZE, _check_finite, check_audio, cut_segments, decoded_tracks, embed_segments
+
+ROWS = "rows.npy"
+INDEX = "index.parquet"
+STATE = "state.json"
+INDEX_COLUMNS = ("source", "track_id", "segment")
+CHUNK_ROWS = 50_000
+
+
+class StoreError(RuntimeError):
+    """A store folder that cannot be used as asked (another key, a damaged chunk, unfinished)."""
+
+
+@dataclass
+class EmbeddingStore:
+    """A finished store: its rows (read-only memory map), index and state."""
+
+    root: Path
+    rows: np.ndarray
+    index: pd.DataFrame
+    state: dict
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+
+def _crc(block: np.ndarray) -> int:
+    return zlib.crc32(memoryview(np.ascontiguousarray(block)).cast("B"))
+
+
+def _read_state(root: Path) -> dict | None:
+    try:
+        return json.loads((root / STATE).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def open_store(root: Path | str, key: str | None = None, verify: bool = False) -> EmbeddingStore:
+    """A finished store, its rows memory-mapped read-only; with ``key``, it must have been written
+    for that key; with ``verify``, every chunk's CRC is checked. Raises :class:`StoreError`."""
+    root = Path(root)
+    state = _read_state(root)
+    if state is None:
+        raise StoreError(f"{root}: no embedding store here ({STATE} missing or unreadable)")
+    if key is not None and state.get("key") != key:
+        raise StoreError(f"{root}: store written for key {state.get('key')}, asked for {key}")
+    if not state.get("complete"):
+        raise StoreError(f"{root}: store unfinished ({state.get('rows_done', 0)} of {state.get('n_rows')} rows); "
+                         f"run the embedding again to resume it")
+    rows = np.load(root / ROWS, mmap_mode="r")
+    if rows.shape != (state["n_rows"], state["dim"]):
+        raise StoreError(f"{root}: {ROWS} has shape {rows.shape}, state says ({state['n_rows']}, {state['dim']})")
+    if verify:
+        for chunk in state["chunks"]:
+            if _crc(rows[chunk["start"]:chunk["stop"]]) != chunk["crc32"]:
+                raise StoreError(f"{root}: rows {chunk['start']}..{chunk['stop']} do not match their CRC")
+    return EmbeddingStore(root, rows, pd.read_parquet(root / INDEX), state)
+
+
+def chunk_bounds(index: pd.DataFrame, chunk_rows: int = CHUNK_ROWS) -> list[tuple[int, int]]:
+    """Row ranges [start, stop) of about ``chunk_rows`` rows each, cut only between tracks
+    (a track's rows must be contiguous in the index)."""
+    keys = (index["source"].astype(str) + "\0" + index["track_id"].astype(str)).to_numpy()
+    change = np.flatnonzero(keys[1:] != keys[:-1]) + 1
+    starts = np.concatenate([[0], change]).astype(np.int64) if len(index) else np.zeros(0, np.int64)
+    if len(set(keys[starts])) != len(starts):
+        raise ValueError("the index's rows of a track must be contiguous")
+    bounds, start = [], 0
+    for s in list(starts[1:]) + [len(index)]:
+        if s - start >= chunk_rows or s == len(index):
+            if s > start:
+                bounds.append((start, int(s)))
+            start = int(s)
+    return bounds
+
+
+_WORKER: dict = {}
+
+
+def _worker_init(encoder: Encoder, sources: Mapping[str, Corpus], batch_size: int) -> None:
+    torch.set_num_threads(1)
+    _WORKER.update(encoder=encoder, sources=sources, batch_size=batch_size)
+
+
+def _worker_embed(job: tuple[str, str, np.ndarray]) -> np.ndarray:
+    source, track_id, seg_no = job
+    corpus = _WORKER["sources"][source]
+    audio = corpus.load(track_id)
+    check_audio(audio, f"track {track_id!r} of corpus {corpus.name!r}")
+    segs = cut_segments(audio, corpus.protocol, int(seg_no.max()) + 1)[seg_no]
+    return embed_segments(_WORKER["encoder"], segs, _WORKER["batch_size"])
+
+
+def _track_jobs(index: pd.DataFrame, start: int, stop: int) -> list[tuple[str, str, np.ndarray]]:
+    part = index.iloc[start:stop]
+    segs = part["segment"].to_numpy()
+    jobs = []
+    for (source, track_id), idx in part.groupby(["source", "track_id"], sort=False).indices.items():
+        jobs.append((str(source), str(track_id), segs[np.sort(idx)]))
+    return jobs
+
+
+def _embed_chunk_inline(encoder: Encoder, sources: Mapping[str, Corpus], jobs: list, batch_size: int,
+                        bar) -> Iterator[np.ndarray]:
+    i = 0  # runs of consecutive jobs of one source, each decoded a track ahead
+    while i < len(jobs):
+        source = jobs[i][0]
+        j = i
+        while j < len(jobs) and jobs[j][0] == source:
+            j += 1
+        corpus = sources[source]
+        run = jobs[i:j]
+        for (_, _, seg_no), (_, audio) in zip(run, decoded_tracks(corpus, [t for _, t, _ in run])):
+            segs = cut_segments(audio, corpus.protocol, int(seg_no.max()) + 1)[seg_no]
+            out = embed_segments(encoder, segs, batch_size)
+            bar.update(len(out))
+            yield out
+        i = j
+
+
+def fill_store(root: Path | str, key: str, index: pd.DataFrame, sources: Mapping[str, Corpus], encoder: Encoder,
+               progress: bool = True, workers: int = 1, chunk_rows: int = CHUNK_ROWS,
+               batch_size: int = BATCH_SIZE, head: np.ndarray | None = None) -> EmbeddingStore:
+    """Embed every row of ``index`` (columns ``source``, ``track_id``, ``segment``; ``source``
+    names a corpus of ``sources``) into the store at ``root``, and return it opened.
+
+    A store already finished for ``key`` is opened as it is; one begun for ``key`` resumes after
+    its last committed chunk (whose CRCs are checked first); one for another key is refused.
+    ``workers`` > 1 embeds tracks in that many processes of one torch thread each (each decodes
+    its own tracks); 1 embeds here, decoding a track ahead in a thread. ``head``, when given,
+    holds the embeddings of the first ``len(head)`` rows, already computed: they are copied in as
+    the first chunk (the key must cover them).
+    """
+    root = Path(root)
+    missing = [c for c in INDEX_COLUMNS if c not in index.columns]
+    if missing:
+        raise ValueError(f"index lacks column(s) {missing}; it needs {list(INDEX_COLUMNS)}")
+    unknown = sorted(set(index["source"].astype(str)) - set(sources))
+    if unknown:
+        raise ValueError(f"index names source(s) {unknown} that are not among {sorted(sources)}")
+    index = index[list(INDEX_COLUMNS)].reset_index(drop=True)
+    dim = encoder.model.config.dim
+    state = _read_state(root)
+    if state is not None and state.get("key") != key:
+        raise StoreError(f"{root}: holds a store for key {state.get('key')}, not {key}; remove the folder or "
+                         f"choose another")
+    if state is not None and state.get("complete"):
+        return open_store(root, key)
+    n_head = 0 if head is None else len(head)
+    if head is not None and (head.shape[1] != dim or n_head > len(index)):
+        raise ValueError(f"head has shape {head.shape}; expected at most {len(index)} rows of {dim}")
+    bounds = ([(0, n_head)] if n_head else []) + [(a + n_head, b + n_head)
+                                                  for a, b in chunk_bounds(index.iloc[n_head:], chunk_rows)]
+    if state is None or not (root / ROWS).is_file():
+        root.mkdir(parents=True, exist_ok=True)
+        np.lib.format.open_memmap(root / ROWS, mode="w+", dtype=np.float32, shape=(len(index), dim)).flush()
+        atomic_write_parquet(root / INDEX, index)
+        state = {"key": key, "n_rows": len(index), "dim": dim, "rows_done": 0, "chunks": [], "complete": False,
+                 "encoder_sha256": encoder.sha256}
+        atomic_write_json(root / STATE, state)
+    rows = np.load(root / ROWS, mmap_mode="r+")
+    for chunk in state["chunks"]:  # committed chunks must still be what was written
+        if _crc(rows[chunk["start"]:chunk["stop"]]) != chunk["crc32"]:
+            raise StoreError(f"{root}: committed rows {chunk['start']}..{chunk['stop']} do not match their CRC; "
+                             f"remove the folder to embed again")
+    todo = [(a, b) for a, b in bounds if a >= state["rows_done"]]
+    bar = tqdm(total=len(index), initial=state["rows_done"], unit="seg", desc="embed store", disable=not progress,
+               smoothing=0.05)
+    pool = (ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=_worker_init,
+                                initargs=(encoder, dict(sources), batch_size)) if workers > 1 and todo else None)
+    try:
+        for start, stop in todo:
+            jobs = _track_jobs(index, start, stop)
+            if start < n_head:
+                parts = [np.asarray(head[start:stop], dtype=np.float32)]
+                bar.update(stop - start)
+            elif pool is not None:
+                parts = []
+                for out in pool.map(_worker_embed, jobs):
+                    bar.update(len(out))
+                    parts.append(out)
+            else:
+                parts = list(_embed_chunk_inline(encoder, dict(sources), jobs, batch_size, bar))
+            block = np.concatenate(parts) if parts else np.zeros((0, dim), np.float32)
+            if len(block) != stop - start:
+                raise StoreError(f"chunk {start}..{stop}: {len(block)} rows embedded")
+            part = index.iloc[start:stop]
+            _check_finite(block, f"encoder {encoder.name!r}",
+                          lambda i: f"track {part['track_id'].iat[i]!r} segment {part['segment'].iat[i]}")
+            rows[start:stop] = block
+            rows.flush()
+            state["chunks"].append({"start": start, "stop": stop, "crc32": _crc(block)})
+            state["rows_done"] = stop
+            atomic_write_json(root / STATE, state)
+    finally:
+        bar.close()
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
+    state["complete"] = True
+    atomic_write_json(root / STATE, state)
+    del rows
+    return open_store(root, key)
