@@ -19,6 +19,8 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping
 
 import numpy as np
 import pandas as pd
@@ -89,12 +91,13 @@ def _ordered(source: str, corpus: Corpus, dropped: set[str], real: bool, seed: i
 
 
 def assemble_distractors(corpus: Corpus, need_segments: int, seed: int = 0, real: bool = True,
-                         fill: bool = True, real_root=None, fetch: bool = True,
-                         progress: bool = True) -> DistractorSet:
+                         fill: bool = True, real_root: Path | None = None, fetch: bool = True,
+                         progress: bool = True, packages: Mapping | None = None) -> DistractorSet:
     """The distractors a scaling run adds to ``corpus``'s DB, at least ``need_segments``
     segments when ``fill`` allows (see the module docstring). ``real=False`` skips the Debian
     packages; ``real_root`` is their folder (default the cache), ``fetch=False`` uses only the
-    packages extracted there. Raises ValueError when fewer segments than asked can be had."""
+    packages extracted there; ``packages`` ({name: PackageRule}) replaces the recipe's list.
+    Raises ValueError when fewer segments than asked can be had."""
     protocol = corpus.protocol
     sources: dict[str, Corpus] = {}
     parts, dropped, notes = [], [], []
@@ -103,7 +106,8 @@ def assemble_distractors(corpus: Corpus, need_segments: int, seed: int = 0, real
         from datasets.corpora.debian_music import DebianFetchError
 
         try:
-            music = DebianDistractorCorpus(protocol, root=real_root, fetch=fetch, progress=progress)
+            extra = {} if packages is None else {"packages": packages}
+            music = DebianDistractorCorpus(protocol, root=real_root, fetch=fetch, progress=progress, **extra)
         except (DebianFetchError, FileNotFoundError) as exc:
             warnings.warn(f"{REAL_SOURCE}: no real-music distractors ({exc}); the synthetic fill stands in",
                           stacklevel=2)

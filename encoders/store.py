@@ -108,6 +108,25 @@ def chunk_bounds(index: pd.DataFrame, chunk_rows: int = CHUNK_ROWS) -> list[tupl
     return bounds
 
 
+#: How much shorter than its header says a decoded track may be (Opus pre-skip, Vorbis end trim):
+#: up to this, the missing tail of the last segment is zeros; beyond it, the track is an error.
+MAX_SHORTFALL_S = 0.25
+
+
+def track_rows(audio: np.ndarray, protocol, seg_no: np.ndarray, source: str) -> np.ndarray:
+    """The segments ``seg_no`` of one decoded track, cut on the protocol's hop grid. A track whose
+    decoded audio falls short of its last segment by at most :data:`MAX_SHORTFALL_S` is padded
+    with zeros; a larger shortfall raises StoreError naming ``source``."""
+    need = int(seg_no.max()) * protocol.hop_samples + protocol.segment_samples
+    if len(audio) < need:
+        short = (need - len(audio)) / protocol.sample_rate
+        if short > MAX_SHORTFALL_S:
+            raise StoreError(f"{source}: decodes to {len(audio) / protocol.sample_rate:.2f} s, {short:.2f} s short "
+                             f"of its segment {int(seg_no.max())}")
+        audio = np.concatenate([audio, np.zeros(need - len(audio), dtype=np.float32)])
+    return cut_segments(audio, protocol, int(seg_no.max()) + 1)[seg_no]
+
+
 _WORKER: dict = {}
 
 
@@ -120,9 +139,10 @@ def _worker_embed(job: tuple[str, str, np.ndarray]) -> np.ndarray:
     source, track_id, seg_no = job
     corpus = _WORKER["sources"][source]
     audio = corpus.load(track_id)
-    check_audio(audio, f"track {track_id!r} of corpus {corpus.name!r}")
-    segs = cut_segments(audio, corpus.protocol, int(seg_no.max()) + 1)[seg_no]
-    return embed_segments(_WORKER["encoder"], segs, _WORKER["batch_size"])
+    where = f"track {track_id!r} of corpus {corpus.name!r}"
+    check_audio(audio, where)
+    return embed_segments(_WORKER["encoder"], track_rows(audio, corpus.protocol, seg_no, where),
+                          _WORKER["batch_size"])
 
 
 def _track_jobs(index: pd.DataFrame, start: int, stop: int) -> list[tuple[str, str, np.ndarray]]:
@@ -144,8 +164,8 @@ def _embed_chunk_inline(encoder: Encoder, sources: Mapping[str, Corpus], jobs: l
             j += 1
         corpus = sources[source]
         run = jobs[i:j]
-        for (_, _, seg_no), (_, audio) in zip(run, decoded_tracks(corpus, [t for _, t, _ in run])):
-            segs = cut_segments(audio, corpus.protocol, int(seg_no.max()) + 1)[seg_no]
+        for (_, track_id, seg_no), (_, audio) in zip(run, decoded_tracks(corpus, [t for _, t, _ in run])):
+            segs = track_rows(audio, corpus.protocol, seg_no, f"track {track_id!r} of corpus {corpus.name!r}")
             out = embed_segments(encoder, segs, batch_size)
             bar.update(len(out))
             yield out

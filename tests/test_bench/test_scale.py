@@ -1,0 +1,133 @@
+"""The DB-size sweep (``bench scale``) on a tiny synthetic case: nested DBs grown by labelled
+distractors, exhaustive's work exactly proportional to N, resumption, the build budget, the report,
+and clear errors for bad configs."""
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from bench.cli.main import main
+from bench.report.scale_report import write_scale_report
+from bench.scale.config import scale_config_from_dict
+from bench.scale.sweep import STATUS_OVER_BUDGET, run_scale
+from datasets.distractors import FILL_SOURCE
+
+TINY = {
+    "run": {"corpus": "synth", "synth_tracks": 10, "encoder": "synth-default", "hop_s": 0.25,
+            "queries": {"durations": [1, 2], "snrs": ["clean", 0], "reverbs": ["none"], "per_cell": 4, "seed": 0},
+            "db_splits": ["test"], "train_pairs": 300,
+            "timing": {"threads": 1, "warmup": 2, "repeats": 1, "latency_queries": 8, "batch_repeats": 1},
+            "grids": {"flowhash": {"build": [{"K": 8, "n_blocks": 2, "epochs": 2, "max_steps": 20}],
+                                   "query": [{"n_probes": 1}, {"n_probes": 8}]},
+                      "lsh-directed": {"build": [{"K": 8, "L": 1, "center": True}],
+                                       "query": [{"n_probes": 1}, {"n_probes": 8}]}}},
+    "sizes": ["base", 2500, "max"],
+    "methods": ["flowhash", "lsh-directed"],
+    "distractors": {"real": False, "fill": True},
+    "workers": 1,
+}
+
+
+@pytest.fixture(scope="module")
+def scale_run(tmp_path_factory):
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("FLOWHASH_BENCH_CACHE", str(tmp_path_factory.mktemp("scale-cache")))
+        root = tmp_path_factory.mktemp("scale") / "run"
+        config = scale_config_from_dict(copy.deepcopy(TINY), "tiny")
+        outcome = run_scale(config, root, progress=False)
+        yield config, outcome, root
+
+
+def test_the_db_grows_by_labelled_distractors_and_exhaustive_work_is_exactly_n(scale_run):
+    _, outcome, _ = scale_run
+    pts, info = outcome.points, outcome.info
+    sizes = info["sizes"]
+    assert len(sizes) == 3 and sizes[1] == 2500 and sizes[0] < 2500 < sizes[2]
+    base = info["db"]["base_segments"]
+    assert sizes[0] == base
+    for facts in info["db"]["sizes"]:
+        assert facts["corpus_segments"] == base
+        assert facts["distractor_segments"] == facts["n_db"] - base
+        assert facts["synthetic_distractor_segments"] == facts["distractor_segments"]  # real music was off
+        assert facts["real_distractor_segments"] == 0
+    exh = pts[pts["method"] == "exhaustive"].set_index("n_db")
+    segments = info["queryset"]["query_segments"] / info["queryset"]["queries"]
+    for n in sizes:
+        assert exh.loc[n, "candidates_mean"] == pytest.approx(n * segments)
+        assert (pts.loc[pts["n_db"] == n, "real_distractor_segments"] == 0).all()
+    assert set(pts["n_db"]) == set(sizes)
+    assert set(pts["method"]) == {"exhaustive", "flowhash", "lsh-directed"}
+    assert info["distractors"]["sources"] == {FILL_SOURCE: "synth"}
+
+
+def test_queries_come_only_from_the_corpus_and_the_time_level_contains_exact(scale_run):
+    _, outcome, root = scale_run
+    outcomes = pd.read_parquet(root / "outcomes.parquet")
+    assert (outcomes["time"] >= outcomes["exact"]).all()  # at a 0.25 s hop the nearest segment is within 0.125 s
+    assert not outcomes["query_id"].str.contains(FILL_SOURCE).any()
+    results = outcome.results
+    assert {"time", "exact", "near", "track"} <= set(results.columns)
+
+
+def test_the_report_tables_and_figures_are_written(scale_run):
+    _, _, root = scale_run
+    md = write_scale_report(root)
+    text = md.read_text()
+    for section in ("The DB at each size", "Growth exponents", "Extrapolated, not measured"):
+        assert section in text
+    growth = pd.read_csv(root / "growth.csv").set_index("method")
+    assert growth.loc["exhaustive", "a_candidates_mean"] == pytest.approx(1.0, abs=1e-9)
+    extra = pd.read_csv(root / "extrapolation.csv")
+    assert extra["extrapolated"].all() and set(extra["n_db"]) == {10_000_000, 100_000_000}
+    for name in ("latency_vs_n", "candidates_vs_n", "hit_rate_vs_n", "build_memory_vs_n"):
+        assert (root / "figures" / f"{name}.png").stat().st_size > 1000
+
+
+def test_a_rerun_reuses_every_finished_part(scale_run, capsys):
+    config, outcome, root = scale_run
+    again = run_scale(config, root, progress=False)
+    out = capsys.readouterr().out
+    assert out.count("done in an earlier run, skipped") == len(outcome.info["labels"])
+    cols = ["label", "n_db", "query_params", "exact", "candidates_mean"]
+    pd.testing.assert_frame_equal(again.points[cols].reset_index(drop=True), outcome.points[cols].reset_index(drop=True))
+
+
+def test_a_build_over_budget_is_recorded_not_left_out(tmp_path):
+    raw = copy.deepcopy(TINY)
+    raw.update({"methods": ["lsh-directed"], "build_budget_s": 1e-9, "sizes": ["base", 2500]})
+    out = run_scale(scale_config_from_dict(raw, "budget"), tmp_path / "run", progress=False)
+    skipped = out.points[out.points["status"] == STATUS_OVER_BUDGET]
+    assert set(skipped["n_db"]) == {2500}
+    assert set(skipped["method"]) == {"exhaustive", "lsh-directed"}
+    assert skipped["status_detail"].str.contains("over the 0 s budget").all()
+    assert np.isfinite(out.points.loc[out.points["status"] == "ok", "latency_mean_ms"]).all()
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"sizes": [3000, 2000]}, "must rise strictly"),
+    ({"sizes": ["max", 3000]}, "'max' \\(if any\\) last"),
+    ({"sizes": [10]}, "sizes\\[0\\] = 10: below the"),
+    ({"sizes": [0]}, "sizes\\[0\\]: expected a positive integer"),
+    ({"methods": ["minhash"]}, "searches spectral images"),
+    ({"methods": ["nosuch"]}, "nosuch"),
+    ({"distractors": {"real": "yes"}}, "distractors"),
+    ({"bogus": 1}, "unknown field"),
+])
+def test_bad_configs_are_clear_errors(change, message, tmp_path):
+    raw = {**copy.deepcopy(TINY), **change}
+    with pytest.raises(ValueError, match=message):
+        config = scale_config_from_dict(raw, "tiny")
+        run_scale(config, tmp_path / "run", progress=False)
+
+
+def test_cli_help_and_a_bad_config_file(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        main(["scale", "--help"])
+    assert "--sizes" in capsys.readouterr().out
+    bad = tmp_path / "bad.yml"
+    bad.write_text("sizes: [base]\nmethods: [nosuch]\n")
+    assert main(["scale", "--config", str(bad), "--run-dir", str(tmp_path / "r")]) == 2
+    assert "nosuch" in capsys.readouterr().err

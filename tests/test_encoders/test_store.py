@@ -1,0 +1,145 @@
+"""The on-disk embedding store: memory-mapped reads equal the written rows (and the in-RAM path's),
+a run killed midway leaves no torn chunk and resumes to the same rows, damage and other keys are
+refused."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from datasets.corpora.synth import SynthCorpus
+from datasets.protocol import Protocol
+from encoders.checkpoint import untrained_encoder
+from encoders.embed import corpus_segments, embed_db
+from encoders.model import EncoderConfig
+from encoders.store import STATE, StoreError, chunk_bounds, fill_store, open_store
+
+PROTOCOL = Protocol(hop_s=0.25)
+TINY = EncoderConfig(channels=(8, 16, 16, 32), dim=16, head_hidden=8)
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _world(n_tracks: int = 4):
+    corpus = SynthCorpus(PROTOCOL, n_tracks=n_tracks, min_duration_s=30, max_duration_s=40, progress=False)
+    corpus.ensure_cached()
+    encoder = untrained_encoder(PROTOCOL, TINY, seed=0)
+    index = corpus_segments(corpus).assign(source="synth")
+    return corpus, encoder, index
+
+
+def test_chunks_cut_only_between_tracks():
+    index = pd.DataFrame({"source": "s", "track_id": ["a"] * 5 + ["b"] * 3 + ["c"] * 4, "segment": range(12)})
+    assert chunk_bounds(index, 4) == [(0, 5), (5, 12)]
+    assert chunk_bounds(index, 100) == [(0, 12)]
+    assert chunk_bounds(index, 1) == [(0, 5), (5, 8), (8, 12)]
+    with pytest.raises(ValueError, match="contiguous"):
+        chunk_bounds(pd.DataFrame({"source": "s", "track_id": ["a", "b", "a"], "segment": [0, 0, 1]}), 1)
+
+
+def test_memory_mapped_rows_equal_the_written_and_the_in_ram_rows(tmp_path):
+    corpus, encoder, index = _world()
+    store = fill_store(tmp_path / "store", "k1", index, {"synth": corpus}, encoder, progress=False, chunk_rows=200)
+    assert isinstance(store.rows, np.memmap) and not store.rows.flags.writeable
+    assert store.rows.shape == (len(index), TINY.dim)
+    reference, _ = embed_db(encoder, corpus, index[["track_id", "segment"]], progress=False, cache=False)
+    np.testing.assert_allclose(np.asarray(store.rows), reference, atol=1e-5)
+    assert store.index[["track_id", "segment"]].equals(index[["track_id", "segment"]].reset_index(drop=True))
+    assert len(store.state["chunks"]) > 1
+    again = open_store(tmp_path / "store", "k1", verify=True)
+    np.testing.assert_array_equal(np.asarray(again.rows), np.asarray(store.rows))
+    # a head of rows computed elsewhere is copied in as they are
+    head = reference[:50] + 1.0
+    headed = fill_store(tmp_path / "headed", "k2", index, {"synth": corpus}, encoder, progress=False, head=head)
+    np.testing.assert_array_equal(np.asarray(headed.rows[:50]), head)
+    np.testing.assert_allclose(np.asarray(headed.rows[50:]), reference[50:], atol=1e-5)
+
+
+KILLED_FILL = """
+import sys
+from datasets.corpora.synth import SynthCorpus
+from datasets.protocol import Protocol
+from encoders.checkpoint import untrained_encoder
+from encoders.embed import corpus_segments
+from encoders.model import EncoderConfig
+from encoders.store import fill_store
+protocol = Protocol(hop_s=0.25)
+corpus = SynthCorpus(protocol, n_tracks=int(sys.argv[2]), min_duration_s=30, max_duration_s=40, progress=False)
+encoder = untrained_encoder(protocol, EncoderConfig(channels=(8, 16, 16, 32), dim=16, head_hidden=8), seed=0)
+index = corpus_segments(corpus).assign(source="synth")
+fill_store(sys.argv[1], "k", index, {"synth": corpus}, encoder, progress=False, chunk_rows=1, batch_size=4)
+"""
+
+
+def test_a_killed_fill_leaves_no_torn_chunk_and_resumes_to_the_same_rows(tmp_path):
+    n_tracks = 12
+    corpus, encoder, index = _world(n_tracks)
+    root = tmp_path / "store"
+    proc = subprocess.Popen([sys.executable, "-c", KILLED_FILL, str(root), str(n_tracks)], cwd=ROOT,
+                            env={**os.environ, "PYTHONPATH": str(ROOT)})
+    state = None
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            state = json.loads((root / STATE).read_text())
+        except (OSError, ValueError):
+            state = None
+        if state and 2 <= len(state["chunks"]) < n_tracks - 2:
+            break
+        time.sleep(0.005)
+    if proc.poll() is not None:
+        pytest.fail(f"the fill ended (exit {proc.returncode}) before it could be killed midway")
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    state = json.loads((root / STATE).read_text())
+    done = state["rows_done"]
+    assert not state["complete"] and 0 < done < len(index)
+    assert state["chunks"][-1]["stop"] == done  # what is committed is whole chunks, nothing after them
+    with pytest.raises(StoreError, match="unfinished"):
+        open_store(root, "k")
+    # garbage after the committed rows (a chunk written but not committed) is embedded again
+    rows = np.load(root / "rows.npy", mmap_mode="r+")
+    rows[done:] = np.nan
+    rows.flush()
+    del rows
+    resumed = fill_store(root, "k", index, {"synth": corpus}, encoder, progress=False, chunk_rows=1, batch_size=4)
+    assert resumed.state["complete"] and resumed.state["chunks"][0] == state["chunks"][0]
+    whole = fill_store(tmp_path / "whole", "k", index, {"synth": corpus}, encoder, progress=False)
+    np.testing.assert_allclose(np.asarray(resumed.rows), np.asarray(whole.rows), atol=1e-5)
+    open_store(root, "k", verify=True)
+
+
+def test_damage_and_other_keys_are_refused(tmp_path):
+    corpus, encoder, index = _world(3)
+    root = tmp_path / "store"
+    fill_store(root, "k", index, {"synth": corpus}, encoder, progress=False, chunk_rows=100)
+    with pytest.raises(StoreError, match="key k, not other"):
+        fill_store(root, "other", index, {"synth": corpus}, encoder, progress=False)
+    rows = np.load(root / "rows.npy", mmap_mode="r+")
+    rows[3, 0] += 1.0
+    rows.flush()
+    del rows
+    with pytest.raises(StoreError, match="do not match their CRC"):
+        open_store(root, "k", verify=True)
+    with pytest.raises(ValueError, match="not among"):
+        fill_store(tmp_path / "x", "k", index.assign(source="nope"), {"synth": corpus}, encoder, progress=False)
+
+
+def test_a_track_a_little_shorter_than_its_header_is_padded_and_a_much_shorter_one_refused():
+    from encoders.store import track_rows
+
+    audio = np.arange(8000 * 3, dtype=np.float32)  # 3 s; at a 0.25 s hop segments 0..8 fit whole
+    full = track_rows(audio, PROTOCOL, np.arange(9), "t")
+    assert full.shape == (9, 8000) and full[-1, -1] == audio[-1]
+    padded = track_rows(audio[:-100], PROTOCOL, np.arange(9), "t")  # 12.5 ms short
+    np.testing.assert_array_equal(padded[:, :-100], full[:, :-100])
+    assert (padded[-1, -100:] == 0).all()
+    with pytest.raises(StoreError, match="t: decodes to 2.50 s, 0.50 s short"):
+        track_rows(audio[:-4000], PROTOCOL, np.arange(9), "t")
