@@ -15,9 +15,11 @@ NumPy arrays backed by the page cache, so a DB of a million rows is never held i
 """
 from __future__ import annotations
 
+import itertools
 import json
 import multiprocessing as mp
 import zlib
+from collections import deque
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -108,9 +110,9 @@ def chunk_bounds(index: pd.DataFrame, chunk_rows: int = CHUNK_ROWS) -> list[tupl
     return bounds
 
 
-#: How much shorter than its header says a decoded track may be (Opus pre-skip, Vorbis end trim):
+#: How much shorter than its header says a decoded track may be (Opus pre-skip, an MP3 header's estimate):
 #: up to this, the missing tail of the last segment is zeros; beyond it, the track is an error.
-MAX_SHORTFALL_S = 0.25
+MAX_SHORTFALL_S = 2.0
 
 
 def track_rows(audio: np.ndarray, protocol, seg_no: np.ndarray, source: str) -> np.ndarray:
@@ -143,6 +145,21 @@ def _worker_embed(job: tuple[str, str, np.ndarray]) -> np.ndarray:
     check_audio(audio, where)
     return embed_segments(_WORKER["encoder"], track_rows(audio, corpus.protocol, seg_no, where),
                           _WORKER["batch_size"])
+
+
+def _pooled(pool: ProcessPoolExecutor, jobs: list, window: int) -> Iterator[np.ndarray]:
+    """The workers' embeddings of ``jobs`` in job order, keeping ``window`` tracks in flight across
+    chunk boundaries, so that no worker idles while a long track ends a chunk."""
+    pending: deque = deque()
+    upcoming = iter(jobs)
+    for job in itertools.islice(upcoming, window):
+        pending.append(pool.submit(_worker_embed, job))
+    while pending:
+        out = pending.popleft().result()
+        job = next(upcoming, None)
+        if job is not None:
+            pending.append(pool.submit(_worker_embed, job))
+        yield out
 
 
 def _track_jobs(index: pd.DataFrame, start: int, stop: int) -> list[tuple[str, str, np.ndarray]]:
@@ -222,17 +239,20 @@ def fill_store(root: Path | str, key: str, index: pd.DataFrame, sources: Mapping
                smoothing=0.05)
     pool = (ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=_worker_init,
                                 initargs=(encoder, dict(sources), batch_size)) if workers > 1 and todo else None)
+    jobs_of = {(a, b): _track_jobs(index, a, b) for a, b in todo if a >= n_head}
+    stream = (_pooled(pool, [job for jobs in jobs_of.values() for job in jobs], 4 * workers)
+              if pool is not None else None)
     try:
         for start, stop in todo:
-            jobs = _track_jobs(index, start, stop)
+            jobs = jobs_of.get((start, stop), [])
             if start < n_head:
                 parts = [np.asarray(head[start:stop], dtype=np.float32)]
                 bar.update(stop - start)
-            elif pool is not None:
+            elif stream is not None:
                 parts = []
-                for out in pool.map(_worker_embed, jobs):
-                    bar.update(len(out))
-                    parts.append(out)
+                for _ in jobs:
+                    parts.append(next(stream))
+                    bar.update(len(parts[-1]))
             else:
                 parts = list(_embed_chunk_inline(encoder, dict(sources), jobs, batch_size, bar))
             block = np.concatenate(parts) if parts else np.zeros((0, dim), np.float32)

@@ -26,7 +26,7 @@ def cost_vs_n(ops: pd.DataFrame, out_dir: Path, cost: str, ylabel: str, name: st
     """``cost`` at each method's matched operating point against N, log-log."""
     fig = Figure(figsize=(7.5, 4.6), layout="constrained")
     ax = fig.subplots()
-    matched = ops[(ops["point"] == "matched")].dropna(subset=[cost])
+    matched = ops[(ops["point"] == "matched") & ops["reached"]].dropna(subset=[cost])
     for method in _methods(matched):
         g = matched[matched["method"] == method].sort_values("n_db")
         ax.plot(g["n_db"], g[cost], marker="o", color=method_colour(method), label=method,
@@ -55,7 +55,7 @@ def hit_rate_vs_n(ops: pd.DataFrame, out_dir: Path, budget_ms: float) -> list[Pa
     if "time" in ref:
         ax.plot(ref["n_db"], 100 * ref["time"], color=method_colour("exhaustive"), marker="o", ls="--",
                 label="exhaustive, start within ±0.25 s")
-    budget = ops[(ops["point"] == "budget") & (ops["method"] != "exhaustive")].dropna(subset=["exact"])
+    budget = ops[(ops["point"] == "budget") & ops["reached"] & (ops["method"] != "exhaustive")]
     for method in _methods(budget):
         g = budget[budget["method"] == method].sort_values("n_db")
         ax.plot(g["n_db"], 100 * g["exact"], marker="s", ms=4, color=method_colour(method), ls=":",
@@ -75,7 +75,7 @@ def build_memory_vs_n(ops: pd.DataFrame, out_dir: Path) -> list[Path]:
     """Build time and index bytes / peak memory of each method's matched configuration against N."""
     fig = Figure(figsize=(10.0, 4.2), layout="constrained")
     axes = fig.subplots(1, 2)
-    matched = ops[ops["point"] == "matched"].dropna(subset=["build_s"])
+    matched = ops[(ops["point"] == "matched") & ops["reached"]].dropna(subset=["build_s"])
     for method in _methods(matched):
         g = matched[matched["method"] == method].sort_values("n_db")
         colour = method_colour(method)

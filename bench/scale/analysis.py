@@ -28,26 +28,30 @@ def reference_hits(points: pd.DataFrame, level: str = "exact") -> pd.Series:
     return ref.groupby("n_db")[level].max()
 
 
-def operating_points(points: pd.DataFrame, budget_ms: float) -> pd.DataFrame:
-    """For each method and size, two operating points over all its configurations and query parameters:
-    ``matched`` (the fastest point within 1 point of exhaustive's exact hit rate; none when the method
-    never gets there) and ``budget`` (the highest exact hit rate with mean latency under ``budget_ms``)."""
+def operating_points(points: pd.DataFrame, budget_ms: float, by: str = "method") -> pd.DataFrame:
+    """For each method (``by="method"``, over all its configurations) or each configuration
+    (``by="label"``) and size, two operating points over its query parameters: ``matched`` (the
+    fastest point within 1 point of exhaustive's exact hit rate; none when it never gets there) and
+    ``budget`` (the highest exact hit rate with mean latency under ``budget_ms``)."""
     pts = finished(points)
     ref = reference_hits(pts)
     rows = []
-    for (method, n), g in pts.groupby(["method", "n_db"], sort=True):
+    for (key, n), g in pts.groupby([by, "n_db"], sort=True):
         keep = [c for c in KEEP if c in g.columns]
+        who = {"method": g["method"].iloc[0], by: key, "n_db": n}
         ok = g[g["exact"] >= ref.get(n, np.nan) - MATCH_POINTS - 1e-12]
         if len(ok):
-            rows.append({**ok.sort_values("latency_mean_ms").iloc[0][keep].to_dict(), "point": "matched"})
-        else:
-            rows.append({"method": method, "n_db": n, "point": "matched", "best_exact": float(g["exact"].max())})
+            rows.append({**ok.sort_values("latency_mean_ms").iloc[0][keep].to_dict(), "point": "matched",
+                         "reached": True})
+        else:  # the best point it has, marked as not reaching the match
+            best = g.sort_values(["exact", "latency_mean_ms"], ascending=[False, True]).iloc[0]
+            rows.append({**best[keep].to_dict(), "point": "matched", "reached": False})
         fast = g[g["latency_mean_ms"] <= budget_ms]
         if len(fast):
             best = fast.sort_values(["exact", "latency_mean_ms"], ascending=[False, True]).iloc[0]
-            rows.append({**best[keep].to_dict(), "point": "budget"})
+            rows.append({**best[keep].to_dict(), "point": "budget", "reached": True})
         else:
-            rows.append({"method": method, "n_db": n, "point": "budget"})
+            rows.append({**who, "point": "budget", "reached": False})
     out = pd.DataFrame(rows)
     out["reference_exact"] = out["n_db"].map(ref)
     return out
@@ -65,7 +69,7 @@ def growth_exponent(n: np.ndarray, cost: np.ndarray) -> float:
 def growth_table(ops: pd.DataFrame) -> pd.DataFrame:
     """Per method, the exponent of each cost at the matched operating point, and where it was measured."""
     rows = []
-    matched = ops[(ops["point"] == "matched") & ops["latency_mean_ms"].notna()] if "latency_mean_ms" in ops else ops[:0]
+    matched = ops[(ops["point"] == "matched") & ops["reached"]]
     for method, g in matched.groupby("method", sort=True):
         g = g.sort_values("n_db")
         rows.append({"method": method, "sizes": len(g), "n_min": int(g["n_db"].min()), "n_max": int(g["n_db"].max()),
@@ -97,7 +101,7 @@ def extrapolation(ops: pd.DataFrame, growth: pd.DataFrame, sizes: tuple[int, ...
     bytes per item held constant, build and latency grown by their fitted exponents. Extrapolated,
     not measured."""
     rows = []
-    matched = ops[(ops["point"] == "matched") & ops["latency_mean_ms"].notna()] if "latency_mean_ms" in ops else ops[:0]
+    matched = ops[(ops["point"] == "matched") & ops["reached"]]
     for method, g in matched.groupby("method", sort=True):
         last = g.sort_values("n_db").iloc[-1]
         exps = growth.set_index("method").loc[method] if method in set(growth["method"]) else pd.Series(dtype=float)

@@ -141,5 +141,23 @@ def test_a_track_a_little_shorter_than_its_header_is_padded_and_a_much_shorter_o
     padded = track_rows(audio[:-100], PROTOCOL, np.arange(9), "t")  # 12.5 ms short
     np.testing.assert_array_equal(padded[:, :-100], full[:, :-100])
     assert (padded[-1, -100:] == 0).all()
-    with pytest.raises(StoreError, match="t: decodes to 2.50 s, 0.50 s short"):
-        track_rows(audio[:-4000], PROTOCOL, np.arange(9), "t")
+    with pytest.raises(StoreError, match="t: decodes to 0.50 s, 2.50 s short"):
+        track_rows(audio[:4000], PROTOCOL, np.arange(9), "t")
+
+
+def test_bench_embed_with_worker_processes_goes_through_the_store(capsys):
+    from bench.cli.main import main
+
+    assert main(["embed", "--corpus", "synth", "--synth-tracks", "3", "--split", "all", "--workers", "2",
+                 "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "2 processes of 1 torch thread" in out and "segments a second at a 0.5 s hop" in out
+
+
+def test_worker_processes_write_the_same_rows_across_chunks(tmp_path):
+    corpus, encoder, index = _world(5)
+    one = fill_store(tmp_path / "one", "k", index, {"synth": corpus}, encoder, progress=False, chunk_rows=150)
+    two = fill_store(tmp_path / "two", "k", index, {"synth": corpus}, encoder, progress=False, chunk_rows=150,
+                     workers=2)
+    assert len(two.state["chunks"]) == len(one.state["chunks"]) > 2
+    np.testing.assert_allclose(np.asarray(two.rows), np.asarray(one.rows), atol=1e-5)
