@@ -160,18 +160,22 @@ def _grids_from(raw: Any, source: str) -> dict:
     return dict(raw)
 
 
+def read_yaml(path: Path | str, what: str = "config file") -> Any:
+    """The parsed YAML of ``path`` ({} when empty); errors name the file."""
+    path = Path(path)
+    try:
+        return yaml.safe_load(path.read_text()) or {}
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{what} {path} does not exist") from None
+    except yaml.YAMLError as exc:
+        raise ValueError(f"{path}: not valid YAML ({exc})") from None
+
+
 def load_config(path: Path | str | None) -> RunConfig:
     """A RunConfig from a YAML file (any subset of fields), or the defaults when ``path`` is None."""
     if path is None:
         return RunConfig()
-    path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text()) or {}
-    except FileNotFoundError:
-        raise FileNotFoundError(f"config file {path} does not exist") from None
-    except yaml.YAMLError as exc:
-        raise ValueError(f"{path}: not valid YAML ({exc})") from None
-    return config_from_dict(raw, str(path))
+    return config_from_dict(read_yaml(path), str(path))
 
 
 def config_from_dict(raw: Any, source: str) -> RunConfig:

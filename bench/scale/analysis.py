@@ -106,16 +106,13 @@ def extrapolation(ops: pd.DataFrame, growth: pd.DataFrame, sizes: tuple[int, ...
         last = g.sort_values("n_db").iloc[-1]
         exps = growth.set_index("method").loc[method] if method in set(growth["method"]) else pd.Series(dtype=float)
         n0 = float(last["n_db"])
+        a_build, a_latency = (float(exps.get(c, np.nan)) for c in ("a_build_s", "a_latency_mean_ms"))
         for n in sizes:
             r = n / n0
-
-            def grow(col: str, exp_col: str) -> float:
-                a = float(exps.get(exp_col, np.nan))
-                return float(last[col]) * r ** (a if np.isfinite(a) else 1.0)
-
             rows.append({"method": method, "n_db": n, "from_n_db": int(n0), "extrapolated": True,
                          "index_gb": float(last["index_bytes"]) * r / 1e9,
                          "peak_memory_gb": float(last.get("peak_memory_bytes", np.nan)) * r / 1e9,
-                         "build_s": grow("build_s", "a_build_s"),
-                         "latency_mean_ms": grow("latency_mean_ms", "a_latency_mean_ms")})
+                         "build_s": float(last["build_s"]) * r ** (a_build if np.isfinite(a_build) else 1.0),
+                         "latency_mean_ms": float(last["latency_mean_ms"])
+                         * r ** (a_latency if np.isfinite(a_latency) else 1.0)})
     return pd.DataFrame(rows)

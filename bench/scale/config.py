@@ -6,9 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from bench.run.config import RunConfig, config_from_dict
+from bench.run.config import RunConfig, config_from_dict, read_yaml
 
 SECTIONS = ("run", "sizes", "methods", "distractors", "latency_budget_ms", "build_budget_s", "workers")
 
@@ -116,11 +114,4 @@ def scale_config_from_dict(raw: Any, source: str) -> ScaleConfig:
 
 def load_scale_config(path: Path | str) -> ScaleConfig:
     """A ScaleConfig from a YAML file."""
-    path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text()) or {}
-    except FileNotFoundError:
-        raise FileNotFoundError(f"scale config file {path} does not exist") from None
-    except yaml.YAMLError as exc:
-        raise ValueError(f"{path}: not valid YAML ({exc})") from None
-    return scale_config_from_dict(raw, str(path))
+    return scale_config_from_dict(read_yaml(path, "scale config file"), str(path))

@@ -531,6 +531,7 @@ class DebianMusicCorpus(Corpus):
     """
 
     name = "debian-music"
+    recipe_version = RECIPE_VERSION  # part of the manifest's cache key
 
     def __init__(self, protocol: Protocol = Protocol(),
                  split_fractions: Mapping[str, float] = DEFAULT_FRACTIONS,
@@ -591,8 +592,6 @@ class DebianMusicCorpus(Corpus):
             self._load_manifest(key)
             self.from_manifest = False
         self.timings["total_s"] = time.perf_counter() - t_all
-
-    recipe_version = RECIPE_VERSION
 
     def _prepare_tree(self, package: str, tree: Path) -> None:
         """Make a package's music visible to the selection (nothing to do for this recipe's packages)."""

@@ -32,15 +32,27 @@ TINY = {
 
 
 @pytest.fixture(scope="module")
-def scale_run(tmp_path_factory):
+def module_cache(tmp_path_factory):
+    return tmp_path_factory.mktemp("scale-cache")
+
+
+@pytest.fixture(scope="module")
+def scale_run(tmp_path_factory, module_cache):
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("FLOWHASH_BENCH_CACHE", str(tmp_path_factory.mktemp("scale-cache")))
+        mp.setenv("FLOWHASH_BENCH_CACHE", str(module_cache))
         root = tmp_path_factory.mktemp("scale") / "run"
         config = scale_config_from_dict(copy.deepcopy(TINY), "tiny")
         outcome = run_scale(config, root, progress=False)
         yield config, outcome, root
 
 
+@pytest.fixture
+def shared_cache(module_cache, monkeypatch):
+    """The module's cache (corpus, query set, embeddings, store) instead of the test's empty one."""
+    monkeypatch.setenv("FLOWHASH_BENCH_CACHE", str(module_cache))
+
+
+@pytest.mark.slow
 def test_the_db_grows_by_labelled_distractors_and_exhaustive_work_is_exactly_n(scale_run):
     _, outcome, _ = scale_run
     pts, info = outcome.points, outcome.info
@@ -63,6 +75,7 @@ def test_the_db_grows_by_labelled_distractors_and_exhaustive_work_is_exactly_n(s
     assert info["distractors"]["sources"] == {FILL_SOURCE: "synth"}
 
 
+@pytest.mark.slow
 def test_queries_come_only_from_the_corpus_and_the_time_level_contains_exact(scale_run):
     _, outcome, root = scale_run
     outcomes = pd.read_parquet(root / "outcomes.parquet")
@@ -72,6 +85,7 @@ def test_queries_come_only_from_the_corpus_and_the_time_level_contains_exact(sca
     assert {"time", "exact", "near", "track"} <= set(results.columns)
 
 
+@pytest.mark.slow
 def test_the_report_tables_and_figures_are_written(scale_run):
     _, _, root = scale_run
     md = write_scale_report(root)
@@ -86,7 +100,8 @@ def test_the_report_tables_and_figures_are_written(scale_run):
         assert (root / "figures" / f"{name}.png").stat().st_size > 1000
 
 
-def test_a_rerun_reuses_every_finished_part(scale_run, capsys):
+@pytest.mark.slow
+def test_a_rerun_reuses_every_finished_part(scale_run, shared_cache, capsys):
     config, outcome, root = scale_run
     again = run_scale(config, root, progress=False)
     out = capsys.readouterr().out
@@ -95,7 +110,8 @@ def test_a_rerun_reuses_every_finished_part(scale_run, capsys):
     pd.testing.assert_frame_equal(again.points[cols].reset_index(drop=True), outcome.points[cols].reset_index(drop=True))
 
 
-def test_a_build_over_budget_is_recorded_not_left_out(tmp_path):
+@pytest.mark.slow
+def test_a_build_over_budget_is_recorded_not_left_out(scale_run, shared_cache, tmp_path):
     raw = copy.deepcopy(TINY)
     raw.update({"methods": ["lsh-directed"], "build_budget_s": 1e-9, "sizes": ["base", 2500]})
     out = run_scale(scale_config_from_dict(raw, "budget"), tmp_path / "run", progress=False)
@@ -109,18 +125,25 @@ def test_a_build_over_budget_is_recorded_not_left_out(tmp_path):
 @pytest.mark.parametrize("change, message", [
     ({"sizes": [3000, 2000]}, "must rise strictly"),
     ({"sizes": ["max", 3000]}, "'max' \\(if any\\) last"),
-    ({"sizes": [10]}, "sizes\\[0\\] = 10: below the"),
+    ({"sizes": [3000, "base"]}, "'base' \\(if any\\) first"),
     ({"sizes": [0]}, "sizes\\[0\\]: expected a positive integer"),
     ({"methods": ["minhash"]}, "searches spectral images"),
     ({"methods": ["nosuch"]}, "nosuch"),
     ({"distractors": {"real": "yes"}}, "distractors"),
     ({"bogus": 1}, "unknown field"),
 ])
-def test_bad_configs_are_clear_errors(change, message, tmp_path):
-    raw = {**copy.deepcopy(TINY), **change}
+def test_bad_configs_are_clear_errors(change, message):
     with pytest.raises(ValueError, match=message):
-        config = scale_config_from_dict(raw, "tiny")
-        run_scale(config, tmp_path / "run", progress=False)
+        scale_config_from_dict({**copy.deepcopy(TINY), **change}, "tiny")
+
+
+def test_sizes_outside_the_db_are_clear_errors():
+    config = scale_config_from_dict({**copy.deepcopy(TINY), "sizes": [10, 5000, "max"]}, "tiny")
+    with pytest.raises(ValueError, match="sizes\\[0\\] = 10: below the 700 segments"):
+        config.resolve_sizes(700, 4000)
+    with pytest.raises(ValueError, match="sizes\\[1\\] = 5000: more than the 4000 segments"):
+        config.resolve_sizes(5, 4000)
+    assert config.resolve_sizes(5, 6000) == [10, 5000, 6000]
 
 
 def test_cli_help_and_a_bad_config_file(tmp_path, capsys):
