@@ -38,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
         raw = {"run": config.run.to_dict(), "sizes": list(config.sizes), "methods": list(config.methods),
                "distractors": {"real": config.real_distractors, "fill": config.synthetic_fill},
                "latency_budget_ms": config.latency_budget_ms, "build_budget_s": config.build_budget_s,
-               "workers": config.workers}
+               "workers": config.workers, "accuracy_threads": config.accuracy_threads}
         if args.sizes is not None:
             raw["sizes"] = [s if s == "max" else _int(s) for s in args.sizes]
         if args.methods is not None:

@@ -18,7 +18,7 @@ from bench.measure.metrics import by_condition, overall, query_outcomes
 from bench.measure.overhead import harness_overhead
 from bench.measure.timing import latency_sample, time_batch, time_queries
 from datasets.cache import stable_hash
-from methods.base import Method
+from methods.base import Method, SearchResult
 from methods.common.balance import bucket_balance
 from methods.registry import get_method, method_class, method_code_hash, method_names, resolve_grid
 
@@ -130,12 +130,29 @@ def timed_query_rows(inputs: RunInputs) -> tuple[np.ndarray, list[np.ndarray]]:
     return timed, [rows_of[q] for q in timed]
 
 
+def accuracy_search(method: Method, queries: np.ndarray, k: int, threads: int | None) -> SearchResult:
+    """The untimed search over every query segment, on ``threads`` threads (the method's own when
+    None); the method's thread count is restored before anything is timed."""
+    if threads is None or threads == method.threads:
+        return method.search(queries, k)
+    own = method.threads
+    method.threads = threads
+    try:
+        with threadpool_limits(limits=threads):
+            return method.search(queries, k)
+    finally:
+        method.threads = own
+
+
 def sweep_method(built: BuiltMethod, inputs: RunInputs, query_grid: list[dict], progress: bool,
-                 timed: bool = True) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+                 timed: bool = True, accuracy_threads: int | None = None) -> tuple[pd.DataFrame, pd.DataFrame,
+                                                                                     pd.DataFrame]:
     """Search every query at each point of the query sweep; returns (results, points, outcomes).
 
     With ``timed=False`` latency and QPS are left out (NaN): only the deterministic measures.
-    Searches and timings use the query matrix of the method's ``input_kind``.
+    Searches and timings use the query matrix of the method's ``input_kind``. The accuracy pass
+    runs on ``accuracy_threads`` (default: the run's timing threads); latency and QPS always on
+    the run's timing threads.
     """
     cfg = inputs.config
     method = built.method
@@ -151,7 +168,7 @@ def sweep_method(built: BuiltMethod, inputs: RunInputs, query_grid: list[dict], 
     results, points, outcomes = [], [], []
     for i, qp in enumerate(tqdm(query_grid, desc=built.label, disable=not progress)):
         method.set_query_params(**qp)
-        res = method.search(queries, cfg.k)
+        res = accuracy_search(method, queries, cfg.k, accuracy_threads)
         check_search_result(res, built.label, qp, len(queries), cfg.k, len(inputs.db))
         out = query_outcomes(res, inputs.query_index, inputs.manifest, codes, tracks, db_segment,
                              inputs.corpus.protocol.hop_s)

@@ -8,7 +8,8 @@ from typing import Any
 
 from bench.run.config import RunConfig, config_from_dict, read_yaml
 
-SECTIONS = ("run", "sizes", "methods", "distractors", "latency_budget_ms", "build_budget_s", "workers")
+SECTIONS = ("run", "sizes", "methods", "distractors", "latency_budget_ms", "build_budget_s", "workers",
+            "accuracy_threads")
 
 
 @dataclass(frozen=True)
@@ -25,13 +26,14 @@ class ScaleConfig:
     latency_budget_ms: float = 2.0
     build_budget_s: float = 900.0
     workers: int = 2  # embedding processes for the distractor store
+    accuracy_threads: int = 2  # the untimed accuracy passes; latency stays on run.timing.threads
 
     def to_dict(self) -> dict:
         """Plain-dict form for run.json and hashing."""
         return {"run": self.run.to_dict(), "sizes": list(self.sizes), "methods": list(self.methods),
                 "distractors": {"real": self.real_distractors, "fill": self.synthetic_fill},
                 "latency_budget_ms": self.latency_budget_ms, "build_budget_s": self.build_budget_s,
-                "workers": self.workers}
+                "workers": self.workers, "accuracy_threads": self.accuracy_threads}
 
     def resolve_sizes(self, n_base: int, n_available: int) -> list[int]:
         """The sizes as row counts (``"base"`` is ``n_base``, ``"max"`` is ``n_available``); each must lie in
@@ -104,12 +106,15 @@ def scale_config_from_dict(raw: Any, source: str) -> ScaleConfig:
         if isinstance(v, bool) or not isinstance(v, (int, float)) or v <= low:
             raise ValueError(f"{_where(source, key)}: expected a positive number, got {v!r}")
         numbers[key] = float(v)
-    workers = raw.get("workers", ScaleConfig.workers)
-    if isinstance(workers, bool) or not isinstance(workers, int) or not 1 <= workers <= 64:
-        raise ValueError(f"{_where(source, 'workers')}: expected an integer 1..64, got {workers!r}")
+    counts = {}
+    for key, default in (("workers", ScaleConfig.workers), ("accuracy_threads", ScaleConfig.accuracy_threads)):
+        v = raw.get(key, default)
+        if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= 64:
+            raise ValueError(f"{_where(source, key)}: expected an integer 1..64, got {v!r}")
+        counts[key] = v
     return ScaleConfig(run, tuple(checked), tuple(dict.fromkeys(["exhaustive", *methods])),
                        dist.get("real", True), dist.get("fill", True), numbers["latency_budget_ms"],
-                       numbers["build_budget_s"], workers)
+                       numbers["build_budget_s"], counts["workers"], counts["accuracy_threads"])
 
 
 def load_scale_config(path: Path | str) -> ScaleConfig:

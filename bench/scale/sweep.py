@@ -150,7 +150,8 @@ def _run_configuration(store: RunStore, config: ScaleConfig, name: str, build_pa
             fitted = _fit(name, build_params, sized)
         with threadpool_limits(limits=config.run.timing.threads), PeakMemory() as mem:
             built = _build(fitted, sized)
-            results, points, outcomes = sweep_method(built, sized, query_grid, progress)
+            results, points, outcomes = sweep_method(built, sized, query_grid, progress,
+                                                     accuracy_threads=config.accuracy_threads)
         stats = built.stats
         meta = {"fit_s": built.fit_s, "build_s": built.build_s, "jit_s": built.jit_s,
                 "stats": {k: v for k, v in stats.items() if k != "bucket_counts"}}
