@@ -22,11 +22,12 @@ def _log_n(ax) -> None:
 
 
 @_styled
-def cost_vs_n(ops: pd.DataFrame, out_dir: Path, cost: str, ylabel: str, name: str, title: str) -> list[Path]:
-    """``cost`` at each method's matched operating point against N, log-log."""
+def cost_vs_n(ops: pd.DataFrame, out_dir: Path, cost: str, ylabel: str, name: str, title: str,
+              point: str = "matched") -> list[Path]:
+    """``cost`` at each method's ``point`` operating point (where reached) against N, log-log."""
     fig = Figure(figsize=(7.5, 4.6), layout="constrained")
     ax = fig.subplots()
-    matched = ops[(ops["point"] == "matched") & ops["reached"]].dropna(subset=[cost])
+    matched = ops[(ops["point"] == point) & ops["reached"]].dropna(subset=[cost])
     for method in _methods(matched):
         g = matched[matched["method"] == method].sort_values("n_db")
         ax.plot(g["n_db"], g[cost], marker="o", color=method_colour(method), label=method,

@@ -28,11 +28,22 @@ def reference_hits(points: pd.DataFrame, level: str = "exact") -> pd.Series:
     return ref.groupby("n_db")[level].max()
 
 
-def operating_points(points: pd.DataFrame, budget_ms: float, by: str = "method") -> pd.DataFrame:
+def common_target(points: pd.DataFrame, subject: str = "flowhash") -> float:
+    """The highest exact hit rate ``subject`` reaches at every size (NaN without it): the level of
+    the ``target`` operating point, where methods that cannot match exhaustive search still compare."""
+    pts = finished(points)
+    best = pts[pts["method"] == subject].groupby("n_db")["exact"].max()
+    return float(best.min()) if len(best) else float("nan")
+
+
+def operating_points(points: pd.DataFrame, budget_ms: float, by: str = "method",
+                     target: float | None = None) -> pd.DataFrame:
     """For each method (``by="method"``, over all its configurations) or each configuration
-    (``by="label"``) and size, two operating points over its query parameters: ``matched`` (the
-    fastest point within 1 point of exhaustive's exact hit rate; none when it never gets there) and
-    ``budget`` (the highest exact hit rate with mean latency under ``budget_ms``)."""
+    (``by="label"``) and size, operating points over its query parameters: ``matched`` (the
+    fastest point within 1 point of exhaustive's exact hit rate; its best point, marked not
+    reached, when it never gets there), ``budget`` (the highest exact hit rate with mean latency
+    under ``budget_ms``) and, with ``target``, ``target`` (the fastest point reaching that exact
+    hit rate)."""
     pts = finished(points)
     ref = reference_hits(pts)
     rows = []
@@ -52,6 +63,13 @@ def operating_points(points: pd.DataFrame, budget_ms: float, by: str = "method")
             rows.append({**best[keep].to_dict(), "point": "budget", "reached": True})
         else:
             rows.append({**who, "point": "budget", "reached": False})
+        if target is not None and np.isfinite(target):
+            hit = g[g["exact"] >= target - 1e-12]
+            if len(hit):
+                rows.append({**hit.sort_values("latency_mean_ms").iloc[0][keep].to_dict(), "point": "target",
+                             "reached": True, "target": target})
+            else:
+                rows.append({**who, "point": "target", "reached": False, "target": target})
     out = pd.DataFrame(rows)
     out["reference_exact"] = out["n_db"].map(ref)
     return out
@@ -66,13 +84,13 @@ def growth_exponent(n: np.ndarray, cost: np.ndarray) -> float:
     return float(np.polyfit(np.log(n[ok]), np.log(cost[ok]), 1)[0])
 
 
-def growth_table(ops: pd.DataFrame) -> pd.DataFrame:
-    """Per method, the exponent of each cost at the matched operating point, and where it was measured."""
+def growth_table(ops: pd.DataFrame, point: str = "matched") -> pd.DataFrame:
+    """Per method, the exponent of each cost at the ``point`` operating point, and where it was measured."""
     rows = []
-    matched = ops[(ops["point"] == "matched") & ops["reached"]]
+    matched = ops[(ops["point"] == point) & ops["reached"]]
     for method, g in matched.groupby("method", sort=True):
         g = g.sort_values("n_db")
-        rows.append({"method": method, "sizes": len(g), "n_min": int(g["n_db"].min()), "n_max": int(g["n_db"].max()),
+        rows.append({"method": method, "point": point, "sizes": len(g), "n_min": int(g["n_db"].min()), "n_max": int(g["n_db"].max()),
                      **{f"a_{c}": growth_exponent(g["n_db"], g[c])
                         for c in ("latency_mean_ms", "candidates_mean", "build_s", "index_bytes", "peak_memory_bytes")
                         if c in g}})

@@ -92,8 +92,11 @@ def test_the_report_tables_and_figures_are_written(scale_run):
     text = md.read_text()
     for section in ("The DB at each size", "Growth exponents", "Extrapolated, not measured"):
         assert section in text
-    growth = pd.read_csv(root / "growth.csv").set_index("method")
+    growth = pd.read_csv(root / "growth.csv")
+    growth = growth[growth["point"] == "matched"].set_index("method")
     assert growth.loc["exhaustive", "a_candidates_mean"] == pytest.approx(1.0, abs=1e-9)
+    assert "highest hit rate FlowHash reaches at every N" in text
+    assert (root / "figures" / "latency_vs_n_target.png").is_file()
     extra = pd.read_csv(root / "extrapolation.csv")
     assert extra["extrapolated"].all() and set(extra["n_db"]) == {10_000_000, 100_000_000}
     for name in ("latency_vs_n", "candidates_vs_n", "hit_rate_vs_n", "build_memory_vs_n"):
