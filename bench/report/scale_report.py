@@ -8,6 +8,7 @@ import json
 import math
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from bench import __version__
@@ -65,7 +66,8 @@ def write_scale_report(root: Path | str) -> Path:
     growth = growth_table(ops)
     growth_target = growth_table(ops, "target")
     spd = speedups(points)
-    extra = extrapolation(ops, growth)
+    extra = (extrapolation(ops, growth_target, point="target") if np.isfinite(target)
+             else extrapolation(ops, growth))
     for name, frame in (("operating_points", ops), ("config_points", per_config),
                         ("growth", pd.concat([growth, growth_target], ignore_index=True)),
                         ("speedups", spd), ("extrapolation", extra)):
@@ -186,9 +188,11 @@ def write_scale_report(root: Path | str) -> Path:
     doc.add(Table(["method", "N", "from N", "index GB", "peak memory GB", "build s", "mean ms"],
                   [[r["method"], _int(r["n_db"]), _int(r["from_n_db"]), _num(r["index_gb"]), _num(r["peak_memory_gb"]),
                     _num(r["build_s"]), _ms(r["latency_mean_ms"])] for r in extra.to_dict("records")],
-                  caption="Index and memory bytes per item held at the largest measured size's; build time and "
-                          "latency grown by the fitted exponents (1 where none could be fitted). Extrapolated from "
-                          "this machine's measurements; running there is the distributed-engine issue."))
+                  caption=f"At the {'%.1f%% exact' % (100 * target) if np.isfinite(target) else 'matched'} "
+                          f"operating point: index and memory bytes per item held at the largest measured size's; "
+                          f"build time and latency grown by the fitted exponents (1 where none could be fitted). "
+                          f"Extrapolated from this machine's measurements; running there is the distributed-engine "
+                          f"issue."))
     stages = info.get("stage_seconds", {})
     if stages:
         doc.add(Heading(2, "Where the run's time went"))

@@ -114,12 +114,13 @@ def speedups(points: pd.DataFrame, subject: str = "flowhash", level: str = "exac
     return pd.DataFrame(rows)
 
 
-def extrapolation(ops: pd.DataFrame, growth: pd.DataFrame, sizes: tuple[int, ...] = EXTRAPOLATE_TO) -> pd.DataFrame:
-    """What each method would cost at ``sizes`` from its largest measured size: memory and index
-    bytes per item held constant, build and latency grown by their fitted exponents. Extrapolated,
-    not measured."""
+def extrapolation(ops: pd.DataFrame, growth: pd.DataFrame, sizes: tuple[int, ...] = EXTRAPOLATE_TO,
+                  point: str = "matched") -> pd.DataFrame:
+    """What each method would cost at ``sizes`` from its largest measured size at the ``point``
+    operating point (``growth`` made at the same point): memory and index bytes per item held
+    constant, build and latency grown by their fitted exponents. Extrapolated, not measured."""
     rows = []
-    matched = ops[(ops["point"] == "matched") & ops["reached"]]
+    matched = ops[(ops["point"] == point) & ops["reached"]]
     for method, g in matched.groupby("method", sort=True):
         last = g.sort_values("n_db").iloc[-1]
         exps = growth.set_index("method").loc[method] if method in set(growth["method"]) else pd.Series(dtype=float)
@@ -127,7 +128,7 @@ def extrapolation(ops: pd.DataFrame, growth: pd.DataFrame, sizes: tuple[int, ...
         a_build, a_latency = (float(exps.get(c, np.nan)) for c in ("a_build_s", "a_latency_mean_ms"))
         for n in sizes:
             r = n / n0
-            rows.append({"method": method, "n_db": n, "from_n_db": int(n0), "extrapolated": True,
+            rows.append({"method": method, "point": point, "n_db": n, "from_n_db": int(n0), "extrapolated": True,
                          "index_gb": float(last["index_bytes"]) * r / 1e9,
                          "peak_memory_gb": float(last.get("peak_memory_bytes", np.nan)) * r / 1e9,
                          "build_s": float(last["build_s"]) * r ** (a_build if np.isfinite(a_build) else 1.0),
