@@ -40,7 +40,8 @@ from .tables import (
 DPI = 110
 METHOD_COLOURS = {  # tab10, fixed per method; unknown methods draw from EXTRA_COLOURS by a stable hash
     "exhaustive": "#4d4d4d", "flowhash": "#d62728", "lsh": "#1f77b4", "ivf": "#2ca02c", "ivfpq": "#9467bd",
-    "hnsw": "#ff7f0e", "minhash": "#8c564b", "itq": "#e377c2", "binary-hash": "#17becf",
+    "hnsw": "#ff7f0e", "minhash": "#8c564b", "itq": "#e377c2", "binary-hash": "#17becf", "lsh-directed": "#bcbd22",
+    "pca-sign": "#98df8a",
 }
 EXTRA_COLOURS = ("#bcbd22", "#aec7e8", "#ffbb78", "#98df8a", "#ff9896", "#c5b0d5", "#c49c94", "#f7b6d2", "#dbdb8d",
                  "#9edae5")

@@ -16,9 +16,17 @@ def _methods(frame: pd.DataFrame) -> list[str]:
     return sorted(frame["method"].dropna().unique(), key=method_sort_key)
 
 
-def _log_n(ax) -> None:
+def _n_label(n: float) -> str:
+    return f"{n / 1e6:g}M" if n >= 1e6 else f"{n / 1e3:.0f}k"
+
+
+def _log_n(ax, sizes=None) -> None:
+    """A log N axis labelled at the run's sizes (72k, 200k, ..., 1M)."""
     ax.set_xscale("log")
     ax.set_xlabel("DB size N (segments)")
+    if sizes is not None and len(sizes):
+        ax.set_xticks(sorted(set(sizes)), [_n_label(n) for n in sorted(set(sizes))])
+        ax.minorticks_off()
 
 
 @_styled
@@ -32,7 +40,7 @@ def cost_vs_n(ops: pd.DataFrame, out_dir: Path, cost: str, ylabel: str, name: st
         g = matched[matched["method"] == method].sort_values("n_db")
         ax.plot(g["n_db"], g[cost], marker="o", color=method_colour(method), label=method,
                 lw=2.2 if method == "flowhash" else 1.4)
-    _log_n(ax)
+    _log_n(ax, ops["n_db"].unique())
     ax.set_yscale("log")
     _plain_log(ax.yaxis)
     ax.set_ylabel(ylabel)
@@ -61,7 +69,7 @@ def hit_rate_vs_n(ops: pd.DataFrame, out_dir: Path, budget_ms: float) -> list[Pa
         g = budget[budget["method"] == method].sort_values("n_db")
         ax.plot(g["n_db"], 100 * g["exact"], marker="s", ms=4, color=method_colour(method), ls=":",
                 label=f"{method}, best under {budget_ms:g} ms")
-    _log_n(ax)
+    _log_n(ax, ops["n_db"].unique())
     ax.set_ylabel("top-1 hit rate (%)")
     ax.set_title("Hit rate against DB size (distractors make it harder)")
     ax.legend(loc="lower left", fontsize=7, ncols=2)
@@ -86,7 +94,7 @@ def build_memory_vs_n(ops: pd.DataFrame, out_dir: Path) -> list[Path]:
             axes[1].plot(g["n_db"], g["peak_memory_bytes"].clip(lower=1) / 2**20, marker="x", ls=":", color=colour)
     for ax, ylabel, title in ((axes[0], "build time (s)", "Build"),
                               (axes[1], "MiB", "Index bytes (solid), peak memory above start (dotted)")):
-        _log_n(ax)
+        _log_n(ax, ops["n_db"].unique())
         ax.set_yscale("log")
         _plain_log(ax.yaxis)
         ax.set_ylabel(ylabel)
@@ -107,7 +115,7 @@ def speedup_vs_n(table: pd.DataFrame, out_dir: Path, subject: str = "flowhash") 
         g = table[table["rival"] == rival].sort_values("n_db")
         ax.plot(g["n_db"], g["speedup"], marker="o", color=method_colour(rival), label=f"over {rival}")
     ax.axhline(1.0, color="black", lw=0.8)
-    _log_n(ax)
+    _log_n(ax, table["n_db"].unique())
     ax.set_yscale("log")
     _plain_log(ax.yaxis)
     ax.set_ylabel(f"{subject} speedup (rival ms / {subject} ms)")
