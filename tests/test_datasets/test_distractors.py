@@ -124,3 +124,12 @@ def test_too_few_distractors_is_a_clear_error(trees):
     corpus_root, _, _ = trees
     with pytest.raises(ValueError, match="segments available, 5000 asked"):
         assemble_distractors(_corpus(corpus_root), need_segments=5000, real=False, fill=False, progress=False)
+
+
+def test_without_the_packages_the_synthetic_fill_stands_in_with_a_warning(trees, tmp_path):
+    corpus_root, _, _ = trees
+    with pytest.warns(UserWarning, match="no real-music distractors"):
+        dist = assemble_distractors(_corpus(corpus_root), need_segments=300, real_root=tmp_path / "empty",
+                                    fetch=False, progress=False)
+    assert set(dist.tracks["source"]) == {FILL_SOURCE} and dist.real_segments == 0
+    assert dist.notes and "unavailable" in dist.notes[0]
