@@ -94,7 +94,7 @@ def write_scale_report(root: Path | str) -> Path:
     proto = info["protocol"]
     doc.add(Para(f"Query set {info['queryset']['content_hash'][:12]} ({info['queryset']['queries']} queries, "
                  f"{info['queryset']['query_segments']} query segments), encoder {info['encoder']['name']} "
-                 f"({info['encoder']['sha256'][:12]}), DB hop {proto['hop_s']:g} s for targets and distractors alike; "
+                 f"({info['encoder']['sha256'][:12]}), DB hop {proto['hop_s']:g} s for targets, distractors and queries alike; "
                  f"latency on {info['threads']} thread(s). The DB of size N is the first N rows of one store: "
                  f"the {info['db']['base_segments']:,} segments of the run's own DB tracks (query tracks and the "
                  f"corpus's other DB tracks), then distractors in a fixed shuffled order."))
