@@ -75,7 +75,8 @@ def write_scale_report(root: Path | str) -> Path:
     fig_dir = root / FIGURES
     figs = {
         "latency": scale_figures.cost_vs_n(ops, fig_dir, "latency_mean_ms", "mean latency per query (ms)",
-                                           "latency_vs_n", "Latency at matched hit rate (within 1 point of exhaustive)"),
+                                           "latency_vs_n",
+                                           "Latency at matched hit rate (within 1 point of exhaustive)"),
         "candidates": scale_figures.cost_vs_n(ops, fig_dir, "candidates_mean", "candidates per query",
                                               "candidates_vs_n", "Candidates scored at matched hit rate"),
         "latency_target": scale_figures.cost_vs_n(ops, fig_dir, "latency_mean_ms", "mean latency per query (ms)",
@@ -94,8 +95,9 @@ def write_scale_report(root: Path | str) -> Path:
     proto = info["protocol"]
     doc.add(Para(f"Query set {info['queryset']['content_hash'][:12]} ({info['queryset']['queries']} queries, "
                  f"{info['queryset']['query_segments']} query segments), encoder {info['encoder']['name']} "
-                 f"({info['encoder']['sha256'][:12]}), DB hop {proto['hop_s']:g} s for targets, distractors and queries alike; "
-                 f"latency on {info['threads']} thread(s). The DB of size N is the first N rows of one store: "
+                 f"({info['encoder']['sha256'][:12]}), DB hop {proto['hop_s']:g} s for targets, distractors and "
+                 f"queries alike; latency on {info['threads']} thread(s). The DB of size N is the first N rows of "
+                 f"one store: "
                  f"the {info['db']['base_segments']:,} segments of the run's own DB tracks (query tracks and the "
                  f"corpus's other DB tracks), then distractors in a fixed shuffled order."))
     doc.add(Heading(2, "The DB at each size"))
@@ -183,7 +185,8 @@ def write_scale_report(root: Path | str) -> Path:
     skipped = points[points.get("status", pd.Series(dtype=str)) != "ok"] if "status" in points else points[:0]
     if len(skipped):
         doc.add(Heading(2, "Not run within budget"))
-        doc.add(Bullets([f"{r['label']} at N={int(r['n_db']):,}: {r['status_detail']}" for r in skipped.to_dict("records")]))
+        doc.add(Bullets([f"{r['label']} at N={int(r['n_db']):,}: {r['status_detail']}"
+                         for r in skipped.to_dict("records")]))
     doc.add(Heading(2, "Extrapolated, not measured: 10M and 100M segments"))
     doc.add(Table(["method", "N", "from N", "index GB", "peak memory GB", "build s", "mean ms"],
                   [[r["method"], _int(r["n_db"]), _int(r["from_n_db"]), _num(r["index_gb"]), _num(r["peak_memory_gb"]),

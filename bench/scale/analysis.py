@@ -90,7 +90,8 @@ def growth_table(ops: pd.DataFrame, point: str = "matched") -> pd.DataFrame:
     matched = ops[(ops["point"] == point) & ops["reached"]]
     for method, g in matched.groupby("method", sort=True):
         g = g.sort_values("n_db")
-        rows.append({"method": method, "point": point, "sizes": len(g), "n_min": int(g["n_db"].min()), "n_max": int(g["n_db"].max()),
+        rows.append({"method": method, "point": point, "sizes": len(g), "n_min": int(g["n_db"].min()),
+                     "n_max": int(g["n_db"].max()),
                      **{f"a_{c}": growth_exponent(g["n_db"], g[c])
                         for c in ("latency_mean_ms", "candidates_mean", "build_s", "index_bytes", "peak_memory_bytes")
                         if c in g}})

@@ -58,7 +58,8 @@ def build_scale_db(config: ScaleConfig, inputs: RunInputs, progress: bool = True
                       ignore_index=True)
     sources = {CORPUS_SOURCE: corpus, **distractors.sources}
     key = stable_hash({"encoder": inputs.encoder.sha256, "base": db_identity(corpus, inputs.db_segments),
-                       "distractors": {name: stable_hash(c.identity(), n=32) for name, c in distractors.sources.items()},
+                       "distractors": {name: stable_hash(c.identity(), n=32)
+                                       for name, c in distractors.sources.items()},
                        "rows": stable_hash(dtable[["source", "track_id", "segment"]].to_csv(index=False), n=32)}, n=32)
     store = fill_store(cache_dir("embeddings", "store", key), key, table, sources, inputs.encoder, progress,
                        config.workers, head=inputs.db)

@@ -110,7 +110,8 @@ def test_a_rerun_reuses_every_finished_part(scale_run, shared_cache, capsys):
     out = capsys.readouterr().out
     assert out.count("done in an earlier run, skipped") == len(outcome.info["labels"])
     cols = ["label", "n_db", "query_params", "exact", "candidates_mean"]
-    pd.testing.assert_frame_equal(again.points[cols].reset_index(drop=True), outcome.points[cols].reset_index(drop=True))
+    pd.testing.assert_frame_equal(again.points[cols].reset_index(drop=True),
+                                  outcome.points[cols].reset_index(drop=True))
 
 
 @pytest.mark.slow
