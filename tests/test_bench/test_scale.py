@@ -104,6 +104,16 @@ def test_the_report_tables_and_figures_are_written(scale_run):
 
 
 @pytest.mark.slow
+def test_bench_report_rebuilds_a_scaling_report(scale_run, capsys):
+    _, _, root = scale_run
+    (root / "report.md").unlink(missing_ok=True)
+    assert main(["report", str(root)]) == 0
+    assert (root / "report.md").is_file() and "report.md" in capsys.readouterr().out
+    assert main(["report", str(root), "--latency-budget-ms", "3"]) == 2
+    assert "is a scaling run" in capsys.readouterr().err
+
+
+@pytest.mark.slow
 def test_a_rerun_reuses_every_finished_part(scale_run, shared_cache, capsys):
     config, outcome, root = scale_run
     again = run_scale(config, root, progress=False)
