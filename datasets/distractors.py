@@ -142,7 +142,8 @@ def assemble_distractors(corpus: Corpus, need_segments: int, seed: int = 0, real
 
 def distractor_segments(distractors: DistractorSet, protocol: Protocol, n_segments: int) -> pd.DataFrame:
     """The first ``n_segments`` distractor segments in DB order: columns source, track_id (the
-    source's own id), key (``"<source>:<track id>"``), segment, start_s."""
+    source's own id), key (``"<source>:<track id>"``), segment, start_s, real (real music or the
+    synthetic fill)."""
     parts, total = [], 0
     for row in distractors.tracks.itertuples(index=False):
         if total >= n_segments:
@@ -150,10 +151,10 @@ def distractor_segments(distractors: DistractorSet, protocol: Protocol, n_segmen
         k = min(int(row.segments), n_segments - total)
         parts.append(pd.DataFrame({"source": row.source, "track_id": row.track_id,
                                    "key": f"{row.source}:{row.track_id}", "segment": np.arange(k, dtype=np.int64),
-                                   "start_s": np.arange(k) * protocol.hop_s}))
+                                   "start_s": np.arange(k) * protocol.hop_s, "real": bool(row.real)}))
         total += k
     if total < n_segments:
         raise ValueError(f"distractors hold {total} segments, {n_segments} asked")
     if not parts:
-        return pd.DataFrame(columns=["source", "track_id", "key", "segment", "start_s"])
+        return pd.DataFrame(columns=["source", "track_id", "key", "segment", "start_s", "real"])
     return pd.concat(parts, ignore_index=True)

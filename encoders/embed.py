@@ -66,22 +66,28 @@ def embed_segments(encoder: Encoder, segments: np.ndarray, batch_size: int = BAT
     return out
 
 
+def track_label(corpus: Corpus, track_id: str) -> str:
+    """How errors name a track: ``track 'ID' of corpus 'NAME'``."""
+    return f"track {track_id!r} of corpus {corpus.name!r}"
+
+
+def load_checked(corpus: Corpus, track_id: str) -> np.ndarray:
+    """A track's audio; raises AudioContentError naming the track when it is NaN, infinite or silent."""
+    audio = corpus.load(track_id)
+    check_audio(audio, track_label(corpus, track_id))
+    return audio
+
+
 def decoded_tracks(corpus: Corpus, track_ids: Sequence[str],
                    prefetch: int = PREFETCH_TRACKS) -> Iterator[tuple[str, np.ndarray]]:
-    """(track id, checked audio) of each track in order, decoding up to ``prefetch`` tracks ahead
-    in a background thread so that decoding overlaps the encoder; raises AudioContentError
-    naming the track when its audio is NaN, infinite or silent."""
-    def load(track_id: str) -> np.ndarray:
-        audio = corpus.load(track_id)
-        check_audio(audio, f"track {track_id!r} of corpus {corpus.name!r}")
-        return audio
-
+    """(track id, audio) of each track in order, loaded with :func:`load_checked`, up to ``prefetch``
+    tracks ahead in a background thread so that decoding overlaps the encoder."""
     with ThreadPoolExecutor(max_workers=1) as pool:
-        pending = [pool.submit(load, t) for t in track_ids[:prefetch]]
+        pending = [pool.submit(load_checked, corpus, t) for t in track_ids[:prefetch]]
         for i, track_id in enumerate(track_ids):
             audio = pending.pop(0).result()
             if i + prefetch < len(track_ids):
-                pending.append(pool.submit(load, track_ids[i + prefetch]))
+                pending.append(pool.submit(load_checked, corpus, track_ids[i + prefetch]))
             yield track_id, audio
 
 

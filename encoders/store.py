@@ -34,7 +34,15 @@ from datasets.cache import atomic_write_json, atomic_write_parquet
 from datasets.corpora.corpus import Corpus
 
 from .checkpoint import Encoder
-from .embed import BATCH_SIZE, _check_finite, check_audio, cut_segments, decoded_tracks, embed_segments
+from .embed import (
+    BATCH_SIZE,
+    _check_finite,
+    cut_segments,
+    decoded_tracks,
+    embed_segments,
+    load_checked,
+    track_label,
+)
 
 ROWS = "rows.npy"
 INDEX = "index.parquet"
@@ -140,11 +148,8 @@ def _worker_init(encoder: Encoder, sources: Mapping[str, Corpus], batch_size: in
 def _worker_embed(job: tuple[str, str, np.ndarray]) -> np.ndarray:
     source, track_id, seg_no = job
     corpus = _WORKER["sources"][source]
-    audio = corpus.load(track_id)
-    where = f"track {track_id!r} of corpus {corpus.name!r}"
-    check_audio(audio, where)
-    return embed_segments(_WORKER["encoder"], track_rows(audio, corpus.protocol, seg_no, where),
-                          _WORKER["batch_size"])
+    segs = track_rows(load_checked(corpus, track_id), corpus.protocol, seg_no, track_label(corpus, track_id))
+    return embed_segments(_WORKER["encoder"], segs, _WORKER["batch_size"])
 
 
 def _pooled(pool: ProcessPoolExecutor, jobs: list, window: int) -> Iterator[np.ndarray]:
@@ -173,20 +178,13 @@ def _track_jobs(index: pd.DataFrame, start: int, stop: int) -> list[tuple[str, s
 
 def _embed_chunk_inline(encoder: Encoder, sources: Mapping[str, Corpus], jobs: list, batch_size: int,
                         bar) -> Iterator[np.ndarray]:
-    i = 0  # runs of consecutive jobs of one source, each decoded a track ahead
-    while i < len(jobs):
-        source = jobs[i][0]
-        j = i
-        while j < len(jobs) and jobs[j][0] == source:
-            j += 1
-        corpus = sources[source]
-        run = jobs[i:j]
+    for source, run in itertools.groupby(jobs, key=lambda job: job[0]):  # each run decoded a track ahead
+        corpus, run = sources[source], list(run)
         for (_, track_id, seg_no), (_, audio) in zip(run, decoded_tracks(corpus, [t for _, t, _ in run])):
-            segs = track_rows(audio, corpus.protocol, seg_no, f"track {track_id!r} of corpus {corpus.name!r}")
+            segs = track_rows(audio, corpus.protocol, seg_no, track_label(corpus, track_id))
             out = embed_segments(encoder, segs, batch_size)
             bar.update(len(out))
             yield out
-        i = j
 
 
 def fill_store(root: Path | str, key: str, index: pd.DataFrame, sources: Mapping[str, Corpus], encoder: Encoder,

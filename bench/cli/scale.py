@@ -34,20 +34,16 @@ def run(args: argparse.Namespace) -> int:
 
     t0 = time.perf_counter()
     config = load_scale_config(args.config)
-    if args.sizes is not None or args.methods is not None:
-        raw = {"run": config.run.to_dict(), "sizes": list(config.sizes), "methods": list(config.methods),
-               "distractors": {"real": config.real_distractors, "fill": config.synthetic_fill},
-               "latency_budget_ms": config.latency_budget_ms, "build_budget_s": config.build_budget_s,
-               "workers": config.workers, "accuracy_threads": config.accuracy_threads}
-        if args.sizes is not None:
-            raw["sizes"] = [s if s == "max" else _int(s) for s in args.sizes]
-        if args.methods is not None:
-            raw["methods"] = args.methods
-        config = scale_config_from_dict(raw, f"{args.config} (with --sizes/--methods)")
+    overrides: dict = {}
+    if args.sizes is not None:
+        overrides["sizes"] = [s if s == "max" else _int(s) for s in args.sizes]
+    if args.methods is not None:
+        overrides["methods"] = args.methods
     if args.workers is not None:
-        if args.workers < 1:
-            raise ValueError(f"--workers {args.workers}: allowed >= 1")
-        config = replace(config, workers=args.workers)
+        overrides["workers"] = args.workers
+    if overrides:  # checked as the config file is; its run section stays as parsed
+        raw = {**config.to_dict(), "run": {}, **overrides}
+        config = replace(scale_config_from_dict(raw, f"{args.config} with --{' --'.join(overrides)}"), run=config.run)
     outcome = run_scale(config, args.run_dir, progress=not args.no_progress, force=args.force, redo=tuple(args.redo))
     print(f"report: {write_scale_report(outcome.root)}")
     print(f"results in {outcome.root}; {time.perf_counter() - t0:.0f} s")

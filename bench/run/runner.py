@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -97,12 +97,9 @@ class BuiltMethod:
     jit_s: float = 0.0  # compiling the search kernels (Method.warm_up), apart from fit and build
 
 
-def build_method(name: str, build_params: dict, inputs: RunInputs) -> BuiltMethod:
-    """Fit (learned methods see only the train pairs) and build one method configuration over the DB.
-
-    The DB matrix is the one of the method's ``input_kind`` (embeddings, or spectral images).
-    Call it under the run's thread limits (``threadpool_limits``), as ``evaluate_method`` does.
-    """
+def fit_method(name: str, build_params: dict, inputs: RunInputs) -> BuiltMethod:
+    """Make one method configuration, fit it (learned methods see only the train pairs) and compile
+    its search kernels; not yet built (``build_s`` 0, no stats). Call it under the run's thread limits."""
     cfg = inputs.config
     method = get_method(name, seed=cfg.seed, threads=cfg.timing.threads, device=cfg.device, **build_params)
     fit_s = 0.0
@@ -114,12 +111,31 @@ def build_method(name: str, build_params: dict, inputs: RunInputs) -> BuiltMetho
     t0 = time.perf_counter()
     method.warm_up()
     jit_s = time.perf_counter() - t0
-    db, _ = inputs.matrices(method.input_kind)
+    return BuiltMethod(method, name, method_label(name, build_params), build_params, fit_s, 0.0, {}, jit_s)
+
+
+def build_fitted(fitted: BuiltMethod, inputs: RunInputs) -> BuiltMethod:
+    """``fitted`` built over the DB matrix of its method's ``input_kind`` (embeddings, or spectral
+    images), with its build time and stats."""
+    db, _ = inputs.matrices(fitted.method.input_kind)
     t0 = time.perf_counter()
-    method.build(db)
+    fitted.method.build(db)
     build_s = time.perf_counter() - t0
-    return BuiltMethod(method, name, method_label(name, build_params), build_params, fit_s, build_s, method.stats(),
-                       jit_s)
+    return replace(fitted, build_s=build_s, stats=fitted.method.stats())
+
+
+def build_method(name: str, build_params: dict, inputs: RunInputs) -> BuiltMethod:
+    """Fit (learned methods see only the train pairs) and build one method configuration over the DB.
+
+    The DB matrix is the one of the method's ``input_kind`` (embeddings, or spectral images).
+    Call it under the run's thread limits (``threadpool_limits``), as ``evaluate_method`` does.
+    """
+    return build_fitted(fit_method(name, build_params, inputs), inputs)
+
+
+def json_safe(obj: object) -> object:
+    """``obj`` as JSON holds it: arrays become lists, anything else unknown its ``str``."""
+    return json.loads(json.dumps(obj, default=lambda o: o.tolist() if hasattr(o, "tolist") else str(o)))
 
 
 def timed_query_rows(inputs: RunInputs) -> tuple[np.ndarray, list[np.ndarray]]:
@@ -207,8 +223,7 @@ def evaluate_method(name: str, build_params: dict, inputs: RunInputs, query_grid
     stats = built.stats
     meta = {"fit_s": built.fit_s, "build_s": built.build_s, "jit_s": built.jit_s, "input": input_facts,
             "stats": {k: v for k, v in stats.items() if k != "bucket_counts"}, "occupancy": _occupancy(stats)}
-    return (results, points, outcomes,
-            json.loads(json.dumps(meta, default=lambda o: o.tolist() if hasattr(o, "tolist") else str(o))))
+    return results, points, outcomes, json_safe(meta)
 
 
 def run_benchmark(config: RunConfig, requested: list[str], out: Path | str = "reports",
@@ -258,7 +273,8 @@ def _overhead(inputs: RunInputs, points: pd.DataFrame) -> dict[str, float]:
     return out
 
 
-def _reuse(store: RunStore, name: str, label: str, query_grid: list[dict], code: str, redo: tuple[str, ...]) -> bool:
+def reuse_part(store: RunStore, name: str, label: str, query_grid: list[dict], code: str,
+               redo: tuple[str, ...]) -> bool:
     """Whether a finished part of ``label`` can stand, saying why not (or why it stands) when unsure."""
     meta, damaged = store.part_meta(label)
     if damaged:
@@ -316,7 +332,7 @@ def _run_methods(config: RunConfig, names: list[str], grids: dict, inputs: RunIn
         for build_params in grids[name]["build"]:
             label = method_label(name, build_params)
             labels.append(label)
-            if _reuse(store, name, label, grids[name]["query"], code, redo):
+            if reuse_part(store, name, label, grids[name]["query"], code, redo):
                 continue
             results, points, outcomes, meta = evaluate_method(name, build_params, inputs, grids[name]["query"],
                                                               progress)

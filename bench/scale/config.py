@@ -35,6 +35,11 @@ class ScaleConfig:
                 "latency_budget_ms": self.latency_budget_ms, "build_budget_s": self.build_budget_s,
                 "workers": self.workers, "accuracy_threads": self.accuracy_threads}
 
+    @property
+    def counted_sizes(self) -> tuple[int, ...]:
+        """The sizes given as segment counts (not ``"base"`` or ``"max"``)."""
+        return tuple(s for s in self.sizes if isinstance(s, int))
+
     def resolve_sizes(self, n_base: int, n_available: int) -> list[int]:
         """The sizes as row counts (``"base"`` is ``n_base``, ``"max"`` is ``n_available``); each must lie in
         [``n_base``, ``n_available``] (the DB always holds every query track)."""

@@ -47,15 +47,12 @@ def build_scale_db(config: ScaleConfig, inputs: RunInputs, progress: bool = True
     corpus = inputs.corpus
     base = inputs.db_segments[["track_id", "segment"]].assign(source=CORPUS_SOURCE, key=inputs.db_segments["track_id"],
                                                             real=True)
-    numeric = [s for s in config.sizes if s not in ("max", "base")]
-    need = max(0, (max(numeric) if numeric else 0) - len(base))
+    need = max(0, max(config.counted_sizes, default=0) - len(base))
     distractors = assemble_distractors(corpus, need, config.run.seed, config.real_distractors,
                                        config.synthetic_fill, progress=progress)
     n_dist = distractors.segments if "max" in config.sizes else need
     dtable = distractor_segments(distractors, corpus.protocol, n_dist)
-    real = dtable["source"].map(distractors.tracks.drop_duplicates("source").set_index("source")["real"])
-    table = pd.concat([base, dtable[["source", "track_id", "key", "segment"]].assign(real=real.to_numpy())],
-                      ignore_index=True)
+    table = pd.concat([base, dtable[["source", "track_id", "key", "segment", "real"]]], ignore_index=True)
     sources = {CORPUS_SOURCE: corpus, **distractors.sources}
     key = stable_hash({"encoder": inputs.encoder.sha256, "base": db_identity(corpus, inputs.db_segments),
                        "distractors": {name: stable_hash(c.identity(), n=32)

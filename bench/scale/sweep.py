@@ -14,7 +14,7 @@ from __future__ import annotations
 import copy
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pandas as pd
@@ -23,10 +23,20 @@ from threadpoolctl import threadpool_limits
 from bench.measure.memory import PeakMemory
 from bench.run.environment import environment
 from bench.run.inputs import RunInputs, prepare_inputs
-from bench.run.runner import BuiltMethod, method_label, needs_training, sweep_method
+from bench.run.runner import (
+    BuiltMethod,
+    build_fitted,
+    fit_method,
+    json_safe,
+    method_label,
+    needs_training,
+    reuse_part,
+    sweep_method,
+)
 from bench.run.store import RunStore, now
 from datasets.cache import stable_hash
-from methods.registry import get_method, method_code_hash, resolve_grid
+from datasets.distractors import REAL_SOURCE
+from methods.registry import method_code_hash, resolve_grid
 
 from .config import ScaleConfig
 from .database import ScaleDatabase, build_scale_db, sized_inputs
@@ -99,7 +109,7 @@ def run_scale(config: ScaleConfig, run_dir: Path | str, progress: bool = True, f
         code = method_code_hash(name)
         for build_params in grids[name]["build"]:
             _run_configuration(store, config, name, build_params, code, inputs, db, sizes, grids[name]["query"],
-                               name in redo, progress)
+                               redo, progress)
     stages["methods"] = time.perf_counter() - t1
     results, points = store.combine(labels)
     stages["total"] = time.perf_counter() - t0
@@ -109,30 +119,16 @@ def run_scale(config: ScaleConfig, run_dir: Path | str, progress: bool = True, f
     return ScaleOutcome(store.root, points, results, info)
 
 
-def _finished(store: RunStore, part: str, query_grid: list[dict], code: str, redo: bool) -> bool:
-    meta, damaged = store.part_meta(part)
-    if damaged:
-        print(f"{part}: its finished part is damaged ({damaged}); running it again")
-        return False
-    if meta is None or redo:
-        return False
-    if meta.get("code") != code or meta.get("query_grid") != query_grid:
-        print(f"{part}: the method's code or query sweep changed since; running it again")
-        return False
-    print(f"{part}: done in an earlier run, skipped")
-    return True
-
-
 def _run_configuration(store: RunStore, config: ScaleConfig, name: str, build_params: dict, code: str,
-                       inputs: RunInputs, db: ScaleDatabase, sizes: list[int], query_grid: list[dict], redo: bool,
-                       progress: bool) -> None:
+                       inputs: RunInputs, db: ScaleDatabase, sizes: list[int], query_grid: list[dict],
+                       redo: tuple[str, ...], progress: bool) -> None:
     """One method configuration at every size: fitted once (on the train pairs, which do not depend
     on N), then built afresh and swept at each size not finished yet."""
     label = method_label(name, build_params)
     fitted: BuiltMethod | None = None
     for n in sizes:
         part = part_label(n, label)
-        if _finished(store, part, query_grid, code, redo):
+        if reuse_part(store, name, part, query_grid, code, redo):
             continue
         facts = db.facts(n)
         prev = _previous_build_s(store, sizes, n, label)
@@ -147,9 +143,11 @@ def _run_configuration(store: RunStore, config: ScaleConfig, name: str, build_pa
             continue
         sized = sized_inputs(inputs, db, n)
         if fitted is None:
-            fitted = _fit(name, build_params, sized)
+            with threadpool_limits(limits=config.run.timing.threads):
+                fitted = fit_method(name, build_params, sized)
         with threadpool_limits(limits=config.run.timing.threads), PeakMemory() as mem:
-            built = _build(fitted, sized)
+            # a fresh copy each size: the fitted configuration itself stays unbuilt
+            built = build_fitted(replace(fitted, method=copy.deepcopy(fitted.method)), sized)
             results, points, outcomes = sweep_method(built, sized, query_grid, progress,
                                                      accuracy_threads=config.accuracy_threads)
         stats = built.stats
@@ -158,35 +156,8 @@ def _run_configuration(store: RunStore, config: ScaleConfig, name: str, build_pa
         del built
         extra = {**facts, "peak_memory_bytes": mem.peak_bytes, "status": STATUS_OK, "status_detail": ""}
         store.save_part(part, results.assign(**extra), points.assign(**extra), outcomes.assign(n_db=n),
-                        json.loads(json.dumps({**meta, "status": STATUS_OK, "code": code, "query_grid": query_grid,
-                                               "peak_memory_bytes": mem.peak_bytes, "memory_source": mem.source},
-                                              default=lambda o: o.tolist() if hasattr(o, "tolist") else str(o))))
-
-
-def _fit(name: str, build_params: dict, inputs: RunInputs) -> BuiltMethod:
-    """A configuration fitted (learned methods) and its kernels compiled, not yet built."""
-    cfg = inputs.config
-    with threadpool_limits(limits=cfg.timing.threads):
-        method = get_method(name, seed=cfg.seed, threads=cfg.timing.threads, device=cfg.device, **build_params)
-        fit_s = 0.0
-        if needs_training(name):
-            t0 = time.perf_counter()
-            method.fit(inputs.train)
-            fit_s = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        method.warm_up()
-        jit_s = time.perf_counter() - t0
-    return BuiltMethod(method, name, method_label(name, build_params), build_params, fit_s, 0.0, {}, jit_s)
-
-
-def _build(fitted: BuiltMethod, inputs: RunInputs) -> BuiltMethod:
-    """A fresh copy of the fitted configuration built over the inputs' DB (the fitted one stays unbuilt)."""
-    method = copy.deepcopy(fitted.method)
-    t0 = time.perf_counter()
-    method.build(inputs.matrices(method.input_kind)[0])
-    build_s = time.perf_counter() - t0
-    return BuiltMethod(method, fitted.name, fitted.label, fitted.build_params, fitted.fit_s, build_s, method.stats(),
-                       fitted.jit_s)
+                        json_safe({**meta, "status": STATUS_OK, "code": code, "query_grid": query_grid,
+                                   "peak_memory_bytes": mem.peak_bytes, "memory_source": mem.source}))
 
 
 def _peak_rss_bytes() -> int:
@@ -209,7 +180,7 @@ def _info(config: ScaleConfig, inputs: RunInputs, db: ScaleDatabase, sizes: list
             "distractors": {"tracks": len(dist.tracks), "segments": dist.segments,
                             "real_segments": dist.real_segments,
                             "sources": {k: v.name for k, v in dist.sources.items()},
-                            "packages": sorted(getattr(dist.sources.get("debian-distractors"), "versions", {}).items()),
+                            "packages": sorted(getattr(dist.sources.get(REAL_SOURCE), "versions", {}).items()),
                             "dropped_sharing_audio": dist.dropped.to_dict("records"), "notes": dist.notes},
             "store": {"root": str(db.store.root), "key": db.store.state["key"]}}
 
