@@ -95,6 +95,10 @@ CacheFolder = tuple[str, ...]
 """Where a per-segment matrix is cached, under ``cache_dir``: e.g. ('embeddings', 'db')."""
 Featurize = Callable[[np.ndarray], np.ndarray]
 """Equal-length waveform segments [n, samples] -> one float32 feature row each [n, dim]."""
+Job = tuple[str, str, np.ndarray]
+"""One track to embed: (source: a key of the corpora mapping, track id, its segment numbers)."""
+TrackStream = Callable[[list[Job]], Iterator[np.ndarray]]
+"""Embeds track jobs elsewhere (worker processes, Ray workers): yields each job's rows, in job order."""
 
 
 def _cache_paths(folder: CacheFolder, key: str) -> tuple[Path, Path]:
@@ -200,12 +204,46 @@ def db_identity(corpus: Corpus, segments: pd.DataFrame) -> dict:
     return {"corpus": stable_hash(corpus.identity(), n=32), "protocol": corpus.protocol.to_dict(), "segments": table}
 
 
+def track_jobs(segments: pd.DataFrame, source: str) -> tuple[list[Job], list[np.ndarray]]:
+    """The segment table's tracks as jobs of ``source`` (in first-appearance order), and each
+    job's row numbers in the table."""
+    rows = segments.reset_index(drop=True)
+    seg = rows["segment"].to_numpy()
+    groups = rows.groupby("track_id", sort=False).indices
+    return ([(source, str(t), seg[idx]) for t, idx in groups.items()], list(groups.values()))
+
+
+def _streamed_db(encoder: Encoder, corpus: Corpus, segments: pd.DataFrame, stream: TrackStream, key: str,
+                 progress: bool, cache: bool) -> tuple[np.ndarray, bool]:
+    hit = _load_cached(("embeddings", "db"), key, len(segments)) if cache else None
+    if hit is not None:
+        return hit[0], True
+    rows = segments.reset_index(drop=True)
+    jobs, where = track_jobs(rows, "corpus")
+    out = np.empty((len(rows), encoder.model.config.dim), dtype=np.float32)
+    with tqdm(total=len(rows), unit="seg", desc="embed DB", disable=not progress) as bar:
+        for idx, block in zip(where, stream(jobs)):
+            out[idx] = block
+            bar.update(len(idx))
+    _check_finite(out, encoder_label(encoder),
+                  lambda i: f"track {rows['track_id'].iat[i]!r} segment {rows['segment'].iat[i]}")
+    if cache:
+        _store(("embeddings", "db"), key, out, rows[["track_id", "segment"]])
+    return out, False
+
+
 def embed_db(encoder: Encoder, corpus: Corpus, segments: pd.DataFrame, progress: bool = True,
-             batch_size: int = BATCH_SIZE, cache: bool = True) -> tuple[np.ndarray, bool]:
+             batch_size: int = BATCH_SIZE, cache: bool = True,
+             stream: TrackStream | None = None) -> tuple[np.ndarray, bool]:
     """Embeddings of the DB segment table's rows (in its order); returns (embeddings, cache hit).
 
-    ``cache=False`` neither reads nor writes the cache (for a model still being trained).
+    ``cache=False`` neither reads nor writes the cache (for a model still being trained). With
+    ``stream`` (e.g. :func:`encoders.ray_embed.ray_stream` over ``{"corpus": corpus}``) the
+    tracks are embedded there instead of in this process; the cache entry is the same.
     """
+    if stream is not None:
+        return _streamed_db(encoder, corpus, segments, stream, db_cache_key(encoder, corpus, segments), progress,
+                            cache)
     return db_matrix(lambda segs: embed_segments(encoder, segs, batch_size), encoder.model.config.dim, corpus,
                      segments, db_cache_key(encoder, corpus, segments), ("embeddings", "db"), "embed DB",
                      progress, cache, producer=encoder_label(encoder))

@@ -36,6 +36,8 @@ from datasets.corpora.corpus import Corpus
 from .checkpoint import Encoder
 from .embed import (
     BATCH_SIZE,
+    Job,
+    TrackStream,
     _check_finite,
     cut_segments,
     decoded_tracks,
@@ -66,6 +68,10 @@ class EmbeddingStore:
 
     def __len__(self) -> int:
         return len(self.index)
+
+    def __reduce__(self):
+        # another process (a Ray worker) maps the finished store from its path instead of receiving its rows
+        return open_store, (self.root, self.state.get("key"))
 
 
 def _crc(block: np.ndarray) -> int:
@@ -145,29 +151,40 @@ def _worker_init(encoder: Encoder, sources: Mapping[str, Corpus], batch_size: in
     _WORKER.update(encoder=encoder, sources=sources, batch_size=batch_size)
 
 
-def _worker_embed(job: tuple[str, str, np.ndarray]) -> np.ndarray:
+def _worker_embed(job: Job) -> np.ndarray:
     source, track_id, seg_no = job
     corpus = _WORKER["sources"][source]
     segs = track_rows(load_checked(corpus, track_id), corpus.protocol, seg_no, track_label(corpus, track_id))
     return embed_segments(_WORKER["encoder"], segs, _WORKER["batch_size"])
 
 
-def _pooled(pool: ProcessPoolExecutor, jobs: list, window: int) -> Iterator[np.ndarray]:
-    """The workers' embeddings of ``jobs`` in job order, keeping ``window`` tracks in flight across
-    chunk boundaries, so that no worker idles while a long track ends a chunk."""
-    pending: deque = deque()
-    upcoming = iter(jobs)
-    for job in itertools.islice(upcoming, window):
-        pending.append(pool.submit(_worker_embed, job))
-    while pending:
-        out = pending.popleft().result()
-        job = next(upcoming, None)
-        if job is not None:
-            pending.append(pool.submit(_worker_embed, job))
-        yield out
+def process_stream(encoder: Encoder, sources: Mapping[str, Corpus], workers: int,
+                   batch_size: int = BATCH_SIZE) -> TrackStream:
+    """A :data:`~encoders.embed.TrackStream` over ``workers`` spawned processes of one torch thread
+    each; ``4 * workers`` tracks stay in flight across chunk boundaries, so that no worker idles
+    while a long track ends a chunk."""
+
+    def stream(jobs: list[Job]) -> Iterator[np.ndarray]:
+        with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=_worker_init,
+                                 initargs=(encoder, dict(sources), batch_size)) as pool:
+            pending: deque = deque()
+            upcoming = iter(jobs)
+            try:
+                for job in itertools.islice(upcoming, 4 * workers):
+                    pending.append(pool.submit(_worker_embed, job))
+                while pending:
+                    out = pending.popleft().result()
+                    job = next(upcoming, None)
+                    if job is not None:
+                        pending.append(pool.submit(_worker_embed, job))
+                    yield out
+            finally:
+                pool.shutdown(cancel_futures=True)
+
+    return stream
 
 
-def _track_jobs(index: pd.DataFrame, start: int, stop: int) -> list[tuple[str, str, np.ndarray]]:
+def _track_jobs(index: pd.DataFrame, start: int, stop: int) -> list[Job]:
     part = index.iloc[start:stop]
     segs = part["segment"].to_numpy()
     jobs = []
@@ -189,14 +206,17 @@ def _embed_chunk_inline(encoder: Encoder, sources: Mapping[str, Corpus], jobs: l
 
 def fill_store(root: Path | str, key: str, index: pd.DataFrame, sources: Mapping[str, Corpus], encoder: Encoder,
                progress: bool = True, workers: int = 1, chunk_rows: int = CHUNK_ROWS,
-               batch_size: int = BATCH_SIZE, head: np.ndarray | None = None) -> EmbeddingStore:
+               batch_size: int = BATCH_SIZE, head: np.ndarray | None = None,
+               stream: TrackStream | None = None) -> EmbeddingStore:
     """Embed every row of ``index`` (columns ``source``, ``track_id``, ``segment``; ``source``
     names a corpus of ``sources``) into the store at ``root``, and return it opened.
 
     A store already finished for ``key`` is opened as it is; one begun for ``key`` resumes after
     its last committed chunk (whose CRCs are checked first); one for another key is refused.
     ``workers`` > 1 embeds tracks in that many processes of one torch thread each (each decodes
-    its own tracks); 1 embeds here, decoding a track ahead in a thread. ``head``, when given,
+    its own tracks); 1 embeds here, decoding a track ahead in a thread. ``stream``, when given,
+    embeds the tracks instead (e.g. :func:`encoders.ray_embed.ray_stream` on Ray workers); the
+    rows land in the same store, committed chunk by chunk as here. ``head``, when given,
     holds the embeddings of the first ``len(head)`` rows, already computed: they are copied in as
     the first chunk (the key must cover them).
     """
@@ -235,21 +255,20 @@ def fill_store(root: Path | str, key: str, index: pd.DataFrame, sources: Mapping
     todo = [(a, b) for a, b in bounds if a >= state["rows_done"]]
     bar = tqdm(total=len(index), initial=state["rows_done"], unit="seg", desc="embed store", disable=not progress,
                smoothing=0.05)
-    pool = (ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=_worker_init,
-                                initargs=(encoder, dict(sources), batch_size)) if workers > 1 and todo else None)
+    if stream is None and workers > 1:
+        stream = process_stream(encoder, sources, workers, batch_size)
     jobs_of = {(a, b): _track_jobs(index, a, b) for a, b in todo if a >= n_head}
-    stream = (_pooled(pool, [job for jobs in jobs_of.values() for job in jobs], 4 * workers)
-              if pool is not None else None)
+    streamed = stream([job for jobs in jobs_of.values() for job in jobs]) if stream is not None and todo else None
     try:
         for start, stop in todo:
             jobs = jobs_of.get((start, stop), [])
             if start < n_head:
                 parts = [np.asarray(head[start:stop], dtype=np.float32)]
                 bar.update(stop - start)
-            elif stream is not None:
+            elif streamed is not None:
                 parts = []
                 for _ in jobs:
-                    parts.append(next(stream))
+                    parts.append(next(streamed))
                     bar.update(len(parts[-1]))
             else:
                 parts = list(_embed_chunk_inline(encoder, dict(sources), jobs, batch_size, bar))
@@ -266,8 +285,8 @@ def fill_store(root: Path | str, key: str, index: pd.DataFrame, sources: Mapping
             atomic_write_json(root / STATE, state)
     finally:
         bar.close()
-        if pool is not None:
-            pool.shutdown(cancel_futures=True)
+        if streamed is not None:
+            streamed.close()
     state["complete"] = True
     atomic_write_json(root / STATE, state)
     del rows

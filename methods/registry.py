@@ -120,6 +120,11 @@ def load_entry_points() -> list[str]:
     return added
 
 
+def loaded_plugins() -> list[Path]:
+    """The plugin files loaded so far (resolved paths), in loading order."""
+    return list(_plugins_loaded)
+
+
 def load_plugin(path: str | Path) -> list[str]:
     """Import the module file ``path`` so its ``@register`` classes register; returns their names.
 

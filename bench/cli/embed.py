@@ -2,11 +2,21 @@
 from __future__ import annotations
 
 import argparse
+import tempfile
 import time
+from contextlib import nullcontext
+from pathlib import Path
 
 from bench.run.environment import set_threads
 
-from .options import add_corpus_arguments, add_device_arguments, add_protocol_arguments, corpus_from
+from .options import (
+    add_corpus_arguments,
+    add_device_arguments,
+    add_engine_arguments,
+    add_protocol_arguments,
+    corpus_from,
+    executor_from,
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -19,11 +29,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-cache", action="store_true", help="embed again even if cached (to measure speed)")
     parser.add_argument("--batch-size", type=int, default=None,
                         help="segments per forward pass (default encoders.embed.BATCH_SIZE, 64)")
-    parser.add_argument("--workers", type=int, default=1,
-                        help="embedding processes of one torch thread each (default %(default)s: this process, "
-                             "on --threads threads); with more, rows go through the on-disk store "
-                             "(encoders/store.py) in a temporary folder, as `bench scale` embeds")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="embedding workers of one torch thread each: processes here, or Ray workers with "
+                             "--engine ray (default: 1, this process on --threads threads; with Ray, one per CPU "
+                             "of the cluster); with more than one, or Ray, rows go through the on-disk store "
+                             "(encoders/store.py), as `bench scale` embeds")
+    parser.add_argument("--store", type=Path, default=None,
+                        help="keep the store in this folder (resumed if interrupted; default: a temporary folder)")
     add_device_arguments(parser, default_threads=0)
+    add_engine_arguments(parser)
     add_protocol_arguments(parser)
 
 
@@ -39,30 +53,55 @@ def run(args: argparse.Namespace) -> int:
     encoder = load_checkpoint(args.encoder, corpus.protocol, args.device)
     segments = corpus_segments(corpus, None if args.split == "all" else args.split)
     audio_s = sum(t.duration_s for t in corpus.tracks(None if args.split == "all" else args.split))
-    if args.workers < 1:
+    if args.workers is not None and args.workers < 1:
         raise ValueError(f"--workers {args.workers}: allowed >= 1")
+    executor = executor_from(args)
+    before = 0
     t0 = time.perf_counter()
-    if args.workers > 1:
-        import tempfile
-
+    if executor.remote or (args.workers or 1) > 1 or args.store is not None:
+        from encoders.ray_embed import cluster_workers, ray_stream
         from encoders.store import fill_store
 
-        with tempfile.TemporaryDirectory(prefix="flowhash-embed-") as tmp:
-            store = fill_store(tmp, "bench-embed", segments.assign(source="corpus"), {"corpus": corpus}, encoder,
-                               progress=not args.no_progress, workers=args.workers,
-                               batch_size=args.batch_size or BATCH_SIZE)
-            emb, hit = store.rows, False
+        stream = None
+        if executor.remote:
+            workers = args.workers or cluster_workers()
+            stream = ray_stream(encoder, {"corpus": corpus}, workers, args.batch_size or BATCH_SIZE, args.device)
+        else:
+            workers = args.workers or 1
+        folder = nullcontext(str(args.store)) if args.store else tempfile.TemporaryDirectory(prefix="flowhash-embed-")
+        with folder as root:
+            before = _rows_done(Path(root))
+            store = fill_store(root, f"bench-embed-{encoder.sha256[:16]}", segments.assign(source="corpus"),
+                               {"corpus": corpus}, encoder, progress=not args.no_progress, workers=workers,
+                               batch_size=args.batch_size or BATCH_SIZE, stream=stream)
+            emb, hit = store.rows, before == len(segments)
             wall = time.perf_counter() - t0
+        if 0 < before < len(segments):
+            print(f"store {args.store}: resumed after {before} of {len(segments)} rows; the throughput below "
+                  f"counts this run's {len(segments) - before} rows")
+            audio_s *= (len(segments) - before) / len(segments)
+        where = (f"{workers} Ray workers of 1 CPU ({executor.describe()['address']})" if executor.remote else
+                 f"{workers} processes of 1 torch thread" if workers > 1 else f"{threads} torch threads")
     else:
         emb, hit = embed_db(encoder, corpus, segments, progress=not args.no_progress,
                             batch_size=args.batch_size or BATCH_SIZE, cache=not args.no_cache)
         wall = time.perf_counter() - t0
-    where = f"{args.workers} processes of 1 torch thread" if args.workers > 1 else f"{threads} torch threads"
+        where = f"{threads} torch threads"
     print(f"encoder {encoder.name} (sha256 {encoder.sha256[:16]}...), device {args.device}, {where}")
     print(f"{len(emb)} segments of {segments['track_id'].nunique()} tracks ({audio_s / 3600:.2f} h of audio), "
           f"{'read from cache' if hit else 'embedded'} in {wall:.1f} s")
     if not hit:
         print(f"throughput: {audio_s / wall:.0f}x real time (seconds of audio per second of wall time, "
-              f"decoding included; torch {torch.__version__}), {len(emb) / wall:.0f} segments a second at a "
+              f"decoding included; torch {torch.__version__}), {(len(emb) - before) / wall:.0f} segments a second at a "
               f"{corpus.protocol.hop_s:g} s hop")
     return 0
+
+
+def _rows_done(root: Path) -> int:
+    """Rows a store folder already holds (0 for none)."""
+    import json
+
+    try:
+        return int(json.loads((root / "state.json").read_text()).get("rows_done", 0))
+    except (OSError, ValueError):
+        return 0

@@ -86,3 +86,35 @@ def add_device_arguments(parser: argparse.ArgumentParser, default_threads: int =
     g.add_argument("--device", default="cpu", help="torch device: cpu (default) or cuda")
     g.add_argument("--threads", type=int, default=default_threads,
                    help="torch/faiss threads (0 = all cores; default %(default)s)")
+
+
+def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
+    """--engine, --ray-address, --ray-cpus, --mix-nodes, --node-kind."""
+    g = parser.add_argument_group("engine (docs/distributed.md)")
+    g.add_argument("--engine", choices=("local", "ray"), default="local",
+                   help="local (default): this process; ray: Ray workers (pip install -e '.[ray]')")
+    g.add_argument("--ray-address", default=None,
+                   help="the Ray cluster to use ('auto', HOST:6379, ray://HOST:10001; default: $RAY_ADDRESS, "
+                        "else a local instance started for this command)")
+    g.add_argument("--ray-cpus", type=int, default=None,
+                   help="CPUs of the local Ray instance started without --ray-address (default: all)")
+    g.add_argument("--mix-nodes", action="store_true",
+                   help="let results come from nodes of different kinds (CPU model, architecture); without it "
+                        "Ray tasks are pinned to one kind and a run mixing kinds is refused")
+    g.add_argument("--node-kind", default=None,
+                   help="with --engine ray: the node kind to measure on (default: the kind with the most CPUs)")
+
+
+def executor_from(args: argparse.Namespace):
+    """The executor the engine options name (``bench.run.executor``); connects to Ray for ``ray``."""
+    if args.engine == "local":
+        if args.ray_address or args.ray_cpus or args.node_kind:
+            raise ValueError("--ray-address, --ray-cpus and --node-kind need --engine ray")
+        from bench.run.executor import LocalExecutor
+
+        return LocalExecutor()
+    if args.ray_cpus is not None and args.ray_cpus < 1:
+        raise ValueError(f"--ray-cpus {args.ray_cpus}: allowed >= 1")
+    from bench.distributed.executor import RayExecutor
+
+    return RayExecutor(args.ray_address, args.ray_cpus, mix_nodes=args.mix_nodes, node_kind=args.node_kind)

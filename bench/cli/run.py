@@ -8,6 +8,8 @@ from pathlib import Path
 
 from datasets.corpora.registry import CORPORA
 
+from .options import add_engine_arguments, executor_from
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``bench run``."""
@@ -32,6 +34,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--plugin", action="append", type=Path, default=[], metavar="FILE",
                         help="a Python module file that registers search methods (repeatable); its methods "
                              "run like built-in ones. See docs/adding-a-method.md")
+    add_engine_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -55,7 +58,8 @@ def run(args: argparse.Namespace) -> int:
     config = replace(config, **overrides)
     methods = [m for group in (args.method or [["flowhash"]]) for m in group]
     outcome = run_benchmark(config, methods, args.out, args.run_dir, progress=not args.no_progress,
-                            force=args.force, redo=tuple(args.redo))
+                            force=args.force, redo=tuple(args.redo), executor=executor_from(args),
+                            mix_nodes=args.mix_nodes)
     print(f"report: {write_run_report(outcome.root)}")
     print()
     print(format_summary(outcome.results, outcome.points, outcome.info))

@@ -5,6 +5,8 @@ import argparse
 import time
 from pathlib import Path
 
+from .options import add_engine_arguments, executor_from
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``bench scale``."""
@@ -22,6 +24,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--redo", nargs="+", default=[], metavar="METHOD",
                         help="run these methods again at every size even if finished")
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    add_engine_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -44,7 +47,8 @@ def run(args: argparse.Namespace) -> int:
     if overrides:  # checked as the config file is; its run section stays as parsed
         raw = {**config.to_dict(), "run": {}, **overrides}
         config = replace(scale_config_from_dict(raw, f"{args.config} with --{' --'.join(overrides)}"), run=config.run)
-    outcome = run_scale(config, args.run_dir, progress=not args.no_progress, force=args.force, redo=tuple(args.redo))
+    outcome = run_scale(config, args.run_dir, progress=not args.no_progress, force=args.force, redo=tuple(args.redo),
+                        executor=executor_from(args), mix_nodes=args.mix_nodes)
     print(f"report: {write_scale_report(outcome.root)}")
     print(f"results in {outcome.root}; {time.perf_counter() - t0:.0f} s")
     return 0

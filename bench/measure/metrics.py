@@ -11,6 +11,16 @@ CONDITION = ["duration_s", "snr", "reverb"]
 LEVELS = ("exact", "near", "track")
 TIME_LEVEL = "time"  # right track, predicted start within +-TIME_TOLERANCE_S of the true start
 TIME_TOLERANCE_S = 0.25
+#: Result columns fixed by the seed and the data alone (the same on any engine or machine, bit for
+#: bit): hit rates, candidates, counts, index size and bucket balance. Timings are not among them.
+DETERMINISTIC_COLUMNS = ("n_queries", "exact", "near", "track", "time", "seg_exact", "seg_near", "seg_track",
+                         "candidates_mean", "candidates_frac", "n_db", "k", "index_bytes")
+
+
+def deterministic_columns(frame: pd.DataFrame) -> list[str]:
+    """The columns of a results/points table that are deterministic (:data:`DETERMINISTIC_COLUMNS`,
+    and every ``balance_*`` column), in the table's order."""
+    return [c for c in frame.columns if c in DETERMINISTIC_COLUMNS or c.startswith("balance_")]
 
 
 def query_outcomes(result: SearchResult, query_index: pd.DataFrame, manifest: pd.DataFrame,

@@ -34,6 +34,20 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+def this_node() -> dict[str, object]:
+    """The machine this process runs on: host name, CPU model, logical CPUs and architecture."""
+    import socket
+
+    return {"host": socket.gethostname(), "cpu": cpu_model(), "cpu_count": os.cpu_count(),
+            "arch": platform.machine()}
+
+
+def node_kind(node: dict) -> str:
+    """What makes latencies comparable between machines: the CPU model and architecture (hosts of
+    one kind measure alike at a fixed thread count)."""
+    return f"{node.get('cpu')} ({node.get('arch')})"
+
+
 def environment() -> dict[str, object]:
     """Versions, commit, CPU and Python of this process."""
     versions = {}

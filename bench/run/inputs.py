@@ -24,6 +24,7 @@ from methods.base import INPUT_KINDS, TrainData
 
 from .config import RunConfig
 from .environment import set_threads
+from .executor import Executor
 
 ENCODER_TIMING_SEGMENTS = 64
 
@@ -148,8 +149,9 @@ def encoder_ms_per_segment(encoder: Encoder, segments: np.ndarray, threads: int)
     return 1e3 * float(np.median(times))
 
 
-def prepare_inputs(config: RunConfig, progress: bool = True) -> RunInputs:
-    """Open the data, build or reuse the query set, load the encoder and embed DB and queries."""
+def prepare_inputs(config: RunConfig, progress: bool = True, executor: Executor | None = None) -> RunInputs:
+    """Open the data, build or reuse the query set, load the encoder and embed DB and queries
+    (the DB's tracks on the ``executor``'s workers when it has any, e.g. Ray's)."""
     stages: dict[str, float] = {}
     t0 = time.perf_counter()
     set_threads(0)
@@ -168,7 +170,8 @@ def prepare_inputs(config: RunConfig, progress: bool = True) -> RunInputs:
     t0 = time.perf_counter()
     encoder = load_checkpoint(config.encoder, corpus.protocol, config.device)
     db_segments, unreadable = _db_table(corpus, queryset, config.db_splits, progress)
-    db, _ = embed_db(encoder, corpus, db_segments, progress)
+    stream = executor.track_stream(encoder, {"corpus": corpus}, config.device) if executor is not None else None
+    db, _ = embed_db(encoder, corpus, db_segments, progress, stream=stream)
     query_emb, query_index, _ = embed_queries(encoder, queryset, corpus.protocol, progress)
     stages["embed"] = time.perf_counter() - t0
     return RunInputs(config, corpus, noise, rooms, queryset, encoder, db_segments, db, query_emb, query_index,

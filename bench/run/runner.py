@@ -20,10 +20,19 @@ from bench.measure.timing import latency_sample, time_batch, time_queries
 from datasets.cache import stable_hash
 from methods.base import Method, SearchResult
 from methods.common.balance import bucket_balance
-from methods.registry import get_method, method_class, method_code_hash, method_names, resolve_grid
+from methods.registry import (
+    get_method,
+    load_plugin,
+    loaded_plugins,
+    method_class,
+    method_code_hash,
+    method_names,
+    resolve_grid,
+)
 
 from .config import RunConfig
-from .environment import environment
+from .environment import environment, node_kind, this_node
+from .executor import Executor, LocalExecutor
 from .inputs import RunInputs, encoder_ms_per_segment, prepare_inputs
 from .result_checks import check_search_result, check_stage_times
 from .store import PARTS, RunStore, RunStoreError, now
@@ -221,15 +230,59 @@ def evaluate_method(name: str, build_params: dict, inputs: RunInputs, query_grid
         built = build_method(name, build_params, inputs)
         results, points, outcomes = sweep_method(built, inputs, query_grid, progress)
     stats = built.stats
+    node = this_node()
+    where = {"node": node["host"], "node_kind": node_kind(node)}
     meta = {"fit_s": built.fit_s, "build_s": built.build_s, "jit_s": built.jit_s, "input": input_facts,
-            "stats": {k: v for k, v in stats.items() if k != "bucket_counts"}, "occupancy": _occupancy(stats)}
-    return results, points, outcomes, json_safe(meta)
+            "stats": {k: v for k, v in stats.items() if k != "bucket_counts"}, "occupancy": _occupancy(stats),
+            "node": node}
+    return results.assign(**where), points.assign(**where), outcomes, json_safe(meta)
+
+
+def _evaluate_job(inputs: RunInputs, plugins: list[Path], name: str, build_params: dict, query_grid: list[dict],
+                  progress: bool) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, dict]:
+    for path in plugins:  # a worker process registers the driver's plugin methods (loading is idempotent)
+        load_plugin(path)
+    return evaluate_method(name, build_params, inputs, query_grid, progress)
+
+
+def prepare_for_remote(inputs: RunInputs, names: list[str]) -> None:
+    """Compute here what ``names`` would compute lazily (the train pairs, spectral images), so that
+    the copy of ``inputs`` handed to other processes holds it and they all search the same rows."""
+    if any(needs_training(n) for n in names):
+        inputs.train  # noqa: B018 - cached on the object
+    for kind in {method_class(n).input_kind for n in names}:
+        inputs.matrices(kind)
+
+
+def node_kinds_of(store: RunStore, labels: list[str]) -> dict[str, list[str]]:
+    """{node kind: labels of the parts measured on it} (parts that recorded no node are left out)."""
+    kinds: dict[str, list[str]] = {}
+    for label in labels:
+        meta, _ = store.part_meta(label)
+        if meta and meta.get("node"):
+            kinds.setdefault(node_kind(meta["node"]), []).append(label)
+    return kinds
+
+
+def check_one_node_kind(kinds: dict[str, list[str]], allow_mixed: bool) -> None:
+    """Refuse a run whose latencies were measured on nodes of different kinds, unless ``allow_mixed``."""
+    if len(kinds) > 1 and not allow_mixed:
+        listed = "; ".join(f"{kind}: {', '.join(labels[:4])}{' ...' if len(labels) > 4 else ''}"
+                           for kind, labels in kinds.items())
+        raise RunStoreError(f"this run's parts were measured on nodes of {len(kinds)} kinds ({listed}); latencies "
+                            f"are only comparable on one kind of node. Run the others again there (--redo METHOD), "
+                            f"or pass --mix-nodes to accept the mixture (the report then says so)")
 
 
 def run_benchmark(config: RunConfig, requested: list[str], out: Path | str = "reports",
                   run_dir: Path | str | None = None, progress: bool = True, force: bool = False,
-                  redo: tuple[str, ...] = ()) -> RunOutcome:
+                  redo: tuple[str, ...] = (), executor: Executor | None = None,
+                  mix_nodes: bool = False) -> RunOutcome:
     """Run the requested methods (and the exhaustive reference) and write the run folder.
+
+    ``executor`` evaluates the method configurations (default: here, one after another; see
+    ``bench.distributed.executor.RayExecutor``). Parts measured on nodes of different kinds are
+    refused unless ``mix_nodes``.
 
     A run folder belongs to one configuration (run config, encoder, query set): one made for
     another is refused, naming the differing fields, unless ``force`` (which discards its results).
@@ -246,11 +299,13 @@ def run_benchmark(config: RunConfig, requested: list[str], out: Path | str = "re
         raise RunStoreError(f"--out {out} is a file; give the folder that run folders go into")
     if run_dir is not None:  # refuse a folder of another config before the expensive inputs
         RunStore(run_dir).check_identity({"config": config.to_dict()}, force)
-    inputs = prepare_inputs(config, progress)
+    executor = executor or LocalExecutor()
+    inputs = prepare_inputs(config, progress, executor)
     root = Path(run_dir) if run_dir else Path(out) / run_id(config, inputs)
     created = not root.exists()
     try:
-        return _run_methods(config, names, grids, inputs, RunStore(root), started, force, redo, progress)
+        return _run_methods(config, names, grids, inputs, RunStore(root), started, force, redo, progress, executor,
+                            mix_nodes)
     except BaseException:
         if created and root.is_dir() and not any((root / PARTS).glob("*.json")):
             shutil.rmtree(root, ignore_errors=True)  # nothing finished: leave no empty folder behind
@@ -301,7 +356,8 @@ def reuse_part(store: RunStore, name: str, label: str, query_grid: list[dict], c
 
 
 def _run_methods(config: RunConfig, names: list[str], grids: dict, inputs: RunInputs, store: RunStore,
-                 started: str, force: bool, redo: tuple[str, ...], progress: bool) -> RunOutcome:
+                 started: str, force: bool, redo: tuple[str, ...], progress: bool, executor: Executor,
+                 mix_nodes: bool) -> RunOutcome:
     root = store.root
     identity = {"config": config.to_dict(), "encoder_sha256": inputs.encoder.sha256,
                 "queryset_content_hash": inputs.queryset.content_hash}
@@ -323,23 +379,34 @@ def _run_methods(config: RunConfig, names: list[str], grids: dict, inputs: RunIn
             "db": {"segments": len(inputs.db), "tracks": int(inputs.db_segments["track_id"].nunique()),
                    "splits": list(config.db_splits),
                    "unreadable_tracks": {"count": len(inputs.unreadable_tracks), "items": inputs.unreadable_tracks}},
-            "split_overlap": overlap}
+            "split_overlap": overlap, "engine": executor.describe()}
     store.write_run_json(info)
-    labels = []
+    labels, pending = [], []
     t_methods = time.perf_counter()
     for name in names:
         code = method_code_hash(name)
         for build_params in grids[name]["build"]:
             label = method_label(name, build_params)
             labels.append(label)
-            if reuse_part(store, name, label, grids[name]["query"], code, redo):
-                continue
-            results, points, outcomes, meta = evaluate_method(name, build_params, inputs, grids[name]["query"],
-                                                              progress)
-            store.save_part(label, results, points, outcomes, {**meta, "code": code, "query_grid": grids[name]["query"]})
+            if not reuse_part(store, name, label, grids[name]["query"], code, redo):
+                pending.append((name, build_params, label, code))
+    if pending and executor.remote:
+        prepare_for_remote(inputs, [p[0] for p in pending])
+    jobs = [(name, bp, grids[name]["query"], progress and not executor.remote) for name, bp, _, _ in pending]
+    bar = tqdm(total=len(jobs), desc=f"method configurations on {executor.name}", unit="config",
+               disable=not (progress and executor.remote))
+    finished = executor.map(_evaluate_job, jobs, shared=(inputs, loaded_plugins()), num_cpus=config.timing.threads)
+    for number, (results, points, outcomes, meta) in finished:
+        name, _, label, code = pending[number]
+        store.save_part(label, results, points, outcomes, {**meta, "code": code, "query_grid": grids[name]["query"]})
+        bar.update(1)
+        bar.set_postfix_str(f"{label} on {meta['node']['host']}", refresh=False)
+    bar.close()
     inputs.stage_seconds["methods"] = time.perf_counter() - t_methods  # this process's share when resumed
+    kinds = node_kinds_of(store, labels)
+    check_one_node_kind(kinds, mix_nodes)
     results, points = store.combine(labels)
     info.update({"finished": now(), "stage_seconds": inputs.stage_seconds, "labels": labels,
-                 "harness_overhead": _overhead(inputs, points)})
+                 "node_kinds": sorted(kinds), "harness_overhead": _overhead(inputs, points)})
     store.write_run_json(info)
     return RunOutcome(root, results, points, info)

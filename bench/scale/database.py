@@ -7,6 +7,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import pandas as pd
 
+from bench.run.executor import Executor
 from bench.run.inputs import RunInputs
 from datasets.cache import cache_dir, stable_hash
 from datasets.distractors import DistractorSet, assemble_distractors, distractor_segments
@@ -41,9 +42,12 @@ class ScaleDatabase:
                 "tracks": int(part["key"].nunique())}
 
 
-def build_scale_db(config: ScaleConfig, inputs: RunInputs, progress: bool = True) -> ScaleDatabase:
+def build_scale_db(config: ScaleConfig, inputs: RunInputs, progress: bool = True,
+                   executor: Executor | None = None) -> ScaleDatabase:
     """Assemble the distractors the largest size needs, and embed every row into the store
-    (``cache_dir("embeddings", "store", <key>)``), reusing the run's own DB embeddings."""
+    (``cache_dir("embeddings", "store", <key>)``), reusing the run's own DB embeddings; the rows
+    are embedded on the ``executor``'s workers when it has any (Ray's), else in ``config.workers``
+    processes."""
     corpus = inputs.corpus
     base = inputs.db_segments[["track_id", "segment"]].assign(source=CORPUS_SOURCE, key=inputs.db_segments["track_id"],
                                                             real=True)
@@ -58,8 +62,9 @@ def build_scale_db(config: ScaleConfig, inputs: RunInputs, progress: bool = True
                        "distractors": {name: stable_hash(c.identity(), n=32)
                                        for name, c in distractors.sources.items()},
                        "rows": stable_hash(dtable[["source", "track_id", "segment"]].to_csv(index=False), n=32)}, n=32)
+    stream = executor.track_stream(inputs.encoder, sources, config.run.device) if executor is not None else None
     store = fill_store(cache_dir("embeddings", "store", key), key, table, sources, inputs.encoder, progress,
-                       config.workers, head=inputs.db)
+                       config.workers, head=inputs.db, stream=stream)
     return ScaleDatabase(table, store, distractors, len(base))
 
 

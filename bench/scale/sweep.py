@@ -21,15 +21,19 @@ import pandas as pd
 from threadpoolctl import threadpool_limits
 
 from bench.measure.memory import PeakMemory
-from bench.run.environment import environment
+from bench.run.environment import environment, node_kind, this_node
+from bench.run.executor import Executor, LocalExecutor
 from bench.run.inputs import RunInputs, prepare_inputs
 from bench.run.runner import (
     BuiltMethod,
     build_fitted,
+    check_one_node_kind,
     fit_method,
     json_safe,
     method_label,
     needs_training,
+    node_kinds_of,
+    prepare_for_remote,
     reuse_part,
     sweep_method,
 )
@@ -77,16 +81,22 @@ def _previous_build_s(store: RunStore, sizes: list[int], n: int, label: str) -> 
 
 
 def run_scale(config: ScaleConfig, run_dir: Path | str, progress: bool = True, force: bool = False,
-              redo: tuple[str, ...] = ()) -> ScaleOutcome:
-    """Run the scaling sweep into ``run_dir`` (resuming its finished parts) and combine its tables."""
+              redo: tuple[str, ...] = (), executor: Executor | None = None, mix_nodes: bool = False) -> ScaleOutcome:
+    """Run the scaling sweep into ``run_dir`` (resuming its finished parts) and combine its tables.
+
+    ``executor`` (default: here) fits the configurations, then at each size builds and sweeps them
+    (each configuration at a size is one job; on Ray, one task with its threads reserved). Parts
+    measured on nodes of different kinds are refused unless ``mix_nodes``.
+    """
+    executor = executor or LocalExecutor()
     started = now()
     t0 = time.perf_counter()
     store = RunStore(run_dir)
     store.check_identity({"config": config.to_dict()}, force)  # refuse another run's folder before the work
-    inputs = prepare_inputs(config.run, progress)
+    inputs = prepare_inputs(config.run, progress, executor)
     stages = dict(inputs.stage_seconds)
     t1 = time.perf_counter()
-    db = build_scale_db(config, inputs, progress)
+    db = build_scale_db(config, inputs, progress, executor)
     stages["distractors_and_store"] = time.perf_counter() - t1
     sizes = config.resolve_sizes(db.n_base, len(db))
     identity = {"config": config.to_dict(), "encoder_sha256": inputs.encoder.sha256,
@@ -100,64 +110,86 @@ def run_scale(config: ScaleConfig, run_dir: Path | str, progress: bool = True, f
         t1 = time.perf_counter()
         inputs.train  # noqa: B018 - embedded once, on all cores, shared by every size
         stages["train_pairs"] = time.perf_counter() - t1
-    info = _info(config, inputs, db, sizes, identity, started)
+    info = {**_info(config, inputs, db, sizes, identity, started), "engine": executor.describe()}
     store.write_run_json(info)
-    labels = [part_label(n, method_label(name, bp)) for name in config.methods for bp in grids[name]["build"]
-              for n in sizes]
+    configurations = [(name, bp, method_label(name, bp), method_code_hash(name), grids[name]["query"])
+                      for name in config.methods for bp in grids[name]["build"]]
+    labels = [part_label(n, label) for _, _, label, _, _ in configurations for n in sizes]
     t1 = time.perf_counter()
-    for name in config.methods:
-        code = method_code_hash(name)
-        for build_params in grids[name]["build"]:
-            _run_configuration(store, config, name, build_params, code, inputs, db, sizes, grids[name]["query"],
-                               redo, progress)
+    _sweep_sizes(store, config, configurations, inputs, db, sizes, redo, progress, executor)
     stages["methods"] = time.perf_counter() - t1
+    kinds = node_kinds_of(store, labels)
+    check_one_node_kind(kinds, mix_nodes)
     results, points = store.combine(labels)
     stages["total"] = time.perf_counter() - t0
-    info.update({"finished": now(), "stage_seconds": stages, "labels": labels,
+    info.update({"finished": now(), "stage_seconds": stages, "labels": labels, "node_kinds": sorted(kinds),
                  "peak_rss_bytes": _peak_rss_bytes()})
     store.write_run_json(info)
     return ScaleOutcome(store.root, points, results, info)
 
 
-def _run_configuration(store: RunStore, config: ScaleConfig, name: str, build_params: dict, code: str,
-                       inputs: RunInputs, db: ScaleDatabase, sizes: list[int], query_grid: list[dict],
-                       redo: tuple[str, ...], progress: bool) -> None:
-    """One method configuration at every size: fitted once (on the train pairs, which do not depend
-    on N), then built afresh and swept at each size not finished yet."""
-    label = method_label(name, build_params)
-    fitted: BuiltMethod | None = None
+def _fit_job(inputs: RunInputs, name: str, build_params: dict) -> BuiltMethod:
+    with threadpool_limits(limits=inputs.config.timing.threads):
+        return fit_method(name, build_params, inputs)
+
+
+def _size_job(inputs: RunInputs, db: ScaleDatabase, fitted: BuiltMethod, n: int, query_grid: list[dict],
+              accuracy_threads: int, progress: bool) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, dict]:
+    """Build a fresh copy of ``fitted`` over the first ``n`` rows and sweep it; returns (results,
+    points, outcomes, meta), the DB facts, node and peak memory on every row."""
+    sized = sized_inputs(inputs, db, n)
+    with threadpool_limits(limits=inputs.config.timing.threads), PeakMemory() as mem:
+        # a fresh copy each size: the fitted configuration itself stays unbuilt
+        method = copy.deepcopy(fitted.method)
+        method.warm_up()  # compiled already where it was fitted; in another process, compiled here before timing
+        built = build_fitted(replace(fitted, method=method), sized)
+        results, points, outcomes = sweep_method(built, sized, query_grid, progress, accuracy_threads=accuracy_threads)
+    stats = built.stats
+    node = this_node()
+    extra = {**db.facts(n), "peak_memory_bytes": mem.peak_bytes, "status": STATUS_OK, "status_detail": "",
+             "node": node["host"], "node_kind": node_kind(node)}
+    meta = {"fit_s": built.fit_s, "build_s": built.build_s, "jit_s": built.jit_s,
+            "stats": {k: v for k, v in stats.items() if k != "bucket_counts"}, "status": STATUS_OK,
+            "peak_memory_bytes": mem.peak_bytes, "memory_source": mem.source, "node": node}
+    return results.assign(**extra), points.assign(**extra), outcomes.assign(n_db=n), json_safe(meta)
+
+
+def _sweep_sizes(store: RunStore, config: ScaleConfig, configurations: list[tuple], inputs: RunInputs,
+                 db: ScaleDatabase, sizes: list[int], redo: tuple[str, ...], progress: bool,
+                 executor: Executor) -> None:
+    """Every configuration at every size not finished yet: each fitted once (the train pairs do not
+    depend on N), then size by size (ascending, so that a build's time predicts the next one's)
+    built afresh and swept."""
+    todo = {label: [n for n in sizes if not reuse_part(store, name, part_label(n, label), grid, code, redo)]
+            for name, _, label, code, grid in configurations}
+    fitting = [c for c in configurations if todo[c[2]]]
+    if executor.remote and fitting:
+        prepare_for_remote(inputs, [c[0] for c in fitting])
+    threads = config.run.timing.threads
+    fitted = {fitting[i][2]: f for i, f in executor.map(_fit_job, [(c[0], c[1]) for c in fitting], shared=(inputs,),
+                                                        num_cpus=threads)}
     for n in sizes:
-        part = part_label(n, label)
-        if reuse_part(store, name, part, query_grid, code, redo):
-            continue
-        facts = db.facts(n)
-        prev = _previous_build_s(store, sizes, n, label)
-        predicted = prev[1] * n / prev[0] if prev else 0.0
-        if predicted > config.build_budget_s:
-            why = (f"build at N={prev[0]} took {prev[1]:.0f} s; at N={n} about {predicted:.0f} s is predicted, "
-                   f"over the {config.build_budget_s:.0f} s budget")
-            print(f"{part}: {why}; recorded as not run")
-            frame = _skipped_part(name, label, build_params, n, facts, why, predicted)
-            store.save_part(part, frame.iloc[:0], frame, pd.DataFrame(),
-                            {"status": STATUS_OVER_BUDGET, "code": code, "query_grid": query_grid, "detail": why})
-            continue
-        sized = sized_inputs(inputs, db, n)
-        if fitted is None:
-            with threadpool_limits(limits=config.run.timing.threads):
-                fitted = fit_method(name, build_params, sized)
-        with threadpool_limits(limits=config.run.timing.threads), PeakMemory() as mem:
-            # a fresh copy each size: the fitted configuration itself stays unbuilt
-            built = build_fitted(replace(fitted, method=copy.deepcopy(fitted.method)), sized)
-            results, points, outcomes = sweep_method(built, sized, query_grid, progress,
-                                                     accuracy_threads=config.accuracy_threads)
-        stats = built.stats
-        meta = {"fit_s": built.fit_s, "build_s": built.build_s, "jit_s": built.jit_s,
-                "stats": {k: v for k, v in stats.items() if k != "bucket_counts"}}
-        del built
-        extra = {**facts, "peak_memory_bytes": mem.peak_bytes, "status": STATUS_OK, "status_detail": ""}
-        store.save_part(part, results.assign(**extra), points.assign(**extra), outcomes.assign(n_db=n),
-                        json_safe({**meta, "status": STATUS_OK, "code": code, "query_grid": query_grid,
-                                   "peak_memory_bytes": mem.peak_bytes, "memory_source": mem.source}))
+        jobs, waiting = [], []
+        for name, build_params, label, code, grid in fitting:
+            if n not in todo[label]:
+                continue
+            part = part_label(n, label)
+            prev = _previous_build_s(store, sizes, n, label)
+            predicted = prev[1] * n / prev[0] if prev else 0.0
+            if predicted > config.build_budget_s:
+                why = (f"build at N={prev[0]} took {prev[1]:.0f} s; at N={n} about {predicted:.0f} s is predicted, "
+                       f"over the {config.build_budget_s:.0f} s budget")
+                print(f"{part}: {why}; recorded as not run")
+                frame = _skipped_part(name, label, build_params, n, db.facts(n), why, predicted)
+                store.save_part(part, frame.iloc[:0], frame, pd.DataFrame(),
+                                {"status": STATUS_OVER_BUDGET, "code": code, "query_grid": grid, "detail": why})
+                continue
+            jobs.append((fitted[label], n, grid, config.accuracy_threads, progress and not executor.remote))
+            waiting.append((part, code, grid))
+        for number, (results, points, outcomes, meta) in executor.map(_size_job, jobs, shared=(inputs, db),
+                                                                      num_cpus=threads):
+            part, code, grid = waiting[number]
+            store.save_part(part, results, points, outcomes, {**meta, "code": code, "query_grid": grid})
 
 
 def _peak_rss_bytes() -> int:

@@ -1,0 +1,83 @@
+"""Connecting to Ray, and the nodes of the cluster with their kinds (CPU model and architecture:
+latencies are only comparable between nodes of one kind, at one thread count)."""
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+
+from bench.run.environment import node_kind, this_node
+
+INSTALL_HINT = "pip install -e '.[ray]' (or: pip install 'ray[default]>=2.40')"
+
+
+class RayUnavailable(RuntimeError):
+    """Ray is not installed, or the cluster cannot be reached."""
+
+
+def require_ray():
+    """The ``ray`` module, or RayUnavailable saying how to install it."""
+    try:
+        import ray
+    except ImportError:
+        raise RayUnavailable(f"--engine ray needs the optional extra: {INSTALL_HINT}") from None
+    return ray
+
+
+def connect(address: str | None = None, num_cpus: int | None = None) -> dict:
+    """Connect to the Ray cluster at ``address`` (``auto``, ``HOST:6379``, ``ray://HOST:10001``), or,
+    without one (and no ``RAY_ADDRESS`` in the environment), start a local instance of ``num_cpus``
+    CPUs (default: all). Already connected: nothing changes. Returns the cluster's resources."""
+    import os
+
+    ray = require_ray()
+    if not ray.is_initialized():
+        kwargs = {"include_dashboard": False, "configure_logging": False}
+        try:
+            if address or os.environ.get("RAY_ADDRESS"):
+                ray.init(address=address or os.environ["RAY_ADDRESS"], **kwargs)
+            else:
+                ray.init(num_cpus=num_cpus, **kwargs)
+        except ConnectionError as exc:
+            raise RayUnavailable(f"cannot reach the Ray cluster at {address or os.environ.get('RAY_ADDRESS')}: "
+                                 f"{exc}. Start it with `ray start --head` (docs/distributed.md)") from None
+    return dict(ray.cluster_resources())
+
+
+@dataclass(frozen=True)
+class Node:
+    """One alive node: its Ray id, what it holds, and the machine as :func:`this_node` sees it."""
+
+    node_id: str
+    cpus: int
+    gpus: int
+    machine: dict
+
+    @property
+    def kind(self) -> str:
+        """:func:`bench.run.environment.node_kind` of the machine."""
+        return node_kind(self.machine)
+
+
+def _probe() -> dict:
+    return this_node()
+
+
+def cluster_nodes() -> list[Node]:
+    """The alive nodes with CPUs, each probed by a zero-CPU task pinned to it."""
+    ray = require_ray()
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    probe = ray.remote(num_cpus=0)(_probe)
+    alive = [n for n in ray.nodes() if n.get("Alive") and n.get("Resources", {}).get("CPU", 0) > 0]
+    refs = [probe.options(scheduling_strategy=NodeAffinitySchedulingStrategy(n["NodeID"], soft=False)).remote()
+            for n in alive]
+    return [Node(n["NodeID"], int(n["Resources"]["CPU"]), int(n["Resources"].get("GPU", 0)), machine)
+            for n, machine in zip(alive, ray.get(refs))]
+
+
+def nodes_by_kind(nodes: list[Node]) -> dict[str, list[Node]]:
+    """Nodes grouped by kind, the kind with the most CPUs first."""
+    groups: dict[str, list[Node]] = defaultdict(list)
+    for node in nodes:
+        groups[node.kind].append(node)
+    return dict(sorted(groups.items(), key=lambda kv: -sum(n.cpus for n in kv[1])))
