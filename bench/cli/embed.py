@@ -50,7 +50,8 @@ def run(args: argparse.Namespace) -> int:
 
     threads = set_threads(args.threads)
     corpus = corpus_from(args)
-    encoder = load_checkpoint(args.encoder, corpus.protocol, args.device)
+    # on Ray the workers move the encoder to --device; the driver needs no GPU of its own
+    encoder = load_checkpoint(args.encoder, corpus.protocol, "cpu" if args.engine == "ray" else args.device)
     segments = corpus_segments(corpus, None if args.split == "all" else args.split)
     audio_s = sum(t.duration_s for t in corpus.tracks(None if args.split == "all" else args.split))
     if args.workers is not None and args.workers < 1:

@@ -101,6 +101,10 @@ def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--mix-nodes", action="store_true",
                    help="let results come from nodes of different kinds (CPU model, architecture); without it "
                         "Ray tasks are pinned to one kind and a run mixing kinds is refused")
+    g.add_argument("--ray-reserve-cpus", type=int, default=None, metavar="N",
+                   help="with --engine ray: CPUs each method task reserves, at least its --threads (default: "
+                        "its threads); the node's whole CPU count runs one task per node, so no timing shares "
+                        "the node with another")
     g.add_argument("--node-kind", default=None,
                    help="with --engine ray: the node kind to measure on (default: the kind with the most CPUs)")
 
@@ -108,13 +112,15 @@ def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
 def executor_from(args: argparse.Namespace):
     """The executor the engine options name (``bench.run.executor``); connects to Ray for ``ray``."""
     if args.engine == "local":
-        if args.ray_address or args.ray_cpus or args.node_kind:
-            raise ValueError("--ray-address, --ray-cpus and --node-kind need --engine ray")
+        if args.ray_address or args.ray_cpus or args.node_kind or args.ray_reserve_cpus:
+            raise ValueError("--ray-address, --ray-cpus, --ray-reserve-cpus and --node-kind need --engine ray")
         from bench.run.executor import LocalExecutor
 
         return LocalExecutor()
-    if args.ray_cpus is not None and args.ray_cpus < 1:
-        raise ValueError(f"--ray-cpus {args.ray_cpus}: allowed >= 1")
+    for option in ("ray_cpus", "ray_reserve_cpus"):
+        if getattr(args, option) is not None and getattr(args, option) < 1:
+            raise ValueError(f"--{option.replace('_', '-')} {getattr(args, option)}: allowed >= 1")
     from bench.distributed.executor import RayExecutor
 
-    return RayExecutor(args.ray_address, args.ray_cpus, mix_nodes=args.mix_nodes, node_kind=args.node_kind)
+    return RayExecutor(args.ray_address, args.ray_cpus, mix_nodes=args.mix_nodes, node_kind=args.node_kind,
+                       reserve_cpus=args.ray_reserve_cpus)

@@ -26,17 +26,19 @@ def require_ray():
 def connect(address: str | None = None, num_cpus: int | None = None) -> dict:
     """Connect to the Ray cluster at ``address`` (``auto``, ``HOST:6379``, ``ray://HOST:10001``), or,
     without one (and no ``RAY_ADDRESS`` in the environment), start a local instance of ``num_cpus``
-    CPUs (default: all). Already connected: nothing changes. Returns the cluster's resources."""
+    CPUs (default: all), whose workers see this process's ``FLOWHASH_BENCH_CACHE``. Already
+    connected: nothing changes. Returns the cluster's resources."""
     import os
 
     ray = require_ray()
     if not ray.is_initialized():
-        kwargs = {"include_dashboard": False, "configure_logging": False}
+        kwargs: dict = {"include_dashboard": False, "configure_logging": False}
         try:
             if address or os.environ.get("RAY_ADDRESS"):
                 ray.init(address=address or os.environ["RAY_ADDRESS"], **kwargs)
             else:
-                ray.init(num_cpus=num_cpus, **kwargs)
+                env = {k: os.environ[k] for k in ("FLOWHASH_BENCH_CACHE",) if k in os.environ}
+                ray.init(num_cpus=num_cpus, runtime_env={"env_vars": env} if env else None, **kwargs)
         except ConnectionError as exc:
             raise RayUnavailable(f"cannot reach the Ray cluster at {address or os.environ.get('RAY_ADDRESS')}: "
                                  f"{exc}. Start it with `ray start --head` (docs/distributed.md)") from None

@@ -29,8 +29,9 @@ class RayExecutor:
     remote = True
 
     def __init__(self, address: str | None = None, num_cpus: int | None = None, mix_nodes: bool = False,
-                 node_kind: str | None = None) -> None:
+                 node_kind: str | None = None, reserve_cpus: int | None = None) -> None:
         self.address = address
+        self.reserve_cpus = reserve_cpus
         self.resources = connect(address, num_cpus)
         groups = nodes_by_kind(cluster_nodes())
         if not groups:
@@ -53,11 +54,13 @@ class RayExecutor:
 
     def map(self, fn: Callable[..., Any], jobs: list[tuple], shared: tuple = (),
             num_cpus: int = 1) -> Iterator[tuple[int, Any]]:
-        """(job number, ``fn(*shared, *job)``) as each Ray task finishes; the unfinished ones are
-        cancelled when the caller stops early (an error, Ctrl-C)."""
+        """(job number, ``fn(*shared, *job)``) as each Ray task finishes, each task reserving
+        ``num_cpus`` CPUs (at least ``reserve_cpus``, to keep tasks from sharing a node's caches);
+        the unfinished ones are cancelled when the caller stops early (an error, Ctrl-C)."""
         ray = require_ray()
         from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
+        num_cpus = max(num_cpus, self.reserve_cpus or 0)
         slots = self._slots(num_cpus)
         task = ray.remote(_call)
         shared_refs = [ray.put(value) for value in shared]
@@ -84,7 +87,7 @@ class RayExecutor:
 
     def describe(self) -> dict:
         """Engine, address, the latency node kind (or ``mixed``) and every node with its kind."""
-        return {"engine": self.name, "address": self.address or "local instance",
+        return {"engine": self.name, "address": self.address or "local instance", "reserve_cpus": self.reserve_cpus,
                 "latency_node_kind": self.kind or "mixed",
                 "nodes": [{**n.machine, "kind": n.kind, "ray_cpus": n.cpus, "ray_gpus": n.gpus,
                            "used": n in self.nodes} for g in self.kinds.values() for n in g]}

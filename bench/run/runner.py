@@ -242,7 +242,19 @@ def _evaluate_job(inputs: RunInputs, plugins: list[Path], name: str, build_param
                   progress: bool) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, dict]:
     for path in plugins:  # a worker process registers the driver's plugin methods (loading is idempotent)
         load_plugin(path)
-    return evaluate_method(name, build_params, inputs, query_grid, progress)
+    return evaluate_method(name, build_params, _private(inputs), query_grid, progress)
+
+
+def _private(inputs: RunInputs) -> RunInputs:
+    """``inputs`` with its DB and query matrices in this process's own memory: arrays mapped from
+    Ray's shared-memory object store are read-only and, searched in place, slower to scan than
+    the local engine's (about 15% for exhaustive search here), which would make the engines'
+    latencies differ. A scaling run's memory-mapped store is left as it is on both engines."""
+    if inputs.db.flags.writeable or isinstance(inputs.db, np.memmap):
+        return inputs
+    own = replace(inputs, db=np.array(inputs.db), query_emb=np.array(inputs.query_emb))
+    own.__dict__.update({k: v for k, v in inputs.__dict__.items() if k in ("train", "spectrogram")})
+    return own
 
 
 def prepare_for_remote(inputs: RunInputs, names: list[str]) -> None:
