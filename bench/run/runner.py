@@ -242,10 +242,10 @@ def _evaluate_job(inputs: RunInputs, plugins: list[Path], name: str, build_param
                   progress: bool) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, dict]:
     for path in plugins:  # a worker process registers the driver's plugin methods (loading is idempotent)
         load_plugin(path)
-    return evaluate_method(name, build_params, _private(inputs), query_grid, progress)
+    return evaluate_method(name, build_params, private_inputs(inputs), query_grid, progress)
 
 
-def _private(inputs: RunInputs) -> RunInputs:
+def private_inputs(inputs: RunInputs) -> RunInputs:
     """``inputs`` with its DB and query matrices in this process's own memory: arrays mapped from
     Ray's shared-memory object store are read-only and, searched in place, slower to scan than
     the local engine's (about 15% for exhaustive search here), which would make the engines'

@@ -34,6 +34,7 @@ from bench.run.runner import (
     needs_training,
     node_kinds_of,
     prepare_for_remote,
+    private_inputs,
     reuse_part,
     sweep_method,
 )
@@ -137,7 +138,7 @@ def _size_job(inputs: RunInputs, db: ScaleDatabase, fitted: BuiltMethod, n: int,
               accuracy_threads: int, progress: bool) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, dict]:
     """Build a fresh copy of ``fitted`` over the first ``n`` rows and sweep it; returns (results,
     points, outcomes, meta), the DB facts, node and peak memory on every row."""
-    sized = sized_inputs(inputs, db, n)
+    sized = sized_inputs(private_inputs(inputs), db, n)  # the query matrix in this process's memory on Ray
     with threadpool_limits(limits=inputs.config.timing.threads), PeakMemory() as mem:
         # a fresh copy each size: the fitted configuration itself stays unbuilt
         method = copy.deepcopy(fitted.method)
