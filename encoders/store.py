@@ -238,8 +238,6 @@ def fill_store(root: Path | str, key: str, index: pd.DataFrame, sources: Mapping
     n_head = 0 if head is None else len(head)
     if head is not None and (head.shape[1] != dim or n_head > len(index)):
         raise ValueError(f"head has shape {head.shape}; expected at most {len(index)} rows of {dim}")
-    bounds = ([(0, n_head)] if n_head else []) + [(a + n_head, b + n_head)
-                                                  for a, b in chunk_bounds(index.iloc[n_head:], chunk_rows)]
     if state is None or not (root / ROWS).is_file():
         root.mkdir(parents=True, exist_ok=True)
         np.lib.format.open_memmap(root / ROWS, mode="w+", dtype=np.float32, shape=(len(index), dim)).flush()
@@ -252,7 +250,11 @@ def fill_store(root: Path | str, key: str, index: pd.DataFrame, sources: Mapping
         if _crc(rows[chunk["start"]:chunk["stop"]]) != chunk["crc32"]:
             raise StoreError(f"{root}: committed rows {chunk['start']}..{chunk['stop']} do not match their CRC; "
                              f"remove the folder to embed again")
-    todo = [(a, b) for a, b in bounds if a >= state["rows_done"]]
+    # chunks cut afresh from the first row not yet committed, so that a run resumed with another
+    # chunk size (a local run finished on Ray) neither skips nor repeats rows
+    start = max(n_head, state["rows_done"])
+    todo = (([(0, n_head)] if state["rows_done"] < n_head else [])
+            + [(a + start, b + start) for a, b in chunk_bounds(index.iloc[start:], chunk_rows)])
     bar = tqdm(total=len(index), initial=state["rows_done"], unit="seg", desc="embed store", disable=not progress,
                smoothing=0.05)
     if stream is None and workers > 1:

@@ -74,7 +74,8 @@ def run(args: argparse.Namespace) -> int:
             before = _rows_done(Path(root))
             store = fill_store(root, f"bench-embed-{encoder.sha256[:16]}", segments.assign(source="corpus"),
                                {"corpus": corpus}, encoder, progress=not args.no_progress, workers=workers,
-                               batch_size=args.batch_size or BATCH_SIZE, stream=stream)
+                               batch_size=args.batch_size or BATCH_SIZE, stream=stream,
+                               chunk_rows=executor.store_chunk_rows)
             emb, hit = store.rows, before == len(segments)
             wall = time.perf_counter() - t0
         if 0 < before < len(segments):

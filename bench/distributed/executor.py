@@ -13,7 +13,7 @@ from typing import Any, Callable, Iterator, Mapping
 from datasets.corpora.corpus import Corpus
 from encoders.checkpoint import Encoder
 from encoders.embed import TrackStream
-from encoders.ray_embed import ray_stream
+from encoders.ray_embed import SHARD_ROWS, ray_stream
 
 from .cluster import Node, cluster_nodes, connect, nodes_by_kind, require_ray
 
@@ -27,6 +27,7 @@ class RayExecutor:
 
     name = "ray"
     remote = True
+    store_chunk_rows = SHARD_ROWS  # a store filled on Ray commits (and resumes) shard by shard
 
     def __init__(self, address: str | None = None, num_cpus: int | None = None, mix_nodes: bool = False,
                  node_kind: str | None = None, reserve_cpus: int | None = None) -> None:

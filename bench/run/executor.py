@@ -8,6 +8,7 @@ from typing import Any, Callable, Iterator, Mapping, Protocol
 from datasets.corpora.corpus import Corpus
 from encoders.checkpoint import Encoder
 from encoders.embed import TrackStream
+from encoders.store import CHUNK_ROWS
 
 
 class Executor(Protocol):
@@ -17,6 +18,8 @@ class Executor(Protocol):
 
     name: str
     remote: bool
+    #: rows per committed chunk of an on-disk embedding store filled through :meth:`track_stream`
+    store_chunk_rows: int
 
     def map(self, fn: Callable[..., Any], jobs: list[tuple], shared: tuple = (),
             num_cpus: int = 1) -> Iterator[tuple[int, Any]]:
@@ -37,6 +40,7 @@ class LocalExecutor:
 
     name = "local"
     remote = False
+    store_chunk_rows = CHUNK_ROWS
 
     def map(self, fn: Callable[..., Any], jobs: list[tuple], shared: tuple = (),
             num_cpus: int = 1) -> Iterator[tuple[int, Any]]:

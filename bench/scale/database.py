@@ -12,7 +12,7 @@ from bench.run.inputs import RunInputs
 from datasets.cache import cache_dir, stable_hash
 from datasets.distractors import DistractorSet, assemble_distractors, distractor_segments
 from encoders.embed import db_identity
-from encoders.store import EmbeddingStore, fill_store
+from encoders.store import CHUNK_ROWS, EmbeddingStore, fill_store
 
 from .config import ScaleConfig
 
@@ -64,7 +64,8 @@ def build_scale_db(config: ScaleConfig, inputs: RunInputs, progress: bool = True
                        "rows": stable_hash(dtable[["source", "track_id", "segment"]].to_csv(index=False), n=32)}, n=32)
     stream = executor.track_stream(inputs.encoder, sources, config.run.device) if executor is not None else None
     store = fill_store(cache_dir("embeddings", "store", key), key, table, sources, inputs.encoder, progress,
-                       config.workers, head=inputs.db, stream=stream)
+                       config.workers, head=inputs.db, stream=stream,
+                       chunk_rows=executor.store_chunk_rows if executor is not None else CHUNK_ROWS)
     return ScaleDatabase(table, store, distractors, len(base))
 
 
