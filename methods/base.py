@@ -18,7 +18,10 @@ import numpy as np
 
 from methods.stages import StageClock
 
-INPUT_KINDS = ("embedding", "spectrogram")
+INPUT_KINDS = ("embedding", "spectrogram", "audio")
+#: Columns ahead of the samples in an "audio" method's query rows: the query's number in the
+#: batch and the segment's index ``j`` within its query (see :class:`AudioDB`).
+AUDIO_QUERY_HEADER = ("query", "j")
 
 
 @dataclass
@@ -27,6 +30,60 @@ class TrainData:
 
     anchors: np.ndarray    # [n, d] float32, clean segments
     positives: np.ndarray  # [n, d] float32, the same segments degraded (row i pairs with anchors[i])
+
+
+@dataclass
+class AudioDB:
+    """What an "audio" method (an end-to-end system that analyses raw audio itself) builds over:
+    the DB tracks' waveforms and where each track's segments sit among the DB rows.
+
+    Its query rows are the run's query segments, one per row as for every method, each
+    ``[query, j, samples...]`` (:data:`AUDIO_QUERY_HEADER`, then ``segment_samples`` samples):
+    rows of one batch with the same ``query`` number are one query, segment ``j`` starting ``j``
+    hops after its start, so the method can rejoin them into the query's audio and analyse it once.
+    """
+
+    sample_rate: int
+    segment_s: float
+    hop_s: float
+    tracks: list[np.ndarray]        # mono float32 waveform of each DB track
+    segment_rows: list[np.ndarray]  # segment_rows[t][s]: the DB row of track t's segment s (int64)
+
+    def __post_init__(self) -> None:
+        if len(self.tracks) != len(self.segment_rows):
+            raise ValueError(f"AudioDB: {len(self.tracks)} tracks but {len(self.segment_rows)} segment-row arrays")
+        if not 0 < self.hop_s <= self.segment_s:
+            raise ValueError(f"AudioDB: hop_s={self.hop_s} must lie in (0, segment_s={self.segment_s}]")
+        rows = np.concatenate(self.segment_rows) if self.segment_rows else np.zeros(0, np.int64)
+        if not np.array_equal(np.sort(rows), np.arange(len(rows))):
+            raise ValueError("AudioDB: the tracks' segment rows must number the DB rows 0..n-1, each once")
+
+    @property
+    def n_rows(self) -> int:
+        """DB rows (segments) over all tracks."""
+        return int(sum(len(r) for r in self.segment_rows))
+
+    @property
+    def segment_samples(self) -> int:
+        """Samples in one segment."""
+        return int(round(self.segment_s * self.sample_rate))
+
+    @property
+    def hop_samples(self) -> int:
+        """Samples between the starts of consecutive segments."""
+        return int(round(self.hop_s * self.sample_rate))
+
+    @property
+    def query_width(self) -> int:
+        """Columns of a query row: the header and one segment's samples."""
+        return len(AUDIO_QUERY_HEADER) + self.segment_samples
+
+
+def audio_query_rows(segments: np.ndarray, query: np.ndarray, j: np.ndarray) -> np.ndarray:
+    """Query rows of an "audio" method (:class:`AudioDB`): ``segments`` [n, samples] with each row's
+    query number and segment index in front."""
+    head = np.stack([np.asarray(query, np.float32), np.asarray(j, np.float32)], axis=1)
+    return np.ascontiguousarray(np.concatenate([head, np.asarray(segments, np.float32)], axis=1))
 
 
 @dataclass
@@ -89,12 +146,17 @@ class Method:
     query_defaults: ClassVar[dict[str, Any]] = {}  # query parameters and their defaults
     devices: ClassVar[tuple[str, ...]] = ("cpu",)
     approximate_scores: ClassVar[bool] = False  # True when scores are estimates (e.g. PQ), not exact <q, x>
+    # False for a library that does not report how many DB items a search scored (hnswlib, ScaNN):
+    # its SearchResult.candidates then only need to satisfy the contract, and the harness records
+    # candidates as not measured (NaN) instead of reading them as the work done
+    counts_candidates: ClassVar[bool] = True
     config_file: ClassVar[str | None] = None     # grid file; default: <name>.yml beside the defining module
     # What build() and search() are given (INPUT_KINDS): "embedding", the encoder's L2-normalised
     # embeddings (the default), or "spectrogram", the harness's fixed-size log-mel image of each
-    # segment (encoders/spectral.py), flattened [n, bands * frames]. Rows are DB segments / query
-    # segments either way. Train pairs exist only as embeddings, so a spectrogram method must not
-    # override _fit (register() refuses it).
+    # segment (encoders/spectral.py), flattened [n, bands * frames], or "audio", the raw audio of
+    # the DB tracks (an AudioDB) and query rows of raw segments (an end-to-end system that does its
+    # own analysis inside search). Rows are DB segments / query segments in every case. Train pairs
+    # exist only as embeddings, so a non-embedding method must not override _fit (register() refuses it).
     input_kind: ClassVar[str] = "embedding"
 
     def __init__(self, seed: int = 0, threads: int = 1, device: str = "cpu", **build_params: Any) -> None:
@@ -141,8 +203,17 @@ class Method:
         self._fit(TrainData(anchors, positives))
         self.fit_d = anchors.shape[1]
 
-    def build(self, db: np.ndarray) -> None:
-        """Index the database embeddings ``db`` [N, d]; row i gets id i."""
+    def build(self, db: np.ndarray | AudioDB) -> None:
+        """Index the database embeddings ``db`` [N, d]; row i gets id i. An "audio" method is given
+        an :class:`AudioDB` instead, whose segment rows are the ids."""
+        if self.input_kind == "audio":
+            if not isinstance(db, AudioDB):
+                raise ValueError(f"{self.name}: an audio method builds over a methods.base.AudioDB, "
+                                 f"not {type(db).__name__}")
+            self._apply_threads()
+            self._build(db)
+            self.n, self.d = db.n_rows, db.query_width
+            return
         db = as_matrix("db", db, self.fit_d)
         self._apply_threads()
         self._build(db)

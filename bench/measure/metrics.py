@@ -62,35 +62,48 @@ def _levels(outcomes: pd.DataFrame) -> tuple[str, ...]:
     return LEVELS + ((TIME_LEVEL,) if TIME_LEVEL in outcomes.columns else ())
 
 
-def latency_stats(seconds: np.ndarray) -> dict[str, float]:
-    """Mean and percentiles of per-query latencies, in milliseconds."""
+def latency_stats(seconds: np.ndarray, prefix: str = "latency") -> dict[str, float]:
+    """Mean and percentiles of per-query latencies, in milliseconds (``<prefix>_mean_ms``, ...)."""
     if len(seconds) == 0:
-        return {f"latency_{s}_ms": float("nan") for s in ("mean", "p50", "p95", "p99")}
+        return {f"{prefix}_{s}_ms": float("nan") for s in ("mean", "p50", "p95", "p99")}
     ms = 1e3 * np.asarray(seconds)
-    return {"latency_mean_ms": float(ms.mean()), "latency_p50_ms": float(np.percentile(ms, 50)),
-            "latency_p95_ms": float(np.percentile(ms, 95)), "latency_p99_ms": float(np.percentile(ms, 99))}
+    return {f"{prefix}_mean_ms": float(ms.mean()), f"{prefix}_p50_ms": float(np.percentile(ms, 50)),
+            f"{prefix}_p95_ms": float(np.percentile(ms, 95)), f"{prefix}_p99_ms": float(np.percentile(ms, 99))}
 
 
-def by_condition(outcomes: pd.DataFrame, latency_s: pd.Series, n_db: int) -> pd.DataFrame:
-    """Hit rates, candidates and latency per (duration, SNR, reverb); latency comes from the timed
-    queries of the same duration (SNR and reverb do not change the work of a search)."""
+def end_to_end_seconds(latency_s: pd.Series, outcomes: pd.DataFrame, frontend_ms_per_segment: float) -> pd.Series:
+    """End-to-end seconds of each timed query: its search time plus its segments' front end (the
+    encoder, or the spectral images; 0 for a method that analyses raw audio inside its search)."""
+    segments = outcomes.loc[latency_s.index, "n_segments"].to_numpy()
+    return latency_s + segments * frontend_ms_per_segment / 1e3
+
+
+def by_condition(outcomes: pd.DataFrame, latency_s: pd.Series, n_db: int,
+                 e2e_s: pd.Series | None = None) -> pd.DataFrame:
+    """Hit rates, candidates and latency per (duration, SNR, reverb); latency (search-only, and
+    end to end when ``e2e_s`` is given) comes from the timed queries of the same duration (SNR and
+    reverb do not change the work of a search)."""
+    e2e_s = latency_s * np.nan if e2e_s is None else e2e_s
     rows = []
     for (duration, snr, reverb), g in outcomes.groupby(CONDITION, sort=False):
-        timed = latency_s[outcomes.loc[latency_s.index, "duration_s"] == duration]
+        same = outcomes.loc[latency_s.index, "duration_s"] == duration
+        timed = latency_s[same]
         rows.append({"duration_s": duration, "snr": snr, "reverb": reverb, "n_queries": len(g),
                      **{lv: float(g[lv].mean()) for lv in _levels(g)},
                      **{f"seg_{lv}": float(np.average(g[f"seg_{lv}"], weights=g["n_segments"])) for lv in LEVELS},
                      "candidates_mean": float(g["candidates"].mean()),
                      "candidates_frac": float(g["candidates"].mean() / (g["n_segments"].mean() * n_db)),
-                     **latency_stats(timed.to_numpy())})
+                     **latency_stats(timed.to_numpy()), **latency_stats(e2e_s[same].to_numpy(), "e2e")})
     return pd.DataFrame(rows)
 
 
-def overall(outcomes: pd.DataFrame, latency_s: pd.Series, n_db: int) -> dict[str, float]:
+def overall(outcomes: pd.DataFrame, latency_s: pd.Series, n_db: int,
+            e2e_s: pd.Series | None = None) -> dict[str, float]:
     """The same measures over all queries: one point of the method's Pareto curve."""
+    e2e_s = latency_s * np.nan if e2e_s is None else e2e_s
     return {"n_queries": len(outcomes), **{lv: float(outcomes[lv].mean()) for lv in _levels(outcomes)},
             **{f"seg_{lv}": float(np.average(outcomes[f"seg_{lv}"], weights=outcomes["n_segments"]))
                for lv in LEVELS},
             "candidates_mean": float(outcomes["candidates"].mean()),
             "candidates_frac": float(outcomes["candidates"].sum() / (outcomes["n_segments"].sum() * n_db)),
-            **latency_stats(latency_s.to_numpy())}
+            **latency_stats(latency_s.to_numpy()), **latency_stats(e2e_s.to_numpy(), "e2e")}

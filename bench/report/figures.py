@@ -41,7 +41,7 @@ DPI = 110
 METHOD_COLOURS = {  # tab10, fixed per method; unknown methods draw from EXTRA_COLOURS by a stable hash
     "exhaustive": "#4d4d4d", "flowhash": "#d62728", "lsh": "#1f77b4", "ivf": "#2ca02c", "ivfpq": "#9467bd",
     "hnsw": "#ff7f0e", "minhash": "#8c564b", "itq": "#e377c2", "binary-hash": "#17becf", "lsh-directed": "#bcbd22",
-    "pca-sign": "#98df8a",
+    "pca-sign": "#98df8a", "audfprint": "#000000", "hnswlib": "#ffbb78", "scann": "#aec7e8", "usearch": "#c5b0d5",
 }
 EXTRA_COLOURS = ("#bcbd22", "#aec7e8", "#ffbb78", "#98df8a", "#ff9896", "#c5b0d5", "#c49c94", "#f7b6d2", "#dbdb8d",
                  "#9edae5")
@@ -181,6 +181,8 @@ def hit_rate_vs_duration(results: pd.DataFrame, ops: pd.DataFrame, out_dir: Path
 
 
 COSTS = {"latency_mean_ms": ("pareto_latency", "mean search latency per query (ms, log scale)", "mean latency"),
+         "e2e_mean_ms": ("pareto_e2e_latency", "mean end-to-end latency per query: front end + search (ms, log scale)",
+                         "end-to-end latency"),
          "candidates_mean": ("pareto_candidates", "candidates scanned per query (log scale)", "candidates scanned")}
 
 
@@ -196,6 +198,8 @@ def pareto(points: pd.DataFrame, out_dir: Path, cost: str = "latency_mean_ms",
     name, xlabel, what = COSTS[cost]
     fig = Figure(figsize=(11.5, 5.6), layout="constrained")
     ax = fig.subplots()
+    if cost not in points.columns or points[cost].isna().all():
+        return []  # a run from before the column existed
     for method in sorted(set(points["method"]) - {REFERENCE}, key=method_sort_key):
         sub = points[points["method"] == method]
         styles = _config_style(list(set(sub["label"])))
@@ -208,7 +212,7 @@ def pareto(points: pd.DataFrame, out_dir: Path, cost: str = "latency_mean_ms",
         ax.plot(ref[cost], 100 * ref["exact"], ls="none", marker="*", ms=15, color=method_colour(REFERENCE),
                 label="exhaustive (exact search, reference)")
         ax.axhline(100 * float(ref["exact"].max()), color=method_colour(REFERENCE), ls=":", lw=1)
-    if budget_ms is not None and cost == "latency_mean_ms" and math.isfinite(budget_ms):
+    if budget_ms is not None and cost == "latency_mean_ms" and math.isfinite(budget_ms):  # a search-time budget
         ax.axvline(budget_ms, color="0.5", ls="--", lw=1, label=f"latency budget ({budget_ms:.3g} ms)")
     ax.set_xscale("log")
     _plain_log(ax.xaxis)

@@ -151,7 +151,7 @@ def balance_table(points: pd.DataFrame) -> pd.DataFrame:
 
 
 # where each stage of a search is marked (methods/stages.py), in the order a search runs them
-STAGES = ("checks", "hash", "coarse", "probes", "gather", "library", "rerank", "topk", "rest")
+STAGES = ("checks", "hash", "coarse", "probes", "gather", "vote", "library", "rerank", "topk", "rest")
 
 
 def stage_table(ops: pd.DataFrame) -> pd.DataFrame:

@@ -17,10 +17,10 @@ from datasets.queries.queryset import QuerySet, build_queryset, default_queryset
 from datasets.queries.split_segments import split_segments
 from datasets.rooms import RoomBank, open_room_bank
 from encoders.checkpoint import Encoder, load_checkpoint
-from encoders.embed import cut_segments, embed_db, embed_queries, embed_segments
+from encoders.embed import cut_segments, embed_db, embed_queries, embed_segments, query_matrix
 from encoders.pairs import embed_train_pairs
 from encoders.spectral import SpectralConfig, SpectralImage, spectral_db, spectral_queries
-from methods.base import INPUT_KINDS, TrainData
+from methods.base import INPUT_KINDS, AudioDB, TrainData, audio_query_rows
 
 from .config import RunConfig
 from .environment import set_threads
@@ -73,20 +73,51 @@ class RunInputs:
         self.stage_seconds["spectrogram"] = time.perf_counter() - t0
         return db, queries
 
-    def matrices(self, kind: str) -> tuple[np.ndarray, np.ndarray]:
-        """(DB matrix, query matrix) of a method input kind (``Method.input_kind``): the embeddings,
-        or the spectral images; row i of either is DB segment i / query segment i of the run."""
+    @cached_property
+    def audio(self) -> tuple[AudioDB, np.ndarray]:
+        """The raw audio an "audio" method (an end-to-end system) is given: the DB tracks'
+        waveforms with their segments' DB rows, and one row per query segment, ``[query, j,
+        samples...]`` (``methods.base.AudioDB``), rows aligned with ``query_index``."""
+        t0 = time.perf_counter()
+        protocol = self.corpus.protocol
+        tracks, segment_rows = [], []
+        for track_id, rows in self.db_segments.groupby("track_id", sort=False).indices.items():
+            segments = self.db_segments["segment"].to_numpy()[rows]
+            order = np.argsort(segments, kind="stable")
+            if not np.array_equal(segments[order], np.arange(len(rows))):
+                raise RuntimeError(f"DB track {track_id!r}: its segments are not 0..{len(rows) - 1}")
+            tracks.append(self.corpus.load(track_id))
+            segment_rows.append(np.asarray(rows, dtype=np.int64)[order])
+        db = AudioDB(protocol.sample_rate, protocol.segment_s, protocol.hop_s, tracks, segment_rows)
+        segments, index, _ = query_matrix(lambda segs: segs, self.queryset, protocol, "", ("audio", "queries"),
+                                          self.progress, cache=False, producer="the query audio")
+        if not index[["query", "j"]].equals(self.query_index[["query", "j"]]):
+            raise RuntimeError("query audio rows do not line up with the query embeddings' rows")
+        queries = audio_query_rows(segments, index["query"].to_numpy(), index["j"].to_numpy())
+        self.stage_seconds["audio"] = time.perf_counter() - t0
+        return db, queries
+
+    def matrices(self, kind: str) -> tuple[np.ndarray | AudioDB, np.ndarray]:
+        """(DB, query matrix) of a method input kind (``Method.input_kind``): the embeddings, the
+        spectral images, or the raw audio (an ``AudioDB`` and raw query segments); row i of the
+        query matrix is query segment i of the run, DB row i is DB segment i."""
         if kind == "embedding":
             return self.db, self.query_emb
         if kind == "spectrogram":
             return self.spectrogram
+        if kind == "audio":
+            return self.audio
         raise ValueError(f"input kind {kind!r} is not allowed; choose one of: {', '.join(INPUT_KINDS)}")
 
-    def input_facts(self, kind: str) -> dict:
-        """What a method of this input kind was given, for its results: the kind, and for spectral
-        images their config and front-end time per segment (the encoder's is in run.json)."""
-        if kind != "spectrogram":
-            return {"kind": kind}
+    @cached_property
+    def encoder_ms(self) -> float:
+        """The encoder's median time to embed one query segment alone, at the run's timing threads
+        (measured once, on first use)."""
+        return encoder_ms_per_segment(self.encoder, self.query_segments_sample(), self.config.timing.threads)
+
+    @cached_property
+    def spectral_ms(self) -> float:
+        """The spectral front end's median time for one query segment alone (measured once)."""
         frontend = SpectralImage(self.corpus.protocol, SpectralConfig())
         segments = self.query_segments_sample()
         set_threads(self.config.timing.threads)
@@ -96,8 +127,29 @@ class RunInputs:
             t0 = time.perf_counter()
             frontend(seg[None])
             times.append(time.perf_counter() - t0)
-        return {"kind": kind, "features": SpectralConfig().to_dict(), "dim": SpectralConfig().dim,
-                "frontend_ms_per_segment": 1e3 * float(np.median(times))}
+        return 1e3 * float(np.median(times))
+
+    def frontend_ms_per_segment(self, kind: str) -> float:
+        """What turning one query segment into a method's input costs, added to its search time in
+        the end-to-end latency: the encoder (embeddings), the spectral front end, or nothing for an
+        "audio" method, whose own analysis of the query is inside its search."""
+        if kind == "embedding":
+            return self.encoder_ms
+        if kind == "spectrogram":
+            return self.spectral_ms
+        if kind == "audio":
+            return 0.0
+        raise ValueError(f"input kind {kind!r} is not allowed; choose one of: {', '.join(INPUT_KINDS)}")
+
+    def input_facts(self, kind: str) -> dict:
+        """What a method of this input kind was given, for its results: the kind, its front end's
+        time per query segment, and for spectral images their config."""
+        facts = {"kind": kind, "frontend_ms_per_segment": self.frontend_ms_per_segment(kind)}
+        if kind == "spectrogram":
+            facts.update({"features": SpectralConfig().to_dict(), "dim": SpectralConfig().dim})
+        if kind == "audio":
+            facts.update({"sample_rate": self.corpus.protocol.sample_rate, "analysis": "the method's own, in search"})
+        return facts
 
     @cached_property
     def db_track_codes(self) -> tuple[np.ndarray, pd.Index]:

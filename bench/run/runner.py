@@ -14,7 +14,7 @@ import pandas as pd
 from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
-from bench.measure.metrics import by_condition, overall, query_outcomes
+from bench.measure.metrics import by_condition, end_to_end_seconds, overall, query_outcomes
 from bench.measure.overhead import harness_overhead
 from bench.measure.timing import latency_sample, time_batch, time_queries
 from datasets.cache import stable_hash
@@ -33,7 +33,7 @@ from methods.registry import (
 from .config import RunConfig
 from .environment import environment, node_kind, this_node
 from .executor import Executor, LocalExecutor
-from .inputs import RunInputs, encoder_ms_per_segment, prepare_inputs
+from .inputs import RunInputs, prepare_inputs
 from .result_checks import check_search_result, check_stage_times
 from .store import PARTS, RunStore, RunStoreError, now
 
@@ -185,6 +185,7 @@ def sweep_method(built: BuiltMethod, inputs: RunInputs, query_grid: list[dict], 
     codes, tracks = inputs.db_track_codes
     db_segment = inputs.db_segments["segment"].to_numpy()
     timed_queries, timed_rows = timed_query_rows(inputs)
+    frontend_ms = inputs.frontend_ms_per_segment(method.input_kind) if timed else 0.0
     static = {"method": built.name, "label": built.label,
               "build_params": json.dumps(built.build_params, sort_keys=True),
               "fit_s": built.fit_s, "build_s": built.build_s, "jit_s": built.jit_s,
@@ -197,19 +198,23 @@ def sweep_method(built: BuiltMethod, inputs: RunInputs, query_grid: list[dict], 
         check_search_result(res, built.label, qp, len(queries), cfg.k, len(inputs.db))
         out = query_outcomes(res, inputs.query_index, inputs.manifest, codes, tracks, db_segment,
                              inputs.corpus.protocol.hop_s)
+        if not method.counts_candidates:
+            out["candidates"] = np.nan  # the library does not say what it scored
         stages: dict[str, float] = {}
         if timed:
             timing = time_queries(method, queries, timed_rows, cfg.k, cfg.timing.warmup, cfg.timing.repeats)
             lat = pd.Series(timing.seconds, index=timed_queries)
+            e2e = end_to_end_seconds(lat, out, frontend_ms)
             coverage = check_stage_times(timing.stage_seconds, timing.call_seconds, built.label, qp)
             stages = {**{f"stage_{s}_ms": v * 1e3 for s, v in timing.stage_seconds.items()},
                       "stage_call_ms": timing.call_seconds * 1e3, "stage_coverage": coverage}
             qps = len(inputs.manifest) / time_batch(method, queries, cfg.k, cfg.timing.batch_repeats)
         else:
             lat, qps = pd.Series([], dtype=float), float("nan")
+            e2e = lat
         point = {**static, "query_params": json.dumps(qp, sort_keys=True), "param_index": i, "qps": qps}
-        results.append(by_condition(out, lat, len(inputs.db)).assign(**point))
-        points.append({**point, **overall(out, lat, len(inputs.db)), **stages})
+        results.append(by_condition(out, lat, len(inputs.db), e2e).assign(**point))
+        points.append({**point, **overall(out, lat, len(inputs.db), e2e), **stages})
         outcomes.append(out.assign(label=built.label, query_params=point["query_params"]))
     return pd.concat(results, ignore_index=True), pd.DataFrame(points), pd.concat(outcomes, ignore_index=True)
 
@@ -253,17 +258,20 @@ def private_inputs(inputs: RunInputs) -> RunInputs:
     if inputs.db.flags.writeable or isinstance(inputs.db, np.memmap):
         return inputs
     own = replace(inputs, db=np.array(inputs.db), query_emb=np.array(inputs.query_emb))
-    own.__dict__.update({k: v for k, v in inputs.__dict__.items() if k in ("train", "spectrogram")})
+    own.__dict__.update({k: v for k, v in inputs.__dict__.items()
+                         if k in ("train", "spectrogram", "audio", "encoder_ms", "spectral_ms")})
     return own
 
 
 def prepare_for_remote(inputs: RunInputs, names: list[str]) -> None:
-    """Compute here what ``names`` would compute lazily (the train pairs, spectral images), so that
-    the copy of ``inputs`` handed to other processes holds it and they all search the same rows."""
+    """Compute here what ``names`` would compute lazily (the train pairs, spectral images, raw
+    audio, the front end's time per segment), so that the copy of ``inputs`` handed to other
+    processes holds it and they all search the same rows and add the same front-end time."""
     if any(needs_training(n) for n in names):
         inputs.train  # noqa: B018 - cached on the object
     for kind in {method_class(n).input_kind for n in names}:
         inputs.matrices(kind)
+        inputs.frontend_ms_per_segment(kind)
 
 
 def node_kinds_of(store: RunStore, labels: list[str]) -> dict[str, list[str]]:
@@ -382,8 +390,7 @@ def _run_methods(config: RunConfig, names: list[str], grids: dict, inputs: RunIn
             "methods": names,
             "environment": environment(), "threads": config.timing.threads, "seed": config.seed,
             "encoder": {"name": inputs.encoder.name, "sha256": inputs.encoder.sha256,
-                        "ms_per_segment": encoder_ms_per_segment(inputs.encoder, inputs.query_segments_sample(),
-                                                                 config.timing.threads)},
+                        "ms_per_segment": inputs.encoder_ms},
             "queryset": {"content_hash": inputs.queryset.content_hash, "root": str(inputs.queryset.root),
                          "queries": len(inputs.manifest)},
             "corpus": {"name": inputs.corpus.name,

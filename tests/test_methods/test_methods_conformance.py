@@ -8,7 +8,8 @@ environment variable ``BENCH_PLUGINS`` (paths joined by the OS path separator), 
 
 Each method gets data of its ``input_kind``: L2-normalised 128-d vectors from a Gaussian
 mixture for "embedding" methods, spectral images (``encoders.spectral``) of 1 s segments of
-synthetic tone music for "spectrogram" methods.
+synthetic tone music for "spectrogram" methods, and for "audio" methods the tone tracks
+themselves (an ``AudioDB``) with each DB segment's audio as a query of its own.
 """
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from datasets.protocol import Protocol
 from encoders.embed import cut_segments
 from encoders.spectral import SpectralConfig, SpectralImage
 from methods import Method, TrainData, get_method, load_grid, method_class, method_names
+from methods.base import AudioDB, audio_query_rows
 from methods.common.balance import bucket_balance
 from methods.registry import load_plugin
 from tests.conftest import tone_track
@@ -48,17 +50,53 @@ def spectral_images(seed: int, n: int) -> np.ndarray:
     return SpectralImage(protocol, SpectralConfig())(cut_segments(audio, protocol)[:n])
 
 
+AUDIO_TRACKS = 25  # of N / 25 segments each
+
+
+FIND_SEGMENTS = 10  # an audio method identifies a 5.5 s query (landmarks need more than a segment or two)
+
+
+def audio_data() -> tuple[AudioDB, np.ndarray, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """An AudioDB of tone tracks holding N segments, each segment's audio as a query row of its
+    own, and findable queries: (rows, each query's first row, its DB row), queries of
+    FIND_SEGMENTS segments starting at DB rows 0, 5, 10, ... (within their track)."""
+    protocol = Protocol()
+    per_track = N // AUDIO_TRACKS
+    seconds = protocol.segment_s + (per_track - 1) * protocol.hop_s
+    tracks = [tone_track(100 + t, seconds, protocol.sample_rate) for t in range(AUDIO_TRACKS)]
+    rows = [np.arange(t * per_track, (t + 1) * per_track) for t in range(AUDIO_TRACKS)]
+    db = AudioDB(protocol.sample_rate, protocol.segment_s, protocol.hop_s, tracks, rows)
+    segments = np.concatenate([cut_segments(t, protocol)[:per_track] for t in tracks])
+    assert len(segments) == N
+    starts = np.array([r for r in range(0, 1000, 5) if r % per_track <= per_track - FIND_SEGMENTS])
+    rows = (starts[:, None] + np.arange(FIND_SEGMENTS)).ravel()
+    number = np.repeat(np.arange(len(starts)), FIND_SEGMENTS)
+    j = np.tile(np.arange(FIND_SEGMENTS), len(starts))
+    findable = (audio_query_rows(segments[rows], number, j), np.arange(len(starts)) * FIND_SEGMENTS, starts)
+    return db, audio_query_rows(segments, np.arange(N), np.zeros(N)), findable
+
+
 @pytest.fixture(scope="module")
 def all_data() -> dict[str, dict[str, np.ndarray]]:
-    """Test data of each input kind: ``db`` [N, d], ``anchors`` and ``positives`` [n_train, d]."""
+    """Test data of each input kind: ``db`` [N, d] (an AudioDB for audio methods), ``queries``
+    (rows that should find DB row i; the DB matrix itself where it is one), ``anchors`` and
+    ``positives`` [n_train, d]."""
     rng = np.random.default_rng(0)
     centres = rng.standard_normal((N_CLUSTERS, D))
     anchors = mixture(rng, centres, N_TRAIN)
     positives = normalise(anchors + 0.05 * rng.standard_normal(anchors.shape))
     spec_anchors = spectral_images(1, N_TRAIN // 4)  # spectrogram methods do not learn from them
     spec_positives = (spec_anchors + 0.3 * rng.standard_normal(spec_anchors.shape)).astype(np.float32)
-    return {"embedding": {"db": mixture(rng, centres, N), "anchors": anchors, "positives": positives},
-            "spectrogram": {"db": spectral_images(0, N), "anchors": spec_anchors, "positives": spec_positives}}
+    db = mixture(rng, centres, N)
+    spec = spectral_images(0, N)
+    audio_db, audio_queries, audio_findable = audio_data()
+    first = np.arange(1000)
+    return {"embedding": {"db": db, "queries": db, "findable": (db[:1000], first, first),
+                          "anchors": anchors, "positives": positives},
+            "spectrogram": {"db": spec, "queries": spec, "findable": (spec[:1000], first, first),
+                            "anchors": spec_anchors, "positives": spec_positives},
+            "audio": {"db": audio_db, "queries": audio_queries, "findable": audio_findable,
+                      "anchors": anchors, "positives": positives}}
 
 
 @pytest.fixture(scope="module")
@@ -114,11 +152,12 @@ LAST_POINTS = [(name, load_grid(name)["query"][-1]) for name in method_names()]
 @pytest.fixture
 def at_point(case: tuple[str, dict[str, Any]], built: Callable[[str], Method],
              inputs: Callable[[str], dict[str, np.ndarray]]) -> tuple[Method, np.ndarray]:
-    """The case's method, built over its DB and set to the case's query point, and that DB matrix."""
+    """The case's method, built over its DB and set to the case's query point, and the query rows
+    (row i should find DB row i: the DB matrix itself, or for audio methods each DB segment's audio)."""
     name, params = case
     method = built(name)
     method.set_query_params(**params)
-    return method, inputs(name)["db"]
+    return method, inputs(name)["queries"]
 
 
 def check_result(result: Any, nq: int, k: int) -> None:
@@ -159,11 +198,14 @@ def test_one_query_matches_the_batch(at_point: tuple[Method, np.ndarray]) -> Non
 
 
 @pytest.mark.parametrize("case", SWEEP_ENDS, ids=case_id)
-def test_k_beyond_the_candidates_pads(at_point: tuple[Method, np.ndarray]) -> None:
-    method, db = at_point
+def test_k_beyond_the_candidates_pads(case: tuple[str, dict[str, Any]], at_point: tuple[Method, np.ndarray],
+                                      inputs: Callable[[str], dict[str, Any]]) -> None:
+    method, _ = at_point
+    queries, first, _ = inputs(case[0])["findable"]
     k = N + 5
-    result = method.search(db[:3], k)
-    check_result(result, 3, k)
+    rows = queries[:first[3]] if len(first) > 3 else queries[:3]  # three queries, all their rows
+    result = method.search(rows, k)
+    check_result(result, len(rows), k)
     n_valid = (result.ids >= 0).sum(axis=1)
     assert np.all(n_valid <= N) and np.all(n_valid >= 1)
 
@@ -178,10 +220,12 @@ def test_float64_queries_accepted(at_point: tuple[Method, np.ndarray]) -> None:
 
 
 @pytest.mark.parametrize("case", LAST_POINTS, ids=case_id)
-def test_db_vectors_find_themselves(at_point: tuple[Method, np.ndarray]) -> None:
-    method, db = at_point
-    result = method.search(db[:1000], 10)
-    recall_at_1 = float(np.mean(result.ids[:, 0] == np.arange(1000)))
+def test_db_vectors_find_themselves(case: tuple[str, dict[str, Any]], at_point: tuple[Method, np.ndarray],
+                                    inputs: Callable[[str], dict[str, Any]]) -> None:
+    method, _ = at_point
+    queries, first, target = inputs(case[0])["findable"]
+    result = method.search(queries, 10)
+    recall_at_1 = float(np.mean(result.ids[first, 0] == target))
     assert recall_at_1 >= (0.9 if method.approximate_scores else 1.0), f"recall@1 {recall_at_1}"
 
 
@@ -193,7 +237,7 @@ def test_deterministic_for_a_seed(name: str, built: Callable[[str], Method],
     for params in (load_grid(name)["query"][0], load_grid(name)["query"][-1]):
         first.set_query_params(**params)
         second.set_query_params(**params)
-        a, b = first.search(data["db"][:200], 10), second.search(data["db"][:200], 10)
+        a, b = first.search(data["queries"][:200], 10), second.search(data["queries"][:200], 10)
         assert np.array_equal(a.ids, b.ids)
         assert np.array_equal(a.scores, b.scores)
         assert np.array_equal(a.candidates, b.candidates)
@@ -207,8 +251,12 @@ def test_dimension_mismatch_is_a_value_error(name: str, built: Callable[[str], M
         built(name).search(np.zeros((2, 64), dtype=np.float32), 5)
     fitted = get_method(name, **load_grid(name)["build"][0])
     fitted.fit(TrainData(data["anchors"], data["positives"]))
-    with pytest.raises(ValueError, match="d=64"):
-        fitted.build(data["db"][:, :64])
+    if isinstance(data["db"], AudioDB):
+        with pytest.raises(ValueError, match="AudioDB"):
+            fitted.build(data["queries"])  # an audio method builds over an AudioDB, not a matrix
+    else:
+        with pytest.raises(ValueError, match="d=64"):
+            fitted.build(data["db"][:, :64])
     with pytest.raises(ValueError, match="positives"):
         fitted.fit(TrainData(data["anchors"], data["positives"][:10]))
 
@@ -216,7 +264,7 @@ def test_dimension_mismatch_is_a_value_error(name: str, built: Callable[[str], M
 @pytest.mark.parametrize("name", method_names())
 def test_stats(name: str, built: Callable[[str], Method], inputs: Callable[[str], dict[str, np.ndarray]]) -> None:
     stats = built(name).stats()
-    assert stats["n"] == N and stats["d"] == inputs(name)["db"].shape[1]
+    assert stats["n"] == N and stats["d"] == inputs(name)["queries"].shape[1]
     assert isinstance(stats["index_bytes"], int) and stats["index_bytes"] > 0
     if "bucket_counts" in stats:
         counts = np.asarray(stats["bucket_counts"])

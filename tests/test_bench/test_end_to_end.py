@@ -1,0 +1,67 @@
+"""`bench run` with the methods outside faiss: audfprint end to end on the raw audio, and the ANN
+libraries (hnswlib, ScaNN, USearch); end-to-end latency beside search-only latency for every method."""
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from bench.run.config import RunConfig, TimingConfig
+from bench.run.runner import run_benchmark
+from datasets.queries.queryset import QuerySetConfig
+from tests.test_bench.test_run import write_rirs
+
+QUERIES = QuerySetConfig(durations=(3.0, 6.0), snrs=(None, 10.0), reverbs=(None,), per_cell=8, seed=2)
+TIMING = TimingConfig(warmup=2, repeats=1, latency_queries=12, batch_repeats=1)
+GRIDS = {"audfprint": {"build": [{"density": 20, "fanout": 3, "hashbits": 20, "depth": 100}],
+                       "query": [{"shifts": 1, "min_count": 5}, {"shifts": 4, "min_count": 2}]},
+         "hnswlib": {"build": [{"M": 16, "ef_construction": 100}], "query": [{"ef": 16}, {"ef": 128}]},
+         "scann": {"build": [{"num_leaves": 32, "dims_per_block": 2, "aq_threshold": 0.2}],
+                   "query": [{"leaves_to_search": 2, "reorder": 100}, {"leaves_to_search": 32, "reorder": 100}]},
+         "usearch": {"build": [{"connectivity": 16, "expansion_add": 100}],
+                     "query": [{"expansion_search": 16}, {"expansion_search": 128}]}}
+
+
+@pytest.mark.slow
+def test_audfprint_and_the_ann_libraries_run_beside_exact_search(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    write_rirs(tmp_path / "rirs")
+    monkeypatch.setenv("FLOWHASH_BENCH_CACHE", str(tmp_path / "cache"))
+    config = RunConfig(synth_tracks=16, rooms=str(tmp_path / "rirs"), queries=QUERIES, timing=TIMING, grids=GRIDS)
+    config = replace(config, db_splits=("test",))
+    run_benchmark(config, list(GRIDS), run_dir=tmp_path / "run", progress=False)
+    points = pd.read_parquet(tmp_path / "run" / "points.parquet")
+    results = pd.read_parquet(tmp_path / "run" / "results.parquet")
+    assert set(points["method"]) == {"exhaustive", *GRIDS}
+    for col in ("e2e_mean_ms", "e2e_p50_ms", "e2e_p95_ms", "e2e_p99_ms"):
+        assert col in points.columns and col in results.columns
+    info = json.loads((tmp_path / "run" / "run.json").read_text())
+    encoder_ms = info["encoder"]["ms_per_segment"]
+    by = points.set_index("label")
+    # embedding methods: search + the encoder for every segment of the query (3 s: 5, 6 s: 11 segments)
+    exact = by.loc["exhaustive"]
+    assert exact["e2e_mean_ms"] > exact["latency_mean_ms"] + 4 * encoder_ms
+    assert exact["e2e_mean_ms"] < exact["latency_mean_ms"] + 12 * encoder_ms
+    # audfprint's analysis is inside its search: nothing is added
+    afp = points[points["method"] == "audfprint"]
+    np.testing.assert_allclose(afp["e2e_mean_ms"], afp["latency_mean_ms"])
+    # the libraries that do not report their work have no candidates; the others do
+    for method in ("hnswlib", "scann"):
+        assert points.loc[points["method"] == method, "candidates_mean"].isna().all()
+    for method in ("usearch", "audfprint", "exhaustive"):
+        assert (points.loc[points["method"] == method, "candidates_mean"] > 0).all()
+    # every ANN library reaches exact search's hit rate at its widest point; audfprint finds
+    # the clean 6 s queries of this synthetic music at the right offset
+    top = float(exact["exact"])
+    for method in ("hnswlib", "scann", "usearch"):
+        assert points.loc[points["method"] == method, "exact"].max() >= top - 0.05, method
+    clean = results[(results["method"] == "audfprint") & (results["duration_s"] == 6.0)
+                    & (results["snr"].astype(str) == "clean")]
+    assert clean["exact"].max() >= 0.75
+    part = next(p for p in (tmp_path / "run" / "parts").glob("*.json")
+                if json.loads(p.read_text()).get("input", {}).get("kind") == "audio")
+    assert json.loads(part.read_text())["input"]["frontend_ms_per_segment"] == 0.0
