@@ -222,7 +222,7 @@ class AudFprint(Method):
         for track, count, offset in matches:
             if filled.min() >= k:
                 break
-            start = int(round(offset * N_HOP / self.analysis_sr / self.hop_s))
+            start = round(offset * N_HOP / self.analysis_sr / self.hop_s)
             table = self.segment_rows[int(track)]
             for j, row in enumerate(rows):
                 s = start + j

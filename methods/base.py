@@ -66,12 +66,12 @@ class AudioDB:
     @property
     def segment_samples(self) -> int:
         """Samples in one segment."""
-        return int(round(self.segment_s * self.sample_rate))
+        return round(self.segment_s * self.sample_rate)
 
     @property
     def hop_samples(self) -> int:
         """Samples between the starts of consecutive segments."""
-        return int(round(self.hop_s * self.sample_rate))
+        return round(self.hop_s * self.sample_rate)
 
     @property
     def query_width(self) -> int:
