@@ -7,6 +7,8 @@ import pandas as pd
 from datasets.queries.matching import hit_levels, vote_sequences
 from methods.base import SearchResult
 
+from .uncertainty import mean_interval, stratified_rate_interval, wilson_interval
+
 CONDITION = ["duration_s", "snr", "reverb"]
 LEVELS = ("exact", "near", "track")
 TIME_LEVEL = "time"  # right track, predicted start within +-TIME_TOLERANCE_S of the true start
@@ -17,10 +19,36 @@ DETERMINISTIC_COLUMNS = ("n_queries", "exact", "near", "track", "time", "seg_exa
                          "candidates_mean", "candidates_frac", "n_db", "k", "index_bytes")
 
 
+#: Suffixes of a hit rate's 95% interval columns (``exact_lo``, ``exact_hi``, ...): Wilson per
+#: condition cell, a seeded bootstrap stratified by cell over all queries (bench/measure/uncertainty.py)
+INTERVAL_SUFFIXES = ("_lo", "_hi")
+
+
 def deterministic_columns(frame: pd.DataFrame) -> list[str]:
     """The columns of a results/points table that are deterministic (:data:`DETERMINISTIC_COLUMNS`,
-    and every ``balance_*`` column), in the table's order."""
-    return [c for c in frame.columns if c in DETERMINISTIC_COLUMNS or c.startswith("balance_")]
+    every hit rate's interval and every ``balance_*`` column), in the table's order."""
+    intervals = {f"{lv}{s}" for lv in (*LEVELS, TIME_LEVEL) for s in INTERVAL_SUFFIXES}
+    return [c for c in frame.columns if c in DETERMINISTIC_COLUMNS or c in intervals or c.startswith("balance_")]
+
+
+def cell_intervals(group: pd.DataFrame, levels: tuple[str, ...]) -> dict[str, float]:
+    """Wilson 95% intervals of one condition cell's hit rates (``<level>_lo``, ``<level>_hi``)."""
+    out = {}
+    for lv in levels:
+        ci = wilson_interval(int(group[lv].sum()), len(group))
+        out[f"{lv}_lo"], out[f"{lv}_hi"] = ci.low, ci.high
+    return out
+
+
+def overall_intervals(outcomes: pd.DataFrame, levels: tuple[str, ...], seed: int = 0) -> dict[str, float]:
+    """95% intervals of the overall hit rates: a bootstrap of the queries stratified by condition
+    cell, seeded (``<level>_lo``, ``<level>_hi``)."""
+    cells = outcomes[CONDITION].astype(str).agg("|".join, axis=1).to_numpy()
+    out = {}
+    for lv in levels:
+        ci = stratified_rate_interval(outcomes[lv].to_numpy(), cells, seed=seed)
+        out[f"{lv}_lo"], out[f"{lv}_hi"] = ci.low, ci.high
+    return out
 
 
 def query_outcomes(result: SearchResult, query_index: pd.DataFrame, manifest: pd.DataFrame,
@@ -71,6 +99,17 @@ def latency_stats(seconds: np.ndarray, prefix: str = "latency") -> dict[str, flo
             f"{prefix}_p95_ms": float(np.percentile(ms, 95)), f"{prefix}_p99_ms": float(np.percentile(ms, 99))}
 
 
+def latency_spread(latency_s: pd.Series, seed: int = 0) -> dict[str, float]:
+    """How spread the per-query latencies are: their interquartile range and a 95% bootstrap
+    interval of their mean (``latency_iqr_ms``, ``latency_mean_lo_ms``, ``latency_mean_hi_ms``)."""
+    ms = 1e3 * latency_s.to_numpy(dtype=float)
+    if len(ms) == 0:
+        return {"latency_iqr_ms": float("nan"), "latency_mean_lo_ms": float("nan"), "latency_mean_hi_ms": float("nan")}
+    q1, q3 = np.percentile(ms, [25, 75])
+    ci = mean_interval(ms, seed=seed)
+    return {"latency_iqr_ms": float(q3 - q1), "latency_mean_lo_ms": ci.low, "latency_mean_hi_ms": ci.high}
+
+
 def end_to_end_seconds(latency_s: pd.Series, outcomes: pd.DataFrame, frontend_ms_per_segment: float) -> pd.Series:
     """End-to-end seconds of each timed query: its search time plus its segments' front end (the
     encoder, or the spectral images; 0 for a method that analyses raw audio inside its search)."""
@@ -89,7 +128,7 @@ def by_condition(outcomes: pd.DataFrame, latency_s: pd.Series, n_db: int,
         same = outcomes.loc[latency_s.index, "duration_s"] == duration
         timed = latency_s[same]
         rows.append({"duration_s": duration, "snr": snr, "reverb": reverb, "n_queries": len(g),
-                     **{lv: float(g[lv].mean()) for lv in _levels(g)},
+                     **{lv: float(g[lv].mean()) for lv in _levels(g)}, **cell_intervals(g, _levels(g)),
                      **{f"seg_{lv}": float(np.average(g[f"seg_{lv}"], weights=g["n_segments"])) for lv in LEVELS},
                      "candidates_mean": float(g["candidates"].mean()),
                      "candidates_frac": float(g["candidates"].mean() / (g["n_segments"].mean() * n_db)),
@@ -98,12 +137,15 @@ def by_condition(outcomes: pd.DataFrame, latency_s: pd.Series, n_db: int,
 
 
 def overall(outcomes: pd.DataFrame, latency_s: pd.Series, n_db: int,
-            e2e_s: pd.Series | None = None) -> dict[str, float]:
-    """The same measures over all queries: one point of the method's Pareto curve."""
+            e2e_s: pd.Series | None = None, seed: int = 0) -> dict[str, float]:
+    """The same measures over all queries: one point of the method's Pareto curve (the hit rates'
+    intervals bootstrapped with ``seed``)."""
     e2e_s = latency_s * np.nan if e2e_s is None else e2e_s
     return {"n_queries": len(outcomes), **{lv: float(outcomes[lv].mean()) for lv in _levels(outcomes)},
+            **overall_intervals(outcomes, _levels(outcomes), seed),
             **{f"seg_{lv}": float(np.average(outcomes[f"seg_{lv}"], weights=outcomes["n_segments"]))
                for lv in LEVELS},
             "candidates_mean": float(outcomes["candidates"].mean()),
             "candidates_frac": float(outcomes["candidates"].sum() / (outcomes["n_segments"].sum() * n_db)),
-            **latency_stats(latency_s.to_numpy()), **latency_stats(e2e_s.to_numpy(), "e2e")}
+            **latency_stats(latency_s.to_numpy()), **latency_spread(latency_s, seed),
+            **latency_stats(e2e_s.to_numpy(), "e2e")}

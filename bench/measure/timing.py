@@ -16,6 +16,7 @@ class QueryTiming:
     """What ``time_queries`` measured."""
 
     seconds: np.ndarray             # [n timed queries]: seconds per query, median over the repeats
+    repeats: np.ndarray             # [repeats, n timed queries]: every repeat's seconds
     stage_seconds: dict[str, float]  # mean seconds per call of each stage the search marked
     call_seconds: float              # mean seconds per timed call (every repeat), which the stages add up to
 
@@ -51,7 +52,7 @@ def time_queries(method: Method, queries: np.ndarray, rows: Sequence[np.ndarray]
                 times[rep, i] = time.perf_counter() - t0
     finally:
         clock.enabled = False
-    return QueryTiming(np.median(times, axis=0), clock.mean_seconds(), float(times.mean()))
+    return QueryTiming(np.median(times, axis=0), times, clock.mean_seconds(), float(times.mean()))
 
 
 def time_batch(method: Method, queries: np.ndarray, k: int, repeats: int) -> float:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench.run.store import BUCKETS, POINTS, RESULTS, RESULTS_FORMAT, RUN_JSON
+from bench.run.store import BUCKETS, OUTCOMES, POINTS, RESULTS, RESULTS_FORMAT, RUN_JSON
 from methods.common.balance import floor_bucket_size, random_bucket_size
 
 from .tables import method_sort_key
@@ -41,6 +41,7 @@ class RunData:
     results: pd.DataFrame
     points: pd.DataFrame
     buckets: pd.DataFrame
+    outcomes: pd.DataFrame | None = None  # per query per sweep point (for paired comparisons), when stored
 
     @property
     def run_id(self) -> str:
@@ -104,6 +105,21 @@ def _with_balance_references(table: pd.DataFrame) -> pd.DataFrame:
     return table
 
 
+def _with_intervals(points: pd.DataFrame, outcomes: pd.DataFrame | None, seed: int) -> pd.DataFrame:
+    """Points written before the hit rates carried intervals get them from the stored per-query
+    outcomes, computed as ``bench run`` computes them now (bench.measure.metrics.overall_intervals)."""
+    from bench.measure.metrics import CONDITION, LEVELS, overall_intervals
+
+    if outcomes is None or "exact_lo" in points or not set(CONDITION) <= set(outcomes.columns):
+        return points
+    levels = tuple(lv for lv in LEVELS if lv in outcomes.columns)
+    found = {key: overall_intervals(g, levels, seed)
+             for key, g in outcomes.groupby(["label", "query_params"], sort=False)}
+    extra = pd.DataFrame([found.get((lab, qp), {}) for lab, qp in zip(points["label"], points["query_params"])],
+                         index=points.index)
+    return pd.concat([points, extra], axis=1)
+
+
 def load_run(root: Path | str) -> RunData:
     """Load and validate a run folder; ``buckets.parquet`` is optional (runs before it have no histograms)."""
     root = Path(root)
@@ -126,4 +142,9 @@ def load_run(root: Path | str) -> RunData:
                                   kind="mergesort").reset_index(drop=True)
     points = points.sort_values(["method", "label", "param_index"], kind="mergesort").reset_index(drop=True)
     buckets = buckets.sort_values(["label", "size"], kind="mergesort").reset_index(drop=True)
-    return RunData(root=root, info=info, results=results, points=points, buckets=buckets)
+    outcomes = None
+    if (root / OUTCOMES).exists():
+        outcomes = read_table(root / OUTCOMES, ("query_id", "duration_s", "snr", "reverb", "exact", "label",
+                                                "query_params"))
+    points = _with_intervals(points, outcomes, int(info.get("seed", 0) or 0))
+    return RunData(root=root, info=info, results=results, points=points, buckets=buckets, outcomes=outcomes)

@@ -20,12 +20,14 @@ from .data import RunData, load_run
 from .render import Bullets, Document, FigureBlock, Heading, Para, Pre, Table, write_document
 from .tables import (
     FOCUS,
+    REFERENCE,
     ablation_table,
     balance_table,
     budget_operating_points,
     build_table,
     condition_rates,
     latency_budget,
+    paired_table,
     params_text,
     reverb_labels,
     reverb_title,
@@ -89,20 +91,48 @@ def _figure(paths: list[Path], root: Path, caption: str) -> list:
     return [FigureBlock(png=png, svg=svg, caption=caption)]
 
 
+def pct_ci(row: pd.Series, level: str) -> str:
+    """A hit rate in percent with its 95% interval, ``55.1 [52.3, 57.9]`` (the rate alone when the
+    run stored no interval)."""
+    lo, hi = row.get(f"{level}_lo", float("nan")), row.get(f"{level}_hi", float("nan"))
+    if lo is None or not math.isfinite(float(lo)):
+        return pct(row[level])
+    return f"{pct(row[level])} [{pct(lo)}, {pct(hi)}]"
+
+
 def operating_point_table(ops: pd.DataFrame, budget_text: str) -> Table:
     """One row per method at its best point within the latency budget."""
-    rows = [[m, params_text(b), params_text(q), "yes" if ok else "no (fastest point)", pct(e), pct(n), pct(t),
+    exact = [pct_ci(r, "exact") for _, r in ops.iterrows()]
+    rows = [[m, params_text(b), params_text(q), "yes" if ok else "no (fastest point)", e, pct(n), pct(t),
              num(lat, ".3f"), num(p99, ".3f"), num(e2e, ".3f"), num(c, ".1f"), num(100 * f, ".2f"), num(qps, ".0f")]
             for m, b, q, ok, e, n, t, lat, p99, e2e, c, f, qps in zip(
-                ops["method"], ops["build_params"], ops["query_params"], ops["within_budget"], ops["exact"],
+                ops["method"], ops["build_params"], ops["query_params"], ops["within_budget"], exact,
                 ops["near"], ops["track"], ops["latency_mean_ms"], ops["latency_p99_ms"],
                 ops.get("e2e_mean_ms", ops["latency_mean_ms"] * np.nan), ops["candidates_mean"],
                 ops["candidates_frac"], ops["qps"])]
     caption = (f"Operating points under the latency budget ({budget_text}): each method's sweep point (over all "
                f"its build configurations) with the highest top-1 exact hit rate within the budget. A method with "
-               f"no point within the budget is shown at its fastest point ('no').")
+               f"no point within the budget is shown at its fastest point ('no'). Exact hit rates carry their 95% "
+               f"interval (a bootstrap of the queries stratified by condition cell, seeded), where the run stored it.")
     return Table(["method", "build", "query", "within budget", "exact %", "near %", "track %", "mean latency ms",
                   "p99 ms", "end-to-end ms", "candidates/query", "candidates % of DB", "QPS (batch)"], rows, caption, text_columns=4)
+
+
+def paired_block(table: pd.DataFrame) -> Table:
+    """The paired differences of each method's operating point against one method's."""
+    rows = [[m, f"{100 * d:+.1f} [{100 * lo:+.1f}, {100 * hi:+.1f}]", str(a), str(b), f"{p:.2g}",
+             "yes" if sig else "no (interval contains 0)"]
+            for m, d, lo, hi, a, b, p, sig in zip(table["method"], table["difference"], table["low"], table["high"],
+                                                  table["only_method"], table["only_against"], table["mcnemar_p"],
+                                                  table["significant"])]
+    against = table["against"].iloc[0]
+    caption = (f"Each method's operating point minus {against}'s, query by query (all methods answer the same "
+               f"queries): the difference in top-1 exact hit rate (points) with its 95% paired bootstrap interval "
+               f"(query pairs resampled within each condition cell, seeded), the queries only it found and only "
+               f"{against} found, and the exact McNemar test's p-value. A difference is marked significant when its "
+               f"interval leaves out 0.")
+    return Table(["method", f"exact − {against}, points", "only method", f"only {against}", "McNemar p",
+                  "significant"], rows, caption, text_columns=1)
 
 
 def condition_table(results: pd.DataFrame, ops: pd.DataFrame, by: list[str], caption: str) -> Table:
@@ -296,6 +326,12 @@ def build_document(run: RunData, out_dir: Path, latency_budget_ms: float | None 
         doc.add(Para("No sweep point within the budget: " + "; ".join(
             f"{m} (fastest {num(lat, '.3f')} ms)" for m, lat in zip(off["method"], off["latency_mean_ms"]))
             + ". Such a method's rows and lines below are at its fastest point."))
+
+    if run.outcomes is not None:
+        for against in dict.fromkeys((FOCUS, REFERENCE)):
+            paired = paired_table(run.outcomes, ops, against, seed=int(run.info.get("seed", 0) or 0))
+            if len(paired):
+                doc.add(Heading(2, f"Paired differences against {against}"), paired_block(paired))
 
     doc.add(Heading(1, "Hit rate per condition"),
             condition_table(run.results, ops, ["duration_s", "snr"],

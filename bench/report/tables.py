@@ -230,3 +230,36 @@ def ablation_table(points: pd.DataFrame) -> pd.DataFrame:
 
 def _point(row: pd.Series) -> str:
     return f"{params_text(row['build_params'])}; {params_text(row['query_params'])}"
+
+
+def paired_table(outcomes: pd.DataFrame, ops: pd.DataFrame, against: str, seed: int = 0) -> pd.DataFrame:
+    """Each method's operating point against ``against``'s, query by query (they answer the same
+    queries): the difference in top-1 exact hit rate with its paired bootstrap interval
+    (stratified by condition cell), the discordant counts and the exact McNemar p-value.
+    Empty when ``against`` is not among the operating points."""
+    from bench.measure.metrics import CONDITION
+    from bench.measure.uncertainty import paired_difference
+
+    cols = ["method", "against", "difference", "low", "high", "only_method", "only_against", "mcnemar_p",
+            "significant"]
+    if against not in set(ops["method"]):
+        return pd.DataFrame(columns=cols)
+
+    def of(row: pd.Series) -> pd.DataFrame:
+        sel = outcomes[(outcomes["label"] == row["label"]) & (outcomes["query_params"] == row["query_params"])]
+        return sel.sort_values("query_id", kind="mergesort").reset_index(drop=True)
+
+    base = of(ops[ops["method"] == against].iloc[0])
+    cells = base[CONDITION].astype(str).agg("|".join, axis=1).to_numpy()
+    rows = []
+    for _, row in ops.iterrows():
+        if row["method"] == against:
+            continue
+        mine = of(row)
+        if not mine["query_id"].equals(base["query_id"]):
+            raise ValueError(f"{row['label']} and {against} did not answer the same queries")
+        cmp = paired_difference(mine["exact"].to_numpy(), base["exact"].to_numpy(), cells, seed=seed)
+        d = cmp.difference
+        rows.append([row["method"], against, d.estimate, d.low, d.high, cmp.only_a, cmp.only_b, cmp.mcnemar_p,
+                     cmp.significant])
+    return pd.DataFrame(rows, columns=cols)

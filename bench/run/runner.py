@@ -205,6 +205,9 @@ def sweep_method(built: BuiltMethod, inputs: RunInputs, query_grid: list[dict], 
             timing = time_queries(method, queries, timed_rows, cfg.k, cfg.timing.warmup, cfg.timing.repeats)
             lat = pd.Series(timing.seconds, index=timed_queries)
             e2e = end_to_end_seconds(lat, out, frontend_ms)
+            out["latency_ms"] = lat.reindex(out.index) * 1e3  # NaN for the queries not timed
+            for r, rep in enumerate(timing.repeats):
+                out[f"latency_rep{r}_ms"] = pd.Series(rep * 1e3, index=timed_queries).reindex(out.index)
             coverage = check_stage_times(timing.stage_seconds, timing.call_seconds, built.label, qp)
             stages = {**{f"stage_{s}_ms": v * 1e3 for s, v in timing.stage_seconds.items()},
                       "stage_call_ms": timing.call_seconds * 1e3, "stage_coverage": coverage}
@@ -214,7 +217,7 @@ def sweep_method(built: BuiltMethod, inputs: RunInputs, query_grid: list[dict], 
             e2e = lat
         point = {**static, "query_params": json.dumps(qp, sort_keys=True), "param_index": i, "qps": qps}
         results.append(by_condition(out, lat, len(inputs.db), e2e).assign(**point))
-        points.append({**point, **overall(out, lat, len(inputs.db), e2e), **stages})
+        points.append({**point, **overall(out, lat, len(inputs.db), e2e, cfg.seed), **stages})
         outcomes.append(out.assign(label=built.label, query_params=point["query_params"]))
     return pd.concat(results, ignore_index=True), pd.DataFrame(points), pd.concat(outcomes, ignore_index=True)
 

@@ -80,6 +80,19 @@ def test_run_records_results_run_json_and_matches_exact_search(setup) -> None:
     text = format_summary(out.results, out.points, out.info)
     assert "exhaustive" in text and "lsh" in text
 
+    # every hit rate carries its 95% interval; every repeat of every timed query is kept
+    points = pd.read_parquet(root / "a" / "points.parquet")
+    for table in (res, points):
+        for level in ("exact", "near", "track"):
+            assert (table[f"{level}_lo"] <= table[level] + 1e-12).all()
+            assert (table[level] <= table[f"{level}_hi"] + 1e-12).all()
+    assert ((points["exact_hi"] - points["exact_lo"]) < (res["exact_hi"] - res["exact_lo"]).min()).all()
+    assert (points["latency_mean_lo_ms"] <= points["latency_mean_ms"]).all() and (points["latency_iqr_ms"] >= 0).all()
+    timed = ref[ref["latency_ms"].notna()]
+    assert len(timed) == TIMING.latency_queries
+    reps = timed[[f"latency_rep{r}_ms" for r in range(TIMING.repeats)]].to_numpy()
+    np.testing.assert_allclose(np.median(reps, axis=1), timed["latency_ms"])
+
 
 def load_grid_query(name: str) -> list:
     from methods.registry import load_grid
