@@ -31,6 +31,11 @@ def deterministic_columns(frame: pd.DataFrame) -> list[str]:
     return [c for c in frame.columns if c in DETERMINISTIC_COLUMNS or c in intervals or c.startswith("balance_")]
 
 
+def condition_cells(outcomes: pd.DataFrame) -> np.ndarray:
+    """The condition cell (duration, SNR, reverb) of each row, as an integer label."""
+    return outcomes.groupby(CONDITION, sort=False, dropna=False).ngroup().to_numpy()
+
+
 def cell_intervals(group: pd.DataFrame, levels: tuple[str, ...]) -> dict[str, float]:
     """Wilson 95% intervals of one condition cell's hit rates (``<level>_lo``, ``<level>_hi``)."""
     out = {}
@@ -43,7 +48,7 @@ def cell_intervals(group: pd.DataFrame, levels: tuple[str, ...]) -> dict[str, fl
 def overall_intervals(outcomes: pd.DataFrame, levels: tuple[str, ...], seed: int = 0) -> dict[str, float]:
     """95% intervals of the overall hit rates: a bootstrap of the queries stratified by condition
     cell, seeded (``<level>_lo``, ``<level>_hi``)."""
-    cells = outcomes[CONDITION].astype(str).agg("|".join, axis=1).to_numpy()
+    cells = condition_cells(outcomes)
     out = {}
     for lv in levels:
         ci = stratified_rate_interval(outcomes[lv].to_numpy(), cells, seed=seed)

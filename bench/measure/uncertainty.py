@@ -123,3 +123,51 @@ def queries_for_half_width(half_width: float, rate: float = 0.5, level: float = 
     """Queries a cell needs for a normal-approximation interval of +-``half_width`` at ``rate``."""
     z = float(norm.ppf(0.5 + level / 2))
     return int(np.ceil(z * z * rate * (1 - rate) / half_width ** 2))
+
+
+def stratified_weights(cells: np.ndarray, n_boot: int, seed: int) -> np.ndarray:
+    """[n_boot, n queries] bootstrap multiplicities: each draw resamples the queries of every cell
+    within the cell (a multinomial over the cell's queries), the cell sizes kept."""
+    cells = np.asarray(cells)
+    rng = np.random.default_rng(seed)
+    weights = np.zeros((n_boot, len(cells)))
+    for label in np.unique(cells):
+        idx = np.flatnonzero(cells == label)
+        weights[:, idx] = rng.multinomial(len(idx), np.full(len(idx), 1.0 / len(idx)), size=n_boot)
+    return weights
+
+
+def speedup_interval(hits_a: np.ndarray, cost_a: np.ndarray, hits_b: np.ndarray, cost_b: np.ndarray,
+                     cells: np.ndarray, level: float = LEVEL, n_boot: int = 1000, seed: int = 0,
+                     query_cost_a: np.ndarray | None = None, query_cost_b: np.ndarray | None = None,
+                     weights: np.ndarray | None = None) -> Interval:
+    """B's cost / A's cost at the highest hit rate both reach (bench.measure.speedup), with the whole
+    procedure bootstrapped over the queries (stratified by cell, the same draw for both methods):
+    each draw's hit rates of every sweep point pick the matched rate and each method's cheapest
+    point reaching it. ``hits_*`` [points, queries] are per-query hits of each sweep point, in the
+    same query order; ``cost_*`` [points] each point's cost, or, with ``query_cost_*`` [points,
+    queries] (e.g. candidates), the cost is resampled with the queries too. Draws where a cost is
+    not finite are left out. ``weights``: the draws of :func:`stratified_weights`, when already made."""
+    hits_a, hits_b = np.asarray(hits_a, dtype=float), np.asarray(hits_b, dtype=float)
+    n = hits_a.shape[1]
+
+    def ratio(rate_a: np.ndarray, ca: np.ndarray, rate_b: np.ndarray, cb: np.ndarray) -> np.ndarray:
+        target = np.minimum(rate_a.max(axis=-1), rate_b.max(axis=-1))[..., None] - 1e-12
+        best_a = np.where(rate_a >= target, ca, np.inf).min(axis=-1)
+        best_b = np.where(rate_b >= target, cb, np.inf).min(axis=-1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return best_b / best_a
+
+    point = float(ratio(hits_a.mean(axis=1), np.asarray(cost_a, float), hits_b.mean(axis=1),
+                        np.asarray(cost_b, float)))
+    w = stratified_weights(cells, n_boot, seed) if weights is None else weights
+    rate_a, rate_b = w @ hits_a.T / n, w @ hits_b.T / n
+    ca = w @ np.asarray(query_cost_a, float).T / n if query_cost_a is not None else np.asarray(cost_a, float)[None]
+    cb = w @ np.asarray(query_cost_b, float).T / n if query_cost_b is not None else np.asarray(cost_b, float)[None]
+    draws = ratio(rate_a, ca, rate_b, cb)
+    draws = draws[np.isfinite(draws)]
+    method = f"bootstrap of the matched-rate procedure ({n_boot}, seed {seed})"
+    if len(draws) == 0:
+        return Interval(point, float("nan"), float("nan"), method)
+    lo, hi = _percentile(draws, level)
+    return Interval(point, lo, hi, method)

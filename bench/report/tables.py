@@ -237,7 +237,7 @@ def paired_table(outcomes: pd.DataFrame, ops: pd.DataFrame, against: str, seed: 
     queries): the difference in top-1 exact hit rate with its paired bootstrap interval
     (stratified by condition cell), the discordant counts and the exact McNemar p-value.
     Empty when ``against`` is not among the operating points."""
-    from bench.measure.metrics import CONDITION
+    from bench.measure.metrics import condition_cells
     from bench.measure.uncertainty import paired_difference
 
     cols = ["method", "against", "difference", "low", "high", "only_method", "only_against", "mcnemar_p",
@@ -250,7 +250,7 @@ def paired_table(outcomes: pd.DataFrame, ops: pd.DataFrame, against: str, seed: 
         return sel.sort_values("query_id", kind="mergesort").reset_index(drop=True)
 
     base = of(ops[ops["method"] == against].iloc[0])
-    cells = base[CONDITION].astype(str).agg("|".join, axis=1).to_numpy()
+    cells = condition_cells(base)
     rows = []
     for _, row in ops.iterrows():
         if row["method"] == against:
@@ -262,4 +262,42 @@ def paired_table(outcomes: pd.DataFrame, ops: pd.DataFrame, against: str, seed: 
         d = cmp.difference
         rows.append([row["method"], against, d.estimate, d.low, d.high, cmp.only_a, cmp.only_b, cmp.mcnemar_p,
                      cmp.significant])
+    return pd.DataFrame(rows, columns=cols)
+
+
+def speedup_intervals(outcomes: pd.DataFrame, points: pd.DataFrame, focus: str = FOCUS, seed: int = 0,
+                      n_boot: int = 1000) -> pd.DataFrame:
+    """95% intervals of the focus method's speedup over every other method (``speedup_table``), the
+    whole matched-hit-rate procedure bootstrapped over queries (bench.measure.uncertainty
+    .speedup_interval): in mean latency (each point's mean latency fixed, the hit rates resampled)
+    and in candidates (resampled with the queries). Empty when the focus method did not run."""
+    from bench.measure.metrics import condition_cells
+    from bench.measure.uncertainty import speedup_interval, stratified_weights
+
+    cols = ["other", "lat_speedup_lo", "lat_speedup_hi", "cand_speedup_lo", "cand_speedup_hi"]
+    if focus not in set(points["method"]):
+        return pd.DataFrame(columns=cols)
+    ordered = outcomes.sort_values(["label", "query_params", "query_id"], kind="mergesort").reset_index(drop=True)
+    rows_of = ordered.groupby(["label", "query_params"], sort=False).indices
+    exact_all = ordered["exact"].to_numpy(dtype=float)
+    cand_all = ordered["candidates"].to_numpy(dtype=float)
+
+    def matrices(method: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        pts = points[points["method"] == method]
+        idx = [rows_of[(lab, qp)] for lab, qp in zip(pts["label"], pts["query_params"])]
+        return (np.array([exact_all[i] for i in idx]), pts["latency_mean_ms"].to_numpy(dtype=float),
+                np.array([cand_all[i] for i in idx]), pts["candidates_mean"].to_numpy(dtype=float))
+
+    ha, la, qa, ca = matrices(focus)
+    first = rows_of[next(iter(rows_of))]
+    cells = condition_cells(ordered.loc[first])
+    weights = stratified_weights(cells, n_boot, seed)
+    rows = []
+    for other in sorted(set(points["method"]) - {focus}, key=method_sort_key):
+        hb, lb, qb, cb = matrices(other)
+        lat = speedup_interval(ha, la, hb, lb, cells, seed=seed, weights=weights)
+        cand = (speedup_interval(ha, ca, hb, cb, cells, seed=seed, query_cost_a=qa, query_cost_b=qb, weights=weights)
+                if np.isfinite(cb).all() else None)
+        rows.append([other, lat.low, lat.high, cand.low if cand else float("nan"),
+                     cand.high if cand else float("nan")])
     return pd.DataFrame(rows, columns=cols)

@@ -85,3 +85,24 @@ def test_intervals_are_seeded_and_named() -> None:
 def test_queries_a_cell_needs() -> None:
     assert queries_for_half_width(0.02) == 2401  # +-2 points at 50%, 95%
     assert queries_for_half_width(0.09) == 119
+
+
+def test_speedup_interval_brackets_the_matched_rate_speedup() -> None:
+    import pandas as pd
+
+    from bench.measure.speedup import speedup
+    from bench.measure.uncertainty import speedup_interval
+
+    p, cells = _world(np.random.default_rng(8))
+    rng = np.random.default_rng(9)
+    # a sweep of 6 points each: hit probability rises with cost; B needs 3x A's cost for the same rate
+    lift = np.linspace(-0.3, 0.05, 6)[:, None]
+    hits_a = rng.random((6, len(p))) < np.clip(p + lift, 0, 1)
+    hits_b = rng.random((6, len(p))) < np.clip(p + lift, 0, 1)
+    cost_a, cost_b = np.geomspace(1, 32, 6), 3 * np.geomspace(1, 32, 6)
+    ci = speedup_interval(hits_a, cost_a, hits_b, cost_b, cells, n_boot=400, seed=0)
+    frame = lambda h, c: pd.DataFrame({"exact": h.mean(axis=1), "latency_mean_ms": c})  # noqa: E731
+    assert ci.estimate == pytest.approx(speedup(frame(hits_a, cost_a), frame(hits_b, cost_b))["speedup"])
+    assert ci.low <= ci.estimate <= ci.high and ci.low > 0.5 and ci.high < 20
+    same = speedup_interval(hits_a, cost_a, hits_a, cost_a, cells, n_boot=200, seed=0)
+    assert same.estimate == 1.0 and same.low == same.high == 1.0
