@@ -154,12 +154,12 @@ class AudFprint(Method):
             raise ValueError(f"{self.name}: query rows must start with {AUDIO_QUERY_HEADER} "
                              f"(integers >= 0), then the segment's samples")
         out = []
-        _, first = np.unique(number, return_index=True)
-        for start in np.sort(first):
-            rows = np.flatnonzero(number == number[start])
-            rows = rows[np.argsort(j[rows], kind="stable")]
+        _, first, query = np.unique(number, return_index=True, return_inverse=True)
+        rank = np.argsort(np.argsort(first))[query]  # each row's query, numbered in first-row order
+        order = np.lexsort((j, rank))
+        for rows in np.split(order, np.flatnonzero(np.diff(rank[order])) + 1):
             if not np.array_equal(j[rows], np.arange(len(rows))):
-                raise ValueError(f"{self.name}: query {int(number[start])}'s rows have segment indices "
+                raise ValueError(f"{self.name}: query {int(number[rows[0]])}'s rows have segment indices "
                                  f"{j[rows].astype(int).tolist()}; expected 0..{len(rows) - 1}, each once")
             samples = q[rows, len(AUDIO_QUERY_HEADER):]
             audio = np.concatenate([samples[0], samples[1:, self.segment_samples - self.hop_samples:].ravel()])
@@ -167,9 +167,6 @@ class AudFprint(Method):
         return out
 
     def _search(self, q: np.ndarray, k: int) -> SearchResult:
-        if q.shape[1] != len(AUDIO_QUERY_HEADER) + self.segment_samples:
-            raise ValueError(f"{self.name}: query rows have d={q.shape[1]}; expected "
-                             f"{len(AUDIO_QUERY_HEADER)} + {self.segment_samples} samples")
         analyzer = self._analyzer()
         self.matcher.threshcount = int(self.query_params["min_count"])
         shifts = int(self.query_params["shifts"])

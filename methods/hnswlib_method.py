@@ -39,10 +39,9 @@ class HnswLib(Method):
         self.index.init_index(max_elements=len(db), ef_construction=self.params["ef_construction"],
                               M=self.params["M"], random_seed=self.seed)
         self.index.add_items(db, np.arange(len(db)), num_threads=1)
-        self.rows = len(db)
 
     def _search(self, q: np.ndarray, k: int) -> SearchResult:
-        kk = min(k, self.rows)
+        kk = min(k, self.n)
         self.index.set_ef(max(self.query_params["ef"], kk))
         labels, distances = self.index.knn_query(q, k=kk, num_threads=1)
         self.clock.lap("library")

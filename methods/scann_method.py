@@ -56,10 +56,9 @@ class ScaNN(Method):
                                    self.params["aq_threshold"])
                          .reorder(100).build())
         self.searcher.set_num_threads(self.threads)
-        self.rows = len(db)
 
     def _search(self, q: np.ndarray, k: int) -> SearchResult:
-        kk = min(k, self.rows)
+        kk = min(k, self.n)
         leaves = min(self.query_params["leaves_to_search"], self.leaves)
         reorder = max(self.query_params["reorder"], kk)
         ids = np.full((len(q), kk), -1, dtype=np.int64)

@@ -37,10 +37,9 @@ class USearch(Method):
         self.index = Index(ndim=db.shape[1], metric="ip", dtype="f32", connectivity=self.params["connectivity"],
                            expansion_add=self.params["expansion_add"])
         self.index.add(np.arange(len(db), dtype=np.uint64), db, threads=1)
-        self.rows = len(db)
 
     def _search(self, q: np.ndarray, k: int) -> SearchResult:
-        kk = min(k, self.rows)
+        kk = min(k, self.n)
         self.index.expansion_search = max(self.query_params["expansion_search"], kk)
         matches = self.index.search(q, kk, threads=1)
         self.clock.lap("library")
@@ -48,7 +47,7 @@ class USearch(Method):
         # one query gives a Matches holding only what was found, a batch BatchMatches padded past its counts
         counts = np.asarray(getattr(matches, "counts", [keys.shape[1]])).reshape(-1, 1)
         keys = np.where(np.arange(keys.shape[1])[None, :] < counts, keys, -1)
-        per_query = min(self.rows, round(int(matches.computed_distances) / len(q)))
+        per_query = min(self.n, round(int(matches.computed_distances) / len(q)))
         # USearch's "ip" distance is 1 - <q, x>
         scores = 1.0 - np.asarray(matches.distances, dtype=np.float32).reshape(keys.shape)
         return padded_result(keys, scores, k, np.full(len(q), per_query, dtype=np.int64))

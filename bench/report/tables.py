@@ -232,6 +232,13 @@ def _point(row: pd.Series) -> str:
     return f"{params_text(row['build_params'])}; {params_text(row['query_params'])}"
 
 
+def _point_outcomes(outcomes: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
+    """``outcomes`` ordered by sweep point and query id, and each point's (label, query_params)
+    row positions in it: every point's rows list the same queries in the same order."""
+    ordered = outcomes.sort_values(["label", "query_params", "query_id"], kind="mergesort").reset_index(drop=True)
+    return ordered, ordered.groupby(["label", "query_params"], sort=False).indices
+
+
 def paired_table(outcomes: pd.DataFrame, ops: pd.DataFrame, against: str, seed: int = 0) -> pd.DataFrame:
     """Each method's operating point against ``against``'s, query by query (they answer the same
     queries): the difference in top-1 exact hit rate with its paired bootstrap interval
@@ -245,9 +252,10 @@ def paired_table(outcomes: pd.DataFrame, ops: pd.DataFrame, against: str, seed: 
     if against not in set(ops["method"]):
         return pd.DataFrame(columns=cols)
 
+    ordered, rows_of = _point_outcomes(outcomes)
+
     def of(row: pd.Series) -> pd.DataFrame:
-        sel = outcomes[(outcomes["label"] == row["label"]) & (outcomes["query_params"] == row["query_params"])]
-        return sel.sort_values("query_id", kind="mergesort").reset_index(drop=True)
+        return ordered.iloc[rows_of[(row["label"], row["query_params"])]].reset_index(drop=True)
 
     base = of(ops[ops["method"] == against].iloc[0])
     cells = condition_cells(base)
@@ -277,8 +285,7 @@ def speedup_intervals(outcomes: pd.DataFrame, points: pd.DataFrame, focus: str =
     cols = ["other", "lat_speedup_lo", "lat_speedup_hi", "cand_speedup_lo", "cand_speedup_hi"]
     if focus not in set(points["method"]):
         return pd.DataFrame(columns=cols)
-    ordered = outcomes.sort_values(["label", "query_params", "query_id"], kind="mergesort").reset_index(drop=True)
-    rows_of = ordered.groupby(["label", "query_params"], sort=False).indices
+    ordered, rows_of = _point_outcomes(outcomes)
     exact_all = ordered["exact"].to_numpy(dtype=float)
     cand_all = ordered["candidates"].to_numpy(dtype=float)
 

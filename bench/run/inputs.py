@@ -81,8 +81,9 @@ class RunInputs:
         t0 = time.perf_counter()
         protocol = self.corpus.protocol
         tracks, segment_rows = [], []
+        segment = self.db_segments["segment"].to_numpy()
         for track_id, rows in self.db_segments.groupby("track_id", sort=False).indices.items():
-            segments = self.db_segments["segment"].to_numpy()[rows]
+            segments = segment[rows]
             order = np.argsort(segments, kind="stable")
             if not np.array_equal(segments[order], np.arange(len(rows))):
                 raise RuntimeError(f"DB track {track_id!r}: its segments are not 0..{len(rows) - 1}")
