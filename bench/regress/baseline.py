@@ -6,8 +6,10 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
+from bench.measure.uncertainty import LEVEL, paired_difference
 from bench.run.environment import environment
 from bench.run.store import now
 from datasets.cache import atomic_write_json
@@ -125,11 +127,41 @@ def _bounds(kind: str, base: float, n: int | None, tol: Tolerances) -> tuple[flo
     return base - tol.entropy_drop, base + tol.entropy_drop, True
 
 
+def _bits(detail: dict | None) -> np.ndarray | None:
+    bits = (detail or {}).get("exact_bits")
+    return None if not isinstance(bits, str) else np.frombuffer(bits.encode(), dtype=np.uint8) == ord("1")
+
+
+def paired_verdict(b: dict, m: Metric, tol: Tolerances) -> tuple[str, str] | None:
+    """The ``paired`` rule on one hit rate: (allowed, verdict), or None where either side lacks
+    per-query hits of the same queries (the ``points`` rule then applies)."""
+    base_bits, now_bits = _bits(b.get("detail")), _bits(m.detail)
+    if base_bits is None or now_bits is None or len(base_bits) != len(now_bits) or not len(now_bits):
+        return None
+    sizes = (b.get("detail") or {}).get("cell_sizes") or [len(now_bits)]
+    if sum(sizes) != len(now_bits) or sizes != (m.detail.get("cell_sizes") or [len(now_bits)]):
+        return None
+    cells = np.repeat(np.arange(len(sizes)), sizes)
+    paired = paired_difference(now_bits, base_bits, cells)
+    diff, p = paired.difference, paired.mcnemar_p
+    d, lo, hi = 100 * diff.estimate, 100 * diff.low, 100 * diff.high
+    floor = tol.hit_rate_drop_points
+    allowed = (f"paired d {d:+.2f} [{lo:+.2f}, {hi:+.2f}], McNemar p {p:.2g}: "
+               f"fails if d < -{floor:g}, CI < 0 and p < {1 - LEVEL:g}")
+    significant = p < 1 - LEVEL
+    if d < -floor - 1e-9 and hi < 0 and significant:
+        return allowed, "REGRESSED"
+    if d > floor + 1e-9 and lo > 0 and significant:
+        return allowed, "improved"
+    return allowed, "ok"
+
+
 def compare(baseline: dict, measurement: Measurement, tol: Tolerances) -> list[Verdict]:
     """Every baseline metric against its measured value, then the metrics new since the baseline.
 
     Verdicts: ``ok``; ``REGRESSED`` (worse than the tolerance allows); ``MISSING`` (no longer
     measured); ``improved`` (better by more than the tolerance: worth an ``--update``); ``new``.
+    Hit rates follow ``tol.hit_rate_rule`` (paired, where both sides kept per-query hits).
     """
     rows = []
     for name, b in baseline["metrics"].items():
@@ -140,6 +172,10 @@ def compare(baseline: dict, measurement: Measurement, tol: Tolerances) -> list[V
         if m is None or not math.isfinite(m.value):
             rows.append(Verdict(name, base, math.nan if m is None else m.value, allowed,
                                 "MISSING" if m is None else ("ok" if not math.isfinite(base) else "REGRESSED")))
+            continue
+        paired = paired_verdict(b, m, tol) if b["kind"] == HIT_RATE and tol.hit_rate_rule == "paired" else None
+        if paired is not None:
+            rows.append(Verdict(name, base, m.value, *paired))
             continue
         if (m.value < worst - 1e-9) if higher else (m.value > worst + 1e-9):
             verdict = "REGRESSED"

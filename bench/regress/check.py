@@ -74,18 +74,40 @@ def most_accurate(points: pd.DataFrame) -> pd.Series:
     return order.iloc[0]
 
 
-def hit_rate_metrics(results: pd.DataFrame, points: pd.DataFrame, methods: list[str]) -> dict[str, Metric]:
-    """Per method, at its most accurate sweep point: top-1 exact hit rate (%) overall and per condition."""
+def outcome_bits(hits: pd.Series) -> str:
+    """Per-query exact hits as a string of 0 and 1, the form the baseline keeps them in."""
+    return "".join("1" if h else "0" for h in hits.to_numpy(dtype=bool))
+
+
+def hit_rate_metrics(results: pd.DataFrame, points: pd.DataFrame, methods: list[str],
+                     outcomes: pd.DataFrame | None = None) -> dict[str, Metric]:
+    """Per method, at its most accurate sweep point: top-1 exact hit rate (%) overall and per condition.
+
+    With ``outcomes`` each metric also keeps its queries' hits (``detail['exact_bits']``, in query
+    order; overall, ordered by condition cell with ``detail['cell_sizes']``) for the paired check.
+    """
     out: dict[str, Metric] = {}
     for name in methods:
         best = most_accurate(points[points["method"] == name])
         where = {"label": best["label"], "query_params": best["query_params"]}
+        mine, by_cell = None, {}
+        if outcomes is not None:
+            mine = outcomes[(outcomes["label"] == best["label"]) & (outcomes["query_params"] == best["query_params"])]
+            mine = mine.sort_values([*CONDITION, "query_id"], kind="stable")
+        detail = dict(where)
+        if mine is not None:
+            detail["exact_bits"] = outcome_bits(mine["exact"])
+            by_cell = {key: g for key, g in mine.groupby(CONDITION, sort=False)}
+            detail["cell_sizes"] = [len(g) for g in by_cell.values()]
         out[f"hit_rate {name} all"] = Metric(HIT_RATE, round(100 * float(best["exact"]), 6), int(best["n_queries"]),
-                                             where)
+                                             detail)
         cells = results[(results["label"] == best["label"]) & (results["query_params"] == best["query_params"])]
         for _, row in cells.sort_values(CONDITION).iterrows():
             key = f"hit_rate {name} {condition_name(row['duration_s'], row['snr'], row['reverb'])}"
-            out[key] = Metric(HIT_RATE, round(100 * float(row["exact"]), 6), int(row["n_queries"]), where)
+            detail = dict(where)
+            if mine is not None:
+                detail["exact_bits"] = outcome_bits(by_cell[tuple(row[c] for c in CONDITION)]["exact"])
+            out[key] = Metric(HIT_RATE, round(100 * float(row["exact"]), 6), int(row["n_queries"]), detail)
     return out
 
 
@@ -195,7 +217,7 @@ def measure(scenario: Scenario, progress: bool = True) -> Measurement:
     for kind in {method_class(name).input_kind for name in scenario.methods}:
         inputs.matrices(kind)  # spectral images, if any method needs them, also before the limit
     built: dict[str, BuiltMethod] = {}
-    results, points = [], []
+    results, points, outcomes = [], [], []
     for name in scenario.methods:
         grid = resolve_grid(name, config.grids.get(name))
         for build_params in grid["build"]:
@@ -203,12 +225,13 @@ def measure(scenario: Scenario, progress: bool = True) -> Measurement:
                 continue
             with threadpool_limits(limits=config.timing.threads):
                 b = build_method(name, build_params, inputs)
-                res, pts, _ = sweep_method(b, inputs, grid["query"], progress, timed=False)
+                res, pts, outs = sweep_method(b, inputs, grid["query"], progress, timed=False)
             built[b.label] = b
             results.append(res)
             points.append(pts)
+            outcomes.append(outs)
     results_df, points_df = pd.concat(results, ignore_index=True), pd.concat(points, ignore_index=True)
-    metrics = hit_rate_metrics(results_df, points_df, scenario.methods)
+    metrics = hit_rate_metrics(results_df, points_df, scenario.methods, pd.concat(outcomes, ignore_index=True))
     with threadpool_limits(limits=config.timing.threads):
         metrics.update(speedup_metrics(points_df, built, inputs, scenario, progress))
         metrics.update(kernel_metrics(built, inputs, scenario, progress))

@@ -14,10 +14,22 @@ from methods.registry import method_class
 DEFAULT_SCENARIO = Path(__file__).with_name("scenario.yml")
 
 
+HIT_RATE_RULES = ("paired", "points")
+
+
 @dataclass(frozen=True)
 class Tolerances:
-    """How far each kind of metric may move against the baseline before it counts as a regression."""
+    """How far each kind of metric may move against the baseline before it counts as a regression.
 
+    ``hit_rate_rule`` says how a hit rate is judged: ``points``, a drop of more than
+    ``hit_rate_drop_points`` (never less than one query of the cell); ``paired``, a drop of more
+    than ``hit_rate_drop_points`` that is also significant: today's per-query hits against the
+    baseline's on the same queries, the paired 95% interval wholly below 0 and the exact McNemar
+    test under 5%, i.e. a loss larger than the queries that changed can show by chance
+    (docs/protocol.md, "Uncertainty").
+    """
+
+    hit_rate_rule: str = "paired"
     hit_rate_drop_points: float = 1.0
     candidate_speedup_min_ratio: float = 0.95
     latency_speedup_min_ratio: float = 0.8
@@ -26,8 +38,10 @@ class Tolerances:
     entropy_drop: float = 0.01
 
     def __post_init__(self) -> None:
+        if self.hit_rate_rule not in HIT_RATE_RULES:
+            raise ValueError(f"tolerances.hit_rate_rule={self.hit_rate_rule!r}: allowed {', '.join(HIT_RATE_RULES)}")
         for f in fields(self):
-            if not getattr(self, f.name) >= 0:
+            if f.name != "hit_rate_rule" and not getattr(self, f.name) >= 0:
                 raise ValueError(f"tolerances.{f.name}={getattr(self, f.name)}: allowed >= 0")
 
 
@@ -88,7 +102,7 @@ def load_scenario(path: Path | str = DEFAULT_SCENARIO) -> Scenario:
     if not isinstance(tol, dict) or not set(tol) <= known:
         raise ValueError(f"{path}: tolerances: allowed fields {sorted(known)}")
     try:
-        tolerances = Tolerances(**{k: float(v) for k, v in tol.items()})
+        tolerances = Tolerances(**{k: str(v) if k == "hit_rate_rule" else float(v) for k, v in tol.items()})
     except (TypeError, ValueError) as exc:
         raise ValueError(f"{path}: {exc}") from None
     compiled = tuple(_compiled_entry(entry, f"{path}: compiled[{i}]")
