@@ -129,7 +129,8 @@ def _level_handles(ops: pd.DataFrame) -> list:
 
 @_styled
 def hit_rate_vs_snr(results: pd.DataFrame, ops: pd.DataFrame, out_dir: Path, note: str) -> list[Path]:
-    """Top-1 hit rate (exact solid, near dashed) vs SNR, one panel per query duration, a line per method.
+    """Top-1 hit rate (exact solid with its 95% Wilson band, near dashed) vs SNR, one panel per query
+    duration, a line per method.
 
     Each method is at its operating point (``ops``); reverb conditions are pooled. ``note`` goes in the title.
     """
@@ -143,6 +144,7 @@ def hit_rate_vs_snr(results: pd.DataFrame, ops: pd.DataFrame, out_dir: Path, not
             r = rates[(rates["method"] == method) & (rates["duration_s"] == duration)].set_index("snr").reindex(snrs)
             c = method_colour(method)
             ax.plot(x, 100 * r["exact"], color=c, marker="o", ms=4, ls="-")
+            ax.fill_between(x, 100 * r["exact_lo"], 100 * r["exact_hi"], color=c, alpha=BAND_ALPHA, lw=0)
             ax.plot(x, 100 * r["near"], color=c, marker="o", ms=4, mfc="none", ls="--", lw=1)
         ax.set_xticks(x, snrs)
         ax.set_xlabel("SNR (dB)")
@@ -157,7 +159,8 @@ def hit_rate_vs_snr(results: pd.DataFrame, ops: pd.DataFrame, out_dir: Path, not
 
 @_styled
 def hit_rate_vs_duration(results: pd.DataFrame, ops: pd.DataFrame, out_dir: Path, note: str) -> list[Path]:
-    """Top-1 hit rate (exact solid, near dashed) vs query duration, one panel per reverb condition."""
+    """Top-1 hit rate (exact solid with its 95% Wilson band, near dashed) vs query duration, one panel per
+    reverb condition."""
     rates = condition_rates(results, ops, ["reverb", "duration_s"])
     reverbs = reverb_labels(results)
     durations = sorted(set(rates["duration_s"]))
@@ -168,6 +171,7 @@ def hit_rate_vs_duration(results: pd.DataFrame, ops: pd.DataFrame, out_dir: Path
             r = r.reindex(durations)
             c = method_colour(method)
             ax.plot(durations, 100 * r["exact"], color=c, marker="o", ms=4, ls="-")
+            ax.fill_between(durations, 100 * r["exact_lo"], 100 * r["exact_hi"], color=c, alpha=BAND_ALPHA, lw=0)
             ax.plot(durations, 100 * r["near"], color=c, marker="o", ms=4, mfc="none", ls="--", lw=1)
         ax.set_xticks(durations, [f"{d:g}" for d in durations])
         ax.set_xlabel("query duration (s)")
@@ -184,6 +188,27 @@ COSTS = {"latency_mean_ms": ("pareto_latency", "mean search latency per query (m
          "e2e_mean_ms": ("pareto_e2e_latency", "mean end-to-end latency per query: front end + search (ms, log scale)",
                          "end-to-end latency"),
          "candidates_mean": ("pareto_candidates", "candidates scanned per query (log scale)", "candidates scanned")}
+
+
+BAND_ALPHA = 0.15
+# a cost column and the columns of its 95% interval (the mean latency's bootstrap interval)
+COST_INTERVALS = {"latency_mean_ms": ("latency_mean_lo_ms", "latency_mean_hi_ms")}
+
+
+def _error_bars(ax, g: pd.DataFrame, cost: str, colour: str) -> None:
+    """Thin 95% error bars on Pareto points: the exact hit rate's (vertical) and, where stored, the
+    cost's (horizontal); nothing for runs stored before the intervals existed."""
+    if "exact_lo" not in g or g["exact_lo"].isna().all():
+        return
+    y = 100 * g["exact"].to_numpy(dtype=float)
+    yerr = np.vstack([y - 100 * g["exact_lo"].to_numpy(dtype=float), 100 * g["exact_hi"].to_numpy(dtype=float) - y])
+    xerr = None
+    lo_col, hi_col = COST_INTERVALS.get(cost, (None, None))
+    if lo_col in g and not g[lo_col].isna().any():
+        x = g[cost].to_numpy(dtype=float)
+        xerr = np.vstack([x - g[lo_col].to_numpy(dtype=float), g[hi_col].to_numpy(dtype=float) - x]).clip(min=0)
+    ax.errorbar(g[cost], y, yerr=yerr.clip(min=0), xerr=xerr, fmt="none", ecolor=colour, elinewidth=0.6,
+                alpha=0.5, capsize=0)
 
 
 @_styled
@@ -207,10 +232,12 @@ def pareto(points: pd.DataFrame, out_dir: Path, cost: str = "latency_mean_ms",
             g = sub[sub["label"] == label].sort_values("param_index")
             ax.plot(g[cost], 100 * g["exact"], color=method_colour(method), marker=marker, ls=ls, ms=4, lw=1.3,
                     label=label)
+            _error_bars(ax, g, cost, method_colour(method))
     ref = points[points["method"] == REFERENCE]
     if len(ref):
         ax.plot(ref[cost], 100 * ref["exact"], ls="none", marker="*", ms=15, color=method_colour(REFERENCE),
                 label="exhaustive (exact search, reference)")
+        _error_bars(ax, ref, cost, method_colour(REFERENCE))
         ax.axhline(100 * float(ref["exact"].max()), color=method_colour(REFERENCE), ls=":", lw=1)
     if budget_ms is not None and cost == "latency_mean_ms" and math.isfinite(budget_ms):  # a search-time budget
         ax.axvline(budget_ms, color="0.5", ls="--", lw=1, label=f"latency budget ({budget_ms:.3g} ms)")
@@ -220,7 +247,7 @@ def pareto(points: pd.DataFrame, out_dir: Path, cost: str = "latency_mean_ms",
     ax.set_ylabel("top-1 exact hit rate (%)")
     ax.set_ylim(0, 102)
     fig.legend(loc="outside right upper")
-    ax.set_title(f"Pareto: top-1 exact hit rate vs {what} over each method's query-parameter sweep")
+    fig.suptitle(f"Pareto: top-1 exact hit rate vs {what} over each method's query-parameter sweep")
     return save(fig, out_dir, name)
 
 
@@ -277,30 +304,38 @@ def speedup_bars(table: pd.DataFrame, out_dir: Path, focus: str = FOCUS) -> list
     """Bars: the focus method's speedup over each other method at matched top-1 exact hit rate.
 
     Left mean latency, right candidates scanned; bars start at 1x (up = the focus method is
-    cheaper) and are annotated with the speedup and the hit rate it was read at.
+    cheaper) and are annotated with the speedup and the hit rate it was read at; black whiskers
+    are the speedup's 95% interval where the table has one (``lat_speedup_lo`` ...).
     """
     if table.empty:
         return []
-    fig = Figure(figsize=(11, 4.4), layout="constrained")
+    fig = Figure(figsize=(max(11.0, 0.9 * len(table) + 2), 5.0), layout="constrained")
     axes = fig.subplots(1, 2)
     x = np.arange(len(table))
     for ax, (kind, what) in zip(axes, (("lat", "mean latency"), ("cand", "candidates scanned"))):
         values = table[f"{kind}_speedup"].to_numpy(dtype=float)
         finite = values[np.isfinite(values)]
         lo, hi = min([1.0, *finite]) / 4, max([1.0, *finite]) * 4
-        for xi, other, v, hit in zip(x, table["other"], values, table[f"{kind}_hit_rate"]):
+        for xi, (_, row), v, hit in zip(x, table.iterrows(), values, table[f"{kind}_hit_rate"]):
+            other = row["other"]
             if not np.isfinite(v):
                 ax.annotate("n/a", (xi, 1.0), ha="center", va="bottom")
                 continue
             ax.bar(xi, v - 1.0, bottom=1.0, width=0.6, color=method_colour(other), edgecolor="black", lw=0.5)
-            ax.annotate(f"{v:.2f}×\n@ {100 * hit:.1f}% exact", (xi, v), xytext=(0, 3 if v >= 1 else -3),
-                        textcoords="offset points", ha="center", va="bottom" if v >= 1 else "top", fontsize=8)
+            ci_lo, ci_hi = (float(row.get(f"{kind}_speedup_{end}", np.nan)) for end in ("lo", "hi"))
+            if np.isfinite(ci_lo) and np.isfinite(ci_hi):
+                ax.errorbar(xi, v, yerr=[[max(v - ci_lo, 0.0)], [max(ci_hi - v, 0.0)]], fmt="none", ecolor="black",
+                            elinewidth=0.8, capsize=3)
+            ax.annotate(f"{v:.2f}×\n@{100 * hit:.1f}%", (xi, v), xytext=(0, 3 if v >= 1 else -3),
+                        textcoords="offset points", ha="center", va="bottom" if v >= 1 else "top", fontsize=7)
         ax.axhline(1.0, color="black", lw=0.8)
         ax.set_yscale("log")
         _plain_log(ax.yaxis)
         ax.set_ylim(lo, hi)
         ax.set_xlim(-0.6, len(table) - 0.4)
-        ax.set_xticks(x, [f"vs {o}" for o in table["other"]])
+        e2e = table.get("lat_cost", pd.Series("", index=table.index)).eq("e2e_mean_ms").to_numpy()
+        ax.set_xticks(x, [f"{o} (e2e)" if kind == "lat" and end_to_end else o
+                          for o, end_to_end in zip(table["other"], e2e)], rotation=40, ha="right")
         ax.set_ylabel(f"{focus} speedup in {what} (×, log scale)")
         ax.set_title(f"{what}: other's cost / {focus}'s cost")
     fig.suptitle(f"Speedup of {focus} at matched top-1 exact hit rate (> 1: {focus} is cheaper)")

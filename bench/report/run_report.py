@@ -148,12 +148,19 @@ def condition_table(results: pd.DataFrame, ops: pd.DataFrame, by: list[str], cap
         first = wide[methods[0]]
         row = [f"{v:g}" if isinstance(v, float) else str(v) for v in key]
         row.append(str(int(first.loc[key, "n_queries"])) if key in first.index else "-")
+        half = []
         for m in methods:
             w = wide[m]
             row.append(f"{pct(w.loc[key, 'exact'])} / {pct(w.loc[key, 'near'])}" if key in w.index else "-")
+            if key in w.index:
+                e = w.loc[key, "exact"]
+                half.append(max(e - w.loc[key, "exact_lo"], w.loc[key, "exact_hi"] - e))
+        row.insert(len(by) + 1, f"±{100 * max(half):.1f}" if half else "-")
         rows.append(row)
-    return Table([*(names[b] for b in by), "queries", *(f"{m} exact / near %" for m in methods)], rows, caption,
-                 text_columns=len(by))
+    return Table([*(names[b] for b in by), "queries", "95% CI ± (widest)", *(f"{m} exact / near %" for m in methods)],
+                 rows, caption + " The ± column is the widest half-width of the row's exact rates' 95% Wilson "
+                 "intervals: differences within a row smaller than about that are not established by this cell alone "
+                 "(the paired tables above test differences on all queries).", text_columns=len(by))
 
 
 def ratio_ci(value: float, low: float, high: float) -> str:
@@ -166,10 +173,11 @@ def ratio_ci(value: float, low: float, high: float) -> str:
 def speedup_block(table: pd.DataFrame) -> Table:
     """The numbers behind the speedup figure, with the speedups' intervals where computed."""
     nan = pd.Series(float("nan"), index=table.index)
-    rows = [[o, pct(lh), num(lo, ".3f"), num(lf, ".3f"), ratio_ci(ls, lsl, lsh), pct(ch), num(co, ".1f"),
-             num(cf, ".1f"), ratio_ci(cs, csl, csh)]
-            for o, lh, lf, lo, ls, lsl, lsh, ch, cf, co, cs, csl, csh in zip(
-                table["other"], table["lat_hit_rate"], table["lat_focus_ms"], table["lat_other_ms"],
+    e2e = table.get("lat_cost", pd.Series("", index=table.index)) == "e2e_mean_ms"
+    rows = [[o + (" (end to end)" if end_to_end else ""), pct(lh), num(lo, ".3f"), num(lf, ".3f"),
+             ratio_ci(ls, lsl, lsh), pct(ch), num(co, ".1f"), num(cf, ".1f"), ratio_ci(cs, csl, csh)]
+            for o, end_to_end, lh, lf, lo, ls, lsl, lsh, ch, cf, co, cs, csl, csh in zip(
+                table["other"], e2e, table["lat_hit_rate"], table["lat_focus_ms"], table["lat_other_ms"],
                 table["lat_speedup"], table.get("lat_speedup_lo", nan), table.get("lat_speedup_hi", nan),
                 table["cand_hit_rate"], table["cand_focus"], table["cand_other"], table["cand_speedup"],
                 table.get("cand_speedup_lo", nan), table.get("cand_speedup_hi", nan))]
@@ -179,7 +187,8 @@ def speedup_block(table: pd.DataFrame) -> Table:
                  f"(bench/measure/speedup.py): the highest exact hit rate both reach, each at its cheapest point reaching it. "
                  f"In brackets, a 95% interval: the whole procedure bootstrapped over the queries (stratified by "
                  f"condition cell, seeded; in latency each point's mean latency is held, in candidates they are "
-                 f"resampled too).")
+                 f"resampled too). Over a method that searches raw audio (\"end to end\") latency is end to end on "
+                 f"both sides, its own analysis of the query against {FOCUS}'s encoder plus search.")
 
 
 def ablation_block(table: pd.DataFrame) -> Table:

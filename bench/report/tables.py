@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from bench.measure.speedup import speedup
+from bench.measure.uncertainty import wilson_interval
 
 REFERENCE = "exhaustive"
 FOCUS = "flowhash"
@@ -98,7 +99,8 @@ def budget_operating_points(points: pd.DataFrame, budget_ms: float) -> pd.DataFr
 def condition_rates(results: pd.DataFrame, ops: pd.DataFrame, by: list[str]) -> pd.DataFrame:
     """Exact and near hit rates (0..1) of each operating point, pooled over the conditions not in ``by``.
 
-    Long form: ``method``, the ``by`` columns, ``exact``, ``near``, ``n_queries``.
+    Long form: ``method``, the ``by`` columns, ``exact``, ``near``, ``n_queries``, and the Wilson
+    95% interval of the pooled exact rate (``exact_lo``, ``exact_hi``).
     """
     keys = set(zip(ops["label"], ops["query_params"]))
     sel = results[[k in keys for k in zip(results["label"], results["query_params"])]].copy()
@@ -109,7 +111,10 @@ def condition_rates(results: pd.DataFrame, ops: pd.DataFrame, by: list[str]) -> 
     agg = sel.groupby(["method", *by], sort=True)[["exact_hits", "near_hits", "n_queries"]].sum().reset_index()
     agg["exact"] = agg["exact_hits"] / agg["n_queries"]
     agg["near"] = agg["near_hits"] / agg["n_queries"]
-    return _sort_conditions(agg[["method", *by, "exact", "near", "n_queries"]], ["method", *by])
+    ci = [wilson_interval(round(h), int(n)) for h, n in zip(agg["exact_hits"], agg["n_queries"])]
+    agg["exact_lo"], agg["exact_hi"] = [c.low for c in ci], [c.high for c in ci]
+    return _sort_conditions(agg[["method", *by, "exact", "near", "n_queries", "exact_lo", "exact_hi"]],
+                            ["method", *by])
 
 
 def _sort_conditions(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
@@ -126,18 +131,34 @@ def speedup_table(points: pd.DataFrame, focus: str = FOCUS) -> pd.DataFrame:
     once in mean latency and once in candidates scanned. Empty when the focus method did not run.
     """
     cols = ["other", "lat_hit_rate", "lat_focus_ms", "lat_other_ms", "lat_speedup", "cand_hit_rate", "cand_focus",
-            "cand_other", "cand_speedup"]
+            "cand_other", "cand_speedup", "lat_cost"]
     if focus not in set(points["method"]):
         return pd.DataFrame(columns=cols)
     a = points[points["method"] == focus]
     rows = []
     for other in sorted(set(points["method"]) - {focus}, key=method_sort_key):
         b = points[points["method"] == other]
-        lat = speedup(a, b, "exact", "latency_mean_ms")
+        cost = latency_cost(points, other)
+        lat = speedup(a, b, "exact", cost)
         cand = speedup(a, b, "exact", "candidates_mean")
         rows.append([other, lat["hit_rate"], lat["cost_a"], lat["cost_b"], lat["speedup"], cand["hit_rate"],
-                     cand["cost_a"], cand["cost_b"], cand["speedup"]])
+                     cand["cost_a"], cand["cost_b"], cand["speedup"], cost])
     return pd.DataFrame(rows, columns=cols)
+
+
+def latency_cost(points: pd.DataFrame, other: str) -> str:
+    """The latency column a speedup over ``other`` is read in: end to end (``e2e_mean_ms``) when
+    ``other`` searches raw audio (its search includes its own front end, so search-only latency
+    would compare its whole pipeline with the embedding methods' lookup alone), else search only."""
+    from methods.registry import method_class
+
+    try:
+        audio = method_class(other).input_kind == "audio"
+    except (KeyError, ValueError):  # a plugin method not loaded in this process
+        audio = False
+    if audio and "e2e_mean_ms" in points and not points["e2e_mean_ms"].isna().all():
+        return "e2e_mean_ms"
+    return "latency_mean_ms"
 
 
 def balance_table(points: pd.DataFrame) -> pd.DataFrame:
@@ -289,19 +310,21 @@ def speedup_intervals(outcomes: pd.DataFrame, points: pd.DataFrame, focus: str =
     exact_all = ordered["exact"].to_numpy(dtype=float)
     cand_all = ordered["candidates"].to_numpy(dtype=float)
 
-    def matrices(method: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    def matrices(method: str, cost: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         pts = points[points["method"] == method]
         idx = [rows_of[(lab, qp)] for lab, qp in zip(pts["label"], pts["query_params"])]
-        return (np.array([exact_all[i] for i in idx]), pts["latency_mean_ms"].to_numpy(dtype=float),
+        return (np.array([exact_all[i] for i in idx]), pts[cost].to_numpy(dtype=float),
                 np.array([cand_all[i] for i in idx]), pts["candidates_mean"].to_numpy(dtype=float))
 
-    ha, la, qa, ca = matrices(focus)
+    ha, _, qa, ca = matrices(focus, "latency_mean_ms")
     first = rows_of[next(iter(rows_of))]
     cells = condition_cells(ordered.loc[first])
     weights = stratified_weights(cells, n_boot, seed)
     rows = []
     for other in sorted(set(points["method"]) - {focus}, key=method_sort_key):
-        hb, lb, qb, cb = matrices(other)
+        cost = latency_cost(points, other)
+        la = matrices(focus, cost)[1]
+        hb, lb, qb, cb = matrices(other, cost)
         lat = speedup_interval(ha, la, hb, lb, cells, seed=seed, weights=weights)
         cand = (speedup_interval(ha, ca, hb, cb, cells, seed=seed, query_cost_a=qa, query_cost_b=qb, weights=weights)
                 if np.isfinite(cb).all() else None)

@@ -115,7 +115,8 @@ def test_run_writes_report_with_figures_tables_and_environment(run_dir: Path) ->
         assert f"figures/{name}.png" in md and f"figures/{name}.svg" in md
     info = json.loads((run_dir / "run.json").read_text())
     for needle in ("Operating points under a latency budget", "mean latency ≤", "2× the exhaustive reference",
-                   "flowhash exact / near %", "Speedup of flowhash", "entropy H/K", "expected size sum(c²)/N",
+                   "flowhash exact / near %", "95% CI ± (widest)", "Speedup of flowhash", "entropy H/K",
+                   "expected size sum(c²)/N",
                    "Ablation: what the flow adds", "× fewer than first", "expected/random",
                    "Latency breakdown by stage", "rerank ms", "stages % of call", "Harness overhead", "JIT s",
                    info["environment"]["git"]["commit"] or "unknown", info["queryset"]["content_hash"],
@@ -221,3 +222,33 @@ def test_missing_column_and_old_format_give_clear_errors(run_dir: Path, tmp_path
     (old / "run.json").write_text(json.dumps(info))
     done = bench_cli("report", str(old))
     assert done.returncode == 2 and f"{old / 'run.json'}: no results_format" in done.stderr
+
+
+def test_pooled_condition_rates_carry_wilson_intervals() -> None:
+    from bench.measure.uncertainty import wilson_interval
+    from bench.report.tables import condition_rates
+
+    base = {"method": "m", "label": "m()", "query_params": "{}", "duration_s": 1.0, "snr": "10"}
+    results = pd.DataFrame([{**base, "reverb": "none", "exact": 0.5, "near": 0.6, "n_queries": 30},
+                            {**base, "reverb": "0.6", "exact": 0.2, "near": 0.3, "n_queries": 30}])
+    ops = pd.DataFrame([{"method": "m", "label": "m()", "query_params": "{}"}])
+    [row] = condition_rates(results, ops, ["duration_s"]).to_dict("records")
+    ci = wilson_interval(21, 60)
+    assert row["exact"] == pytest.approx(21 / 60) and row["n_queries"] == 60
+    assert (row["exact_lo"], row["exact_hi"]) == pytest.approx((ci.low, ci.high))
+    assert row["exact_lo"] < row["exact"] < row["exact_hi"]
+
+
+def test_speedups_over_an_audio_method_are_read_end_to_end() -> None:
+    from bench.report.tables import latency_cost, speedup_table
+
+    rows = []
+    for method, exact, search, e2e, cand in (("flowhash", 0.5, 0.2, 40.0, 100), ("lsh", 0.5, 0.4, 40.2, 300),
+                                             ("audfprint", 0.5, 30.0, 30.0, 50)):
+        rows.append({"method": method, "label": f"{method}()", "query_params": "{}", "param_index": 0,
+                     "exact": exact, "latency_mean_ms": search, "e2e_mean_ms": e2e, "candidates_mean": cand})
+    points = pd.DataFrame(rows)
+    assert latency_cost(points, "audfprint") == "e2e_mean_ms" and latency_cost(points, "lsh") == "latency_mean_ms"
+    table = speedup_table(points).set_index("other")
+    assert table.loc["audfprint", "lat_speedup"] == pytest.approx(30.0 / 40.0)  # not 30 / 0.2
+    assert table.loc["lsh", "lat_speedup"] == pytest.approx(2.0)
