@@ -1,12 +1,15 @@
-"""Contrastive training of the fingerprint encoder (NT-Xent, NAFP recipe).
+"""Contrastive training of the fingerprint encoder (NT-Xent, NAFP recipe; or a batch-hard triplet loss).
 
 Positives are the anchor segment shifted by a small time offset and degraded on the fly with
-train-split noise and rooms; negatives are the rest of the batch. A checkpoint is written every
-epoch; an interrupted run resumes from ``PATH.state`` where it stopped, to the same weights.
+train-split noise and rooms, and optionally band-limited or equalised (a random biquad: the
+playback and microphone chain); negatives are the rest of the batch. The learning rate warms up
+linearly, then decays on a cosine. A checkpoint is written every epoch; an interrupted run resumes
+from ``PATH.state`` where it stopped, to the same weights.
 """
 from __future__ import annotations
 
 import logging
+import math
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -15,6 +18,7 @@ from typing import Callable
 import numpy as np
 import torch
 import torch.nn.functional as F
+import torchaudio.functional as AF
 from tqdm.auto import tqdm
 
 from datasets.cache import atomic_path, cache_dir, stable_hash
@@ -31,6 +35,8 @@ from .validate import exact_hit_rates
 
 log = logging.getLogger(__name__)
 
+LOSSES = ("nt-xent", "triplet")
+
 
 @dataclass(frozen=True)
 class TrainConfig:
@@ -45,17 +51,33 @@ class TrainConfig:
     snr_db: tuple[float, float] = (0.0, 20.0)
     p_noise: float = 0.9
     p_reverb: float = 0.5
+    p_eq: float = 0.0
+    loss: str = "nt-xent"
+    margin: float = 0.3
+    warmup_steps: int = 0
     seed: int = 0
     val_per_cell: int = 100
     val_durations: tuple[float, ...] = (1.0, 2.0)
     val_snr_db: float = 10.0
+    val_every: int = 1
 
     def __post_init__(self) -> None:
-        for name in ("epochs", "steps_per_epoch", "batch_pairs", "val_per_cell"):
+        for name in ("epochs", "steps_per_epoch", "batch_pairs", "val_per_cell", "val_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name}={getattr(self, name)}: allowed >= 1")
         if not 0 < self.temperature <= 1:
             raise ValueError(f"temperature={self.temperature}: allowed (0, 1]")
+        for name in ("p_noise", "p_reverb", "p_eq"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name}={getattr(self, name)}: allowed [0, 1]")
+        if self.loss not in LOSSES:
+            raise ValueError(f"loss={self.loss!r}: allowed {', '.join(LOSSES)}")
+        if not 0 < self.margin <= 2:
+            raise ValueError(f"margin={self.margin}: allowed (0, 2] (a cosine-distance margin)")
+        if not 0 <= self.warmup_steps < self.epochs * self.steps_per_epoch:
+            raise ValueError(f"warmup_steps={self.warmup_steps}: allowed 0 .. epochs * steps_per_epoch - 1")
+        if self.snr_db[0] > self.snr_db[1]:
+            raise ValueError(f"snr_db={self.snr_db}: need low <= high")
 
     def to_dict(self) -> dict:
         """Plain-dict form for the record."""
@@ -74,6 +96,54 @@ def nt_xent(a: torch.Tensor, p: torch.Tensor, temperature: float) -> torch.Tenso
     return F.cross_entropy(sim, target)
 
 
+def batch_hard_triplet(a: torch.Tensor, p: torch.Tensor, margin: float) -> torch.Tensor:
+    """Batch-hard triplet loss on cosine distance for L2-normalised pairs.
+
+    Each of the 2N embeddings is an anchor; its positive is its pair, its negative the closest
+    other embedding in the batch (Hermans et al. 2017): mean of max(0, d(x, x+) - d(x, x-) + margin).
+    """
+    z = torch.cat([a, p])
+    n = a.shape[0]
+    dist = 1.0 - z @ z.T
+    partner = torch.cat([torch.arange(n, 2 * n), torch.arange(n)]).to(z.device)
+    d_pos = dist[torch.arange(2 * n, device=z.device), partner]
+    excluded = torch.eye(2 * n, dtype=torch.bool, device=z.device)
+    excluded[torch.arange(2 * n, device=z.device), partner] = True
+    d_neg = dist.masked_fill(excluded, float("inf")).min(dim=1).values
+    return F.relu(d_pos - d_neg + margin).mean()
+
+
+def contrastive_loss(a: torch.Tensor, p: torch.Tensor, config: "TrainConfig") -> torch.Tensor:
+    """The loss ``config.loss`` names, on a batch of embedded pairs."""
+    if config.loss == "triplet":
+        return batch_hard_triplet(a, p, config.margin)
+    return nt_xent(a, p, config.temperature)
+
+
+def random_equalise(x: np.ndarray, sample_rate: int, rng: np.random.Generator) -> np.ndarray:
+    """``x`` through one random biquad: a low-pass (1-3.5 kHz), a high-pass (80-500 Hz) or a
+    peaking EQ (150 Hz-3 kHz, +-12 dB): the colour of a small speaker or a phone microphone."""
+    nyquist = sample_rate / 2
+    t = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
+    kind = int(rng.integers(3))
+    if kind == 0:
+        y = AF.lowpass_biquad(t, sample_rate, float(rng.uniform(1000.0, min(3500.0, 0.9 * nyquist))))
+    elif kind == 1:
+        y = AF.highpass_biquad(t, sample_rate, float(rng.uniform(80.0, 500.0)))
+    else:
+        y = AF.equalizer_biquad(t, sample_rate, float(rng.uniform(150.0, min(3000.0, 0.8 * nyquist))),
+                                float(rng.uniform(-12.0, 12.0)), float(rng.uniform(0.7, 2.0)))
+    return y.numpy()
+
+
+def lr_factor(step: int, warmup_steps: int, total_steps: int) -> float:
+    """Learning-rate multiplier: linear warm-up over ``warmup_steps``, then a cosine decay to 0."""
+    if step < warmup_steps:
+        return (step + 1) / warmup_steps
+    progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
+    return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+
 class PairSampler:
     """Draws (clean anchor, degraded positive) segment pairs from train-split audio only."""
 
@@ -83,6 +153,7 @@ class PairSampler:
         self.n = p.segment_samples
         self.shift = int(config.max_shift_s * p.sample_rate)
         self.config = config
+        self.sample_rate = p.sample_rate
         self.tracks, self.active = [], []
         for t in tqdm(corpus.tracks("train"), desc="load train tracks", disable=not progress):
             audio = corpus.load(t.track_id)
@@ -129,6 +200,8 @@ class PairSampler:
                 offset = int(rng.integers(len(noise)))
                 snr = float(rng.uniform(*c.snr_db))
             positives[i] = degrade(audio, ps, self.n, rir, noise, offset, snr)[0]
+            if c.p_eq > 0 and rng.random() < c.p_eq:
+                positives[i] = random_equalise(positives[i], self.sample_rate, rng)
         return anchors, positives
 
 
@@ -160,7 +233,9 @@ def train_encoder(corpus: Corpus, noise: NoiseBank, rooms: RoomBank, out: Path |
     torch.manual_seed(config.seed)
     model = FingerprintEncoder(model_config, FrontendConfig(sample_rate=protocol.sample_rate)).to(device)
     optim = torch.optim.Adam(model.parameters(), lr=config.lr)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(optim, T_max=config.epochs * config.steps_per_epoch)
+    total_steps = config.epochs * config.steps_per_epoch
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        optim, lambda step: lr_factor(step, config.warmup_steps, total_steps))
     rng = np.random.default_rng(config.seed)
     record = {"trained": True, "corpus": corpus.name, "run_key": run_key, "seed": config.seed,
               "config": config.to_dict(), "n_parameters": model.n_parameters(), "epochs_done": 0,
@@ -196,7 +271,7 @@ def train_encoder(corpus: Corpus, noise: NoiseBank, rooms: RoomBank, out: Path |
             a, p = sampler.sample(rng, config.batch_pairs)
             za = model(torch.from_numpy(a).to(device))
             zp = model(torch.from_numpy(p).to(device))
-            loss = nt_xent(za, zp, config.temperature)
+            loss = contrastive_loss(za, zp, config)
             optim.zero_grad()
             loss.backward()
             optim.step()
@@ -205,12 +280,12 @@ def train_encoder(corpus: Corpus, noise: NoiseBank, rooms: RoomBank, out: Path |
             bar.set_postfix(loss=f"{losses[-1]:.3f}")
         model.eval()
         record["losses"].append(float(np.mean(losses)))
-        if val_qs is not None:
+        if val_qs is not None and ((epoch + 1) % config.val_every == 0 or epoch + 1 == config.epochs):
             enc = Encoder(model, protocol, record, sha256=f"training-epoch-{epoch}")
             rates = exact_hit_rates(enc, corpus, val_qs, progress=False, cache=False)
-            record["val"].append(rates)
+            record["val"].append({"epoch": epoch + 1, **rates})
             print(f"epoch {epoch + 1}: loss {record['losses'][-1]:.4f}; val top-1 exact "
-                  + ", ".join(f"{k} {v:.3f}" for k, v in rates.items()))
+                  + ", ".join(f"{k} {v:.3f}" for k, v in rates.items()), flush=True)
         record["epochs_done"] = epoch + 1
         record["train_seconds"] += time.perf_counter() - t0
         _save(out, model, protocol, record, optim, sched, rng, finished=epoch + 1 == config.epochs)

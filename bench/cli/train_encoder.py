@@ -20,7 +20,7 @@ from .options import (
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``bench train-encoder``."""
     from encoders.model import EncoderConfig
-    from encoders.train import TrainConfig
+    from encoders.train import LOSSES, TrainConfig
 
     add_corpus_arguments(parser)
     add_bank_arguments(parser)
@@ -33,9 +33,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="anchor/positive pairs per step; the rest of the batch are negatives (default %(default)s)")
     g.add_argument("--lr", type=float, default=d.lr, help="Adam learning rate, cosine-decayed (default %(default)s)")
     g.add_argument("--temperature", type=float, default=d.temperature, help="NT-Xent temperature (default %(default)s)")
+    g.add_argument("--loss", choices=LOSSES, default=d.loss,
+                   help="nt-xent (NAFP's) or triplet (batch-hard, cosine distance; default %(default)s)")
+    g.add_argument("--margin", type=float, default=d.margin, help="triplet margin (default %(default)s)")
+    g.add_argument("--warmup-steps", type=int, default=d.warmup_steps,
+                   help="linear learning-rate warm-up before the cosine decay (default %(default)s)")
+    a = parser.add_argument_group("augmentation of the positives (train-split noise and rooms only)")
+    a.add_argument("--snr-db", type=float, nargs=2, metavar=("LOW", "HIGH"), default=list(d.snr_db),
+                   help="noise SNR range, uniform (default %(default)s)")
+    a.add_argument("--p-noise", type=float, default=d.p_noise, help="probability of noise (default %(default)s)")
+    a.add_argument("--p-reverb", type=float, default=d.p_reverb, help="probability of a room (default %(default)s)")
+    a.add_argument("--p-eq", type=float, default=d.p_eq,
+                   help="probability of a random low-pass / high-pass / peaking EQ (default %(default)s)")
+    a.add_argument("--max-shift-s", type=float, default=d.max_shift_s,
+                   help="largest time offset of a positive against its anchor (default %(default)s)")
     g.add_argument("--seed", type=int, default=d.seed, help="default %(default)s")
     g.add_argument("--val-per-cell", type=int, default=d.val_per_cell,
                    help="validation queries per duration (val split, 10 dB, no reverb; default %(default)s)")
+    g.add_argument("--val-every", type=int, default=d.val_every,
+                   help="validate every N epochs, and after the last (default %(default)s)")
     g.add_argument("--channels", type=int, nargs="+", default=list(EncoderConfig.channels),
                    help="channels of the separable blocks (default %(default)s)")
     g.add_argument("--dim", type=int, default=EncoderConfig.dim, help="embedding size (default %(default)s)")
@@ -52,7 +68,10 @@ def run(args: argparse.Namespace) -> int:
     corpus = corpus_from(args)
     noise, rooms = banks_from(args)
     config = TrainConfig(epochs=args.epochs, steps_per_epoch=args.steps_per_epoch, batch_pairs=args.batch_pairs,
-                         lr=args.lr, temperature=args.temperature, seed=args.seed, val_per_cell=args.val_per_cell)
+                         lr=args.lr, temperature=args.temperature, seed=args.seed, val_per_cell=args.val_per_cell,
+                         val_every=args.val_every, loss=args.loss, margin=args.margin, warmup_steps=args.warmup_steps,
+                         snr_db=tuple(args.snr_db), p_noise=args.p_noise, p_reverb=args.p_reverb, p_eq=args.p_eq,
+                         max_shift_s=args.max_shift_s)
     t0 = time.perf_counter()
     encoder = train_encoder(corpus, noise, rooms, args.out, config,
                             EncoderConfig(channels=tuple(args.channels), dim=args.dim),

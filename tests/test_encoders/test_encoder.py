@@ -20,7 +20,15 @@ from encoders.checkpoint import CheckpointError, load_checkpoint, save_checkpoin
 from encoders.embed import AudioContentError, corpus_segments, embed_db, embed_queries
 from encoders.frontend import FrontendConfig, LogMelFrontend
 from encoders.model import EncoderConfig, FingerprintEncoder
-from encoders.train import PairSampler, TrainConfig, nt_xent, train_encoder
+from encoders.train import (
+    PairSampler,
+    TrainConfig,
+    batch_hard_triplet,
+    lr_factor,
+    nt_xent,
+    random_equalise,
+    train_encoder,
+)
 from encoders.validate import exact_hit_rates
 from tests.conftest import write_tracks
 
@@ -66,6 +74,64 @@ def test_model_embeddings_are_unit_norm_with_configured_size() -> None:
 def test_nt_xent_is_low_for_matching_pairs_and_high_for_shuffled() -> None:
     a = torch.nn.functional.normalize(torch.randn(32, 16), dim=1)
     assert nt_xent(a, a, 0.05) < 0.01 < nt_xent(a, a[torch.randperm(32)], 0.05)
+
+
+def test_triplet_loss_is_zero_for_matching_pairs_and_positive_for_shuffled() -> None:
+    torch.manual_seed(0)
+    a = torch.nn.functional.normalize(torch.randn(32, 64), dim=1)
+    assert batch_hard_triplet(a, a, 0.3) == 0.0
+    assert batch_hard_triplet(a, a[torch.randperm(32)], 0.3) > 0.3
+
+
+def test_triplet_loss_uses_the_hardest_negative() -> None:
+    e = torch.eye(4)
+    a = torch.stack([e[0], e[1]])
+    near_a0 = torch.nn.functional.normalize(e[0] + 0.1 * e[2], dim=0)
+    p = torch.stack([near_a0, e[1]])
+    # every positive is at distance <= 0.005, every negative at 1: no loss at margin 0.5
+    assert batch_hard_triplet(a, p, 0.5) == 0.0
+    p_swapped = torch.stack([e[1], near_a0])  # each anchor's positive is the other's: all lose
+    assert batch_hard_triplet(a, p_swapped, 0.5) > 0.5
+
+
+def test_random_equalise_colours_the_spectrum_and_keeps_the_length() -> None:
+    rng = np.random.default_rng(0)
+    x = np.random.default_rng(1).standard_normal(8000).astype(np.float32)
+    for _ in range(12):
+        y = random_equalise(x, 8000, rng)
+        assert y.shape == x.shape and y.dtype == np.float32 and np.isfinite(y).all()
+        gain = np.abs(np.fft.rfft(y)) ** 2 / np.abs(np.fft.rfft(x)) ** 2
+        bands_db = 10 * np.log10(gain[:4000].reshape(40, 100).mean(axis=1))  # 100 Hz bands
+        assert bands_db.max() - bands_db.min() > 3.0
+
+
+def test_learning_rate_warms_up_then_decays_to_zero() -> None:
+    f = [lr_factor(s, 10, 100) for s in range(100)]
+    assert f[0] == pytest.approx(0.1) and f[9] == pytest.approx(1.0)
+    assert all(x > y for x, y in zip(f[10:], f[11:]))
+    assert f[-1] < 0.001 and lr_factor(0, 0, 100) == 1.0
+
+
+@pytest.mark.parametrize("field,value,match", [
+    ("loss", "hinge", "loss='hinge': allowed nt-xent, triplet"),
+    ("p_eq", 1.5, r"p_eq=1.5: allowed \[0, 1\]"),
+    ("warmup_steps", 10**6, "warmup_steps=1000000"),
+    ("snr_db", (20.0, 0.0), "need low <= high"),
+])
+def test_bad_training_settings_say_what_is_allowed(field: str, value, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        TrainConfig(**{field: value})
+
+
+def test_equalised_positives_differ_from_plain_ones_under_the_same_seed(small_world) -> None:
+    corpus, noise, rooms = small_world
+    plain = PairSampler(corpus, noise, rooms, TrainConfig(p_noise=0.0, p_reverb=0.0), progress=False)
+    coloured = PairSampler(corpus, noise, rooms, TrainConfig(p_noise=0.0, p_reverb=0.0, p_eq=1.0), progress=False)
+    for seed in range(4):
+        a0, p0 = plain.sample(np.random.default_rng(seed), 1)
+        a1, p1 = coloured.sample(np.random.default_rng(seed), 1)
+        np.testing.assert_array_equal(a0, a1)
+        assert not np.allclose(p0, p1, atol=1e-3)
 
 
 def test_loss_decreases_in_a_few_steps(small_world) -> None:
