@@ -1,0 +1,303 @@
+"""The README's results tables, rendered from committed run folders, and the check that they agree.
+
+A table in a Markdown file is tied to its run by a marker line before it and a closing one after::
+
+    <!-- bench-table budget run=reports/debian-music budget_ms=1.0 -->
+    | method (point) | 1 s | ... |
+    <!-- /bench-table -->
+
+``check_tables`` renders every marked table afresh from the run it names and lists the ones whose
+text differs; ``write_tables`` rewrites them. ``python -m bench readme`` runs either.
+"""
+from __future__ import annotations
+
+import difflib
+import json
+import math
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+
+from .data import RunData, load_run
+from .tables import (
+    FOCUS,
+    REFERENCE,
+    budget_operating_points,
+    condition_rates,
+    paired_table,
+    snr_labels,
+    speedup_intervals,
+    speedup_table,
+)
+
+MARKER = re.compile(r"^<!-- bench-table (?P<kind>[a-z0-9-]+)(?P<args>(?: [a-z_]+=\S+)*) -->$")
+END = "<!-- /bench-table -->"
+
+
+@dataclass(frozen=True)
+class Block:
+    """One marked table in a Markdown file: what to render, and the lines it holds now."""
+
+    kind: str
+    args: dict[str, str]
+    start: int  # index of the marker line
+    end: int    # index of the closing line
+    text: str
+
+    @property
+    def where(self) -> str:
+        """The marker as written, for messages."""
+        args = "".join(f" {k}={v}" for k, v in self.args.items())
+        return f"bench-table {self.kind}{args} (line {self.start + 1})"
+
+
+def _row(cells: list[str]) -> str:
+    return "| " + " | ".join(cells) + " |"
+
+
+def _table(header: list[str], align: list[str], rows: list[list[str]]) -> str:
+    sep = "|" + "|".join("---" if a == "l" else "---:" for a in align) + "|"
+    return "\n".join([_row(header), sep, *(_row(r) for r in rows)])
+
+
+def _pct(x: float) -> str:
+    return "-" if x is None or not math.isfinite(float(x)) else f"{100 * float(x):.1f}"
+
+
+def _ci(row: pd.Series, level: str = "exact") -> str:
+    lo, hi = row.get(f"{level}_lo", math.nan), row.get(f"{level}_hi", math.nan)
+    if lo is None or not math.isfinite(float(lo)):
+        return _pct(row[level])
+    return f"{_pct(row[level])} [{_pct(lo)}, {_pct(hi)}]"
+
+
+def _ms(x: float) -> str:
+    return "-" if x is None or not math.isfinite(float(x)) else f"{float(x):.2f}"
+
+
+def _count(x: float) -> str:
+    return "-" if x is None or not math.isfinite(float(x)) else f"{float(x):.0f}"
+
+
+def varying_params(points: pd.DataFrame, method: str) -> set[str]:
+    """The build parameters that tell a method's configurations in this run apart (a key some
+    configurations lack counts as varying)."""
+    configs = [json.loads(b) for b in points.loc[points["method"] == method, "build_params"].unique()]
+    keys = set().union(*configs) if configs else set()
+    return {k for k in keys if len({json.dumps(c.get(k)) for c in configs}) > 1}
+
+
+def _defaults(method: str) -> dict:
+    from methods.registry import method_class
+
+    try:
+        return dict(method_class(method).build_defaults)
+    except ValueError:  # a plugin method not loaded here: every parameter counts as set
+        return {}
+
+
+def point_label(points: pd.DataFrame, row: pd.Series) -> str:
+    """'method (the build parameters that vary in this run or differ from the method's defaults;
+    the query parameters)'."""
+    build = json.loads(row["build_params"])
+    defaults = _defaults(row["method"])
+    keep = varying_params(points, row["method"]) | {k for k, v in build.items() if defaults.get(k, object()) != v}
+    parts = [", ".join(f"{k}={v}" for k, v in sorted(build.items()) if k in keep),
+             ", ".join(f"{k}={v}" for k, v in sorted(json.loads(row["query_params"]).items()))]
+    inner = "; ".join(p for p in parts if p)
+    return f"{row['method']} ({inner})" if inner else str(row["method"])
+
+
+def _budget_ops(run: RunData, args: dict[str, str]) -> tuple[pd.DataFrame, float]:
+    budget = float(args.get("budget_ms", "1.0"))
+    return budget_operating_points(run.points, budget), budget
+
+
+def _half_width(rates: pd.DataFrame, by: str) -> dict:
+    half = np.maximum(rates["exact"] - rates["exact_lo"], rates["exact_hi"] - rates["exact"])
+    return rates.assign(half=half).groupby(by, sort=False)["half"].max().to_dict()
+
+
+def budget_table(run: RunData, args: dict[str, str]) -> str:
+    """Each method at its best point under the latency budget: exact % by duration, overall with its
+    interval, mean latency and candidates, and a last row of each column's widest 95% half-width."""
+    ops, budget = _budget_ops(run, args)
+    rates = condition_rates(run.results, ops, ["duration_s"])
+    durations = sorted(rates["duration_s"].unique())
+    rows = []
+    for _, op in ops.iterrows():
+        label = point_label(run.points, op)
+        if not op["within_budget"]:
+            label = (f"{op['method']} (no budget)" if op["method"] == REFERENCE
+                     else f"{label}, fastest point: none within {budget:g} ms")
+        mine = rates[rates["method"] == op["method"]].set_index("duration_s")
+        rows.append([label, *(_pct(mine.loc[d, "exact"]) for d in durations), _ci(op), _ms(op["latency_mean_ms"]),
+                     _count(op["candidates_mean"])])
+    half = _half_width(rates, "duration_s")
+    n = int(rates["n_queries"].iloc[0]) if len(rates) else 0
+    rows.append([f"*95% CI ± of a column (widest; {n} queries each)*", *(f"±{100 * half[d]:.1f}" for d in durations),
+                 "", "", ""])
+    return _table(["method (point)", *(f"{d:g} s" for d in durations), "all [95% CI]", "ms", "candidates"],
+                  ["l", *"r" * (len(durations) + 3)], rows)
+
+
+def snr_table(run: RunData, args: dict[str, str]) -> str:
+    """Exact % by SNR (rows) and method (columns) at the budget's points, with each row's widest
+    95% half-width."""
+    ops, _ = _budget_ops(run, args)
+    rates = condition_rates(run.results, ops, ["snr"])
+    half = _half_width(rates, "snr")
+    methods = list(ops["method"])
+    n = int(rates["n_queries"].iloc[0]) if len(rates) else 0
+    rows = []
+    for snr in snr_labels(run.results):
+        cell = rates[rates["snr"] == snr].set_index("method")
+        rows.append([snr, f"±{100 * half[snr]:.1f}", *(_pct(cell.loc[m, "exact"]) for m in methods)])
+    return _table(["SNR dB", f"95% CI ± (widest; {n} queries)", *methods], ["l", *"r" * (len(methods) + 1)], rows)
+
+
+def paired(run: RunData, args: dict[str, str]) -> str:
+    """Each budget point's exact hit rate minus ``against``'s (default FlowHash's), paired per query."""
+    ops, _ = _budget_ops(run, args)
+    against = args.get("against", FOCUS)
+    if run.outcomes is None:
+        raise ValueError(f"{run.root}: no outcomes.parquet, so no paired comparison")
+    table = paired_table(run.outcomes, ops, against, seed=int(run.info.get("seed", 0) or 0))
+    rows = [[r["method"], f"{100 * r['difference']:+.1f} [{100 * r['low']:+.1f}, {100 * r['high']:+.1f}]",
+             f"{r['mcnemar_p']:.2g}", "yes" if r["significant"] else "no"] for _, r in table.iterrows()]
+    return _table(["method", f"exact - {against} (points) [95% CI]", "McNemar p", "significant"],
+                  ["l", "r", "r", "l"], rows)
+
+
+def speedups(run: RunData, args: dict[str, str]) -> str:
+    """FlowHash's speedup over each method at matched exact hit rate, with the bootstrap intervals."""
+    table = speedup_table(run.points)
+    if run.outcomes is not None and len(table):
+        table = table.merge(speedup_intervals(run.outcomes, run.points, seed=int(run.info.get("seed", 0) or 0)),
+                            on="other", how="left")
+    rows = []
+    for _, r in table.iterrows():
+        e2e = r.get("lat_cost") == "e2e_mean_ms"
+        lat = (f"{r['lat_speedup']:.2f}x [{r['lat_speedup_lo']:.2f}, {r['lat_speedup_hi']:.2f}] "
+               f"({r['lat_other_ms']:.2f} vs {r['lat_focus_ms']:.2f} ms)")
+        cand = "-"
+        if math.isfinite(float(r["cand_speedup"])):
+            cand = (f"{r['cand_speedup']:.2f}x [{r['cand_speedup_lo']:.2f}, {r['cand_speedup_hi']:.2f}] "
+                    f"({r['cand_other']:.0f} vs {r['cand_focus']:.0f})")
+        rows.append([r["other"] + (" (end to end)" if e2e else ""), _pct(r["lat_hit_rate"]), lat, cand])
+    return _table(["over", "matched exact %", "latency speedup [95% CI]", "candidates speedup [95% CI]"],
+                  ["l", "r", "r", "r"], rows)
+
+
+def _best_points(run: RunData, methods: list[str]) -> pd.DataFrame:
+    """Each named method at its highest exact hit rate, its cheapest point there (search latency)."""
+    rows = []
+    for method in methods:
+        g = run.points[run.points["method"] == method]
+        if g.empty:
+            raise ValueError(f"{run.root}: method {method!r} is not in this run")
+        rows.append(g.sort_values(["exact", "latency_mean_ms", "label", "param_index"],
+                                  ascending=[False, True, True, True], kind="mergesort").iloc[0].to_dict())
+    return pd.DataFrame(rows)
+
+
+def end_to_end(run: RunData, args: dict[str, str]) -> str:
+    """The named methods at their highest exact point: exact % by duration, overall with its
+    interval, search and end-to-end mean latency."""
+    ops = _best_points(run, args["methods"].split(","))
+    rates = condition_rates(run.results, ops, ["duration_s"])
+    durations = sorted(rates["duration_s"].unique())
+    rows = []
+    for _, op in ops.iterrows():
+        mine = rates[rates["method"] == op["method"]].set_index("duration_s")
+        rows.append([point_label(run.points, op), *(_pct(mine.loc[d, "exact"]) for d in durations), _ci(op),
+                     _ms(op["latency_mean_ms"]), _ms(op["e2e_mean_ms"])])
+    return _table(["method (its highest exact point)", *(f"{d:g} s" for d in durations), "all [95% CI]",
+                   "search ms", "end-to-end ms"], ["l", *"r" * (len(durations) + 3)], rows)
+
+
+def end_to_end_snr(run: RunData, args: dict[str, str]) -> str:
+    """The same methods' exact % by SNR."""
+    methods = args["methods"].split(",")
+    ops = _best_points(run, methods)
+    rates = condition_rates(run.results, ops, ["snr"])
+    rows = []
+    for snr in snr_labels(run.results):
+        cell = rates[rates["snr"] == snr].set_index("method")
+        rows.append([snr, *(_pct(cell.loc[m, "exact"]) for m in methods)])
+    return _table(["SNR dB", *methods], ["l", *"r" * len(methods)], rows)
+
+
+RENDERERS: dict[str, Callable[[RunData, dict[str, str]], str]] = {
+    "budget": budget_table, "snr": snr_table, "paired": paired, "speedup": speedups, "e2e": end_to_end,
+    "e2e-snr": end_to_end_snr,
+}
+
+
+def find_blocks(lines: list[str], source: str) -> list[Block]:
+    """Every marked table in ``lines``; errors name the file, the line and what is wrong."""
+    blocks, i = [], 0
+    while i < len(lines):
+        m = MARKER.match(lines[i].strip())
+        if m is None:
+            if lines[i].strip().startswith("<!-- bench-table"):
+                raise ValueError(f"{source}:{i + 1}: malformed marker {lines[i].strip()!r}; expected "
+                                 f"'<!-- bench-table KIND run=PATH [key=value ...] -->'")
+            i += 1
+            continue
+        if m["kind"] not in RENDERERS:
+            raise ValueError(f"{source}:{i + 1}: unknown table kind {m['kind']!r}; allowed: {', '.join(RENDERERS)}")
+        args = dict(a.split("=", 1) for a in m["args"].split())
+        if "run" not in args:
+            raise ValueError(f"{source}:{i + 1}: marker needs run=PATH (a committed run folder)")
+        try:
+            end = next(j for j in range(i + 1, len(lines)) if lines[j].strip() == END)
+        except StopIteration:
+            raise ValueError(f"{source}:{i + 1}: no closing {END} after this marker") from None
+        blocks.append(Block(m["kind"], args, i, end, "\n".join(lines[i + 1:end]).strip("\n")))
+        i = end + 1
+    return blocks
+
+
+def render_block(block: Block, root: Path, runs: dict[Path, RunData]) -> str:
+    """The table a block should hold, from its run folder (``run=`` is relative to ``root``)."""
+    path = (root / block.args["run"]).resolve()
+    if path not in runs:
+        runs[path] = load_run(path)
+    return RENDERERS[block.kind](runs[path], block.args)
+
+
+def check_tables(markdown: Path | str) -> list[str]:
+    """A unified diff for every marked table of ``markdown`` that differs from its run's results
+    (an empty list when all agree)."""
+    markdown = Path(markdown)
+    lines = markdown.read_text().splitlines()
+    runs: dict[Path, RunData] = {}
+    problems = []
+    for block in find_blocks(lines, str(markdown)):
+        want = render_block(block, markdown.parent, runs)
+        if want != block.text:
+            diff = difflib.unified_diff(block.text.splitlines(), want.splitlines(), "README now", "from the results",
+                                        lineterm="", n=0)
+            problems.append(f"{markdown}: {block.where} differs from {block.args['run']}:\n" + "\n".join(diff))
+    return problems
+
+
+def write_tables(markdown: Path | str) -> int:
+    """Rewrite every marked table of ``markdown`` from its run; returns how many changed."""
+    markdown = Path(markdown)
+    lines = markdown.read_text().splitlines()
+    runs: dict[Path, RunData] = {}
+    changed = 0
+    for block in reversed(find_blocks(lines, str(markdown))):
+        want = render_block(block, markdown.parent, runs)
+        if want != block.text:
+            lines[block.start + 1:block.end] = want.splitlines()
+            changed += 1
+    markdown.write_text("\n".join(lines) + "\n")
+    return changed
+

@@ -1,0 +1,46 @@
+"""The README's results tables agree number for number with the committed runs they name, and the
+check that says so fails when a number is changed."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bench.report.readme_tables import check_tables, find_blocks, write_tables
+
+REPO = Path(__file__).resolve().parents[1]
+README = REPO / "README.md"
+
+
+def test_readme_tables_agree_with_the_committed_runs() -> None:
+    blocks = find_blocks(README.read_text().splitlines(), str(README))
+    assert {b.kind for b in blocks} >= {"budget", "snr", "paired", "speedup", "e2e"}
+    assert check_tables(README) == []
+
+
+def test_a_changed_number_is_found_and_written_back(tmp_path: Path) -> None:
+    lines = README.read_text().splitlines()
+    block = next(b for b in find_blocks(lines, str(README)) if b.kind == "budget")
+    table = lines[block.start + 1:block.end]
+    cells = table[2].split(" | ")  # header, separator, then the first data row
+    cells[1] = f"{float(cells[1]) + 0.1:.1f}"
+    table[2] = " | ".join(cells)
+    marker = lines[block.start].replace(" run=reports/", f" run={REPO}/reports/")  # still the committed run
+    copy = tmp_path / "README.md"
+    copy.write_text("\n".join(["# results", "", marker, *table, lines[block.end]]) + "\n")
+    [problem] = check_tables(copy)
+    assert "bench-table budget" in problem and "line 3" in problem
+    assert write_tables(copy) == 1 and check_tables(copy) == []
+
+
+@pytest.mark.parametrize("marker, message", [
+    ("<!-- bench-table budget -->", "needs run=PATH"),
+    ("<!-- bench-table histogram run=x -->", "unknown table kind 'histogram'"),
+    ("<!-- bench-table budget run=x", "malformed marker"),
+])
+def test_bad_markers_name_the_line(tmp_path: Path, marker: str, message: str) -> None:
+    md = tmp_path / "x.md"
+    md.write_text(f"text\n{marker}\n| a |\n<!-- /bench-table -->\n")
+    with pytest.raises(ValueError, match=message) as err:
+        check_tables(md)
+    assert f"{md}:2" in str(err.value)
