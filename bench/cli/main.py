@@ -12,7 +12,6 @@ from . import embed as cmd_embed
 from . import eval_encoder as cmd_eval_encoder
 from . import list as cmd_list
 from . import queries as cmd_queries
-from . import readme as cmd_readme
 from . import regress as cmd_regress
 from . import report as cmd_report
 from . import run as cmd_run
@@ -30,7 +29,7 @@ COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callab
     "regress": ("check FlowHash's speedups, hit rates and bucket balance against the committed baseline "
                 "(exit 1 naming any regression), or --update it", cmd_regress.add_arguments, cmd_regress.run),
     "readme": ("check that the README's results tables agree number for number with the committed runs they name "
-               "(or --write them)", cmd_readme.add_arguments, cmd_readme.run),
+               "(or --write them)", cmd_report.add_readme_arguments, cmd_report.run_readme),
     "list": ("list search methods with their build grids and query sweeps", cmd_list.add_arguments, cmd_list.run),
     "queries": ("build a standardized degraded query set (manifest, audio, DB segments, hash)",
                 cmd_queries.add_arguments, cmd_queries.run),
