@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from .data import RunData, load_run
+from .run_report import num, pct, pct_ci
 from .tables import (
     FOCUS,
     REFERENCE,
@@ -62,25 +63,6 @@ def _row(cells: list[str]) -> str:
 def _table(header: list[str], align: list[str], rows: list[list[str]]) -> str:
     sep = "|" + "|".join("---" if a == "l" else "---:" for a in align) + "|"
     return "\n".join([_row(header), sep, *(_row(r) for r in rows)])
-
-
-def _pct(x: float) -> str:
-    return "-" if x is None or not math.isfinite(float(x)) else f"{100 * float(x):.1f}"
-
-
-def _ci(row: pd.Series, level: str = "exact") -> str:
-    lo, hi = row.get(f"{level}_lo", math.nan), row.get(f"{level}_hi", math.nan)
-    if lo is None or not math.isfinite(float(lo)):
-        return _pct(row[level])
-    return f"{_pct(row[level])} [{_pct(lo)}, {_pct(hi)}]"
-
-
-def _ms(x: float) -> str:
-    return "-" if x is None or not math.isfinite(float(x)) else f"{float(x):.2f}"
-
-
-def _count(x: float) -> str:
-    return "-" if x is None or not math.isfinite(float(x)) else f"{float(x):.0f}"
 
 
 def varying_params(points: pd.DataFrame, method: str) -> set[str]:
@@ -135,8 +117,9 @@ def budget_table(run: RunData, args: dict[str, str]) -> str:
             label = (f"{op['method']} (no budget)" if op["method"] == REFERENCE
                      else f"{label}, fastest point: none within {budget:g} ms")
         mine = rates[rates["method"] == op["method"]].set_index("duration_s")
-        rows.append([label, *(_pct(mine.loc[d, "exact"]) for d in durations), _ci(op), _ms(op["latency_mean_ms"]),
-                     _count(op["candidates_mean"])])
+        rows.append([label, *(pct(mine.loc[d, "exact"]) for d in durations), pct_ci(op, "exact"),
+                     num(op["latency_mean_ms"], ".2f"),
+                     num(op["candidates_mean"], ".0f")])
     half = _half_width(rates, "duration_s")
     n = int(rates["n_queries"].iloc[0]) if len(rates) else 0
     rows.append([f"*95% CI ± of a column (widest; {n} queries each)*", *(f"±{100 * half[d]:.1f}" for d in durations),
@@ -156,7 +139,7 @@ def snr_table(run: RunData, args: dict[str, str]) -> str:
     rows = []
     for snr in snr_labels(run.results):
         cell = rates[rates["snr"] == snr].set_index("method")
-        rows.append([snr, f"±{100 * half[snr]:.1f}", *(_pct(cell.loc[m, "exact"]) for m in methods)])
+        rows.append([snr, f"±{100 * half[snr]:.1f}", *(pct(cell.loc[m, "exact"]) for m in methods)])
     return _table(["SNR dB", f"95% CI ± (widest; {n} queries)", *methods], ["l", *"r" * (len(methods) + 1)], rows)
 
 
@@ -188,7 +171,7 @@ def speedups(run: RunData, args: dict[str, str]) -> str:
         if math.isfinite(float(r["cand_speedup"])):
             cand = (f"{r['cand_speedup']:.2f}x [{r['cand_speedup_lo']:.2f}, {r['cand_speedup_hi']:.2f}] "
                     f"({r['cand_other']:.0f} vs {r['cand_focus']:.0f})")
-        rows.append([r["other"] + (" (end to end)" if e2e else ""), _pct(r["lat_hit_rate"]), lat, cand])
+        rows.append([r["other"] + (" (end to end)" if e2e else ""), pct(r["lat_hit_rate"]), lat, cand])
     return _table(["over", "matched exact %", "latency speedup [95% CI]", "candidates speedup [95% CI]"],
                   ["l", "r", "r", "r"], rows)
 
@@ -214,8 +197,8 @@ def end_to_end(run: RunData, args: dict[str, str]) -> str:
     rows = []
     for _, op in ops.iterrows():
         mine = rates[rates["method"] == op["method"]].set_index("duration_s")
-        rows.append([point_label(run.points, op), *(_pct(mine.loc[d, "exact"]) for d in durations), _ci(op),
-                     _ms(op["latency_mean_ms"]), _ms(op["e2e_mean_ms"])])
+        rows.append([point_label(run.points, op), *(pct(mine.loc[d, "exact"]) for d in durations), pct_ci(op, "exact"),
+                     num(op["latency_mean_ms"], ".2f"), num(op["e2e_mean_ms"], ".2f")])
     return _table(["method (its highest exact point)", *(f"{d:g} s" for d in durations), "all [95% CI]",
                    "search ms", "end-to-end ms"], ["l", *"r" * (len(durations) + 3)], rows)
 
@@ -228,7 +211,7 @@ def end_to_end_snr(run: RunData, args: dict[str, str]) -> str:
     rows = []
     for snr in snr_labels(run.results):
         cell = rates[rates["snr"] == snr].set_index("method")
-        rows.append([snr, *(_pct(cell.loc[m, "exact"]) for m in methods)])
+        rows.append([snr, *(pct(cell.loc[m, "exact"]) for m in methods)])
     return _table(["SNR dB", *methods], ["l", *"r" * len(methods)], rows)
 
 
