@@ -14,23 +14,36 @@ README = REPO / "README.md"
 
 def test_readme_tables_agree_with_the_committed_runs() -> None:
     blocks = find_blocks(README.read_text().splitlines(), str(README))
-    assert {b.kind for b in blocks} >= {"budget", "snr", "paired", "speedup", "e2e"}
+    assert {b.kind for b in blocks} >= {"budget", "snr", "paired", "speedup", "e2e", "ablation", "balance",
+                                        "scale-target", "scale-speedup", "scale-budget"}
     assert check_tables(README) == []
 
 
-def test_a_changed_number_is_found_and_written_back(tmp_path: Path) -> None:
+@pytest.mark.parametrize("kind", ["budget", "scale-target"])
+def test_a_changed_number_is_found_and_written_back(tmp_path: Path, kind: str) -> None:
     lines = README.read_text().splitlines()
-    block = next(b for b in find_blocks(lines, str(README)) if b.kind == "budget")
+    block = next(b for b in find_blocks(lines, str(README)) if b.kind == kind)
     table = lines[block.start + 1:block.end]
     cells = table[2].split(" | ")  # header, separator, then the first data row
-    cells[1] = f"{float(cells[1]) + 0.1:.1f}"
+    cells[1] = cells[1].replace(cells[1].split()[0], f"{float(cells[1].split()[0]) + 0.1:.1f}", 1)
     table[2] = " | ".join(cells)
     marker = lines[block.start].replace(" run=reports/", f" run={REPO}/reports/")  # still the committed run
     copy = tmp_path / "README.md"
     copy.write_text("\n".join(["# results", "", marker, *table, lines[block.end]]) + "\n")
     [problem] = check_tables(copy)
-    assert "bench-table budget" in problem and "line 3" in problem
+    assert f"bench-table {kind}" in problem and "line 3" in problem
     assert write_tables(copy) == 1 and check_tables(copy) == []
+
+
+@pytest.mark.parametrize("kind, run, message", [
+    ("scale-target", "reports/debian-music", "not 'scale'"),
+    ("budget", "reports/scale", "is a scaling run"),
+])
+def test_a_table_of_the_wrong_kind_of_run_is_refused(tmp_path: Path, kind: str, run: str, message: str) -> None:
+    md = tmp_path / "x.md"
+    md.write_text(f"<!-- bench-table {kind} run={REPO}/{run} -->\n| a |\n<!-- /bench-table -->\n")
+    with pytest.raises(ValueError, match=message):
+        check_tables(md)
 
 
 @pytest.mark.parametrize("marker, message", [

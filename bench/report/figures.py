@@ -28,6 +28,7 @@ from .tables import (
     FOCUS,
     REFERENCE,
     condition_rates,
+    end_to_end_cost,
     method_sort_key,
     params_text,
     reverb_labels,
@@ -333,7 +334,7 @@ def speedup_bars(table: pd.DataFrame, out_dir: Path, focus: str = FOCUS) -> list
         _plain_log(ax.yaxis)
         ax.set_ylim(lo, hi)
         ax.set_xlim(-0.6, len(table) - 0.4)
-        e2e = table.get("lat_cost", pd.Series("", index=table.index)).eq("e2e_mean_ms").to_numpy()
+        e2e = table.get("lat_cost", pd.Series("", index=table.index)).map(end_to_end_cost).to_numpy(dtype=bool)
         ax.set_xticks(x, [f"{o} (e2e)" if kind == "lat" and end_to_end else o
                           for o, end_to_end in zip(table["other"], e2e)], rotation=40, ha="right")
         ax.set_ylabel(f"{focus} speedup in {what} (×, log scale)")

@@ -6,8 +6,11 @@ A table in a Markdown file is tied to its run by a marker line before it and a c
     | method (point) | 1 s | ... |
     <!-- /bench-table -->
 
-``check_tables`` renders every marked table afresh from the run it names and lists the ones whose
-text differs; ``write_tables`` rewrites them. ``python -m bench readme`` runs either.
+Kinds from a ``bench run`` folder: ``budget``, ``snr``, ``paired``, ``speedup``, ``e2e``, ``e2e-snr``,
+``ablation``, ``balance``; from a ``bench scale`` folder, the ``scale-*`` kinds of
+``readme_scale_tables``. ``check_tables`` renders every marked table afresh from the run it names
+and lists the ones whose text differs; ``write_tables`` rewrites them. ``python -m bench readme``
+runs either.
 """
 from __future__ import annotations
 
@@ -19,20 +22,25 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-import numpy as np
 import pandas as pd
 
 from .data import RunData, load_run
+from .readme_scale_tables import RENDERERS as SCALE_RENDERERS
+from .readme_scale_tables import ScaleRun, load_scale_run
 from .run_report import num, pct, pct_ci
 from .tables import (
     FOCUS,
     REFERENCE,
+    ablation_table,
+    balance_table,
     budget_operating_points,
     condition_rates,
+    end_to_end_cost,
     paired_table,
     snr_labels,
     speedup_intervals,
     speedup_table,
+    widest_half_width,
 )
 
 MARKER = re.compile(r"^<!-- bench-table (?P<kind>[a-z0-9-]+)(?P<args>(?: [a-z_]+=\S+)*) -->$")
@@ -99,11 +107,6 @@ def _budget_ops(run: RunData, args: dict[str, str]) -> tuple[pd.DataFrame, float
     return budget_operating_points(run.points, budget), budget
 
 
-def _half_width(rates: pd.DataFrame, by: str) -> dict:
-    half = np.maximum(rates["exact"] - rates["exact_lo"], rates["exact_hi"] - rates["exact"])
-    return rates.assign(half=half).groupby(by, sort=False)["half"].max().to_dict()
-
-
 def budget_table(run: RunData, args: dict[str, str]) -> str:
     """Each method at its best point under the latency budget: exact % by duration, overall with its
     interval, mean latency and candidates, and a last row of each column's widest 95% half-width."""
@@ -120,7 +123,7 @@ def budget_table(run: RunData, args: dict[str, str]) -> str:
         rows.append([label, *(pct(mine.loc[d, "exact"]) for d in durations), pct_ci(op, "exact"),
                      num(op["latency_mean_ms"], ".2f"),
                      num(op["candidates_mean"], ".0f")])
-    half = _half_width(rates, "duration_s")
+    half = widest_half_width(rates, ["duration_s"]).to_dict()
     n = int(rates["n_queries"].iloc[0]) if len(rates) else 0
     rows.append([f"*95% CI ± of a column (widest; {n} queries each)*", *(f"±{100 * half[d]:.1f}" for d in durations),
                  "", "", ""])
@@ -133,7 +136,7 @@ def snr_table(run: RunData, args: dict[str, str]) -> str:
     95% half-width."""
     ops, _ = _budget_ops(run, args)
     rates = condition_rates(run.results, ops, ["snr"])
-    half = _half_width(rates, "snr")
+    half = widest_half_width(rates, ["snr"]).to_dict()
     methods = list(ops["method"])
     n = int(rates["n_queries"].iloc[0]) if len(rates) else 0
     rows = []
@@ -164,7 +167,7 @@ def speedups(run: RunData, args: dict[str, str]) -> str:
                             on="other", how="left")
     rows = []
     for _, r in table.iterrows():
-        e2e = r.get("lat_cost") == "e2e_mean_ms"
+        e2e = end_to_end_cost(r.get("lat_cost"))
         lat = (f"{r['lat_speedup']:.2f}x [{r['lat_speedup_lo']:.2f}, {r['lat_speedup_hi']:.2f}] "
                f"({r['lat_other_ms']:.2f} vs {r['lat_focus_ms']:.2f} ms)")
         cand = "-"
@@ -215,10 +218,43 @@ def end_to_end_snr(run: RunData, args: dict[str, str]) -> str:
     return _table(["SNR dB", *methods], ["l", *"r" * len(methods)], rows)
 
 
+def ablation(run: RunData, args: dict[str, str]) -> str:
+    """The report's ablation: each ingredient at the highest exact hit rate all rows reach, its
+    cheapest point by candidates and by mean latency."""
+    table = ablation_table(run.points)
+    if table.empty:
+        raise ValueError(f"{run.root}: fewer than two of the ablation's methods ran")
+    rows = [[r["variant"], pct(r["matched_exact"]), num(r["candidates"], ".0f"), num(r["latency_ms"], ".3f")]
+            for _, r in table.iterrows()]
+    return _table(["variant", "matched exact %", "candidates", "mean latency ms"], ["l", "r", "r", "r"], rows)
+
+
+def balance(run: RunData, args: dict[str, str]) -> str:
+    """Bucket balance of each configuration with buckets: K bits (log2 of the buckets), expected
+    bucket size over a random hash's, and normalised entropy H/K (``methods=`` limits the methods)."""
+    table = balance_table(run.points)
+    if "methods" in args:
+        wanted = args["methods"].split(",")
+        table = table[table["method"].isin(wanted)]
+        table = table.assign(_k=table["method"].map(wanted.index)).sort_values(["_k", "label"], kind="mergesort")
+    n = int(table["balance_n"].iloc[0]) if len(table) else 0
+    build = run.points.drop_duplicates("label").set_index("label")["build_params"]
+    rows = []
+    for _, r in table.iterrows():
+        label = point_label(run.points, pd.Series({"method": r["method"], "build_params": build[r["label"]],
+                                                   "query_params": "{}"}))
+        rows.append([label, f"{math.log2(r['balance_n_buckets_total']):.3g}", f"{r['balance_n']:.0f}",
+                     num(r["balance_expected_vs_random"], ".2f"), num(r["balance_normalised_entropy"], ".3f"),
+                     num(100 * r["balance_nonempty_fraction"], ".1f")])
+    return _table(["configuration", "K bits", f"N (all {n})" if table["balance_n"].nunique() == 1 else "N",
+                   "expected / random", "H/K", "non-empty %"], ["l", "r", "r", "r", "r", "r"], rows)
+
+
 RENDERERS: dict[str, Callable[[RunData, dict[str, str]], str]] = {
     "budget": budget_table, "snr": snr_table, "paired": paired, "speedup": speedups, "e2e": end_to_end,
-    "e2e-snr": end_to_end_snr,
+    "e2e-snr": end_to_end_snr, "ablation": ablation, "balance": balance,
 }
+KINDS = (*RENDERERS, *SCALE_RENDERERS)
 
 
 def find_blocks(lines: list[str], source: str) -> list[Block]:
@@ -232,8 +268,8 @@ def find_blocks(lines: list[str], source: str) -> list[Block]:
                                  f"'<!-- bench-table KIND run=PATH [key=value ...] -->'")
             i += 1
             continue
-        if m["kind"] not in RENDERERS:
-            raise ValueError(f"{source}:{i + 1}: unknown table kind {m['kind']!r}; allowed: {', '.join(RENDERERS)}")
+        if m["kind"] not in KINDS:
+            raise ValueError(f"{source}:{i + 1}: unknown table kind {m['kind']!r}; allowed: {', '.join(KINDS)}")
         args = dict(a.split("=", 1) for a in m["args"].split())
         if "run" not in args:
             raise ValueError(f"{source}:{i + 1}: marker needs run=PATH (a committed run folder)")
@@ -246,12 +282,19 @@ def find_blocks(lines: list[str], source: str) -> list[Block]:
     return blocks
 
 
-def render_block(block: Block, root: Path, runs: dict[Path, RunData]) -> str:
+def render_block(block: Block, root: Path, runs: dict[Path, RunData | ScaleRun]) -> str:
     """The table a block should hold, from its run folder (``run=`` is relative to ``root``)."""
     path = (root / block.args["run"]).resolve()
     if path not in runs:
-        runs[path] = load_run(path)
-    return RENDERERS[block.kind](runs[path], block.args)
+        runs[path] = load_scale_run(path) if block.kind in SCALE_RENDERERS else load_run(path)
+    run = runs[path]
+    if block.kind in SCALE_RENDERERS:
+        if not isinstance(run, ScaleRun):
+            raise ValueError(f"{block.where}: {block.args['run']} is not a scaling run")
+        return SCALE_RENDERERS[block.kind](run, block.args)
+    if not isinstance(run, RunData) or run.info.get("kind") == "scale":
+        raise ValueError(f"{block.where}: {block.args['run']} is a scaling run; its tables are the scale-* kinds")
+    return RENDERERS[block.kind](run, block.args)
 
 
 def check_tables(markdown: Path | str) -> list[str]:
@@ -259,7 +302,7 @@ def check_tables(markdown: Path | str) -> list[str]:
     (an empty list when all agree)."""
     markdown = Path(markdown)
     lines = markdown.read_text().splitlines()
-    runs: dict[Path, RunData] = {}
+    runs: dict[Path, RunData | ScaleRun] = {}
     problems = []
     for block in find_blocks(lines, str(markdown)):
         want = render_block(block, markdown.parent, runs)
@@ -274,7 +317,7 @@ def write_tables(markdown: Path | str) -> int:
     """Rewrite every marked table of ``markdown`` from its run; returns how many changed."""
     markdown = Path(markdown)
     lines = markdown.read_text().splitlines()
-    runs: dict[Path, RunData] = {}
+    runs: dict[Path, RunData | ScaleRun] = {}
     changed = 0
     for block in reversed(find_blocks(lines, str(markdown))):
         want = render_block(block, markdown.parent, runs)

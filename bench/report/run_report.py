@@ -26,6 +26,7 @@ from .tables import (
     budget_operating_points,
     build_table,
     condition_rates,
+    end_to_end_cost,
     latency_budget,
     paired_table,
     params_text,
@@ -36,6 +37,7 @@ from .tables import (
     speedup_intervals,
     speedup_table,
     stage_table,
+    widest_half_width,
 )
 
 FIGURES = "figures"
@@ -157,19 +159,17 @@ def condition_table(results: pd.DataFrame, ops: pd.DataFrame, by: list[str], cap
     wide = {m: rates[rates["method"] == m].set_index(by) for m in methods}
     keys = rates[by].drop_duplicates().itertuples(index=False, name=None)
     names = {"duration_s": "duration s", "snr": "SNR dB", "reverb": "reverb (RT60 s)"}
+    widest = widest_half_width(rates, by)
+    half = dict(zip(widest.index if len(by) > 1 else [(k,) for k in widest.index], widest))
     rows = []
     for key in keys:
         first = wide[methods[0]]
         row = [f"{v:g}" if isinstance(v, float) else str(v) for v in key]
         row.append(str(int(first.loc[key, "n_queries"])) if key in first.index else "-")
-        half = []
         for m in methods:
             w = wide[m]
             row.append(f"{pct(w.loc[key, 'exact'])} / {pct(w.loc[key, 'near'])}" if key in w.index else "-")
-            if key in w.index:
-                e = w.loc[key, "exact"]
-                half.append(max(e - w.loc[key, "exact_lo"], w.loc[key, "exact_hi"] - e))
-        row.insert(len(by) + 1, f"±{100 * max(half):.1f}" if half else "-")
+        row.insert(len(by) + 1, f"±{100 * half[key]:.1f}" if key in half else "-")
         rows.append(row)
     return Table([*(names[b] for b in by), "queries", "95% CI ± (widest)", *(f"{m} exact / near %" for m in methods)],
                  rows, caption + " The ± column is the widest half-width of the row's exact rates' 95% Wilson "
@@ -187,7 +187,7 @@ def ratio_ci(value: float, low: float, high: float) -> str:
 def speedup_block(table: pd.DataFrame) -> Table:
     """The numbers behind the speedup figure, with the speedups' intervals where computed."""
     nan = pd.Series(float("nan"), index=table.index)
-    e2e = table.get("lat_cost", pd.Series("", index=table.index)) == "e2e_mean_ms"
+    e2e = table.get("lat_cost", pd.Series("", index=table.index)).map(end_to_end_cost)
     rows = [[o + (" (end to end)" if end_to_end else ""), pct(lh), num(lo, ".3f"), num(lf, ".3f"),
              ratio_ci(ls, lsl, lsh), pct(ch), num(co, ".1f"), num(cf, ".1f"), ratio_ci(cs, csl, csh)]
             for o, end_to_end, lh, lf, lo, ls, lsl, lsh, ch, cf, co, cs, csl, csh in zip(

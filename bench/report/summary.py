@@ -7,7 +7,7 @@ import pandas as pd
 
 from bench.measure.speedup import speedup
 
-from .tables import latency_cost
+from .tables import end_to_end_cost, latency_cost
 
 FOCUS = "flowhash"
 
@@ -61,7 +61,7 @@ def speedups(points: pd.DataFrame, focus: str = FOCUS) -> list[str]:
         cost = latency_cost(points, other)
         lat = speedup(a, b, "exact", cost)
         cand = speedup(a, b, "exact", "candidates_mean")
-        what = "end-to-end latency" if cost == "e2e_mean_ms" else "latency"
+        what = "end-to-end latency" if end_to_end_cost(cost) else "latency"
         lines.append(f"{focus} over {other} at {100 * lat['hit_rate']:.1f}% exact: {lat['speedup']:.2f}x in mean "
                      f"{what} ({other} {lat['cost_b']:.3f} ms, {focus} {lat['cost_a']:.3f} ms), "
                      f"{cand['speedup']:.2f}x in candidates ({other} {cand['cost_b']:.0f}, {focus} {cand['cost_a']:.0f})")

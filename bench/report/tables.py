@@ -117,6 +117,18 @@ def condition_rates(results: pd.DataFrame, ops: pd.DataFrame, by: list[str]) -> 
                             ["method", *by])
 
 
+def widest_half_width(rates: pd.DataFrame, by: list[str]) -> pd.Series:
+    """The widest half-width of the exact rates' 95% Wilson intervals in each ``by`` group of
+    ``condition_rates``'s output (one group = one table row or column)."""
+    half = np.maximum(rates["exact"] - rates["exact_lo"], rates["exact_hi"] - rates["exact"])
+    return rates.assign(half=half).groupby(by, sort=False)["half"].max()
+
+
+def end_to_end_cost(cost: object) -> bool:
+    """Whether a speedup's latency column (``latency_cost``) is end to end."""
+    return cost == "e2e_mean_ms"
+
+
 def _sort_conditions(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
     keys = {"snr": lambda s: s.map(snr_sort_key), "reverb": lambda s: s.map(reverb_sort_key),
             "method": lambda s: s.map(method_sort_key)}

@@ -1,0 +1,158 @@
+"""The README's tables from a scaling run folder (``bench scale``: ``run.json``, ``points.parquet``,
+``outcomes.parquet``), computed as the scaling report computes them (bench.scale.analysis).
+
+Kinds (``<!-- bench-table KIND run=reports/scale ... -->``):
+
+- ``scale-target``: each method's mean latency and candidates at the highest exact hit rate FlowHash
+  reaches at every size, per size, and the fitted growth exponent of its latency;
+- ``scale-speedup``: FlowHash's latency speedup over each rival at matched exact hit rate, per size,
+  with a 95% interval from bootstrapping the matching over the queries;
+- ``scale-budget``: at one size (``n=``, default the largest), each method at its best point under a
+  mean-latency budget (``budget_ms=``, default the run's), exact % by duration and SNR.
+"""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import pandas as pd
+
+from bench.measure.metrics import overall_intervals
+from bench.run.store import OUTCOMES, POINTS, RUN_JSON
+from bench.scale.analysis import common_target, finished, growth_table, operating_points, speedups
+
+from .run_report import num, pct
+from .tables import FOCUS, budget_operating_points, method_sort_key, params_text, snr_sort_key, speedup_intervals
+
+
+@dataclass(frozen=True)
+class ScaleRun:
+    """What a scaling run stored: its run.json, its sweep points and the per-query outcomes."""
+
+    root: Path
+    info: dict
+    points: pd.DataFrame
+    outcomes: pd.DataFrame | None
+
+    @property
+    def seed(self) -> int:
+        """The run's seed (the bootstraps use it)."""
+        return int(self.info.get("seed", 0) or 0)
+
+
+def load_scale_run(root: Path | str) -> ScaleRun:
+    """Read a scaling run folder; errors name the file and what is wrong."""
+    root = Path(root)
+    path = root / RUN_JSON
+    if not path.is_file():
+        raise ValueError(f"{path}: not found; is {root} a folder written by `bench scale`?")
+    info = json.loads(path.read_text())
+    if info.get("kind") != "scale":
+        raise ValueError(f"{path}: kind {info.get('kind')!r}, not 'scale'; scale-* tables need a `bench scale` run")
+    points = pd.read_parquet(root / POINTS)
+    outcomes = pd.read_parquet(root / OUTCOMES) if (root / OUTCOMES).exists() else None
+    return ScaleRun(root, info, points, outcomes)
+
+
+def size_label(n: int) -> str:
+    """'N = 71.5k', 'N = 1M'."""
+    return f"N = {n / 1e6:g}M" if n % 1_000_000 == 0 else f"N = {n / 1e3:.1f}k"
+
+
+def _ms(v: float) -> str:
+    return "" if v is None or not math.isfinite(v) else f"{v:.3g}"
+
+
+def _sorted_methods(methods: set[str]) -> list[str]:
+    return sorted(methods, key=method_sort_key)
+
+
+def _table(header: list[str], rows: list[list[str]]) -> str:
+    sep = "|" + "|".join(["---", *["---:"] * (len(header) - 1)]) + "|"
+    return "\n".join(["| " + " | ".join(header) + " |", sep, *("| " + " | ".join(r) + " |" for r in rows)])
+
+
+def target_table(run: ScaleRun, args: dict[str, str]) -> str:
+    """Mean latency / candidates at FlowHash's common target per size, and latency's exponent a."""
+    target = common_target(run.points)
+    if not math.isfinite(target):
+        raise ValueError(f"{run.root}: FlowHash reaches no common exact hit rate at every size")
+    ops = operating_points(run.points, float(run.info["config"]["latency_budget_ms"]), target=target)
+    tgt = ops[ops["point"] == "target"]
+    growth = growth_table(ops, "target").set_index("method")
+    sizes = sorted(tgt["n_db"].unique())
+    rows = []
+    for method in _sorted_methods(set(tgt["method"])):
+        mine = tgt[tgt["method"] == method].set_index("n_db")
+        cells = [f"{_ms(mine.loc[n, 'latency_mean_ms'])} ms / {int(round(mine.loc[n, 'candidates_mean'])):,}"
+                 if n in mine.index and mine.loc[n, "reached"] else "not reached" for n in sizes]
+        a = growth["a_latency_mean_ms"].get(method, float("nan"))
+        rows.append([method, *cells, num(a, ".2f") if math.isfinite(a) else "-"])
+    return _table([f"method (at {pct(target)}% exact)", *(size_label(n) for n in sizes), "a"], rows)
+
+
+def speedup_table(run: ScaleRun, args: dict[str, str]) -> str:
+    """FlowHash's speedup over each rival per size: 'speedup [95% CI] at exact %'."""
+    pts = finished(run.points)
+    spd = speedups(pts)
+    if spd.empty:
+        raise ValueError(f"{run.root}: {FOCUS} did not run")
+    sizes = [int(n) for n in args["sizes"].split(",")] if "sizes" in args else sorted(spd["n_db"].unique())
+    intervals = {}
+    if run.outcomes is not None:
+        for n in sizes:
+            ci = speedup_intervals(run.outcomes[run.outcomes["n_db"] == n], pts[pts["n_db"] == n], seed=run.seed)
+            intervals.update({(n, r["other"]): (r["lat_speedup_lo"], r["lat_speedup_hi"]) for _, r in ci.iterrows()})
+    rows = []
+    for rival in _sorted_methods(set(spd["rival"])):
+        cells = []
+        for n in sizes:
+            r = spd[(spd["n_db"] == n) & (spd["rival"] == rival)]
+            if r.empty or not math.isfinite(float(r["speedup"].iloc[0])):
+                cells.append("-")
+                continue
+            r = r.iloc[0]
+            lo, hi = intervals.get((n, rival), (float("nan"), float("nan")))
+            ci = f" [{lo:.2f}, {hi:.2f}]" if math.isfinite(lo) else ""
+            cells.append(f"{r['speedup']:.2f}x{ci} at {pct(r['hit_rate'])}%")
+        rows.append([rival, *cells])
+    return _table(["over", *(size_label(n) for n in sizes)], rows)
+
+
+def budget_table(run: ScaleRun, args: dict[str, str]) -> str:
+    """At one size, each method's best point under the budget: exact % by duration and SNR, overall
+    with its 95% interval, mean latency."""
+    pts = finished(run.points)
+    n = int(args.get("n", pts["n_db"].max()))
+    budget = float(args.get("budget_ms", run.info["config"]["latency_budget_ms"]))
+    at_n = pts[pts["n_db"] == n]
+    if at_n.empty:
+        raise ValueError(f"{run.root}: no size {n}; sizes: {sorted(pts['n_db'].unique())}")
+    if run.outcomes is None:
+        raise ValueError(f"{run.root}: no outcomes.parquet, so no per-condition hit rates")
+    ops = budget_operating_points(at_n, budget)
+    out = run.outcomes[run.outcomes["n_db"] == n].copy()
+    out["snr"] = out["snr"].astype(str)
+    durations = sorted(out["duration_s"].unique())
+    snrs = sorted(out["snr"].unique(), key=snr_sort_key)
+    rows = []
+    for _, op in ops.iterrows():
+        mine = out[(out["label"] == op["label"]) & (out["query_params"] == op["query_params"])]
+        ci = overall_intervals(mine, ("exact",), seed=run.seed)
+        label = op["label"] if op["query_params"] == "{}" else f"{op['label']}; {params_text(op['query_params'])}"
+        if not op["within_budget"]:
+            label += f", fastest point: none within {budget:g} ms"
+        rows.append([label, *(pct(mine.loc[mine["duration_s"] == d, "exact"].mean()) for d in durations),
+                     *(pct(mine.loc[mine["snr"] == s, "exact"].mean()) for s in snrs),
+                     f"{pct(mine['exact'].mean())} [{pct(ci['exact_lo'])}, {pct(ci['exact_hi'])}]",
+                     num(op["latency_mean_ms"], ".3g")])
+    return _table([f"{size_label(n)}, ≤ {budget:g} ms", *(f"{d:g} s" for d in durations),
+                   *(s if s == "clean" else f"{s} dB" for s in snrs), "all [95% CI]", "ms"], rows)
+
+
+RENDERERS: dict[str, Callable[[ScaleRun, dict[str, str]], str]] = {
+    "scale-target": target_table, "scale-speedup": speedup_table, "scale-budget": budget_table,
+}
