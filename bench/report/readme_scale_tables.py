@@ -66,6 +66,11 @@ def _ms(v: float) -> str:
     return "" if v is None or not math.isfinite(v) else f"{v:.3g}"
 
 
+def _count(v: float) -> str:
+    """'12,345', or '-' where the method does not say how many points it scored."""
+    return "-" if v is None or not math.isfinite(v) else f"{int(round(v)):,}"
+
+
 def _sorted_methods(methods: set[str]) -> list[str]:
     return sorted(methods, key=method_sort_key)
 
@@ -87,7 +92,7 @@ def target_table(run: ScaleRun, args: dict[str, str]) -> str:
     rows = []
     for method in _sorted_methods(set(tgt["method"])):
         mine = tgt[tgt["method"] == method].set_index("n_db")
-        cells = [f"{_ms(mine.loc[n, 'latency_mean_ms'])} ms / {int(round(mine.loc[n, 'candidates_mean'])):,}"
+        cells = [f"{_ms(mine.loc[n, 'latency_mean_ms'])} ms / {_count(mine.loc[n, 'candidates_mean'])}"
                  if n in mine.index and mine.loc[n, "reached"] else "not reached" for n in sizes]
         a = growth["a_latency_mean_ms"].get(method, float("nan"))
         rows.append([method, *cells, num(a, ".2f") if math.isfinite(a) else "-"])
