@@ -24,6 +24,7 @@ from bench.measure.metrics import overall_intervals
 from bench.run.store import OUTCOMES, POINTS, RUN_JSON
 from bench.scale.analysis import common_target, finished, growth_table, operating_points, speedups
 
+from .render import pipe_table
 from .run_report import num, pct
 from .tables import FOCUS, budget_operating_points, method_sort_key, params_text, snr_sort_key, speedup_intervals
 
@@ -62,22 +63,12 @@ def size_label(n: int) -> str:
     return f"N = {n / 1e6:g}M" if n % 1_000_000 == 0 else f"N = {n / 1e3:.1f}k"
 
 
-def _ms(v: float) -> str:
-    return "" if v is None or not math.isfinite(v) else f"{v:.3g}"
-
-
-def _count(v: float) -> str:
-    """'12,345', or '-' where the method does not say how many points it scored."""
-    return "-" if v is None or not math.isfinite(v) else f"{int(round(v)):,}"
-
-
 def _sorted_methods(methods: set[str]) -> list[str]:
     return sorted(methods, key=method_sort_key)
 
 
 def _table(header: list[str], rows: list[list[str]]) -> str:
-    sep = "|" + "|".join(["---", *["---:"] * (len(header) - 1)]) + "|"
-    return "\n".join(["| " + " | ".join(header) + " |", sep, *("| " + " | ".join(r) + " |" for r in rows)])
+    return pipe_table(header, ["l", *"r" * (len(header) - 1)], rows)
 
 
 def target_table(run: ScaleRun, args: dict[str, str]) -> str:
@@ -92,7 +83,7 @@ def target_table(run: ScaleRun, args: dict[str, str]) -> str:
     rows = []
     for method in _sorted_methods(set(tgt["method"])):
         mine = tgt[tgt["method"] == method].set_index("n_db")
-        cells = [f"{_ms(mine.loc[n, 'latency_mean_ms'])} ms / {_count(mine.loc[n, 'candidates_mean'])}"
+        cells = [f"{num(mine.loc[n, 'latency_mean_ms'])} ms / {num(mine.loc[n, 'candidates_mean'], ',.0f')}"
                  if n in mine.index and mine.loc[n, "reached"] else "not reached" for n in sizes]
         a = growth["a_latency_mean_ms"].get(method, float("nan"))
         rows.append([method, *cells, num(a, ".2f") if math.isfinite(a) else "-"])

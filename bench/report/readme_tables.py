@@ -27,6 +27,7 @@ import pandas as pd
 from .data import RunData, load_run
 from .readme_scale_tables import RENDERERS as SCALE_RENDERERS
 from .readme_scale_tables import ScaleRun, load_scale_run
+from .render import pipe_table
 from .run_report import num, pct, pct_ci
 from .tables import (
     FOCUS,
@@ -62,15 +63,6 @@ class Block:
         """The marker as written, for messages."""
         args = "".join(f" {k}={v}" for k, v in self.args.items())
         return f"bench-table {self.kind}{args} (line {self.start + 1})"
-
-
-def _row(cells: list[str]) -> str:
-    return "| " + " | ".join(cells) + " |"
-
-
-def _table(header: list[str], align: list[str], rows: list[list[str]]) -> str:
-    sep = "|" + "|".join("---" if a == "l" else "---:" for a in align) + "|"
-    return "\n".join([_row(header), sep, *(_row(r) for r in rows)])
 
 
 def varying_params(points: pd.DataFrame, method: str) -> set[str]:
@@ -127,7 +119,7 @@ def budget_table(run: RunData, args: dict[str, str]) -> str:
     n = int(rates["n_queries"].iloc[0]) if len(rates) else 0
     rows.append([f"*95% CI ± of a column (widest; {n} queries each)*", *(f"±{100 * half[d]:.1f}" for d in durations),
                  "", "", ""])
-    return _table(["method (point)", *(f"{d:g} s" for d in durations), "all [95% CI]", "ms", "candidates"],
+    return pipe_table(["method (point)", *(f"{d:g} s" for d in durations), "all [95% CI]", "ms", "candidates"],
                   ["l", *"r" * (len(durations) + 3)], rows)
 
 
@@ -143,7 +135,7 @@ def snr_table(run: RunData, args: dict[str, str]) -> str:
     for snr in snr_labels(run.results):
         cell = rates[rates["snr"] == snr].set_index("method")
         rows.append([snr, f"±{100 * half[snr]:.1f}", *(pct(cell.loc[m, "exact"]) for m in methods)])
-    return _table(["SNR dB", f"95% CI ± (widest; {n} queries)", *methods], ["l", *"r" * (len(methods) + 1)], rows)
+    return pipe_table(["SNR dB", f"95% CI ± (widest; {n} queries)", *methods], ["l", *"r" * (len(methods) + 1)], rows)
 
 
 def paired(run: RunData, args: dict[str, str]) -> str:
@@ -155,7 +147,7 @@ def paired(run: RunData, args: dict[str, str]) -> str:
     table = paired_table(run.outcomes, ops, against, seed=int(run.info.get("seed", 0) or 0))
     rows = [[r["method"], f"{100 * r['difference']:+.1f} [{100 * r['low']:+.1f}, {100 * r['high']:+.1f}]",
              f"{r['mcnemar_p']:.2g}", "yes" if r["significant"] else "no"] for _, r in table.iterrows()]
-    return _table(["method", f"exact - {against} (points) [95% CI]", "McNemar p", "significant"],
+    return pipe_table(["method", f"exact - {against} (points) [95% CI]", "McNemar p", "significant"],
                   ["l", "r", "r", "l"], rows)
 
 
@@ -175,7 +167,7 @@ def speedups(run: RunData, args: dict[str, str]) -> str:
             cand = (f"{r['cand_speedup']:.2f}x [{r['cand_speedup_lo']:.2f}, {r['cand_speedup_hi']:.2f}] "
                     f"({r['cand_other']:.0f} vs {r['cand_focus']:.0f})")
         rows.append([r["other"] + (" (end to end)" if e2e else ""), pct(r["lat_hit_rate"]), lat, cand])
-    return _table(["over", "matched exact %", "latency speedup [95% CI]", "candidates speedup [95% CI]"],
+    return pipe_table(["over", "matched exact %", "latency speedup [95% CI]", "candidates speedup [95% CI]"],
                   ["l", "r", "r", "r"], rows)
 
 
@@ -202,7 +194,7 @@ def end_to_end(run: RunData, args: dict[str, str]) -> str:
         mine = rates[rates["method"] == op["method"]].set_index("duration_s")
         rows.append([point_label(run.points, op), *(pct(mine.loc[d, "exact"]) for d in durations), pct_ci(op, "exact"),
                      num(op["latency_mean_ms"], ".2f"), num(op["e2e_mean_ms"], ".2f")])
-    return _table(["method (its highest exact point)", *(f"{d:g} s" for d in durations), "all [95% CI]",
+    return pipe_table(["method (its highest exact point)", *(f"{d:g} s" for d in durations), "all [95% CI]",
                    "search ms", "end-to-end ms"], ["l", *"r" * (len(durations) + 3)], rows)
 
 
@@ -215,7 +207,7 @@ def end_to_end_snr(run: RunData, args: dict[str, str]) -> str:
     for snr in snr_labels(run.results):
         cell = rates[rates["snr"] == snr].set_index("method")
         rows.append([snr, *(pct(cell.loc[m, "exact"]) for m in methods)])
-    return _table(["SNR dB", *methods], ["l", *"r" * len(methods)], rows)
+    return pipe_table(["SNR dB", *methods], ["l", *"r" * len(methods)], rows)
 
 
 def ablation(run: RunData, args: dict[str, str]) -> str:
@@ -226,7 +218,7 @@ def ablation(run: RunData, args: dict[str, str]) -> str:
         raise ValueError(f"{run.root}: fewer than two of the ablation's methods ran")
     rows = [[r["variant"], pct(r["matched_exact"]), num(r["candidates"], ".0f"), num(r["latency_ms"], ".3f")]
             for _, r in table.iterrows()]
-    return _table(["variant", "matched exact %", "candidates", "mean latency ms"], ["l", "r", "r", "r"], rows)
+    return pipe_table(["variant", "matched exact %", "candidates", "mean latency ms"], ["l", "r", "r", "r"], rows)
 
 
 def balance(run: RunData, args: dict[str, str]) -> str:
@@ -238,15 +230,13 @@ def balance(run: RunData, args: dict[str, str]) -> str:
         table = table[table["method"].isin(wanted)]
         table = table.assign(_k=table["method"].map(wanted.index)).sort_values(["_k", "label"], kind="mergesort")
     n = int(table["balance_n"].iloc[0]) if len(table) else 0
-    build = run.points.drop_duplicates("label").set_index("label")["build_params"]
     rows = []
     for _, r in table.iterrows():
-        label = point_label(run.points, pd.Series({"method": r["method"], "build_params": build[r["label"]],
-                                                   "query_params": "{}"}))
+        label = point_label(run.points, r.reindex([*r.index, "query_params"], fill_value="{}"))
         rows.append([label, f"{math.log2(r['balance_n_buckets_total']):.3g}", f"{r['balance_n']:.0f}",
                      num(r["balance_expected_vs_random"], ".2f"), num(r["balance_normalised_entropy"], ".3f"),
                      num(100 * r["balance_nonempty_fraction"], ".1f")])
-    return _table(["configuration", "K bits", f"N (all {n})" if table["balance_n"].nunique() == 1 else "N",
+    return pipe_table(["configuration", "K bits", f"N (all {n})" if table["balance_n"].nunique() == 1 else "N",
                    "expected / random", "H/K", "non-empty %"], ["l", "r", "r", "r", "r", "r"], rows)
 
 

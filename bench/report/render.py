@@ -107,6 +107,14 @@ class Document:
         self.blocks.extend(blocks)
 
 
+def pipe_table(header: list[str], align: list[str], rows: list[list[str]]) -> str:
+    """A bare Markdown pipe table, cells as given; ``align`` is 'l' or 'r' per column."""
+    def row(cells: list[str]) -> str:
+        return "| " + " | ".join(cells) + " |"
+    sep = "|" + "|".join("---" if a == "l" else "---:" for a in align) + "|"
+    return "\n".join([row(header), sep, *(row(r) for r in rows)])
+
+
 def _cell(value: Union[str, Cell]) -> Cell:
     return value if isinstance(value, Cell) else Cell(str(value))
 

@@ -176,10 +176,10 @@ def latency_cost(points: pd.DataFrame, other: str) -> str:
 def balance_table(points: pd.DataFrame) -> pd.DataFrame:
     """Bucket balance per method configuration that has buckets (hash tables, IVF lists)."""
     if "balance_n_buckets_total" not in points:
-        return pd.DataFrame(columns=["method", "label", *BALANCE_COLUMNS])
+        return pd.DataFrame(columns=["method", "label", "build_params", *BALANCE_COLUMNS])
     per_label = points.drop_duplicates("label")
     per_label = per_label[per_label["balance_n_buckets_total"].notna()]
-    return per_label[["method", "label", *BALANCE_COLUMNS]].sort_values(
+    return per_label[["method", "label", "build_params", *BALANCE_COLUMNS]].sort_values(
         ["method", "label"], kind="mergesort").reset_index(drop=True)
 
 
