@@ -4,7 +4,8 @@ Positives are the anchor segment shifted by a small time offset and degraded on 
 train-split noise and rooms, and optionally band-limited or equalised (a random biquad: the
 playback and microphone chain); negatives are the rest of the batch. The learning rate warms up
 linearly, then decays on a cosine. A checkpoint is written every epoch; an interrupted run resumes
-from ``PATH.state`` where it stopped, to the same weights.
+from ``PATH.state`` where it stopped, to the same weights. A run may start from another checkpoint's
+weights (fine-tuning, ``init_from``); its record then names that checkpoint and its training time.
 """
 from __future__ import annotations
 
@@ -216,22 +217,54 @@ def _state_path(out: Path) -> Path:
     return out.with_name(out.name + ".state")
 
 
+def _initial_weights(init_from: Encoder, model_config: EncoderConfig, protocol) -> dict:
+    """What a fine-tuning run records of its starting checkpoint; refuses one that does not fit."""
+    where = init_from.path or init_from.name
+    if init_from.model.config != model_config:
+        raise ValueError(f"init-from {where}: its model is {init_from.model.config.to_dict()}, this run builds "
+                         f"{model_config.to_dict()} (leave --channels/--dim unset to take the checkpoint's)")
+    if init_from.model.frontend_config != FrontendConfig(sample_rate=protocol.sample_rate):
+        raise ValueError(f"init-from {where}: its front end {init_from.model.frontend_config.to_dict()} is not "
+                         f"this run's (sample rate {protocol.sample_rate} Hz)")
+    r = init_from.record
+    return {"name": init_from.name, "sha256": init_from.sha256, "corpus": r.get("corpus"),
+            "epochs_done": int(r.get("epochs_done", 0)), "train_seconds": float(r.get("train_seconds", 0.0)),
+            "init_from": r.get("init_from")}
+
+
+def total_train_seconds(record: dict) -> float:
+    """Training time of a checkpoint including every checkpoint it was fine-tuned from."""
+    total, r = 0.0, record
+    while r:
+        total += float(r.get("train_seconds", 0.0))
+        r = r.get("init_from")
+    return total
+
+
 def train_encoder(corpus: Corpus, noise: NoiseBank, rooms: RoomBank, out: Path | str,
                   config: TrainConfig = TrainConfig(), model_config: EncoderConfig = EncoderConfig(),
                   device: str = "cpu", progress: bool = True, validate: bool = True,
-                  on_epoch: Callable[[int, dict], None] | None = None) -> Encoder:
+                  on_epoch: Callable[[int, dict], None] | None = None,
+                  init_from: Encoder | None = None) -> Encoder:
     """Train (or resume training) an encoder and write its checkpoint to ``out``.
 
+    ``init_from``: start from that checkpoint's weights instead of a random initialisation (its
+    architecture must be ``model_config``); the optimiser and schedule start afresh.
     ``on_epoch(epoch, record)`` is called after each epoch's checkpoint is written.
     """
     out = Path(out)
     protocol = corpus.protocol
+    initial = _initial_weights(init_from, model_config, protocol) if init_from is not None else None
     identity = {"corpus": stable_hash(corpus.identity(), n=32), "noise": stable_hash(noise.identity(), n=32),
                 "rooms": stable_hash(rooms.identity(), n=32), "train": config.to_dict(),
                 "model": model_config.to_dict(), "protocol": protocol.to_dict()}
+    if initial is not None:
+        identity["init_from"] = initial["sha256"]
     run_key = stable_hash(identity, n=32)
     torch.manual_seed(config.seed)
     model = FingerprintEncoder(model_config, FrontendConfig(sample_rate=protocol.sample_rate)).to(device)
+    if init_from is not None:
+        model.load_state_dict(init_from.model.state_dict())
     optim = torch.optim.Adam(model.parameters(), lr=config.lr)
     total_steps = config.epochs * config.steps_per_epoch
     sched = torch.optim.lr_scheduler.LambdaLR(
@@ -240,6 +273,8 @@ def train_encoder(corpus: Corpus, noise: NoiseBank, rooms: RoomBank, out: Path |
     record = {"trained": True, "corpus": corpus.name, "run_key": run_key, "seed": config.seed,
               "config": config.to_dict(), "n_parameters": model.n_parameters(), "epochs_done": 0,
               "losses": [], "val": [], "train_seconds": 0.0, "torch": str(torch.__version__)}
+    if initial is not None:
+        record["init_from"] = initial
     state_path = _state_path(out)
     if state_path.exists():
         state = torch.load(state_path, map_location="cpu", weights_only=False)

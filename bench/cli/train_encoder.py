@@ -14,6 +14,7 @@ from .options import (
     add_protocol_arguments,
     banks_from,
     corpus_from,
+    protocol_from,
 )
 
 
@@ -52,19 +53,34 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="validation queries per duration (val split, 10 dB, no reverb; default %(default)s)")
     g.add_argument("--val-every", type=int, default=d.val_every,
                    help="validate every N epochs, and after the last (default %(default)s)")
-    g.add_argument("--channels", type=int, nargs="+", default=list(EncoderConfig.channels),
-                   help="channels of the separable blocks (default %(default)s)")
-    g.add_argument("--dim", type=int, default=EncoderConfig.dim, help="embedding size (default %(default)s)")
+    g.add_argument("--init-from", default=None, metavar="ENCODER",
+                   help="start from this checkpoint's weights (a shipped name such as debian-music-v2, or a "
+                        "path) instead of a random initialisation: fine-tuning; the model size is the "
+                        "checkpoint's, the optimiser and learning-rate schedule start afresh")
+    g.add_argument("--channels", type=int, nargs="+", default=None,
+                   help=f"channels of the separable blocks (default {list(EncoderConfig.channels)}, "
+                        "or the --init-from checkpoint's)")
+    g.add_argument("--dim", type=int, default=None,
+                   help=f"embedding size (default {EncoderConfig.dim}, or the --init-from checkpoint's)")
     add_device_arguments(parser, default_threads=0)
     add_protocol_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
     """Train and report where the checkpoint is."""
+    from dataclasses import replace
+
+    from encoders.checkpoint import load_checkpoint
     from encoders.model import EncoderConfig
-    from encoders.train import TrainConfig, train_encoder
+    from encoders.train import TrainConfig, total_train_seconds, train_encoder
 
     set_threads(args.threads)
+    init = load_checkpoint(args.init_from, protocol_from(args)) if args.init_from else None
+    model_config = init.model.config if init else EncoderConfig()
+    if args.channels is not None:
+        model_config = replace(model_config, channels=tuple(args.channels))
+    if args.dim is not None:
+        model_config = replace(model_config, dim=args.dim)
     corpus = corpus_from(args)
     noise, rooms = banks_from(args)
     config = TrainConfig(epochs=args.epochs, steps_per_epoch=args.steps_per_epoch, batch_pairs=args.batch_pairs,
@@ -73,11 +89,14 @@ def run(args: argparse.Namespace) -> int:
                          snr_db=tuple(args.snr_db), p_noise=args.p_noise, p_reverb=args.p_reverb, p_eq=args.p_eq,
                          max_shift_s=args.max_shift_s)
     t0 = time.perf_counter()
-    encoder = train_encoder(corpus, noise, rooms, args.out, config,
-                            EncoderConfig(channels=tuple(args.channels), dim=args.dim),
-                            device=args.device, progress=not args.no_progress)
+    encoder = train_encoder(corpus, noise, rooms, args.out, config, model_config,
+                            device=args.device, progress=not args.no_progress, init_from=init)
     size = args.out.stat().st_size
+    since = ""
+    if "init_from" in encoder.record:
+        since = (f" (from {encoder.record['init_from']['name']}; "
+                 f"{total_train_seconds(encoder.record):.0f} s in all)")
     print(f"checkpoint {args.out} ({size / 1e6:.2f} MB, sha256 {encoder.sha256[:16]}...); "
-          f"{encoder.record['epochs_done']} epochs, {encoder.record['train_seconds']:.0f} s of training; "
+          f"{encoder.record['epochs_done']} epochs, {encoder.record['train_seconds']:.0f} s of training{since}; "
           f"this call {time.perf_counter() - t0:.0f} s")
     return 0

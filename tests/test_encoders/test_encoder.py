@@ -27,6 +27,7 @@ from encoders.train import (
     lr_factor,
     nt_xent,
     random_equalise,
+    total_train_seconds,
     train_encoder,
 )
 from encoders.validate import exact_hit_rates
@@ -219,6 +220,29 @@ def test_resume_continues_where_it_stopped(small_world, tmp_path: Path) -> None:
     torch.save({"record": {"run_key": "someone else's"}}, tmp_path / "resumed.pt.state")
     with pytest.raises(ValueError, match="belongs to another training run"):
         train_encoder(corpus, noise, rooms, tmp_path / "resumed.pt", config, TINY, progress=False, validate=False)
+
+
+def test_fine_tuning_starts_from_the_checkpoint_and_keeps_its_lineage(small_world, tmp_path: Path) -> None:
+    corpus, noise, rooms = small_world
+    base = train_encoder(corpus, noise, rooms, tmp_path / "base.pt", TrainConfig(epochs=1, steps_per_epoch=2,
+                         batch_pairs=8), TINY, progress=False, validate=False)
+    still = TrainConfig(epochs=1, steps_per_epoch=1, batch_pairs=8, lr=1e-12, seed=5)
+    tuned = train_encoder(corpus, noise, rooms, tmp_path / "tuned.pt", still, TINY, progress=False,
+                          validate=False, init_from=base)
+    fresh = train_encoder(corpus, noise, rooms, tmp_path / "fresh.pt", still, TINY, progress=False, validate=False)
+    for name, v in base.model.state_dict().items():
+        assert torch.allclose(tuned.model.state_dict()[name], v, atol=1e-8), name
+    assert not all(torch.allclose(fresh.model.state_dict()[k], v, atol=1e-3)
+                   for k, v in base.model.state_dict().items())
+    lineage = tuned.record["init_from"]
+    assert lineage["sha256"] == base.sha256 and lineage["epochs_done"] == 1
+    assert tuned.record["run_key"] != fresh.record["run_key"]
+    assert total_train_seconds(tuned.record) == pytest.approx(tuned.record["train_seconds"]
+                                                              + base.record["train_seconds"])
+    wider = EncoderConfig(channels=(8, 16, 16, 32), dim=32, head_hidden=8)
+    with pytest.raises(ValueError, match=r"init-from .*base.pt: its model is .*'dim': 16"):
+        train_encoder(corpus, noise, rooms, tmp_path / "wider.pt", still, wider, progress=False,
+                      validate=False, init_from=base)
 
 
 def test_embedding_cache_is_hit_on_the_second_call(small_world, tmp_path: Path) -> None:
