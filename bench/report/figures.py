@@ -20,7 +20,6 @@ from matplotlib import ticker
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
-from matplotlib.patches import Patch
 
 from bench.measure.speedup import pareto_front
 
@@ -80,6 +79,15 @@ def save(fig: Figure, out_dir: Path, name: str) -> list[Path]:
     fig.savefig(png, format="png", dpi=DPI, metadata=PNG_METADATA)
     fig.savefig(svg, format="svg", metadata=SVG_METADATA)
     return [png, svg]
+
+
+def _legend_below(fig: Figure, n_entries: int, ncols: int = 2, **kwargs) -> None:
+    """A legend under the axes in ``ncols`` columns; the figure grows by the legend's height, so
+    long configuration labels neither cover the title nor run off the figure."""
+    rows = math.ceil(n_entries / ncols)
+    w, h = fig.get_size_inches()
+    fig.set_size_inches(w, h + 0.2 * rows + 0.2)
+    fig.legend(loc="outside lower center", ncols=ncols, **kwargs)
 
 
 def _grid(n_panels: int, panel_w: float, panel_h: float, max_cols: int = 4,
@@ -222,7 +230,7 @@ def pareto(points: pd.DataFrame, out_dir: Path, cost: str = "latency_mean_ms",
     latency budget as a vertical dashed line.
     """
     name, xlabel, what = COSTS[cost]
-    fig = Figure(figsize=(11.5, 5.6), layout="constrained")
+    fig = Figure(figsize=(11.5, 5.0), layout="constrained")
     ax = fig.subplots()
     if cost not in points.columns or points[cost].isna().all():
         return []  # a run from before the column existed
@@ -247,7 +255,7 @@ def pareto(points: pd.DataFrame, out_dir: Path, cost: str = "latency_mean_ms",
     ax.set_xlabel(xlabel)
     ax.set_ylabel("top-1 exact hit rate (%)")
     ax.set_ylim(0, 102)
-    fig.legend(loc="outside right upper")
+    _legend_below(fig, len(ax.get_legend_handles_labels()[1]))
     fig.suptitle(f"Pareto: top-1 exact hit rate vs {what} over each method's query-parameter sweep")
     return save(fig, out_dir, name)
 
@@ -255,7 +263,8 @@ def pareto(points: pd.DataFrame, out_dir: Path, cost: str = "latency_mean_ms",
 @_styled
 def bucket_occupancy(buckets: pd.DataFrame, points: pd.DataFrame, out_dir: Path,
                      methods: Sequence[str] = (FOCUS, "lsh")) -> list[Path]:
-    """Bucket-size distribution of FlowHash vs LSH (log-log), one panel per K, with random (uniform, independent) hashing's curve.
+    """Bucket-size distribution of FlowHash vs LSH (log-log), one panel per K, with random
+    (uniform, independent) hashing's curve.
 
     y = how many buckets hold x items (empty buckets are not drawn; the balance table counts them).
     Returns no paths when no configuration of ``methods`` has a stored histogram.
@@ -347,7 +356,7 @@ def speedup_bars(table: pd.DataFrame, out_dir: Path, focus: str = FOCUS) -> list
 def build_cost(table: pd.DataFrame, out_dir: Path) -> list[Path]:
     """Horizontal bars per method configuration: fit + build seconds, and serialised index size (MB)."""
     n = len(table)
-    fig = Figure(figsize=(11.5, 0.34 * n + 1.7), layout="constrained")
+    fig = Figure(figsize=(13.0, 0.34 * n + 1.7), layout="constrained")
     ax_t, ax_s = fig.subplots(1, 2, sharey=True)
     y = np.arange(n)
     colours = [method_colour(m) for m in table["method"]]
@@ -359,18 +368,16 @@ def build_cost(table: pd.DataFrame, out_dir: Path) -> list[Path]:
                       fontsize=7.5)
     ax_t.set_xlim(0, max(float((fit + build).max()), 1e-3) * 1.25)
     ax_t.set_xlabel("fit + build time (s)")
-    ax_t.set_title("fit (light) + build (solid) time")
+    ax_t.set_title("fit (light) + build (solid)")
     mb = table["index_mb"].to_numpy(float)
     ax_s.barh(y, mb, color=colours, height=0.7)
     for yi, v in zip(y, mb):
         ax_s.annotate(f"{v:.3g} MB", (v, yi), xytext=(3, 0), textcoords="offset points", va="center", fontsize=7.5)
     ax_s.set_xlim(0, max(float(mb.max()), 1e-3) * 1.25)
     ax_s.set_xlabel("serialised index size (MB)")
-    ax_s.set_title("serialised index size")
+    ax_s.set_title("index size")
     ax_t.set_yticks(y, table["label"])
     ax_t.invert_yaxis()
-    handles = [Patch(color=method_colour(m), label=m) for m in dict.fromkeys(table["method"])]
-    fig.legend(handles=handles, loc="outside right upper")
     fig.suptitle("Build cost per method configuration")
     return save(fig, out_dir, "build_cost")
 
@@ -408,7 +415,7 @@ def pareto_overlay(runs: Sequence[tuple[str, pd.DataFrame]], out_dir: Path) -> l
     handles: list = [Line2D([], [], color=method_colour(m), lw=2, label=m) for m in methods]
     handles += [Line2D([], [], color="0.3", marker=MARKERS[r % len(MARKERS)], ls=LINESTYLES[r % len(LINESTYLES)],
                        label=tag) for r, (tag, _) in enumerate(runs)]
-    fig.legend(handles=handles, loc="outside right upper")
+    _legend_below(fig, len(handles), ncols=min(len(handles), 6), handles=handles)
     fig.suptitle("Pareto fronts of each method, runs overlaid (exhaustive: open markers)")
     return save(fig, out_dir, "pareto_overlay")
 
