@@ -14,7 +14,8 @@ from .embed import embed_db, embed_queries
 TOP_K = 10
 
 
-def exact_search(db: np.ndarray, queries: np.ndarray, k: int = TOP_K, chunk: int = 4096) -> tuple[np.ndarray, np.ndarray]:
+def exact_search(db: np.ndarray, queries: np.ndarray, k: int = TOP_K,
+                 chunk: int = 4096) -> tuple[np.ndarray, np.ndarray]:
     """Brute-force inner-product top-k: (ids [n, k], scores [n, k]), best first."""
     k = min(k, len(db))
     ids = np.empty((len(queries), k), np.int64)
@@ -30,7 +31,8 @@ def exact_search(db: np.ndarray, queries: np.ndarray, k: int = TOP_K, chunk: int
 
 def query_outcomes(encoder: Encoder, corpus: Corpus, queryset: QuerySet, progress: bool = True,
                    cache: bool = True) -> pd.DataFrame:
-    """Per query: the manifest row plus exact/near/track hit flags under exact search."""
+    """Per query: the manifest row, exact/near/track hit flags under exact search, and the
+    prediction (``pred_track_id``, None when nothing was found; ``pred_segment``, its start segment)."""
     segments = queryset.segments()
     db, _ = embed_db(encoder, corpus, segments, progress, cache=cache)
     qemb, index, _ = embed_queries(encoder, queryset, corpus.protocol, progress, cache=cache)
@@ -41,7 +43,8 @@ def query_outcomes(encoder: Encoder, corpus: Corpus, queryset: QuerySet, progres
                                             codes, segments["segment"].to_numpy(), len(manifest))
     true_track = pd.Index(tracks).get_indexer(manifest["track_id"])
     hits = hit_levels(pred_track, pred_start, true_track, manifest["true_segment"].to_numpy())
-    return manifest.assign(**hits)
+    pred_track_id = np.where(pred_track >= 0, np.asarray(tracks, dtype=object)[np.maximum(pred_track, 0)], None)
+    return manifest.assign(**hits, pred_track_id=pred_track_id, pred_segment=pred_start)
 
 
 def exact_hit_rates(encoder: Encoder, corpus: Corpus, queryset: QuerySet, progress: bool = True,

@@ -23,11 +23,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_corpus_arguments(parser)
     add_grid_arguments(parser)
     add_bank_arguments(parser)
-    parser.add_argument("--encoder", default="synth-default", help="shipped name or checkpoint path (default %(default)s)")
+    parser.add_argument("--encoder", default="synth-default",
+                        help="shipped name or checkpoint path (default %(default)s)")
     parser.add_argument("--untrained", action="store_true",
                         help="also evaluate a randomly initialised encoder of the same architecture")
     parser.add_argument("--level", choices=("exact", "near", "track"), default="exact",
                         help="hit level to tabulate (default %(default)s)")
+    parser.add_argument("--repeats", action="store_true",
+                        help="also tabulate the right-track misses at a place whose clean audio repeats the query's "
+                             "(normalised correlation over lags up to --max-lag-s): misses no fingerprint can avoid")
+    parser.add_argument("--max-lag-s", type=float, default=0.5,
+                        help="largest lag of the --repeats correlation, seconds (default %(default)s: one 0.5 s hop)")
     add_device_arguments(parser, default_threads=0)
     add_protocol_arguments(parser)
 
@@ -42,9 +48,12 @@ def grid_table(outcomes: pd.DataFrame, level: str) -> pd.DataFrame:
 def run(args: argparse.Namespace) -> int:
     """Build (or reuse) the query set, embed, search exhaustively and print the grid."""
     from datasets.queries.queryset import build_queryset, default_queryset_dir
+    from datasets.queries.repeats import repeat_similarity, repeat_table
     from encoders.checkpoint import load_checkpoint, untrained_encoder
     from encoders.validate import query_outcomes
 
+    if args.max_lag_s < 0:
+        raise SystemExit(f"error: --max-lag-s {args.max_lag_s}: allowed >= 0")
     set_threads(args.threads)
     corpus = corpus_from(args)
     noise, rooms = banks_from(args)
@@ -60,4 +69,9 @@ def run(args: argparse.Namespace) -> int:
         outcomes = query_outcomes(enc, corpus, qs, progress=not args.no_progress)
         print(f"\nencoder {enc.name} (sha256 {enc.sha256[:16]}...): overall {100 * outcomes[args.level].mean():.1f}%")
         print(grid_table(outcomes, args.level).to_string())
+        if args.repeats:
+            similarity = repeat_similarity(corpus, outcomes, args.max_lag_s)
+            print("\nright-track misses at a place repeating the query's audio (% of queries; "
+                  f"best normalised correlation of the clean audio, lags up to {args.max_lag_s:g} s):")
+            print(repeat_table(outcomes, similarity).to_string())
     return 0
