@@ -32,7 +32,7 @@ def exact_search(db: np.ndarray, queries: np.ndarray, k: int = TOP_K,
 def query_outcomes(encoder: Encoder, corpus: Corpus, queryset: QuerySet, progress: bool = True,
                    cache: bool = True) -> pd.DataFrame:
     """Per query: the manifest row, exact/near/track hit flags under exact search, and the
-    prediction (``pred_track_id``, None when nothing was found; ``pred_segment``, its start segment)."""
+    predicted start segment ``pred_segment`` (in the predicted track; -1 when nothing was found)."""
     segments = queryset.segments()
     db, _ = embed_db(encoder, corpus, segments, progress, cache=cache)
     qemb, index, _ = embed_queries(encoder, queryset, corpus.protocol, progress, cache=cache)
@@ -43,8 +43,7 @@ def query_outcomes(encoder: Encoder, corpus: Corpus, queryset: QuerySet, progres
                                             codes, segments["segment"].to_numpy(), len(manifest))
     true_track = pd.Index(tracks).get_indexer(manifest["track_id"])
     hits = hit_levels(pred_track, pred_start, true_track, manifest["true_segment"].to_numpy())
-    pred_track_id = np.where(pred_track >= 0, np.asarray(tracks, dtype=object)[np.maximum(pred_track, 0)], None)
-    return manifest.assign(**hits, pred_track_id=pred_track_id, pred_segment=pred_start)
+    return manifest.assign(**hits, pred_segment=pred_start)
 
 
 def exact_hit_rates(encoder: Encoder, corpus: Corpus, queryset: QuerySet, progress: bool = True,

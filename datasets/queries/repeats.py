@@ -39,6 +39,11 @@ def best_normalised_correlation(template: np.ndarray, region: np.ndarray) -> flo
     return float(np.clip(corr.max(), -1.0, 1.0))
 
 
+def wrong_place(outcomes: pd.DataFrame) -> pd.Series:
+    """Queries placed in their own track beyond +-1 segment: ``track`` and not ``near``."""
+    return outcomes["track"] & ~outcomes["near"]
+
+
 def repeat_similarity(corpus: Corpus, outcomes: pd.DataFrame, max_lag_s: float = 0.5) -> pd.Series:
     """Per query (``outcomes``' index): for a right-track, wrong-place prediction (``track`` and not
     ``near``), the best normalised correlation between the clean audio of the query's span and the
@@ -56,8 +61,7 @@ def repeat_similarity(corpus: Corpus, outcomes: pd.DataFrame, max_lag_s: float =
     protocol = corpus.protocol
     lag = int(round(max_lag_s * protocol.sample_rate))
     out = pd.Series(np.nan, index=outcomes.index, name="repeat_corr")
-    wrong_place = outcomes[outcomes["track"] & ~outcomes["near"]]
-    for track_id, group in wrong_place.groupby("track_id", sort=False):
+    for track_id, group in outcomes[wrong_place(outcomes)].groupby("track_id", sort=False):
         audio = corpus.load(track_id)
         for idx, row in group.iterrows():
             start, n = int(row["start_sample"]), int(row["n_samples"])
@@ -72,7 +76,7 @@ def repeat_table(outcomes: pd.DataFrame, similarity: pd.Series,
     """Per query duration and overall (% of queries): exact, track, right track at the wrong place
     (beyond +-1 segment), and of those the ones whose predicted place repeats the true audio
     (correlation >= each of ``levels``)."""
-    frame = outcomes.assign(wrong_place=outcomes["track"] & ~outcomes["near"], repeat_corr=similarity)
+    frame = outcomes.assign(wrong_place=wrong_place(outcomes), repeat_corr=similarity)
     rows = []
     for key, g in [*frame.groupby("duration_s"), ("all", frame)]:
         row = {"duration s": key if key == "all" else f"{key:g}", "queries": len(g),
