@@ -29,9 +29,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from methods.base import INPUT_KINDS, Method
+from methods.yaml_file import read_yaml
 
 ENTRY_POINT_GROUP = "bench.methods"
 METHODS: dict[str, type[Method]] = {}
@@ -222,8 +221,7 @@ def load_grid(name: str) -> dict[str, list[dict[str, Any]]]:
     path = cls.config_path()
     if not path.is_file():
         raise FileNotFoundError(f"method {name!r} has no grid file {path}")
-    with open(path, encoding="utf-8") as fh:
-        grid = yaml.safe_load(fh) or {}
+    grid = read_yaml(path, "grid file")
     if not isinstance(grid, dict):
         raise ValueError(f"{path}: expected a mapping with 'build' and 'query' lists")
     extra = sorted(set(grid) - {"build", "query"})

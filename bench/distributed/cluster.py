@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from bench.run.environment import node_kind, this_node
 
 INSTALL_HINT = "pip install -e '.[ray]' (or: pip install 'ray[default]>=2.40')"
+#: Seconds to wait for the cluster's address to answer before giving up (Ray itself retries for minutes).
+CONNECT_TIMEOUT_S = 10.0
 
 
 class RayUnavailable(RuntimeError):
@@ -23,6 +25,24 @@ def require_ray():
     return ray
 
 
+def check_reachable(address: str, timeout_s: float = CONNECT_TIMEOUT_S) -> None:
+    """Raise RayUnavailable unless a TCP connection to ``address``'s host and port (``HOST:PORT``,
+    ``ray://HOST:PORT``) opens within ``timeout_s``; ``auto`` and addresses without a port are left to Ray."""
+    import re
+    import socket
+
+    match = re.fullmatch(r"(?:ray://)?\[?([^\[\]]+?)\]?:(\d+)", address.strip())
+    if match is None:
+        return
+    host, port = match.group(1), int(match.group(2))
+    try:
+        socket.create_connection((host, port), timeout=timeout_s).close()
+    except OSError as exc:
+        raise RayUnavailable(f"cannot reach the Ray cluster at {address}: nothing answered on {host}:{port} within "
+                             f"{timeout_s:g} s ({type(exc).__name__}: {exc}). Start it with `ray start --head`, or "
+                             f"check --ray-address / RAY_ADDRESS (docs/distributed.md)") from None
+
+
 def connect(address: str | None = None, num_cpus: int | None = None) -> dict:
     """Connect to the Ray cluster at ``address`` (``auto``, ``HOST:6379``, ``ray://HOST:10001``), or,
     without one (and no ``RAY_ADDRESS`` in the environment), start a local instance of ``num_cpus``
@@ -35,6 +55,7 @@ def connect(address: str | None = None, num_cpus: int | None = None) -> dict:
         kwargs: dict = {"include_dashboard": False, "configure_logging": False}
         try:
             if address or os.environ.get("RAY_ADDRESS"):
+                check_reachable(address or os.environ["RAY_ADDRESS"])
                 ray.init(address=address or os.environ["RAY_ADDRESS"], **kwargs)
             else:
                 env = {k: os.environ[k] for k in ("FLOWHASH_BENCH_CACHE",) if k in os.environ}

@@ -44,12 +44,16 @@ def time_queries(method: Method, queries: np.ndarray, rows: Sequence[np.ndarray]
     clock = method.clock
     clock.reset()
     clock.enabled = True
+    rep = i = 0
     try:
         for rep in range(repeats):
             for i, b in enumerate(batches):
                 t0 = time.perf_counter()
                 method.search(b, k)
                 times[rep, i] = time.perf_counter() - t0
+    except BaseException as exc:
+        exc.add_note(f"at timed query {i} of {len(batches)} (its rows {rows[i].tolist()[:8]}), repeat {rep}")
+        raise
     finally:
         clock.enabled = False
     return QueryTiming(np.median(times, axis=0), times, clock.mean_seconds(), float(times.mean()))

@@ -5,11 +5,10 @@ import json
 from dataclasses import dataclass, fields
 from pathlib import Path
 
-import yaml
-
 from bench.run.config import RunConfig, config_from_dict
 from datasets.cache import stable_hash
 from methods.registry import method_class
+from methods.yaml_file import read_yaml
 
 DEFAULT_SCENARIO = Path(__file__).with_name("scenario.yml")
 
@@ -78,12 +77,7 @@ class Scenario:
 def load_scenario(path: Path | str = DEFAULT_SCENARIO) -> Scenario:
     """Read and check a scenario file; errors name the file and the field."""
     path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise FileNotFoundError(f"scenario file {path} does not exist") from None
-    except yaml.YAMLError as exc:
-        raise ValueError(f"{path}: not valid YAML ({exc})") from None
+    raw = read_yaml(path, "scenario file")
     allowed = {"config", "focus", "versus", "rounds", "tolerances", "compiled"}
     if not isinstance(raw, dict) or not set(raw) <= allowed or "config" not in raw:
         raise ValueError(f"{path}: expected a mapping with 'config' and optionally {sorted(allowed - {'config'})}")

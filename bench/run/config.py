@@ -9,11 +9,10 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from datasets.protocol import Protocol
 from datasets.queries.conditions import parse_duration, parse_reverb, parse_snr
 from datasets.queries.queryset import QuerySetConfig
+from methods.yaml_file import read_yaml
 
 DEFAULT_HOP_S = Protocol().hop_s
 
@@ -56,8 +55,19 @@ class RunConfig:
     device: str = "cpu"
     timing: TimingConfig = TimingConfig()
     grids: dict[str, dict[str, list[dict[str, Any]]]] = field(default_factory=dict)
+    # seconds one method call (fit, build, the accuracy search) or one point's timing loop may take;
+    # a guard against a plugin that never returns, not part of the run's identity (no number depends on it)
+    call_limit_s: float = 3600.0
 
     def __post_init__(self) -> None:
+        for name in ("seed", "synth_seed"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(f"{name}={value!r}: allowed integers >= 0")
+        if self.synth_tracks is not None and not 1 <= self.synth_tracks <= 10_000:
+            raise ValueError(f"synth_tracks={self.synth_tracks}: allowed integers 1..10000")
+        if not self.call_limit_s > 0:
+            raise ValueError(f"call_limit_s={self.call_limit_s}: allowed > 0 (seconds)")
         if "test" not in self.db_splits or any(s not in ("train", "val", "test") for s in self.db_splits):
             raise ValueError(f"db_splits={list(self.db_splits)}: must hold 'test' and only train/val/test")
         if self.k < 1:
@@ -74,6 +84,7 @@ class RunConfig:
         """Plain-dict form for run.json and hashing."""
         d = asdict(self)
         d["db_splits"] = list(self.db_splits)
+        del d["call_limit_s"]
         if self.hop_s == DEFAULT_HOP_S:  # runs made before the hop was a field keep their identity
             del d["hop_s"]
         return d
@@ -158,17 +169,6 @@ def _grids_from(raw: Any, source: str) -> dict:
     for name, override in raw.items():
         resolve_grid(name, override, f"{source}: grids")
     return dict(raw)
-
-
-def read_yaml(path: Path | str, what: str = "config file") -> Any:
-    """The parsed YAML of ``path`` ({} when empty); errors name the file."""
-    path = Path(path)
-    try:
-        return yaml.safe_load(path.read_text()) or {}
-    except FileNotFoundError:
-        raise FileNotFoundError(f"{what} {path} does not exist") from None
-    except yaml.YAMLError as exc:
-        raise ValueError(f"{path}: not valid YAML ({exc})") from None
 
 
 def load_config(path: Path | str | None) -> RunConfig:

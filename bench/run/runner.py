@@ -3,6 +3,7 @@ and record accuracy, work, latency (with its per-stage breakdown), throughput, b
 bucket balance; and the harness's own overhead per timed query."""
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import time
@@ -18,6 +19,7 @@ from bench.measure.metrics import by_condition, end_to_end_seconds, overall, que
 from bench.measure.overhead import harness_overhead
 from bench.measure.timing import latency_sample, time_batch, time_queries
 from datasets.cache import stable_hash
+from datasets.folder_lock import FolderBusyError, folder_lock
 from methods.base import Method, SearchResult
 from methods.common.balance import bucket_balance
 from methods.registry import (
@@ -33,6 +35,7 @@ from methods.registry import (
 from .config import RunConfig
 from .environment import environment, node_kind, this_node
 from .executor import Executor, LocalExecutor
+from .guard import guarded, read_only, read_only_db, read_only_train
 from .inputs import RunInputs, prepare_inputs
 from .result_checks import check_search_result, check_stage_times
 from .store import PARTS, RunStore, RunStoreError, now
@@ -106,31 +109,54 @@ class BuiltMethod:
     jit_s: float = 0.0  # compiling the search kernels (Method.warm_up), apart from fit and build
 
 
+def make_method(name: str, build_params: dict, config: RunConfig) -> Method:
+    """One method configuration constructed with the run's seed, threads and device (nothing
+    learned or built); a failure is a MethodError naming it."""
+    with guarded(method_label(name, build_params), "construct", config.call_limit_s):
+        return get_method(name, seed=config.seed, threads=config.timing.threads, device=config.device,
+                          **build_params)
+
+
+def check_methods(names: list[str], grids: dict, config: RunConfig) -> None:
+    """Construct every method configuration of the run once, before any data is built, so that a
+    configuration the method refuses (a parameter, the seed, the device) fails in seconds."""
+    for name in names:
+        for build_params in grids[name]["build"]:
+            make_method(name, build_params, config)
+
+
 def fit_method(name: str, build_params: dict, inputs: RunInputs) -> BuiltMethod:
-    """Make one method configuration, fit it (learned methods see only the train pairs) and compile
-    its search kernels; not yet built (``build_s`` 0, no stats). Call it under the run's thread limits."""
+    """Make one method configuration, fit it (learned methods see only the train pairs, read-only)
+    and compile its search kernels; not yet built (``build_s`` 0, no stats). Call it under the
+    run's thread limits. Each call is guarded (``bench.run.guard``)."""
     cfg = inputs.config
-    method = get_method(name, seed=cfg.seed, threads=cfg.timing.threads, device=cfg.device, **build_params)
+    label = method_label(name, build_params)
+    method = make_method(name, build_params, cfg)
     fit_s = 0.0
     if needs_training(name):
-        train = inputs.train
+        train = read_only_train(inputs.train)
+        with guarded(label, "fit", cfg.call_limit_s):
+            t0 = time.perf_counter()
+            method.fit(train)
+            fit_s = time.perf_counter() - t0
+    with guarded(label, "warm-up", cfg.call_limit_s):
         t0 = time.perf_counter()
-        method.fit(train)
-        fit_s = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    method.warm_up()
-    jit_s = time.perf_counter() - t0
-    return BuiltMethod(method, name, method_label(name, build_params), build_params, fit_s, 0.0, {}, jit_s)
+        method.warm_up()
+        jit_s = time.perf_counter() - t0
+    return BuiltMethod(method, name, label, build_params, fit_s, 0.0, {}, jit_s)
 
 
 def build_fitted(fitted: BuiltMethod, inputs: RunInputs) -> BuiltMethod:
     """``fitted`` built over the DB matrix of its method's ``input_kind`` (embeddings, or spectral
-    images), with its build time and stats."""
+    images; read-only), with its build time and stats."""
     db, _ = inputs.matrices(fitted.method.input_kind)
-    t0 = time.perf_counter()
-    fitted.method.build(db)
-    build_s = time.perf_counter() - t0
-    return replace(fitted, build_s=build_s, stats=fitted.method.stats())
+    db = read_only_db(db)
+    with guarded(fitted.label, "build", inputs.config.call_limit_s):
+        t0 = time.perf_counter()
+        fitted.method.build(db)
+        build_s = time.perf_counter() - t0
+        stats = fitted.method.stats()
+    return replace(fitted, build_s=build_s, stats=stats)
 
 
 def build_method(name: str, build_params: dict, inputs: RunInputs) -> BuiltMethod:
@@ -182,6 +208,8 @@ def sweep_method(built: BuiltMethod, inputs: RunInputs, query_grid: list[dict], 
     cfg = inputs.config
     method = built.method
     _, queries = inputs.matrices(method.input_kind)
+    queries = read_only(queries)
+    limit = cfg.call_limit_s
     codes, tracks = inputs.db_track_codes
     db_segment = inputs.db_segments["segment"].to_numpy()
     timed_queries, timed_rows = timed_query_rows(inputs)
@@ -193,8 +221,9 @@ def sweep_method(built: BuiltMethod, inputs: RunInputs, query_grid: list[dict], 
               "threads": cfg.timing.threads, "k": cfg.k, "n_db": len(inputs.db), **_balance(built.stats)}
     results, points, outcomes = [], [], []
     for i, qp in enumerate(tqdm(query_grid, desc=built.label, disable=not progress)):
-        method.set_query_params(**qp)
-        res = accuracy_search(method, queries, cfg.k, accuracy_threads)
+        with guarded(built.label, "search", limit, qp, f"all {len(queries)} query segments in one call"):
+            method.set_query_params(**qp)
+            res = accuracy_search(method, queries, cfg.k, accuracy_threads)
         check_search_result(res, built.label, qp, len(queries), cfg.k, len(inputs.db))
         out = query_outcomes(res, inputs.query_index, inputs.manifest, codes, tracks, db_segment,
                              inputs.corpus.protocol.hop_s)
@@ -202,7 +231,9 @@ def sweep_method(built: BuiltMethod, inputs: RunInputs, query_grid: list[dict], 
             out["candidates"] = np.nan  # the library does not say what it scored
         stages: dict[str, float] = {}
         if timed:
-            timing = time_queries(method, queries, timed_rows, cfg.k, cfg.timing.warmup, cfg.timing.repeats)
+            with guarded(built.label, "timed search", limit, qp):
+                timing = time_queries(method, queries, timed_rows, cfg.k, cfg.timing.warmup, cfg.timing.repeats)
+                qps = len(inputs.manifest) / time_batch(method, queries, cfg.k, cfg.timing.batch_repeats)
             lat = pd.Series(timing.seconds, index=timed_queries)
             e2e = end_to_end_seconds(lat, out, frontend_ms)
             out["latency_ms"] = lat.reindex(out.index) * 1e3  # NaN for the queries not timed
@@ -211,7 +242,6 @@ def sweep_method(built: BuiltMethod, inputs: RunInputs, query_grid: list[dict], 
             coverage = check_stage_times(timing.stage_seconds, timing.call_seconds, built.label, qp)
             stages = {**{f"stage_{s}_ms": v * 1e3 for s, v in timing.stage_seconds.items()},
                       "stage_call_ms": timing.call_seconds * 1e3, "stage_coverage": coverage}
-            qps = len(inputs.manifest) / time_batch(method, queries, cfg.k, cfg.timing.batch_repeats)
         else:
             lat, qps = pd.Series([], dtype=float), float("nan")
             e2e = lat
@@ -317,22 +347,32 @@ def run_benchmark(config: RunConfig, requested: list[str], out: Path | str = "re
     if unknown:
         raise ValueError(f"--redo {' '.join(unknown)}: not among the methods of this run ({', '.join(names)})")
     grids = {n: resolve_grid(n, config.grids.get(n)) for n in names}
+    check_methods(names, grids, config)
     started = now()
     if out is not None and Path(out).exists() and not Path(out).is_dir():
         raise RunStoreError(f"--out {out} is a file; give the folder that run folders go into")
-    if run_dir is not None:  # refuse a folder of another config before the expensive inputs
-        RunStore(run_dir).check_identity({"config": config.to_dict()}, force)
     executor = executor or LocalExecutor()
-    inputs = prepare_inputs(config, progress, executor)
-    root = Path(run_dir) if run_dir else Path(out) / run_id(config, inputs)
-    created = not root.exists()
-    try:
-        return _run_methods(config, names, grids, inputs, RunStore(root), started, force, redo, progress, executor,
-                            mix_nodes)
-    except BaseException:
-        if created and root.is_dir() and not any((root / PARTS).glob("*.json")):
-            shutil.rmtree(root, ignore_errors=True)  # nothing finished: leave no empty folder behind
-        raise
+    root = Path(run_dir) if run_dir else None
+    created = root is not None and not root.exists()
+    with contextlib.ExitStack() as held:
+        try:
+            if root is not None:  # refuse a folder of another config, or in use, before the expensive inputs
+                store = RunStore(root)
+                held.enter_context(folder_lock(root, "run folder"))
+                store.check_identity({"config": config.to_dict()}, force)
+            inputs = prepare_inputs(config, progress, executor)
+            if root is None:
+                root = Path(out) / run_id(config, inputs)
+                created = not root.exists()
+                store = RunStore(root)
+                held.enter_context(folder_lock(root, "run folder"))
+            return _run_methods(config, names, grids, inputs, store, started, force, redo, progress, executor,
+                                mix_nodes)
+        except BaseException as exc:
+            if (created and not isinstance(exc, FolderBusyError) and root.is_dir()
+                    and not any((root / PARTS).glob("*.json"))):
+                shutil.rmtree(root, ignore_errors=True)  # nothing finished: leave no empty folder behind
+            raise
 
 
 def _overhead(inputs: RunInputs, points: pd.DataFrame) -> dict[str, float]:

@@ -2,6 +2,7 @@
 parts written as each method finishes, so an interrupted run keeps them and a re-run skips them."""
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 from datetime import datetime, timezone
@@ -20,6 +21,7 @@ POINTS = "points.parquet"
 OUTCOMES = "outcomes.parquet"
 BUCKETS = "buckets.parquet"
 PARTS = "parts"
+PART_TABLES = ("results", "points", "outcomes")
 
 
 def now() -> str:
@@ -41,11 +43,22 @@ def flat_differences(old: Any, new: Any, prefix: str = "") -> list[str]:
     return [] if old == new else [prefix or "(value)"]
 
 
+def file_sha256(path: Path) -> str:
+    """The sha256 of a file's bytes, read in blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 class RunStore:
-    """Reads and writes one run folder. A folder belongs to one configuration (``identity``)."""
+    """Reads and writes one run folder. A folder belongs to one configuration (``identity``): run.json
+    records it, and so does every finished part, with the sha256 of each of its tables."""
 
     def __init__(self, root: Path | str) -> None:
         self.root = Path(root)
+        self.bound_identity: dict | None = None  # what check_identity last accepted; saved parts record it
         if self.root.exists() and not self.root.is_dir():
             raise RunStoreError(f"run folder {self.root} is a file; give a folder (--out / --run-dir)")
         for parent in self.root.parents:
@@ -71,25 +84,43 @@ class RunStore:
                "queryset_content_hash": (info.get("queryset") or {}).get("content_hash")}
         return {k: v for k, v in old.items() if v is not None} or None
 
+    def recorded_identities(self) -> list[tuple[str, dict]]:
+        """(where, identity) of run.json and of every finished part that recorded one."""
+        found = []
+        run = self.identity()
+        if run is not None:
+            found.append((RUN_JSON, run))
+        for marker in sorted((self.root / PARTS).glob("*.json")):
+            try:
+                meta = json.loads(marker.read_text())
+            except (OSError, ValueError):
+                continue  # a damaged part is run again (part_meta says so)
+            if isinstance(meta, dict) and isinstance(meta.get("identity"), dict):
+                found.append((f"{PARTS}/{marker.name} ({meta.get('label')})", meta["identity"]))
+        return found
+
     def check_identity(self, identity: dict, force: bool) -> None:
         """Refuse a folder made for another identity (config, encoder, query set), naming the fields
-        that differ; with ``force``, discard the folder's results and start over."""
-        old = self.identity()
-        if old is None:
-            return
+        that differ and where they are recorded (run.json, or a part when run.json is gone); with
+        ``force``, discard the folder's results and start over. Parts saved afterwards record
+        ``identity``."""
         identity = json.loads(json.dumps(identity))  # as run.json holds it: tuples become lists
-        differing = flat_differences({k: old.get(k) for k in identity if k in old},
-                                     {k: v for k, v in identity.items() if k in old})
-        if not differing:
-            return
-        if not force:
-            shown = ", ".join(differing[:8]) + (f" and {len(differing) - 8} more" if len(differing) > 8 else "")
-            raise RunStoreError(f"{self.root} holds a run of another configuration (differing: {shown}); a run "
-                                f"folder belongs to one configuration. Choose another --run-dir (or leave it out: "
-                                f"the default folder is named by the configuration), or pass --force to discard "
-                                f"its results and start over")
-        print(f"{self.root}: --force: discarding the results of another configuration ({', '.join(differing[:8])})")
-        self.clear()
+        for where, old in self.recorded_identities():
+            differing = flat_differences({k: old.get(k) for k in identity if k in old},
+                                         {k: v for k, v in identity.items() if k in old})
+            if not differing:
+                continue
+            if not force:
+                shown = ", ".join(differing[:8]) + (f" and {len(differing) - 8} more" if len(differing) > 8 else "")
+                raise RunStoreError(f"{self.root} holds a run of another configuration ({where} differs: {shown}); "
+                                    f"a run folder belongs to one configuration. Choose another --run-dir (or leave "
+                                    f"it out: the default folder is named by the configuration), or pass --force to "
+                                    f"discard its results and start over")
+            print(f"{self.root}: --force: discarding the results of another configuration "
+                  f"({where}: {', '.join(differing[:8])})")
+            self.clear()
+            break
+        self.bound_identity = identity
 
     def clear(self) -> None:
         """Remove what a run wrote into the folder (parts, tables, run.json, report, figures)."""
@@ -104,28 +135,37 @@ class RunStore:
 
     def part_meta(self, label: str) -> tuple[dict | None, str | None]:
         """(meta of a finished part, None), (None, None) when there is none, or (None, why) when its
-        files are damaged (unreadable marker or tables): such a part is run again."""
+        files are damaged (unreadable marker or tables, or a table whose sha256 is not the one
+        recorded when it was saved): such a part is run again."""
         key = self.part_key(label)
         marker = self.root / PARTS / f"{key}.json"
         if not marker.exists():
             return None, None
         try:
             meta = json.loads(marker.read_text())
-            for kind in ("results", "points", "outcomes"):
-                pq.read_metadata(self.root / PARTS / f"{key}.{kind}.parquet")
+            for kind in PART_TABLES:
+                table = self.root / PARTS / f"{key}.{kind}.parquet"
+                recorded = (meta.get("sha256") or {}).get(kind)
+                if recorded is not None and file_sha256(table) != recorded:
+                    return None, f"{table.name} does not match the sha256 recorded when it was saved"
+                pq.read_metadata(table)
         except Exception as exc:  # noqa: BLE001 - any unreadable part file means the part must be redone
             return None, f"{marker.name} or its tables: {type(exc).__name__}: {exc}"
         return meta, None
 
     def save_part(self, label: str, results: pd.DataFrame, points: pd.DataFrame, outcomes: pd.DataFrame,
                   meta: dict) -> None:
-        """Store one finished method configuration (the .json marker last, so it means 'complete')."""
+        """Store one finished method configuration (the .json marker last, so it means 'complete'),
+        with the identity the folder was bound to and the sha256 of each table."""
         (self.root / PARTS).mkdir(parents=True, exist_ok=True)
         key = self.part_key(label)
-        atomic_write_parquet(self.root / PARTS / f"{key}.results.parquet", results)
-        atomic_write_parquet(self.root / PARTS / f"{key}.points.parquet", points)
-        atomic_write_parquet(self.root / PARTS / f"{key}.outcomes.parquet", outcomes)
-        atomic_write_json(self.root / PARTS / f"{key}.json", {"label": label, **meta})
+        digests = {}
+        for kind, frame in zip(PART_TABLES, (results, points, outcomes)):
+            path = self.root / PARTS / f"{key}.{kind}.parquet"
+            atomic_write_parquet(path, frame)
+            digests[kind] = file_sha256(path)
+        extra = {"identity": self.bound_identity} if self.bound_identity is not None else {}
+        atomic_write_json(self.root / PARTS / f"{key}.json", {"label": label, **meta, **extra, "sha256": digests})
 
     def combine(self, labels: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
         """Concatenate the parts of ``labels`` into results/points/outcomes files; returns results, points."""

@@ -23,10 +23,12 @@ from threadpoolctl import threadpool_limits
 from bench.measure.memory import PeakMemory
 from bench.run.environment import environment, node_kind, this_node
 from bench.run.executor import Executor, LocalExecutor
+from bench.run.guard import guarded
 from bench.run.inputs import RunInputs, prepare_inputs
 from bench.run.runner import (
     BuiltMethod,
     build_fitted,
+    check_methods,
     check_one_node_kind,
     fit_method,
     json_safe,
@@ -41,6 +43,7 @@ from bench.run.runner import (
 from bench.run.store import RunStore, now
 from datasets.cache import stable_hash
 from datasets.distractors import REAL_SOURCE
+from datasets.folder_lock import folder_lock
 from methods.registry import method_code_hash, resolve_grid
 
 from .config import ScaleConfig
@@ -93,6 +96,14 @@ def run_scale(config: ScaleConfig, run_dir: Path | str, progress: bool = True, f
     started = now()
     t0 = time.perf_counter()
     store = RunStore(run_dir)
+    grids = {n: resolve_grid(n, config.run.grids.get(n)) for n in config.methods}
+    check_methods(config.methods, grids, config.run)
+    with folder_lock(store.root, "run folder"):
+        return _run_scale(config, store, grids, started, t0, progress, force, redo, executor, mix_nodes)
+
+
+def _run_scale(config: ScaleConfig, store: RunStore, grids: dict, started: str, t0: float, progress: bool,
+               force: bool, redo: tuple[str, ...], executor: Executor, mix_nodes: bool) -> ScaleOutcome:
     store.check_identity({"config": config.to_dict()}, force)  # refuse another run's folder before the work
     inputs = prepare_inputs(config.run, progress, executor)
     stages = dict(inputs.stage_seconds)
@@ -103,7 +114,6 @@ def run_scale(config: ScaleConfig, run_dir: Path | str, progress: bool = True, f
     identity = {"config": config.to_dict(), "encoder_sha256": inputs.encoder.sha256,
                 "queryset_content_hash": inputs.queryset.content_hash, "store_key": db.store.state["key"]}
     store.check_identity(identity, force)
-    grids = {n: resolve_grid(n, config.run.grids.get(n)) for n in config.methods}
     unknown = sorted(set(redo) - set(config.methods))
     if unknown:
         raise ValueError(f"--redo {' '.join(unknown)}: not among the methods of this run ({', '.join(config.methods)})")
@@ -142,7 +152,8 @@ def _size_job(inputs: RunInputs, db: ScaleDatabase, fitted: BuiltMethod, n: int,
     with threadpool_limits(limits=inputs.config.timing.threads), PeakMemory() as mem:
         # a fresh copy each size: the fitted configuration itself stays unbuilt
         method = copy.deepcopy(fitted.method)
-        method.warm_up()  # compiled already where it was fitted; in another process, compiled here before timing
+        with guarded(fitted.label, "warm-up", inputs.config.call_limit_s):
+            method.warm_up()  # compiled already where it was fitted; in another process, compiled here before timing
         built = build_fitted(replace(fitted, method=method), sized)
         results, points, outcomes = sweep_method(built, sized, query_grid, progress, accuracy_threads=accuracy_threads)
     stats = built.stats

@@ -22,13 +22,15 @@ import torch
 from bench.regress.baseline import BaselineError, load_baseline
 from bench.regress.scenario import load_scenario
 from bench.report.data import ReportDataError, load_run
-from bench.run.config import RunConfig, config_from_dict
+from bench.run.config import RunConfig, config_from_dict, load_config
+from bench.run.guard import MethodError, MethodTimeout
 from bench.run.inputs import prepare_inputs
 from bench.run.result_checks import MethodResultError, check_search_result
-from bench.run.runner import run_benchmark
+from bench.run.runner import evaluate_method, run_benchmark
 from bench.run.store import RunStoreError
 from datasets.cache import cache_root
 from datasets.corpora.folder import FolderCorpus
+from datasets.folder_lock import FolderBusyError
 from datasets.noise.folder import FolderNoiseBank
 from datasets.noise.registry import open_noise_bank
 from datasets.overlap import SplitLeakError, check_no_leak
@@ -70,8 +72,9 @@ def restore_registry():
     registry._plugins_loaded.update(plugins)
 
 
-def write_plugin(folder: Path, name: str, search_body: str) -> Path:
-    """A plugin method ``name``: exact search whose result ``search_body`` then edits in place (``res``)."""
+def write_plugin(folder: Path, name: str, search_body: str, build_body: str = "") -> Path:
+    """A plugin method ``name``: exact search whose result ``search_body`` then edits in place (``res``);
+    ``build_body`` runs after its build (``db``)."""
     folder.mkdir(parents=True, exist_ok=True)
     module = name.replace("-", "_")
     path = folder / f"{module}.py"
@@ -85,6 +88,10 @@ from methods.registry import register
 @register
 class Plugin{module.title().replace("_", "")}(Exhaustive):
     name = "{name}"
+
+    def _build(self, db):
+        super()._build(db)
+{build_body or "        pass"}
 
     def _search(self, q, k):
         res = super()._search(q, k)
@@ -165,7 +172,7 @@ def test_a_run_folder_refuses_another_config_until_forced(small, capsys) -> None
     run_benchmark(config, ["lsh"], run_dir=run_dir, progress=False)
     before = (run_dir / "results.parquet").read_bytes()
     other = replace(config, queries=replace(config.queries, per_cell=4))
-    with pytest.raises(RunStoreError, match=r"another configuration \(differing: config\.queries\.per_cell\)"):
+    with pytest.raises(RunStoreError, match=r"another configuration \(run\.json differs: config\.queries\.per_cell\)"):
         run_benchmark(other, ["lsh"], run_dir=run_dir, progress=False)
     assert (run_dir / "results.parquet").read_bytes() == before  # nothing of the old run was touched
     assert json.loads((run_dir / "run.json").read_text())["config"]["queries"]["per_cell"] == 6
@@ -375,3 +382,102 @@ def _tiny_corpus(tmp_path: Path) -> FolderCorpus:
     for i in range(4):
         sf.write(folder / f"t{i}.wav", tone_track(200 + i, 3.0, 8000), 8000)
     return FolderCorpus(folder)
+
+
+# --------------------------------------------------------------------------- methods under guard
+
+
+@pytest.fixture(scope="module")
+def small_inputs(small):
+    """The small config's prepared inputs (query set, DB and query embeddings), made once."""
+    config, _ = small
+    return prepare_inputs(config, progress=False)
+
+
+@pytest.mark.parametrize("name, build_body, search_body, message", [
+    ("db-zeroer", "        db[:] = 0", "        pass",
+     r"method db-zeroer, stage build: ValueError: assignment destination is read-only; the harness's arrays are "
+     r"read-only"),
+    ("q-zeroer", "", "        q[:] = 0",
+     r"method q-zeroer, stage search, query parameters \{\}, all \d+ query segments in one call: ValueError: "
+     r"assignment destination is read-only"),
+    ("boom", "", "        raise KeyError('boom')",
+     r"method boom, stage search, query parameters \{\}, all \d+ query segments in one call: KeyError: 'boom'"),
+])
+def test_a_method_that_writes_the_harness_arrays_or_raises_is_named_and_harms_no_other(
+        small_inputs, tmp_path, restore_registry, name, build_body, search_body, message) -> None:
+    load_plugin(write_plugin(tmp_path / "plugins", name, search_body, build_body))
+    with pytest.raises(MethodError, match=message):
+        evaluate_method(name, {}, small_inputs, [{}], progress=False)
+    _, points, _, _ = evaluate_method("exhaustive", {}, small_inputs, [{}], progress=False)  # a method after it
+    assert points["exact"].iloc[0] > 0.3
+
+
+def test_a_search_that_never_returns_stops_at_the_call_limit(small_inputs, tmp_path, restore_registry) -> None:
+    load_plugin(write_plugin(tmp_path / "plugins", "sleeper", "        import time; time.sleep(3600)"))
+    limited = replace(small_inputs, config=replace(small_inputs.config, call_limit_s=2.0))
+    with pytest.raises(MethodTimeout, match=r"method sleeper, stage search, .*: no return after the 2 s limit "
+                                            r"\(call_limit_s in the run config\)"):
+        evaluate_method("sleeper", {}, limited, [{}], progress=False)
+
+
+def test_parts_carry_their_identity_and_checksums_and_the_folder_one_writer(small, tmp_path, capsys) -> None:
+    config, _ = small
+    run_dir = tmp_path / "run"
+    run_benchmark(config, ["lsh"], run_dir=run_dir, progress=False)
+    exact = pd.read_parquet(run_dir / "points.parquet").set_index("label")["exact"]
+    # a part's table edited on disk (still valid Parquet)
+    marker = next(p for p in (run_dir / "parts").glob("*.json")
+                  if json.loads(p.read_text())["label"] == "lsh(K=8,L=1)")
+    table = marker.with_name(marker.stem + ".points.parquet")
+    pd.read_parquet(table).assign(exact=0.0).to_parquet(table)
+    # a second writer is refused naming the holder
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time\nfrom datasets.folder_lock import folder_lock\n"
+                               f"with folder_lock({str(run_dir)!r}, 'run folder'):\n"
+                               "    print('held', flush=True); time.sleep(600)"],
+                              stdout=subprocess.PIPE, text=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(FolderBusyError, match=rf"this run folder is in use by another process \(PID {holder.pid} "):
+            run_benchmark(config, ["lsh"], run_dir=run_dir, progress=False)
+    finally:
+        holder.kill()
+        holder.wait()
+    # the killed holder's lock is taken over, and the edited part is run again, not reused
+    capsys.readouterr()
+    run_benchmark(config, ["lsh"], run_dir=run_dir, progress=False)
+    out, err = capsys.readouterr()
+    assert f"taking over the lock of PID {holder.pid}" in err
+    assert "points.parquet does not match the sha256 recorded when it was saved); running it again" in out
+    assert pd.read_parquet(run_dir / "points.parquet").set_index("label")["exact"].equals(exact)
+    # run.json gone: the parts still refuse another configuration
+    (run_dir / "run.json").unlink()
+    other = replace(config, queries=replace(config.queries, per_cell=4))
+    with pytest.raises(RunStoreError, match=r"another configuration \(parts/\w+\.json \(.*\) differs: "
+                                            r"config\.queries\.per_cell\)"):
+        run_benchmark(other, ["lsh"], run_dir=run_dir, progress=False)
+
+
+def test_a_duplicate_yaml_key_is_refused_naming_it_and_its_lines(tmp_path) -> None:
+    path = tmp_path / "dup.yml"
+    path.write_text("seed: 1\nqueries:\n  per_cell: 4\n  per_cell: 8\n")
+    with pytest.raises(ValueError, match=rf"{path}: key 'per_cell' appears twice in one mapping \(lines 3 and 4\)"):
+        load_config(path)
+
+
+def test_a_bad_seed_or_device_is_refused_before_any_data_is_built(small, tmp_path) -> None:
+    config, _ = small
+    with pytest.raises(ValueError, match=r"my\.yml: seed=-5: allowed integers >= 0"):
+        config_from_dict({"seed": -5}, "my.yml")
+    with pytest.raises(MethodError, match=r"method exhaustive, stage construct: ValueError: exhaustive: "
+                                          r"device='tpu' is not supported"):
+        run_benchmark(replace(config, device="tpu"), ["lsh"], run_dir=tmp_path / "r", progress=False)
+    assert not (tmp_path / "r").exists()
+
+
+def test_an_unreachable_ray_cluster_is_an_error_not_a_hang() -> None:
+    pytest.importorskip("ray")
+    code = "from bench.distributed.cluster import connect\nconnect('127.0.0.1:1')"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=ROOT,
+                         env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert "RayUnavailable: cannot reach the Ray cluster at 127.0.0.1:1: nothing answered" in out.stderr
