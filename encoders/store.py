@@ -12,12 +12,21 @@ Layout of a store folder:
 
 Reading a finished store (:func:`open_store`) maps ``rows.npy`` read-only: slices of it are
 NumPy arrays backed by the page cache, so a DB of a million rows is never held in RAM twice.
+
+One writer at a time: :func:`fill_store` holds the folder's lock (:mod:`datasets.folder_lock`)
+while it writes. Worker processes die with the process that started them, however it ends.
 """
 from __future__ import annotations
 
+import ctypes
 import itertools
 import json
 import multiprocessing as mp
+import os
+import signal
+import sys
+import threading
+import time
 import zlib
 from collections import deque
 from concurrent.futures import ProcessPoolExecutor
@@ -30,8 +39,9 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from datasets.cache import atomic_write_json, atomic_write_parquet
+from datasets.cache import atomic_write_json, atomic_write_parquet, flat_differences
 from datasets.corpora.corpus import Corpus
+from datasets.folder_lock import folder_lock
 
 from .checkpoint import Encoder
 from .embed import (
@@ -85,9 +95,52 @@ def _read_state(root: Path) -> dict | None:
         return None
 
 
-def open_store(root: Path | str, key: str | None = None, verify: bool = False) -> EmbeddingStore:
+def _map_rows(root: Path, state: dict, mode: str) -> np.ndarray:
+    """``rows.npy`` memory-mapped; a file missing, cut short or of another shape raises StoreError
+    naming it (checked before mapping: NumPy would silently extend a short file mapped ``r+``)."""
+    path = root / ROWS
+    need = state["n_rows"] * state["dim"] * np.dtype(np.float32).itemsize
+    try:
+        with open(path, "rb") as f:
+            version = np.lib.format.read_magic(f)
+            read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0) else
+                           np.lib.format.read_array_header_2_0)
+            read_header(f)
+            need += f.tell()
+        size = path.stat().st_size
+        if size < need:
+            raise StoreError(f"{path} is shorter than its state says ({size} bytes, {need} expected for "
+                             f"{state['n_rows']} rows of {state['dim']}): the store is damaged; remove the folder "
+                             f"{root} to embed again")
+        rows = np.load(path, mmap_mode=mode)
+    except (OSError, ValueError) as exc:
+        raise StoreError(f"{path} cannot be read ({type(exc).__name__}: {exc}): the store is damaged; remove the "
+                         f"folder {root} to embed again") from None
+    if rows.shape != (state["n_rows"], state["dim"]):
+        raise StoreError(f"{path} has shape {rows.shape}, its state says ({state['n_rows']}, {state['dim']}): the "
+                         f"store is damaged; remove the folder {root} to embed again")
+    return rows
+
+
+def _verify(root: Path, rows: np.ndarray, chunks: list[dict], progress: bool) -> None:
+    """Check every chunk's CRC (reading each row from disk once), raising StoreError at the first
+    mismatch; with ``progress``, report on stderr what was checked and how long it took."""
+    t0 = time.perf_counter()
+    for chunk in chunks:
+        if _crc(rows[chunk["start"]:chunk["stop"]]) != chunk["crc32"]:
+            raise StoreError(f"{root}: rows {chunk['start']}..{chunk['stop']} do not match their CRC (altered or "
+                             f"damaged on disk); remove the folder {root} to embed again")
+    n = sum(chunk["stop"] - chunk["start"] for chunk in chunks)
+    if progress and n:
+        print(f"{root}: checked the CRCs of {n} rows ({n * rows.shape[1] * rows.itemsize / 1e6:.1f} MB) in "
+              f"{time.perf_counter() - t0:.2f} s", file=sys.stderr)
+
+
+def open_store(root: Path | str, key: str | None = None, verify: bool = False,
+               progress: bool = False) -> EmbeddingStore:
     """A finished store, its rows memory-mapped read-only; with ``key``, it must have been written
-    for that key; with ``verify``, every chunk's CRC is checked. Raises :class:`StoreError`."""
+    for that key; with ``verify``, every chunk's CRC is checked (reported on stderr with
+    ``progress``). Raises :class:`StoreError`."""
     root = Path(root)
     state = _read_state(root)
     if state is None:
@@ -97,13 +150,9 @@ def open_store(root: Path | str, key: str | None = None, verify: bool = False) -
     if not state.get("complete"):
         raise StoreError(f"{root}: store unfinished ({state.get('rows_done', 0)} of {state.get('n_rows')} rows); "
                          f"run the embedding again to resume it")
-    rows = np.load(root / ROWS, mmap_mode="r")
-    if rows.shape != (state["n_rows"], state["dim"]):
-        raise StoreError(f"{root}: {ROWS} has shape {rows.shape}, state says ({state['n_rows']}, {state['dim']})")
+    rows = _map_rows(root, state, "r")
     if verify:
-        for chunk in state["chunks"]:
-            if _crc(rows[chunk["start"]:chunk["stop"]]) != chunk["crc32"]:
-                raise StoreError(f"{root}: rows {chunk['start']}..{chunk['stop']} do not match their CRC")
+        _verify(root, rows, state["chunks"], progress)
     return EmbeddingStore(root, rows, pd.read_parquet(root / INDEX), state)
 
 
@@ -144,9 +193,30 @@ def track_rows(audio: np.ndarray, protocol, seg_no: np.ndarray, source: str) -> 
 
 
 _WORKER: dict = {}
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 
-def _worker_init(encoder: Encoder, sources: Mapping[str, Corpus], batch_size: int) -> None:
+def _die_with(parent_pid: int) -> None:
+    """End this process when ``parent_pid`` ends (at once if it already has): a worker left behind
+    by a killed parent would hold its memory, and multiprocessing's resource tracker, forever."""
+    armed = False
+    if sys.platform.startswith("linux"):
+        # the signal comes when the thread that started this process ends; the pool is started and
+        # resized only from the thread that iterates the stream, which outlives it
+        armed = ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) == 0
+    if not armed:
+        def watch() -> None:
+            while os.getppid() == parent_pid:
+                time.sleep(1.0)
+            os._exit(1)
+
+        threading.Thread(target=watch, name="die-with-parent", daemon=True).start()
+    if os.getppid() != parent_pid:
+        os._exit(1)
+
+
+def _worker_init(encoder: Encoder, sources: Mapping[str, Corpus], batch_size: int, parent_pid: int) -> None:
+    _die_with(parent_pid)
     torch.set_num_threads(1)
     _WORKER.update(encoder=encoder, sources=sources, batch_size=batch_size)
 
@@ -162,11 +232,11 @@ def process_stream(encoder: Encoder, sources: Mapping[str, Corpus], workers: int
                    batch_size: int = BATCH_SIZE) -> TrackStream:
     """A :data:`~encoders.embed.TrackStream` over ``workers`` spawned processes of one torch thread
     each; ``4 * workers`` tracks stay in flight across chunk boundaries, so that no worker idles
-    while a long track ends a chunk."""
+    while a long track ends a chunk. The workers die with this process, however it ends."""
 
     def stream(jobs: list[Job]) -> Iterator[np.ndarray]:
         with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=_worker_init,
-                                 initargs=(encoder, dict(sources), batch_size)) as pool:
+                                 initargs=(encoder, dict(sources), batch_size, os.getpid())) as pool:
             pending: deque = deque()
             upcoming = iter(jobs)
             try:
@@ -204,15 +274,30 @@ def _embed_chunk_inline(encoder: Encoder, sources: Mapping[str, Corpus], jobs: l
             yield out
 
 
+def _check_key(root: Path, state: dict | None, key: str, identity: dict | None) -> None:
+    if state is None or state.get("key") == key:
+        return
+    old = state.get("identity")
+    differing = (", ".join(flat_differences(old, identity)) if old is not None and identity is not None else
+                 "unknown: its state.json records no identity" if old is None else "unknown")
+    raise StoreError(f"{root}: holds a store for key {state.get('key')}, not {key} (differing: {differing}); a store "
+                     f"holds the rows of one corpus, segment table, protocol and encoder: remove the folder to embed "
+                     f"again, or choose another folder")
+
+
 def fill_store(root: Path | str, key: str, index: pd.DataFrame, sources: Mapping[str, Corpus], encoder: Encoder,
                progress: bool = True, workers: int = 1, chunk_rows: int = CHUNK_ROWS,
                batch_size: int = BATCH_SIZE, head: np.ndarray | None = None,
-               stream: TrackStream | None = None) -> EmbeddingStore:
+               stream: TrackStream | None = None, identity: dict | None = None) -> EmbeddingStore:
     """Embed every row of ``index`` (columns ``source``, ``track_id``, ``segment``; ``source``
     names a corpus of ``sources``) into the store at ``root``, and return it opened.
 
-    A store already finished for ``key`` is opened as it is; one begun for ``key`` resumes after
-    its last committed chunk (whose CRCs are checked first); one for another key is refused.
+    A store already finished for ``key`` is opened after every chunk's CRC is checked (with
+    ``progress``, a line on stderr says how many rows and how long); one begun for ``key``
+    resumes after its last committed chunk (whose CRCs are checked first); one for another key
+    is refused, naming what differs between its ``identity`` (what the key hashes: recorded in
+    ``state.json``) and this one. The folder's lock is held while rows are written: a second
+    writer is refused (:class:`~datasets.folder_lock.FolderBusyError`, naming the holder).
     ``workers`` > 1 embeds tracks in that many processes of one torch thread each (each decodes
     its own tracks); 1 embeds here, decoding a track ahead in a thread. ``stream``, when given,
     embeds the tracks instead (e.g. :func:`encoders.ray_embed.ray_stream` on Ray workers); the
@@ -229,27 +314,40 @@ def fill_store(root: Path | str, key: str, index: pd.DataFrame, sources: Mapping
         raise ValueError(f"index names source(s) {unknown} that are not among {sorted(sources)}")
     index = index[list(INDEX_COLUMNS)].reset_index(drop=True)
     dim = encoder.model.config.dim
+    identity = None if identity is None else json.loads(json.dumps(identity))  # as state.json holds it
     state = _read_state(root)
-    if state is not None and state.get("key") != key:
-        raise StoreError(f"{root}: holds a store for key {state.get('key')}, not {key}; remove the folder or "
-                         f"choose another")
+    _check_key(root, state, key, identity)  # before the lock, so that a refused folder is left untouched
     if state is not None and state.get("complete"):
-        return open_store(root, key)
+        return open_store(root, key, verify=True, progress=progress)
     n_head = 0 if head is None else len(head)
     if head is not None and (head.shape[1] != dim or n_head > len(index)):
         raise ValueError(f"head has shape {head.shape}; expected at most {len(index)} rows of {dim}")
+    with folder_lock(root, "embedding store"):
+        state = _read_state(root)  # as the last writer left it
+        _check_key(root, state, key, identity)
+        if state is not None and state.get("complete"):
+            return open_store(root, key, verify=True, progress=progress)
+        _fill_locked(root, key, identity, state, index, sources, encoder, progress, workers, chunk_rows, batch_size,
+                     head, stream)
+    return open_store(root, key)
+
+
+def _fill_locked(root: Path, key: str, identity: dict | None, state: dict | None, index: pd.DataFrame,
+                 sources: Mapping[str, Corpus], encoder: Encoder, progress: bool, workers: int, chunk_rows: int,
+                 batch_size: int, head: np.ndarray | None, stream: TrackStream | None) -> None:
+    dim = encoder.model.config.dim
+    n_head = 0 if head is None else len(head)
     if state is None or not (root / ROWS).is_file():
         root.mkdir(parents=True, exist_ok=True)
         np.lib.format.open_memmap(root / ROWS, mode="w+", dtype=np.float32, shape=(len(index), dim)).flush()
         atomic_write_parquet(root / INDEX, index)
         state = {"key": key, "n_rows": len(index), "dim": dim, "rows_done": 0, "chunks": [], "complete": False,
-                 "encoder_sha256": encoder.sha256}
+                 "encoder_sha256": encoder.sha256, "identity": identity}
         atomic_write_json(root / STATE, state)
-    rows = np.load(root / ROWS, mmap_mode="r+")
-    for chunk in state["chunks"]:  # committed chunks must still be what was written
-        if _crc(rows[chunk["start"]:chunk["stop"]]) != chunk["crc32"]:
-            raise StoreError(f"{root}: committed rows {chunk['start']}..{chunk['stop']} do not match their CRC; "
-                             f"remove the folder to embed again")
+    if state.get("identity") is None:
+        state["identity"] = identity  # a store begun before identities were recorded: saved with its next chunk
+    rows = _map_rows(root, state, "r+")
+    _verify(root, rows, state["chunks"], progress)  # committed chunks must still be what was written
     # chunks cut afresh from the first row not yet committed, so that a run resumed with another
     # chunk size (a local run finished on Ray) neither skips nor repeats rows
     start = max(n_head, state["rows_done"])
@@ -292,4 +390,3 @@ def fill_store(root: Path | str, key: str, index: pd.DataFrame, sources: Mapping
     state["complete"] = True
     atomic_write_json(root / STATE, state)
     del rows
-    return open_store(root, key)

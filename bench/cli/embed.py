@@ -46,16 +46,19 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from encoders.checkpoint import load_checkpoint
-    from encoders.embed import BATCH_SIZE, corpus_segments, embed_db
+    from encoders.embed import BATCH_SIZE, corpus_segments, db_cache_key, db_identity, embed_db
 
+    if args.batch_size is not None and args.batch_size < 1:
+        raise ValueError(f"--batch-size {args.batch_size}: allowed >= 1 (segments per forward pass); pass a positive "
+                         f"number, or leave it out for {BATCH_SIZE}")
+    if args.workers is not None and args.workers < 1:
+        raise ValueError(f"--workers {args.workers}: allowed >= 1")
     threads = set_threads(args.threads)
     corpus = corpus_from(args)
     # on Ray the workers move the encoder to --device; the driver needs no GPU of its own
     encoder = load_checkpoint(args.encoder, corpus.protocol, "cpu" if args.engine == "ray" else args.device)
     segments = corpus_segments(corpus, None if args.split == "all" else args.split)
     audio_s = sum(t.duration_s for t in corpus.tracks(None if args.split == "all" else args.split))
-    if args.workers is not None and args.workers < 1:
-        raise ValueError(f"--workers {args.workers}: allowed >= 1")
     executor = executor_from(args)
     before = 0
     t0 = time.perf_counter()
@@ -72,10 +75,12 @@ def run(args: argparse.Namespace) -> int:
         folder = nullcontext(str(args.store)) if args.store else tempfile.TemporaryDirectory(prefix="flowhash-embed-")
         with folder as root:
             before = _rows_done(Path(root))
-            store = fill_store(root, f"bench-embed-{encoder.sha256[:16]}", segments.assign(source="corpus"),
+            # keyed by all the rows depend on: the corpus, the split's segment table, the protocol, the encoder
+            store = fill_store(root, db_cache_key(encoder, corpus, segments), segments.assign(source="corpus"),
                                {"corpus": corpus}, encoder, progress=not args.no_progress, workers=workers,
                                batch_size=args.batch_size or BATCH_SIZE, stream=stream,
-                               chunk_rows=executor.store_chunk_rows)
+                               chunk_rows=executor.store_chunk_rows,
+                               identity={"encoder": encoder.sha256, **db_identity(corpus, segments)})
             emb, hit = store.rows, before == len(segments)
             wall = time.perf_counter() - t0
         if 0 < before < len(segments):

@@ -7,12 +7,11 @@ import json
 import shutil
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 import pyarrow.parquet as pq
 
-from datasets.cache import atomic_write_json, atomic_write_parquet, stable_hash
+from datasets.cache import atomic_write_json, atomic_write_parquet, flat_differences, stable_hash
 
 RESULTS_FORMAT = 1
 RUN_JSON = "run.json"
@@ -31,16 +30,6 @@ def now() -> str:
 
 class RunStoreError(ValueError):
     """A run folder that cannot be used as asked: another configuration's, or not a folder."""
-
-
-def flat_differences(old: Any, new: Any, prefix: str = "") -> list[str]:
-    """Dotted paths where two JSON-like values differ, e.g. ``['config.queries.per_cell']``."""
-    if isinstance(old, dict) and isinstance(new, dict):
-        out = []
-        for key in sorted(set(old) | set(new), key=str):
-            out += flat_differences(old.get(key), new.get(key), f"{prefix}.{key}" if prefix else str(key))
-        return out
-    return [] if old == new else [prefix or "(value)"]
 
 
 def file_sha256(path: Path) -> str:

@@ -58,14 +58,14 @@ def build_scale_db(config: ScaleConfig, inputs: RunInputs, progress: bool = True
     dtable = distractor_segments(distractors, corpus.protocol, n_dist)
     table = pd.concat([base, dtable[["source", "track_id", "key", "segment", "real"]]], ignore_index=True)
     sources = {CORPUS_SOURCE: corpus, **distractors.sources}
-    key = stable_hash({"encoder": inputs.encoder.sha256, "base": db_identity(corpus, inputs.db_segments),
-                       "distractors": {name: stable_hash(c.identity(), n=32)
-                                       for name, c in distractors.sources.items()},
-                       "rows": stable_hash(dtable[["source", "track_id", "segment"]].to_csv(index=False), n=32)}, n=32)
+    identity = {"encoder": inputs.encoder.sha256, "base": db_identity(corpus, inputs.db_segments),
+                "distractors": {name: stable_hash(c.identity(), n=32) for name, c in distractors.sources.items()},
+                "rows": stable_hash(dtable[["source", "track_id", "segment"]].to_csv(index=False), n=32)}
+    key = stable_hash(identity, n=32)
     stream = executor.track_stream(inputs.encoder, sources, config.run.device) if executor is not None else None
     store = fill_store(cache_dir("embeddings", "store", key), key, table, sources, inputs.encoder, progress,
                        config.workers, head=inputs.db, stream=stream,
-                       chunk_rows=executor.store_chunk_rows if executor is not None else CHUNK_ROWS)
+                       chunk_rows=executor.store_chunk_rows if executor is not None else CHUNK_ROWS, identity=identity)
     return ScaleDatabase(table, store, distractors, len(base))
 
 

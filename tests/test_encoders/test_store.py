@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -164,3 +165,167 @@ def test_worker_processes_write_the_same_rows_across_chunks(tmp_path):
                      workers=2)
     assert len(two.state["chunks"]) == len(one.state["chunks"]) > 2
     np.testing.assert_allclose(np.asarray(two.rows), np.asarray(one.rows), atol=1e-5)
+
+
+def test_a_finished_store_altered_on_disk_is_refused_and_its_check_is_reported(tmp_path, capsys):
+    corpus, encoder, index = _world(3)
+    root = tmp_path / "store"
+    fill_store(root, "k", index, {"synth": corpus}, encoder, progress=False, chunk_rows=100)
+    capsys.readouterr()
+    fill_store(root, "k", index, {"synth": corpus}, encoder, progress=True)
+    err = capsys.readouterr().err
+    assert f"{root}: checked the CRCs of {len(index)} rows ({len(index) * TINY.dim * 4 / 1e6:.1f} MB) in" in err
+    rows = np.load(root / "rows.npy", mmap_mode="r+")
+    rows[len(index) - 1, 0] += 1.0
+    rows.flush()
+    del rows
+    where = re.escape(str(root))
+    with pytest.raises(StoreError, match=rf"{where}: rows \d+\.\.{len(index)} do not match their CRC.*remove the "
+                                         rf"folder {where} to embed again"):
+        fill_store(root, "k", index, {"synth": corpus}, encoder, progress=False)
+
+
+def _snapshot(root: Path) -> dict:
+    return {p.name: (p.stat().st_mtime_ns, p.read_bytes()) for p in sorted(root.iterdir())}
+
+
+def test_bench_embed_refuses_a_store_filled_for_another_split_seed_or_hop(tmp_path, capsys):
+    from bench.cli.main import main
+
+    root = tmp_path / "store"
+    common = ["embed", "--corpus", "synth", "--synth-tracks", "3", "--store", str(root), "--no-progress"]
+    assert main(common + ["--split", "all"]) == 0
+    state = json.loads((root / STATE).read_text())
+    assert set(state["identity"]) == {"encoder", "corpus", "protocol", "segments"}
+    before = _snapshot(root)
+    capsys.readouterr()
+    for extra, differing in ((["--split", "test"], "segments"), (["--split", "all", "--synth-seed", "1"], "corpus"),
+                             (["--split", "all", "--hop", "0.25"], "protocol.hop_s")):
+        assert main(common + extra) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and err.startswith(f"error: {root}: holds a store ")
+        assert differing in re.search(r"\(differing: ([^)]*)\)", err).group(1).split(", ")
+        assert "remove the folder to embed again" in err
+        assert _snapshot(root) == before
+    assert main(common + ["--split", "all"]) == 0  # the same request reuses it
+
+
+HOLD_LOCK = """
+import sys, time
+from datasets.folder_lock import folder_lock
+with folder_lock(sys.argv[1], "embedding store"):
+    print("held", flush=True)
+    time.sleep(120)
+"""
+
+
+def test_a_second_writer_is_refused_naming_the_holder(tmp_path):
+    from datasets.folder_lock import FolderBusyError
+
+    corpus, encoder, index = _world(2)
+    root = tmp_path / "store"
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(root)], cwd=ROOT, stdout=subprocess.PIPE,
+                              env={**os.environ, "PYTHONPATH": str(ROOT)}, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(FolderBusyError, match=rf"{re.escape(str(root))}: this embedding store is in use "
+                                                  rf".*PID {holder.pid} "):
+            fill_store(root, "k", index, {"synth": corpus}, encoder, progress=False)
+        assert not (root / STATE).exists()
+    finally:
+        holder.kill()
+        holder.wait()
+    store = fill_store(root, "k", index, {"synth": corpus}, encoder, progress=False)  # the dead holder's lock is taken
+    assert store.state["complete"]
+
+
+WORKER_STREAM = """
+import time
+from datasets.corpora.synth import SynthCorpus
+from datasets.protocol import Protocol
+from encoders.checkpoint import untrained_encoder
+from encoders.embed import corpus_segments, track_jobs
+from encoders.model import EncoderConfig
+from encoders.store import process_stream
+protocol = Protocol(hop_s=0.25)
+corpus = SynthCorpus(protocol, n_tracks=2, min_duration_s=30, max_duration_s=40, progress=False)
+encoder = untrained_encoder(protocol, EncoderConfig(channels=(8, 16, 16, 32), dim=16, head_hidden=8), seed=0)
+jobs, _ = track_jobs(corpus_segments(corpus), "synth")
+rows = process_stream(encoder, {"synth": corpus}, workers=2)(jobs)
+next(rows)
+print("embedding", flush=True)
+time.sleep(120)
+"""
+
+
+def _children(pid: int) -> list[int]:
+    out = []
+    for task in Path(f"/proc/{pid}/task").glob("*/children"):
+        try:
+            out += [int(c) for c in task.read_text().split()]
+        except OSError:
+            pass
+    return out
+
+
+def _session_processes(sid: int) -> list[int]:
+    """Live (not zombie) processes of session ``sid``."""
+    alive = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[3]) == sid and fields[0] != "Z":
+            alive.append(int(stat.parent.name))
+    return alive
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_worker_processes_and_the_resource_tracker_die_with_a_killed_parent():
+    proc = subprocess.Popen([sys.executable, "-c", WORKER_STREAM], cwd=ROOT, stdout=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONPATH": str(ROOT)}, start_new_session=True)
+    try:
+        assert proc.stdout.readline().strip() == "embedding"
+        assert len(_children(proc.pid)) >= 3  # two workers and multiprocessing's resource tracker
+        proc.kill()
+        proc.wait()
+        deadline = time.monotonic() + 20
+        while _session_processes(proc.pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert _session_processes(proc.pid) == []
+    finally:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.wait()
+
+
+def test_a_truncated_rows_file_is_named_with_its_remedy(tmp_path):
+    corpus, encoder, index = _world(2)
+    root = tmp_path / "store"
+    fill_store(root, "k", index, {"synth": corpus}, encoder, progress=False)
+    size = (root / "rows.npy").stat().st_size
+    os.truncate(root / "rows.npy", size - 64)
+    expected = (rf"{re.escape(str(root / 'rows.npy'))} is shorter than its state says \({size - 64} bytes, {size} "
+                rf"expected for {len(index)} rows of 16\): the store is damaged; remove the folder "
+                rf"{re.escape(str(root))} to embed again")
+    with pytest.raises(StoreError, match=expected):
+        open_store(root, "k")
+    with pytest.raises(StoreError, match=expected):
+        fill_store(root, "k", index, {"synth": corpus}, encoder, progress=False)
+    state = json.loads((root / STATE).read_text())
+    (root / STATE).write_text(json.dumps({**state, "complete": False}))  # an unfinished store resumed
+    with pytest.raises(StoreError, match=expected):
+        fill_store(root, "k", index, {"synth": corpus}, encoder, progress=False)
+
+
+@pytest.mark.parametrize("size", ["0", "-1"])
+def test_bench_embed_refuses_a_batch_size_below_one(size, capsys):
+    from bench.cli.main import main
+
+    assert main(["embed", "--corpus", "synth", "--synth-tracks", "3", "--batch-size", size, "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert err == f"error: --batch-size {size}: allowed >= 1 (segments per forward pass); pass a positive number, " \
+                  f"or leave it out for 64\n"
