@@ -5,7 +5,7 @@ import argparse
 import time
 from pathlib import Path
 
-from datasets.queries.conditions import reverb_label, snr_label
+from datasets.queries.conditions import DRY, check_distinct, reverb_label, snr_label
 from datasets.queries.queryset import QuerySetConfig, build_queryset, default_queryset_dir
 
 from .options import (
@@ -51,7 +51,10 @@ def add_grid_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def config_from(args: argparse.Namespace) -> QuerySetConfig:
-    """The QuerySetConfig the options describe."""
+    """The QuerySetConfig the options describe; a repeated value names its option."""
+    for option, values in (("--durations", args.durations), ("--snr", args.snr)):
+        check_distinct(option, values)
+    check_distinct("--reverb", args.reverb, DRY)
     return QuerySetConfig(durations=tuple(args.durations), snrs=tuple(args.snr), reverbs=tuple(args.reverb),
                           per_cell=args.per_cell, seed=args.seed, split=args.split,
                           rt60_tolerance=args.rt60_tolerance)

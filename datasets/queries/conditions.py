@@ -62,3 +62,28 @@ def snr_label(snr: float | None) -> str:
 def reverb_label(rt60: float | None) -> str:
     """Condition label of a reverb level: 'none' or the RT60 ('0.3')."""
     return DRY if rt60 is None else f"{rt60:g}"
+
+
+
+def _same_condition(value: object) -> object:
+    """The value a condition compares by: 'clean', 'none' and None are one value; 1 and 1.0 another."""
+    if value is None or (isinstance(value, str) and value.strip().lower() in (CLEAN, DRY)):
+        return None
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return value
+
+
+def check_distinct(where: str, values: tuple | list, none_label: str = CLEAN) -> None:
+    """Raise ValueError naming ``where`` and the value when a condition value repeats: a repeat
+    would draw the same queries again and count them as independent ones."""
+    seen: dict[object, object] = {}
+    for value in values:
+        key = _same_condition(value)
+        if key in seen:
+            first = seen[key]
+            shown = none_label if key is None else f"{key:g}" if isinstance(key, float) else repr(key)
+            spelled = f" (given as {first!r} and {value!r})" if repr(first) != repr(value) else ""
+            raise ValueError(f"{where}: {shown} appears twice{spelled}; list each condition value once")
+        seen[key] = value

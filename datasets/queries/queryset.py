@@ -9,7 +9,10 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import os
 import shutil
+import sys
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Iterator, Mapping
@@ -20,13 +23,21 @@ import soundfile as sf
 from tqdm.auto import tqdm
 
 from datasets.audio_io import AudioReadError, warn_skip
-from datasets.cache import atomic_path, atomic_write_json, atomic_write_parquet, cache_dir, stable_hash
+from datasets.cache import (
+    atomic_path,
+    atomic_write_bytes,
+    atomic_write_json,
+    atomic_write_parquet,
+    cache_dir,
+    stable_hash,
+)
 from datasets.corpora.corpus import Corpus
+from datasets.folder_lock import folder_lock
 from datasets.noise.bank import NoiseBank
 from datasets.protocol import Protocol
 from datasets.rooms import RoomBank
 
-from .conditions import reverb_label, snr_label
+from .conditions import CLEAN, DRY, check_distinct, reverb_label, snr_label
 from .degrade import degrade, measured_snr_db
 
 FORMAT_VERSION = 1
@@ -39,6 +50,13 @@ ACTIVITY_FRAME_S = 0.1
 ACTIVITY_FLOOR_DB = -40.0
 MAX_START_TRIES = 50
 PEAK_HEADROOM = 0.99
+DIGESTS = "file_sha256"
+LOCK_WHAT = "query-set folder"
+LARGE_QUERY_SET = 20_000
+# Measured on the default synth grid (per_cell 10: 800 queries, 2200 s of audio at 8 kHz): the FLACs took
+# 1.68 bytes per sample, and rendering ran at 43-59 s of audio per second on one core of a shared 2-core machine.
+FLAC_BYTES_PER_SAMPLE = 1.7
+RENDER_AUDIO_S_PER_S = 50.0
 
 
 @dataclass(frozen=True)
@@ -61,10 +79,20 @@ class QuerySetConfig:
             raise ValueError(f"split={self.split!r}: allowed 'train', 'val', 'test'")
         if not (self.durations and self.snrs and self.reverbs):
             raise ValueError("durations, snrs and reverbs each need at least one value")
+        for name, none_label in (("durations", CLEAN), ("snrs", CLEAN), ("reverbs", DRY)):
+            check_distinct(f"queries.{name}", getattr(self, name), none_label)
 
     def cells(self) -> Iterator[tuple[float, float | None, float | None]]:
         """Every (duration, snr, rt60) condition of the grid, in a fixed order."""
         return itertools.product(self.durations, self.snrs, self.reverbs)
+
+    def n_queries(self) -> int:
+        """The number of queries of the grid."""
+        return len(self.durations) * len(self.snrs) * len(self.reverbs) * self.per_cell
+
+    def audio_seconds(self) -> float:
+        """The seconds of audio of all queries of the grid."""
+        return float(sum(self.durations)) * len(self.snrs) * len(self.reverbs) * self.per_cell
 
     def to_dict(self) -> dict:
         """Plain-dict form for JSON records."""
@@ -97,8 +125,16 @@ class QuerySet:
         return pd.read_parquet(self.segments_path)
 
     def load_query(self, query_id: str) -> np.ndarray:
-        """One rendered query as float32 at the protocol rate."""
-        audio, _ = sf.read(str(self.root / AUDIO_DIR / f"{query_id}.flac"), dtype="float32")
+        """One rendered query as float32 at the protocol rate; AudioReadError naming the file and the
+        remedy when it cannot be read."""
+        path = self.root / AUDIO_DIR / f"{query_id}.flac"
+        try:
+            audio, _ = sf.read(str(path), dtype="float32")
+        except (sf.SoundFileError, OSError) as exc:
+            raise AudioReadError(
+                f"{path}: cannot read this query's audio ({exc}); rebuild the query set: delete {self.root}, or run "
+                f"the command that built it again (python -m bench queries --out {self.root} with its options, or "
+                f"python -m bench run), which checks every file and re-renders damaged ones") from exc
         return audio
 
     @property
@@ -282,9 +318,103 @@ def _content_hash(manifest: pd.DataFrame, segments: pd.DataFrame, root: Path) ->
     h.update(manifest.to_csv(index=False, float_format="%.9g").encode())
     h.update(segments.to_csv(index=False, float_format="%.9g").encode())
     for query_id in manifest["query_id"]:
-        pcm, _ = sf.read(str(root / AUDIO_DIR / f"{query_id}.flac"), dtype="int16")
+        path = root / AUDIO_DIR / f"{query_id}.flac"
+        try:
+            pcm, _ = sf.read(str(path), dtype="int16")
+        except (sf.SoundFileError, OSError) as exc:
+            raise AudioReadError(f"{path}: cannot decode ({exc})") from exc
         h.update(pcm.tobytes())
     return h.hexdigest()
+
+
+def _file_names(query_ids: pd.Series) -> list[str]:
+    return [MANIFEST, SEGMENTS] + [f"{AUDIO_DIR}/{q}.flac" for q in query_ids]
+
+
+def _file_digests(root: Path, query_ids: pd.Series) -> dict[str, str]:
+    """The sha256 of each file of the query set, by its path relative to ``root``."""
+    return {name: hashlib.sha256((root / name).read_bytes()).hexdigest() for name in _file_names(query_ids)}
+
+
+def _damaged_files(root: Path, info: dict) -> list[tuple[str, str]]:
+    """(file, what is wrong) for each file whose bytes no longer match the sha256 recorded in ``info``."""
+    damaged = []
+    for name, digest in sorted(info[DIGESTS].items()):
+        try:
+            data = (root / name).read_bytes()
+        except FileNotFoundError:
+            damaged.append((name, f"{name} is missing"))
+            continue
+        except OSError as exc:
+            damaged.append((name, f"{name} cannot be read ({exc})"))
+            continue
+        if hashlib.sha256(data).hexdigest() != digest:
+            damaged.append((name, f"{name} is damaged ({len(data)} bytes; its sha256 differs from the one in {INFO})"))
+    return damaged
+
+
+def _unreproduced_hash(root: Path, info: dict) -> list[tuple[str, str]]:
+    """For a query set recorded without per-file digests: [] when its files still give its content hash,
+    else one (file, what is wrong)."""
+    try:
+        manifest, segments = pd.read_parquet(root / MANIFEST), pd.read_parquet(root / SEGMENTS)
+        if _content_hash(manifest, segments, root) == info.get("content_hash"):
+            return []
+    except AudioReadError as exc:
+        return [("", str(exc).removeprefix(f"{root}/"))]
+    except (OSError, ValueError) as exc:
+        return [("", f"{MANIFEST} or {SEGMENTS} cannot be read ({exc})")]
+    return [("", f"the files no longer give the content hash recorded in {INFO}")]
+
+
+def _prepare_repair(root: Path, info: dict, damaged: list[tuple[str, str]]) -> None:
+    """Leave ``root`` as an interrupted build that will render only the damaged audio files again, or
+    clear it when the manifest, the segment table or which file is damaged is not known."""
+    names = {name for name, _ in damaged}
+    if DIGESTS not in info or not names or names & {"", MANIFEST, SEGMENTS}:
+        _clear(root)
+        return
+    manifest = pd.read_parquet(root / MANIFEST)
+    kept = manifest[~(AUDIO_DIR + "/" + manifest["query_id"] + ".flac").isin(names)]
+    log = "".join(json.dumps({"query_id": r.query_id, "gain": r.gain, "measured_snr_db": r.measured_snr_db}) + "\n"
+                  for r in kept.itertuples(index=False))
+    atomic_write_bytes(root / RENDER_LOG, log.encode())
+    for name in names:
+        (root / name).unlink(missing_ok=True)
+    (root / INFO).unlink()
+
+
+def _read_info(root: Path) -> dict | None:
+    path = root / INFO
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        return None
+    except ValueError as exc:
+        raise ValueError(f"{path}: not valid JSON ({exc}); delete {root} and build the query set again") from None
+
+
+def _about(x: float) -> str:
+    return f"{x:,.0f}" if x >= 10 else f"{x:.1f}"
+
+
+def _warn_if_large(config: QuerySetConfig, protocol: Protocol, root: Path) -> None:
+    """Warn, before any work, when the queries still to render exceed LARGE_QUERY_SET, with the hours
+    of audio, the disk size and the rendering time they will take."""
+    total = config.n_queries()
+    audio_dir = root / AUDIO_DIR
+    have = sum(1 for _ in os.scandir(audio_dir)) if audio_dir.is_dir() else 0
+    todo = total - min(have, total)
+    if todo <= LARGE_QUERY_SET:
+        return
+    seconds = config.audio_seconds() * todo / total
+    size_gb = seconds * protocol.sample_rate * FLAC_BYTES_PER_SAMPLE / 1e9
+    render_h = seconds / RENDER_AUDIO_S_PER_S / 3600
+    warnings.warn(f"{root}: rendering {todo} queries: {_about(seconds / 3600)} h of audio, about {_about(size_gb)} GB "
+                  f"of FLAC at {protocol.sample_rate} Hz and about {_about(render_h)} h to render (at "
+                  f"{RENDER_AUDIO_S_PER_S:g} s of audio per second); per_cell={config.per_cell} over "
+                  f"{total // config.per_cell} conditions. For a smaller set lower per_cell (--per-cell, "
+                  f"queries.per_cell); Ctrl-C stops the build and the same command resumes it", stacklevel=4)
 
 
 def _clear(root: Path) -> None:
@@ -298,6 +428,11 @@ def build_queryset(corpus: Corpus, noise: NoiseBank, rooms: RoomBank, config: Qu
                    out_dir: Path | str, progress: bool = True, force: bool = False) -> QuerySet:
     """Build (or resume, or reuse) the query set of ``config`` in ``out_dir``.
 
+    A finished query set is reused when every file still has the sha256 recorded in its queryset.json
+    (reading needs no lock). Building, resuming or repairing holds the folder's lock: a second
+    process doing so is refused (FolderBusyError naming the holder's PID). A damaged or missing file
+    is named on stderr and only the damaged files are rendered again (the build is deterministic).
+
     Raises ValueError when ``out_dir`` holds a query set of another identity and ``force`` is
     not set, or when no track of the split is long enough for the longest query.
     """
@@ -305,21 +440,40 @@ def build_queryset(corpus: Corpus, noise: NoiseBank, rooms: RoomBank, config: Qu
     identity = {"format": FORMAT_VERSION, "config": config.to_dict(), "corpus": corpus.identity(),
                 "noise": noise.identity(), "rooms": rooms.identity()}
     build_key = stable_hash(identity, n=32)
+    old = _read_info(root)
+    if old and old.get("build_key") == build_key and DIGESTS in old and not _damaged_files(root, old):
+        return QuerySet(root, old)
+    with folder_lock(root, LOCK_WHAT):
+        return _build_locked(corpus, noise, rooms, config, root, build_key, progress, force)
+
+
+def _build_locked(corpus: Corpus, noise: NoiseBank, rooms: RoomBank, config: QuerySetConfig, root: Path,
+                  build_key: str, progress: bool, force: bool) -> QuerySet:
     info_path = root / INFO
-    if info_path.exists():
-        old = json.loads(info_path.read_text())
+    old = _read_info(root)
+    if old is not None:
         if old.get("build_key") == build_key:
-            return QuerySet(root, old)
-        if not force:
+            damaged = _damaged_files(root, old) if DIGESTS in old else _unreproduced_hash(root, old)
+            if not damaged:
+                if DIGESTS not in old:
+                    old[DIGESTS] = _file_digests(root, pd.read_parquet(root / MANIFEST)["query_id"])
+                    atomic_write_json(info_path, old)
+                return QuerySet(root, old)
+            more = f", and {len(damaged) - 1} more file(s) damaged or missing" if len(damaged) > 1 else ""
+            print(f"{root}: {damaged[0][1]}{more}; rebuilding the query set", file=sys.stderr)
+            _prepare_repair(root, old, damaged)
+        elif not force:
             raise ValueError(f"{root} holds another query set (corpus {old.get('corpus', {}).get('name')},"
                              f" config {old.get('config')}); choose another --out or pass --force")
-        _clear(root)
+        else:
+            _clear(root)
     key_path = root / ".build_key"
     if key_path.exists() and key_path.read_text().strip() != build_key:
         if not force:
             raise ValueError(f"{root} holds a partial query set of another config; "
                              "choose another --out or pass --force")
         _clear(root)
+    _warn_if_large(config, corpus.protocol, root)
     root.mkdir(parents=True, exist_ok=True)
     key_path.write_text(build_key + "\n")
 
@@ -368,6 +522,7 @@ def build_queryset(corpus: Corpus, noise: NoiseBank, rooms: RoomBank, config: Qu
             "audio_seconds": float(manifest["duration_s"].sum()),
         },
         "files": {"manifest": MANIFEST, "segments": SEGMENTS, "audio": f"{AUDIO_DIR}/<query_id>.flac"},
+        DIGESTS: _file_digests(root, manifest["query_id"]),
     }
     atomic_write_json(info_path, info)
     key_path.unlink(missing_ok=True)

@@ -1,6 +1,8 @@
 """Query sets: determinism, exact SNR, held-out splits, bad input, resume after interruption."""
 from __future__ import annotations
 
+import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -11,6 +13,7 @@ import pytest
 import soundfile as sf
 
 from datasets.corpora.folder import FolderCorpus
+from datasets.folder_lock import FolderBusyError
 from datasets.noise.synth import SynthNoiseBank
 from datasets.protocol import Protocol
 from datasets.queries.degrade import degrade, measured_snr_db
@@ -49,7 +52,9 @@ def corpus_of(root: Path) -> FolderCorpus:
 
 
 def files_of(root: Path) -> dict[str, bytes]:
-    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+    """The query set's files (not the folder's lock file) and their bytes."""
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*"))
+            if p.is_file() and p.name != ".flowhash-lock"}
 
 
 def test_same_seed_same_bytes_other_seed_other_hash(music: Path, banks, tmp_path: Path) -> None:
@@ -215,3 +220,119 @@ def test_cli_builds_default_synth_queryset_end_to_end(tmp_path: Path) -> None:
     assert len(m) == 4 * 5 * 4 * 2 and m["track_id"].str.startswith("synth-").all()
     audio, sr = sf.read(tmp_path / "qs" / "audio" / "q00000.flac")
     assert sr == 8000 and len(audio) == 8000
+
+
+SMALL = QuerySetConfig(durations=(1.0,), snrs=(None, 10.0), reverbs=(None,), per_cell=3, seed=3)
+
+
+@pytest.mark.parametrize("field, values, message", [
+    ("durations", (1, 2.0, 1.0), "queries.durations: 1 appears twice (given as 1 and 1.0)"),
+    ("snrs", ("clean", 10.0, None), "queries.snrs: clean appears twice (given as 'clean' and None)"),
+    ("reverbs", (0.6, None, 0.6), "queries.reverbs: 0.6 appears twice"),
+])
+def test_repeated_condition_values_are_refused(field: str, values: tuple, message: str) -> None:
+    with pytest.raises(ValueError) as err:
+        QuerySetConfig(**{field: values})
+    assert str(err.value) == message + "; list each condition value once"
+
+
+def test_repeated_condition_value_on_the_command_line_names_the_option(tmp_path: Path,
+                                                                        capsys: pytest.CaptureFixture) -> None:
+    from bench.cli.main import main
+
+    missing = str(tmp_path / "no-such-corpus")  # checked after the grid: the command stops before any work
+    assert main(["queries", "--snr", "clean", "10", "10.0", "--corpus", "folder", "--corpus-path", missing]) == 2
+    assert capsys.readouterr().err == "error: --snr: 10 appears twice; list each condition value once\n"
+
+
+def test_repeated_condition_value_in_a_yaml_config_names_the_file(tmp_path: Path) -> None:
+    from bench.run.config import load_config
+
+    path = tmp_path / "run.yml"
+    path.write_text("queries:\n  durations: [1, 2, 1.0]\n")
+    with pytest.raises(ValueError, match=r"run.yml: queries.durations: 1 appears twice"):
+        load_config(path)
+
+
+def truncate(path: Path) -> None:
+    path.write_bytes(path.read_bytes()[:len(path.read_bytes()) // 2])
+
+
+def test_damaged_query_audio_is_named_and_rebuilt_on_reuse(music: Path, banks, tmp_path: Path,
+                                                            capsys: pytest.CaptureFixture) -> None:
+    noise, rooms = banks
+    qs = build_queryset(corpus_of(music), noise, rooms, SMALL, tmp_path, progress=False)
+    before = files_of(tmp_path)
+    capsys.readouterr()
+    truncate(tmp_path / "audio" / "q00004.flac")
+    (tmp_path / "audio" / "q00001.flac").unlink()
+    with pytest.raises(RuntimeError, match=r"q00004.flac: cannot read this query's audio .*rebuild the query set"):
+        qs.load_query("q00004")
+    again = build_queryset(corpus_of(music), noise, rooms, SMALL, tmp_path, progress=False)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "audio/q00001.flac is missing" in err[0] and "1 more" in err[0]
+    assert "rebuilding the query set" in err[0]
+    assert again.content_hash == qs.content_hash and files_of(tmp_path) == before
+    assert len(again.load_query("q00004")) == 8000
+
+
+def test_query_set_from_before_file_digests_is_checked_once(music: Path, banks, tmp_path: Path,
+                                                            capsys: pytest.CaptureFixture) -> None:
+    noise, rooms = banks
+    qs = build_queryset(corpus_of(music), noise, rooms, SMALL, tmp_path, progress=False)
+    info_path = tmp_path / "queryset.json"
+    info = json.loads(info_path.read_text())
+    assert set(info.pop("file_sha256")) == {"manifest.parquet", "segments.parquet"} | {
+        f"audio/q{i:05d}.flac" for i in range(6)}
+    info_path.write_text(json.dumps(info))  # as a query set built before digests were recorded
+    audio = tmp_path / "audio" / "q00002.flac"
+    mtime = audio.stat().st_mtime_ns
+    capsys.readouterr()
+    assert build_queryset(corpus_of(music), noise, rooms, SMALL, tmp_path, progress=False).content_hash == \
+        qs.content_hash
+    assert audio.stat().st_mtime_ns == mtime and capsys.readouterr().err == ""  # not rebuilt
+    assert "file_sha256" in json.loads(info_path.read_text())
+    info_path.write_text(json.dumps(info))
+    truncate(audio)
+    again = build_queryset(corpus_of(music), noise, rooms, SMALL, tmp_path, progress=False)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "audio/q00002.flac" in err[0] and "rebuilding the query set" in err[0]
+    assert again.content_hash == qs.content_hash and len(again.load_query("q00002")) == 8000
+
+
+def test_a_large_query_grid_warns_before_any_work(music: Path, banks, tmp_path: Path) -> None:
+    noise, rooms = banks
+    big = QuerySetConfig(durations=(30.0,), snrs=(None, 10.0), reverbs=(None, 0.6), per_cell=10000)
+    message = r"rendering 40000 queries: 333 h of audio, about [\d.]+ GB of FLAC .* about [\d.]+ h to render"
+    with pytest.warns(UserWarning, match=message), pytest.raises(ValueError, match="at least 30 s long"):
+        build_queryset(corpus_of(music), noise, rooms, big, tmp_path, progress=False)  # warns before the scan
+    assert not (tmp_path / "audio").exists()
+
+
+HOLD_LOCK = """
+import sys, time
+from datasets.folder_lock import folder_lock
+with folder_lock(sys.argv[1], "query-set folder"), folder_lock(sys.argv[2], "query-set folder"):
+    print("locked", flush=True)
+    time.sleep(60)
+"""
+
+
+def test_a_second_builder_of_the_same_folder_is_refused(music: Path, banks, tmp_path: Path) -> None:
+    noise, rooms = banks
+    done, fresh = tmp_path / "done", tmp_path / "fresh"
+    build_queryset(corpus_of(music), noise, rooms, SMALL, done, progress=False)
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(done), str(fresh)], stdout=subprocess.PIPE,
+                              text=True, cwd=Path(__file__).parents[2], env={**os.environ, "PYTHONPATH": "."})
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        with pytest.raises(FolderBusyError, match=rf"in use by another process \(PID {holder.pid} "):
+            build_queryset(corpus_of(music), noise, rooms, SMALL, fresh, progress=False)
+        assert not (fresh / "audio").exists()
+        assert len(build_queryset(corpus_of(music), noise, rooms, SMALL, done, progress=False).manifest()) == 6
+        (done / "audio" / "q00000.flac").unlink()
+        with pytest.raises(FolderBusyError, match=rf"PID {holder.pid} "):
+            build_queryset(corpus_of(music), noise, rooms, SMALL, done, progress=False)
+    finally:
+        holder.kill()
+        holder.wait()
