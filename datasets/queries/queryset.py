@@ -75,6 +75,8 @@ class QuerySetConfig:
     def __post_init__(self) -> None:
         if self.per_cell < 1:
             raise ValueError(f"per_cell={self.per_cell}: allowed >= 1")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise ValueError(f"queries.seed={self.seed!r}: allowed integers >= 0")
         if self.split not in ("train", "val", "test"):
             raise ValueError(f"split={self.split!r}: allowed 'train', 'val', 'test'")
         if not (self.durations and self.snrs and self.reverbs):
