@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 
@@ -28,7 +27,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Measure the scenario, then compare with the baseline (exit 1 naming each regression) or update it."""
-    from bench.regress.baseline import compare, load_baseline, verdict_table, write_baseline
+    from bench.regress.baseline import compare, load_baseline, verdict_summary, verdict_table, write_baseline
     from bench.regress.check import measure
     from bench.regress.scenario import load_scenario
     from datasets.cache import atomic_write_json
@@ -58,14 +57,6 @@ def run(args: argparse.Namespace) -> int:
     print(f"\nbaseline {args.baseline}: made {made.get('date')} at commit "
           f"{(made.get('git') or {}).get('commit')} ({made.get('message')!r}); scenario {scenario.hash()}; "
           f"{time.perf_counter() - t0:.0f} s")
-    bad = [r for r in rows if r.regressed]
-    for r in bad:
-        print(f"REGRESSION: {r.metric}: baseline {r.baseline:.4g}, now {r.now:.4g} (allowed {r.allowed})")
-    if bad:
-        print(f"{len(bad)} regression(s). If the change is intended, record it: "
-              f"python -m bench regress --update -m 'why'")
-        return EXIT_REGRESSED
-    improved = [r.metric for r in rows if r.verdict == "improved"]
-    print(f"no regression ({len(rows)} metrics checked)"
-          + (f"; improved beyond tolerance: {json.dumps(improved)} (consider --update)" if improved else ""))
-    return 0
+    lines, failed = verdict_summary(rows, args.baseline)
+    print("\n".join(lines))
+    return EXIT_REGRESSED if failed else 0

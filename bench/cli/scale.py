@@ -4,8 +4,12 @@ from __future__ import annotations
 import argparse
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .options import add_engine_arguments, executor_from
+
+if TYPE_CHECKING:
+    from bench.scale.config import ScaleConfig
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -15,7 +19,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--run-dir", type=Path, default=Path("reports/scale"),
                         help="the run folder (default %(default)s); finished parts in it are reused")
     parser.add_argument("--sizes", nargs="+", default=None, metavar="N",
-                        help="override the config's DB sizes (segment counts, ascending; 'max' = all there is)")
+                        help="override the config's DB sizes, as its 'sizes' takes them: segment counts, ascending, "
+                             "'base' (the run's own DB) first, 'max' (all there is) last")
     parser.add_argument("--methods", nargs="+", default=None, metavar="NAME",
                         help="override the config's methods (exhaustive always runs)")
     parser.add_argument("--workers", type=int, default=None, help="embedding processes (default: the config's)")
@@ -27,35 +32,31 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_engine_arguments(parser)
 
 
-def run(args: argparse.Namespace) -> int:
-    """Run the sweep, write the report, print where it went."""
+def scale_config(args: argparse.Namespace) -> ScaleConfig:
+    """The config file with the command line's overrides, checked as the config file is (its run
+    section stays as parsed)."""
     from dataclasses import replace
 
-    from bench.report.scale_report import write_scale_report
     from bench.scale.config import load_scale_config, scale_config_from_dict
+
+    config = load_scale_config(args.config)
+    overrides = {key: value for key, value in (("sizes", args.sizes), ("methods", args.methods),
+                                               ("workers", args.workers)) if value is not None}
+    if not overrides:
+        return config
+    raw = {**config.to_dict(), "run": {}, **overrides}
+    return replace(scale_config_from_dict(raw, f"{args.config} with --{' --'.join(overrides)}"), run=config.run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the sweep, write the report, print where it went."""
+    from bench.report.scale_report import write_scale_report
     from bench.scale.sweep import run_scale
 
     t0 = time.perf_counter()
-    config = load_scale_config(args.config)
-    overrides: dict = {}
-    if args.sizes is not None:
-        overrides["sizes"] = [s if s == "max" else _int(s) for s in args.sizes]
-    if args.methods is not None:
-        overrides["methods"] = args.methods
-    if args.workers is not None:
-        overrides["workers"] = args.workers
-    if overrides:  # checked as the config file is; its run section stays as parsed
-        raw = {**config.to_dict(), "run": {}, **overrides}
-        config = replace(scale_config_from_dict(raw, f"{args.config} with --{' --'.join(overrides)}"), run=config.run)
+    config = scale_config(args)
     outcome = run_scale(config, args.run_dir, progress=not args.no_progress, force=args.force, redo=tuple(args.redo),
                         executor=executor_from(args), mix_nodes=args.mix_nodes)
     print(f"report: {write_scale_report(outcome.root)}")
     print(f"results in {outcome.root}; {time.perf_counter() - t0:.0f} s")
     return 0
-
-
-def _int(text: str) -> int:
-    try:
-        return int(text.replace("_", "").replace(",", ""))
-    except ValueError:
-        raise ValueError(f"--sizes {text!r}: expected a segment count or 'max'") from None

@@ -55,6 +55,9 @@ def load_baseline(path: Path | str, scenario: Scenario) -> dict:
     for key, kind in (("metrics", dict), ("scenario", dict), ("scenario_hash", str), ("made", dict)):
         if not isinstance(data.get(key), kind):
             raise BaselineError(f"{path}: field {key!r} is missing or not a {kind.__name__}")
+    if not data["metrics"]:
+        raise BaselineError(f"{path}: field 'metrics' is empty, so nothing would be compared; re-create it with: "
+                            f"python -m bench regress --baseline {path} --update -m 'why'")
     for name, m in data["metrics"].items():
         if not isinstance(m, dict) or m.get("kind") not in KINDS:
             raise BaselineError(f"{path}: metrics[{name!r}] needs 'kind' (one of {list(KINDS)}) and a numeric 'value'")
@@ -95,6 +98,9 @@ def write_baseline(path: Path | str, measurement: Measurement, scenario: Scenari
     return data
 
 
+REGRESSED, NO_LONGER_MEASURED, NOT_IN_BASELINE = "REGRESSED", "NO LONGER MEASURED", "NOT IN BASELINE"
+
+
 @dataclass(frozen=True)
 class Verdict:
     """One row of the comparison table."""
@@ -108,7 +114,7 @@ class Verdict:
     @property
     def regressed(self) -> bool:
         """Whether this row fails the check."""
-        return self.verdict in ("REGRESSED", "MISSING")
+        return self.verdict in (REGRESSED, NO_LONGER_MEASURED, NOT_IN_BASELINE)
 
 
 def _bounds(kind: str, base: float, n: int | None, tol: Tolerances) -> tuple[float, float, bool]:
@@ -157,10 +163,11 @@ def paired_verdict(b: dict, m: Metric, tol: Tolerances) -> tuple[str, str] | Non
 
 
 def compare(baseline: dict, measurement: Measurement, tol: Tolerances) -> list[Verdict]:
-    """Every baseline metric against its measured value, then the metrics new since the baseline.
+    """Every baseline metric against its measured value, then the metrics the baseline lacks.
 
-    Verdicts: ``ok``; ``REGRESSED`` (worse than the tolerance allows); ``MISSING`` (no longer
-    measured); ``improved`` (better by more than the tolerance: worth an ``--update``); ``new``.
+    Verdicts: ``ok``; ``improved`` (better by more than the tolerance: worth an ``--update``); and
+    the failing ones: ``REGRESSED`` (worse than the tolerance allows), ``NO LONGER MEASURED`` (in
+    the baseline only) and ``NOT IN BASELINE`` (measured now, never recorded: nothing guards it).
     Hit rates follow ``tol.hit_rate_rule`` (paired, where both sides kept per-query hits).
     """
     rows = []
@@ -171,14 +178,14 @@ def compare(baseline: dict, measurement: Measurement, tol: Tolerances) -> list[V
         m: Metric | None = measurement.metrics.get(name)
         if m is None or not math.isfinite(m.value):
             rows.append(Verdict(name, base, math.nan if m is None else m.value, allowed,
-                                "MISSING" if m is None else ("ok" if not math.isfinite(base) else "REGRESSED")))
+                                NO_LONGER_MEASURED if m is None else ("ok" if not math.isfinite(base) else REGRESSED)))
             continue
         paired = paired_verdict(b, m, tol) if b["kind"] == HIT_RATE and tol.hit_rate_rule == "paired" else None
         if paired is not None:
             rows.append(Verdict(name, base, m.value, *paired))
             continue
         if (m.value < worst - 1e-9) if higher else (m.value > worst + 1e-9):
-            verdict = "REGRESSED"
+            verdict = REGRESSED
         elif (m.value > best + 1e-9) if higher else (m.value < best - 1e-9):
             verdict = "improved"
         else:
@@ -186,8 +193,35 @@ def compare(baseline: dict, measurement: Measurement, tol: Tolerances) -> list[V
         rows.append(Verdict(name, base, m.value, allowed, verdict))
     for name, m in measurement.metrics.items():
         if name not in baseline["metrics"]:
-            rows.append(Verdict(name, math.nan, m.value, "-", "new"))
+            rows.append(Verdict(name, math.nan, m.value, "-", NOT_IN_BASELINE))
     return rows
+
+
+def verdict_summary(rows: list[Verdict], path: Path) -> tuple[list[str], bool]:
+    """The lines printed under the comparison table (one per failing metric, then the outcome), and
+    whether the check fails."""
+    bad = [r for r in rows if r.regressed]
+    lines = []
+    for r in bad:
+        if r.verdict == NOT_IN_BASELINE:
+            lines.append(f"REGRESSION: {r.metric}: measured now ({r.now:.4g}) but not in the baseline")
+        elif r.verdict == NO_LONGER_MEASURED:
+            lines.append(f"REGRESSION: {r.metric}: in the baseline ({r.baseline:.4g}) but no longer measured")
+        else:
+            lines.append(f"REGRESSION: {r.metric}: baseline {r.baseline:.4g}, now {r.now:.4g} (allowed {r.allowed})")
+    if bad:
+        gaps = "".join(f"; {what}: {[r.metric for r in bad if r.verdict == verdict]}"
+                       for verdict, what in ((NOT_IN_BASELINE, "measured now but not in it"),
+                                             (NO_LONGER_MEASURED, "no longer measured"))
+                       if any(r.verdict == verdict for r in bad))
+        where = "" if Path(path) == DEFAULT_BASELINE else f" --baseline {path}"
+        lines.append(f"{len(bad)} metric(s) fail against {path}{gaps}. If the change is intended, record it: "
+                     f"python -m bench regress{where} --update -m 'why'")
+        return lines, True
+    improved = [r.metric for r in rows if r.verdict == "improved"]
+    lines.append(f"no regression ({len(rows)} metrics checked)"
+                 + (f"; improved beyond tolerance: {json.dumps(improved)} (consider --update)" if improved else ""))
+    return lines, False
 
 
 def verdict_table(rows: list[Verdict]) -> str:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench.run.store import BUCKETS, OUTCOMES, POINTS, RESULTS, RESULTS_FORMAT, RUN_JSON
+from bench.run.store import BUCKETS, OUTCOMES, PARTS, POINTS, RESULTS, RESULTS_FORMAT, RUN_JSON
 from methods.common.balance import floor_bucket_size, random_bucket_size
 
 from .tables import method_sort_key
@@ -120,11 +120,34 @@ def _with_intervals(points: pd.DataFrame, outcomes: pd.DataFrame | None, seed: i
     return pd.concat([points, extra], axis=1)
 
 
+def _check_finished(root: Path) -> None:
+    """Refuse a folder without the combined tables a finished run writes: an unfinished run (run.json
+    or parts only) with the command that finishes it, or a folder with nothing of a run."""
+    if (root / RESULTS).is_file() and (root / POINTS).is_file():
+        return
+    if not (root / RUN_JSON).is_file() and not (root / PARTS).is_dir():
+        if (root / RESULTS).is_file() or (root / POINTS).is_file():
+            return  # tables without run.json: _read_run_json names what is missing
+        raise ReportDataError(f"{root} is not a run folder: it holds no {RUN_JSON}, {RESULTS} or {PARTS}/; give the "
+                              f"folder `python -m bench run` wrote (its --run-dir, or reports/<corpus>-<hash>)")
+    finished = len(list((root / PARTS).glob("*.json")))
+    try:
+        methods = json.loads((root / RUN_JSON).read_text()).get("methods") or []
+    except (OSError, ValueError, AttributeError):
+        methods = []
+    ran = f"; methods: {', '.join(map(str, methods))}" if methods else ""
+    raise ReportDataError(f"{root}: unfinished run: {finished} method configuration(s) finished ({PARTS}/*.json), "
+                          f"no {RESULTS} yet (it is written when every configuration is done); finish it with: "
+                          f"python -m bench run --run-dir {root} (with the --config and --method it was started "
+                          f"with{ran}), then report it again")
+
+
 def load_run(root: Path | str) -> RunData:
     """Load and validate a run folder; ``buckets.parquet`` is optional (runs before it have no histograms)."""
     root = Path(root)
     if not root.is_dir():
         raise ReportDataError(f"{root}: not a folder")
+    _check_finished(root)
     info = _read_run_json(root)
     results = read_table(root / RESULTS, REQUIRED_COLUMNS[RESULTS])
     points = read_table(root / POINTS, REQUIRED_COLUMNS[POINTS])

@@ -58,6 +58,15 @@ def load_scale_run(root: Path | str) -> ScaleRun:
     return ScaleRun(root, info, points, outcomes)
 
 
+def check_selection(option: str, wanted: list, available: list, what: str) -> None:
+    """Refuse a table option that names anything ``what`` lacks (its table would silently leave it
+    out, or be empty), naming what is available."""
+    missing = [w for w in wanted if w not in available]
+    if missing:
+        raise ValueError(f"{option}={','.join(map(str, wanted))}: {', '.join(map(str, missing))} not among {what}; "
+                         f"available: {', '.join(map(str, available))}")
+
+
 def size_label(n: int) -> str:
     """'N = 71.5k', 'N = 1M'."""
     return f"N = {n / 1e6:g}M" if n % 1_000_000 == 0 else f"N = {n / 1e3:.1f}k"
@@ -96,7 +105,9 @@ def speedup_table(run: ScaleRun, args: dict[str, str]) -> str:
     spd = speedups(pts)
     if spd.empty:
         raise ValueError(f"{run.root}: {FOCUS} did not run")
-    sizes = [int(n) for n in args["sizes"].split(",")] if "sizes" in args else sorted(spd["n_db"].unique())
+    available = sorted(int(n) for n in spd["n_db"].unique())
+    sizes = [int(n) for n in args["sizes"].split(",")] if "sizes" in args else available
+    check_selection("sizes", sizes, available, f"the sizes of {run.root}")
     intervals = {}
     if run.outcomes is not None:
         for n in sizes:
@@ -124,9 +135,8 @@ def budget_table(run: ScaleRun, args: dict[str, str]) -> str:
     pts = finished(run.points)
     n = int(args.get("n", pts["n_db"].max()))
     budget = float(args.get("budget_ms", run.info["config"]["latency_budget_ms"]))
+    check_selection("n", [n], sorted(int(s) for s in pts["n_db"].unique()), f"the sizes of {run.root}")
     at_n = pts[pts["n_db"] == n]
-    if at_n.empty:
-        raise ValueError(f"{run.root}: no size {n}; sizes: {sorted(pts['n_db'].unique())}")
     if run.outcomes is None:
         raise ValueError(f"{run.root}: no outcomes.parquet, so no per-condition hit rates")
     ops = budget_operating_points(at_n, budget)

@@ -10,7 +10,9 @@ Kinds from a ``bench run`` folder: ``budget``, ``snr``, ``paired``, ``speedup``,
 ``ablation``, ``balance``; from a ``bench scale`` folder, the ``scale-*`` kinds of
 ``readme_scale_tables``. ``check_tables`` renders every marked table afresh from the run it names
 and lists the ones whose text differs; ``write_tables`` rewrites them. ``python -m bench readme``
-runs either.
+runs either. A line that looks like a marker (an HTML comment whose first word is ``bench-table`` in
+any case or spelling) must parse, and a marker's options must be its kind's (``OPTIONS``), of their
+type, and name what its run holds: anything else is an error naming the line, never skipped.
 """
 from __future__ import annotations
 
@@ -26,7 +28,7 @@ import pandas as pd
 
 from .data import RunData, load_run
 from .readme_scale_tables import RENDERERS as SCALE_RENDERERS
-from .readme_scale_tables import ScaleRun, load_scale_run
+from .readme_scale_tables import ScaleRun, check_selection, load_scale_run
 from .render import pipe_table
 from .run_report import num, pct, pct_ci
 from .tables import (
@@ -37,6 +39,7 @@ from .tables import (
     budget_operating_points,
     condition_rates,
     end_to_end_cost,
+    method_sort_key,
     paired_table,
     snr_labels,
     speedup_intervals,
@@ -46,6 +49,19 @@ from .tables import (
 
 MARKER = re.compile(r"^<!-- bench-table (?P<kind>[a-z0-9-]+)(?P<args>(?: [a-z_]+=\S+)*) -->$")
 END = "<!-- /bench-table -->"
+# anything that looks like a marker: it must then parse, or be an error (never skipped)
+LOOSE = re.compile(r"^<!--\s*(?P<slash>/?)\s*bench[-_\s]?table", re.IGNORECASE)
+FORM = "'<!-- bench-table KIND run=PATH [key=value ...] -->'"
+
+NUMBER, INTEGER = "a positive number", "a positive integer"
+NAME, NAMES, INTEGERS = "a method name", "comma-separated method names", "comma-separated positive integers"
+OPTIONS: dict[str, dict[str, str]] = {
+    "budget": {"budget_ms": NUMBER}, "snr": {"budget_ms": NUMBER},
+    "paired": {"budget_ms": NUMBER, "against": NAME}, "speedup": {}, "e2e": {"methods": NAMES},
+    "e2e-snr": {"methods": NAMES}, "ablation": {}, "balance": {"methods": NAMES},
+    "scale-target": {}, "scale-speedup": {"sizes": INTEGERS}, "scale-budget": {"n": INTEGER, "budget_ms": NUMBER},
+}
+REQUIRED: dict[str, tuple[str, ...]] = {"e2e": ("methods",), "e2e-snr": ("methods",)}
 
 
 @dataclass(frozen=True)
@@ -57,6 +73,7 @@ class Block:
     start: int  # index of the marker line
     end: int    # index of the closing line
     text: str
+    source: str = ""  # the Markdown file, for messages
 
     @property
     def where(self) -> str:
@@ -142,6 +159,7 @@ def paired(run: RunData, args: dict[str, str]) -> str:
     """Each budget point's exact hit rate minus ``against``'s (default FlowHash's), paired per query."""
     ops, _ = _budget_ops(run, args)
     against = args.get("against", FOCUS)
+    check_selection("against", [against], run.methods, f"the methods of {run.root}")
     if run.outcomes is None:
         raise ValueError(f"{run.root}: no outcomes.parquet, so no paired comparison")
     table = paired_table(run.outcomes, ops, against, seed=int(run.info.get("seed", 0) or 0))
@@ -173,11 +191,10 @@ def speedups(run: RunData, args: dict[str, str]) -> str:
 
 def _best_points(run: RunData, methods: list[str]) -> pd.DataFrame:
     """Each named method at its highest exact hit rate, its cheapest point there (search latency)."""
+    check_selection("methods", methods, run.methods, f"the methods of {run.root}")
     rows = []
     for method in methods:
         g = run.points[run.points["method"] == method]
-        if g.empty:
-            raise ValueError(f"{run.root}: method {method!r} is not in this run")
         rows.append(g.sort_values(["exact", "latency_mean_ms", "label", "param_index"],
                                   ascending=[False, True, True, True], kind="mergesort").iloc[0].to_dict())
     return pd.DataFrame(rows)
@@ -227,6 +244,8 @@ def balance(run: RunData, args: dict[str, str]) -> str:
     table = balance_table(run.points)
     if "methods" in args:
         wanted = args["methods"].split(",")
+        check_selection("methods", wanted, sorted(set(table["method"]), key=method_sort_key),
+                        f"the methods with buckets of {run.root}")
         table = table[table["method"].isin(wanted)]
         table = table.assign(_k=table["method"].map(wanted.index)).sort_values(["_k", "label"], kind="mergesort")
     n = int(table["balance_n"].iloc[0]) if len(table) else 0
@@ -247,43 +266,102 @@ RENDERERS: dict[str, Callable[[RunData, dict[str, str]], str]] = {
 KINDS = (*RENDERERS, *SCALE_RENDERERS)
 
 
+def _valid(value: str, expected: str) -> bool:
+    """Whether an option's text is of the ``expected`` type (one of the OPTIONS types)."""
+    parts = value.split(",") if expected in (NAMES, INTEGERS) else [value]
+    if expected in (NAME, NAMES):
+        return all(re.fullmatch(r"[\w.+-]+", p) for p in parts)
+    try:
+        numbers = [float(p) if expected == NUMBER else int(p) for p in parts]
+    except ValueError:
+        return False
+    return all(math.isfinite(x) and x > 0 for x in numbers)
+
+
+def parse_options(kind: str, text: str, where: str) -> dict[str, str]:
+    """A marker's ``key=value`` options, checked against the kind's OPTIONS (``run`` always needed)."""
+    allowed = {"run": "PATH", **OPTIONS[kind]}
+    args: dict[str, str] = {}
+    for key, value in (a.split("=", 1) for a in text.split()):
+        if key not in allowed:
+            raise ValueError(f"{where}: unknown option {key!r}; allowed: {', '.join(allowed)}")
+        if key in args:
+            raise ValueError(f"{where}: option {key} given twice")
+        if key != "run" and not _valid(value, allowed[key]):
+            raise ValueError(f"{where}: option {key}={value}: expected {allowed[key]}")
+        args[key] = value
+    missing = [k for k in ("run", *REQUIRED.get(kind, ())) if k not in args]
+    if missing:
+        raise ValueError(f"{where}: needs " + ", ".join("run=PATH (a committed run folder)" if k == "run" else
+                                                        f"{k}=... ({allowed[k]})" for k in missing))
+    return args
+
+
+def _marker_error(text: str, where: str) -> ValueError:
+    """What is wrong with a line that looks like a marker but does not parse: the exact form when
+    only spacing, case or the keyword's spelling differ, else the form expected."""
+    loose = LOOSE.match(text)
+    if text.endswith("-->"):
+        keyword = "/bench-table" if loose["slash"] else "bench-table"
+        canonical = "<!-- " + " ".join([keyword, *text[loose.end():-3].split()]) + " -->"
+        if canonical == END or MARKER.match(canonical):
+            return ValueError(f"{where}: near-miss marker; write it as {canonical!r} (one space between words, lower "
+                              f"case), or the table is not checked; found {text!r}")
+    if loose["slash"]:
+        return ValueError(f"{where}: malformed closing marker {text!r}; expected {END!r}")
+    return ValueError(f"{where}: malformed marker {text!r}; expected {FORM}")
+
+
 def find_blocks(lines: list[str], source: str) -> list[Block]:
-    """Every marked table in ``lines``; errors name the file, the line and what is wrong."""
-    blocks, i = [], 0
-    while i < len(lines):
-        m = MARKER.match(lines[i].strip())
-        if m is None:
-            if lines[i].strip().startswith("<!-- bench-table"):
-                raise ValueError(f"{source}:{i + 1}: malformed marker {lines[i].strip()!r}; expected "
-                                 f"'<!-- bench-table KIND run=PATH [key=value ...] -->'")
-            i += 1
+    """Every marked table in ``lines``; a line that looks like a marker but does not parse is an
+    error naming the file, the line and what is wrong."""
+    blocks, opened = [], None
+    for i, line in enumerate(lines):
+        text = line.strip()
+        if not LOOSE.match(text):
             continue
+        where = f"{source}:{i + 1}"
+        if text == END:
+            if opened is None:
+                raise ValueError(f"{where}: {END} closes no table (no marker before it)")
+            start, kind, args = opened
+            blocks.append(Block(kind, args, start, i, "\n".join(lines[start + 1:i]).strip("\n"), source))
+            opened = None
+            continue
+        m = MARKER.match(text)
+        if m is None:
+            raise _marker_error(text, where)
+        if opened is not None:
+            raise ValueError(f"{source}:{opened[0] + 1}: no closing {END} after this marker before the next one "
+                             f"(line {i + 1})")
         if m["kind"] not in KINDS:
-            raise ValueError(f"{source}:{i + 1}: unknown table kind {m['kind']!r}; allowed: {', '.join(KINDS)}")
-        args = dict(a.split("=", 1) for a in m["args"].split())
-        if "run" not in args:
-            raise ValueError(f"{source}:{i + 1}: marker needs run=PATH (a committed run folder)")
-        try:
-            end = next(j for j in range(i + 1, len(lines)) if lines[j].strip() == END)
-        except StopIteration:
-            raise ValueError(f"{source}:{i + 1}: no closing {END} after this marker") from None
-        blocks.append(Block(m["kind"], args, i, end, "\n".join(lines[i + 1:end]).strip("\n")))
-        i = end + 1
+            raise ValueError(f"{where}: unknown table kind {m['kind']!r}; allowed: {', '.join(KINDS)}")
+        opened = (i, m["kind"], parse_options(m["kind"], m["args"], f"{where}: bench-table {m['kind']}"))
+    if opened is not None:
+        raise ValueError(f"{source}:{opened[0] + 1}: no closing {END} after this marker")
     return blocks
 
 
 def render_block(block: Block, root: Path, runs: dict[Path, RunData | ScaleRun]) -> str:
-    """The table a block should hold, from its run folder (``run=`` is relative to ``root``)."""
+    """The table a block should hold, from its run folder (``run=`` is relative to ``root``); errors
+    name the file, the marker's line and its kind."""
+    try:
+        return _render(block, root, runs)
+    except ValueError as exc:
+        raise ValueError(f"{block.source}:{block.start + 1}: bench-table {block.kind}: {exc}") from None
+
+
+def _render(block: Block, root: Path, runs: dict[Path, RunData | ScaleRun]) -> str:
     path = (root / block.args["run"]).resolve()
     if path not in runs:
         runs[path] = load_scale_run(path) if block.kind in SCALE_RENDERERS else load_run(path)
     run = runs[path]
     if block.kind in SCALE_RENDERERS:
         if not isinstance(run, ScaleRun):
-            raise ValueError(f"{block.where}: {block.args['run']} is not a scaling run")
+            raise ValueError(f"{block.args['run']} is not a scaling run")
         return SCALE_RENDERERS[block.kind](run, block.args)
     if not isinstance(run, RunData) or run.info.get("kind") == "scale":
-        raise ValueError(f"{block.where}: {block.args['run']} is a scaling run; its tables are the scale-* kinds")
+        raise ValueError(f"{block.args['run']} is a scaling run; its tables are the scale-* kinds")
     return RENDERERS[block.kind](run, block.args)
 
 

@@ -60,6 +60,36 @@ def _where(source: str, key: str) -> str:
     return f"{source}: {key}"
 
 
+def _size(value: Any) -> int | str | None:
+    """One size: 'base', 'max' or a positive segment count (an integer, or its digits as ``--sizes``
+    gives them, '_' or ',' grouping allowed); None when it is none of these."""
+    if value in ("max", "base"):
+        return value
+    if isinstance(value, str):
+        digits = value.replace("_", "").replace(",", "")
+        value = int(digits) if digits.isascii() and digits.isdigit() else None
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
+
+
+def parse_sizes(sizes: Any, source: str) -> tuple[int | str, ...]:
+    """The ``sizes`` of a scaling config (the YAML list, or ``--sizes``' words): 'base' first if
+    given, rising segment counts, 'max' last if given; errors name ``source`` and the item."""
+    if not isinstance(sizes, list) or not sizes:
+        raise ValueError(f"{_where(source, 'sizes')}: expected a non-empty list of segment counts, 'base' or 'max', "
+                         f"got {sizes!r}")
+    checked = [_size(s) for s in sizes]
+    for i, (s, c) in enumerate(zip(sizes, checked)):
+        if c is None:
+            raise ValueError(f"{_where(source, f'sizes[{i}]')}: expected a positive integer, 'base' or 'max', "
+                             f"got {s!r}")
+    numeric = [s for s in checked if s not in ("max", "base")]
+    if numeric != sorted(set(numeric)) or ("max" in checked and checked[-1] != "max") or checked.count("max") > 1 \
+            or ("base" in checked and checked[0] != "base") or checked.count("base") > 1:
+        raise ValueError(f"{_where(source, 'sizes')}: must rise strictly, with 'base' (if any) first and 'max' "
+                         f"(if any) last; got {sizes}")
+    return tuple(checked)
+
+
 def scale_config_from_dict(raw: Any, source: str) -> ScaleConfig:
     """A ScaleConfig from a mapping (see ``configs/scale.yml``); errors name ``source`` and the field."""
     if not isinstance(raw, dict):
@@ -68,24 +98,7 @@ def scale_config_from_dict(raw: Any, source: str) -> ScaleConfig:
     if unknown:
         raise ValueError(f"{source}: unknown field(s) {unknown}; allowed: {', '.join(SECTIONS)}")
     run = config_from_dict(raw.get("run") or {}, f"{source}: run")
-    sizes = raw.get("sizes")
-    if not isinstance(sizes, list) or not sizes:
-        raise ValueError(f"{_where(source, 'sizes')}: expected a non-empty list of segment counts (or 'max'), "
-                         f"got {sizes!r}")
-    checked: list[int | str] = []
-    for i, s in enumerate(sizes):
-        if s in ("max", "base"):
-            checked.append(s)
-        elif isinstance(s, int) and not isinstance(s, bool) and s > 0:
-            checked.append(s)
-        else:
-            raise ValueError(f"{_where(source, f'sizes[{i}]')}: expected a positive integer, 'base' or 'max', "
-                             f"got {s!r}")
-    numeric = [s for s in checked if s not in ("max", "base")]
-    if numeric != sorted(set(numeric)) or ("max" in checked and checked[-1] != "max") or checked.count("max") > 1 \
-            or ("base" in checked and checked[0] != "base") or checked.count("base") > 1:
-        raise ValueError(f"{_where(source, 'sizes')}: must rise strictly, with 'base' (if any) first and 'max' "
-                         f"(if any) last; got {sizes}")
+    checked = parse_sizes(raw.get("sizes"), source)
     methods = raw.get("methods", list(ScaleConfig.methods))
     if not isinstance(methods, list) or not all(isinstance(m, str) for m in methods) or not methods:
         raise ValueError(f"{_where(source, 'methods')}: expected a list of method names, got {methods!r}")
@@ -117,7 +130,7 @@ def scale_config_from_dict(raw: Any, source: str) -> ScaleConfig:
         if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= 64:
             raise ValueError(f"{_where(source, key)}: expected an integer 1..64, got {v!r}")
         counts[key] = v
-    return ScaleConfig(run, tuple(checked), tuple(dict.fromkeys(["exhaustive", *methods])),
+    return ScaleConfig(run, checked, tuple(dict.fromkeys(["exhaustive", *methods])),
                        dist.get("real", True), dist.get("fill", True), numbers["latency_budget_ms"],
                        numbers["build_budget_s"], counts["workers"], counts["accuracy_threads"])
 

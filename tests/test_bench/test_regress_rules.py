@@ -2,12 +2,15 @@
 unchanged and balanced changes, fails a loss larger than chance, and falls back to points."""
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
 import pytest
 
-from bench.regress.baseline import compare
-from bench.regress.check import HIT_RATE, Measurement, Metric
-from bench.regress.scenario import Tolerances
+from bench.regress.baseline import DEFAULT_BASELINE, BaselineError, compare, load_baseline, verdict_summary
+from bench.regress.check import CANDIDATE_SPEEDUP, HIT_RATE, Measurement, Metric
+from bench.regress.scenario import Tolerances, load_scenario
 
 N = 600
 
@@ -69,3 +72,53 @@ def test_a_baseline_without_per_query_hits_is_judged_by_points(hits: np.ndarray)
 def test_unknown_rule_names_the_allowed_ones() -> None:
     with pytest.raises(ValueError, match="hit_rate_rule='bootstrap': allowed paired, points"):
         Tolerances(hit_rate_rule="bootstrap")
+
+
+# ------------------------------------------------------------------- a baseline covers what the scenario measures
+
+
+def _baseline_of(metrics: dict[str, Metric]) -> dict:
+    return {"metrics": {name: {"kind": m.kind, "value": m.value, "n": m.n, "detail": {}}
+                        for name, m in metrics.items()}}
+
+
+HIT = Metric(HIT_RATE, 80.0, 100)
+SPEED = Metric(CANDIDATE_SPEEDUP, 3.0)
+
+
+def test_a_metric_measured_now_but_not_in_the_baseline_fails() -> None:
+    baseline = _baseline_of({"hit_rate m all": HIT})
+    now = Measurement({"hit_rate m all": HIT, "candidate_speedup m over r": SPEED}, {})
+    rows = compare(baseline, now, Tolerances())
+    failing = {r.metric: r.verdict for r in rows if r.regressed}
+    assert failing == {"candidate_speedup m over r": "NOT IN BASELINE"}
+    lines, failed = verdict_summary(rows, DEFAULT_BASELINE)
+    assert failed
+    assert "REGRESSION: candidate_speedup m over r: measured now (3) but not in the baseline" in lines
+    assert lines[-1] == (f"1 metric(s) fail against {DEFAULT_BASELINE}; measured now but not in it: "
+                         "['candidate_speedup m over r']. If the change is intended, record it: "
+                         "python -m bench regress --update -m 'why'")
+    covered = compare(baseline, Measurement({"hit_rate m all": HIT}, {}), Tolerances())
+    assert verdict_summary(covered, DEFAULT_BASELINE) == (["no regression (1 metrics checked)"], False)
+
+
+def test_a_baseline_metric_no_longer_measured_fails_naming_it() -> None:
+    baseline = _baseline_of({"hit_rate m all": HIT, "candidate_speedup m over r": SPEED})
+    rows = compare(baseline, Measurement({"hit_rate m all": HIT}, {}), Tolerances())
+    assert {r.metric: r.verdict for r in rows if r.regressed} == {"candidate_speedup m over r": "NO LONGER MEASURED"}
+    lines, failed = verdict_summary(rows, Path("ci.json"))
+    assert failed and "REGRESSION: candidate_speedup m over r: in the baseline (3) but no longer measured" in lines
+    assert "no longer measured: ['candidate_speedup m over r']" in lines[-1]
+    assert lines[-1].endswith("record it: python -m bench regress --baseline ci.json --update -m 'why'")
+
+
+def test_a_baseline_without_metrics_is_refused(tmp_path: Path) -> None:
+    scenario = load_scenario()
+    path = tmp_path / "ci.json"
+    path.write_text(json.dumps({"format": 1, "metrics": {}, "scenario": scenario.identity(),
+                                "scenario_hash": scenario.hash(), "made": {}}))
+    with pytest.raises(BaselineError) as err:
+        load_baseline(path, scenario)
+    assert str(err.value) == (f"{path}: field 'metrics' is empty, so nothing would be compared; re-create it with: "
+                              f"python -m bench regress --baseline {path} --update -m 'why'")
+

@@ -13,11 +13,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from bench.cli.main import main
 from bench.report.data import ReportDataError, load_run
 from bench.report.run_report import write_run_report
 from bench.run.config import RunConfig
 from bench.run.runner import run_benchmark
-from bench.run.store import RESULTS_FORMAT
+from bench.run.store import RESULTS_FORMAT, RUN_JSON, RunStore
 from tests.test_bench.test_run import QUERIES, TIMING, write_rirs
 
 GRIDS = {"flowhash": {"build": [{"K": 8, "max_steps": 50}], "query": [{"n_probes": 1}, {"n_probes": 8}]},
@@ -252,3 +253,41 @@ def test_speedups_over_an_audio_method_are_read_end_to_end() -> None:
     table = speedup_table(points).set_index("other")
     assert table.loc["audfprint", "lat_speedup"] == pytest.approx(30.0 / 40.0)  # not 30 / 0.2
     assert table.loc["lsh", "lat_speedup"] == pytest.approx(2.0)
+
+
+# --------------------------------------------------------------------------- a folder that is not a finished run
+
+
+def _interrupted(root: Path, finished: int, run_json: bool = True) -> None:
+    """A run folder as `bench run` leaves it when stopped after ``finished`` method configurations."""
+    store = RunStore(root)
+    if run_json:
+        store.write_run_json({"run_id": root.name, "config": {"corpus": "synth"}, "environment": {},
+                              "methods": ["exhaustive", "flowhash", "lsh"]})
+    frame = pd.DataFrame({"x": [1]})
+    for label in ["exhaustive", "flowhash(K=16)", "lsh(K=16,L=4)"][:finished]:
+        store.save_part(label, frame, frame, frame, {"code": "0"})
+
+
+@pytest.mark.parametrize("finished, run_json", [(2, True), (0, True), (1, False)])
+def test_report_on_an_unfinished_run_says_so_and_how_to_finish_it(tmp_path: Path, finished: int, run_json: bool,
+                                                                  capsys) -> None:
+    root = tmp_path / "synth-abc"
+    _interrupted(root, finished, run_json)
+    assert (root / RUN_JSON).exists() == run_json
+    assert main(["report", str(root)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(f"error: {root}: unfinished run: {finished} method "
+                                                   f"configuration(s) finished (parts/*.json), no results.parquet yet")
+    assert f"finish it with: python -m bench run --run-dir {root} (with the --config and --method" in err
+    assert ("methods: exhaustive, flowhash, lsh" in err) == run_json
+
+
+def test_report_on_a_folder_with_nothing_of_a_run_says_it_is_not_a_run_folder(tmp_path: Path, capsys) -> None:
+    root = tmp_path / "photos"
+    root.mkdir()
+    (root / "notes.txt").write_text("not a run")
+    assert main(["report", str(root)]) == 2
+    err = capsys.readouterr().err
+    assert err == (f"error: {root} is not a run folder: it holds no run.json, results.parquet or parts/; give the "
+                   f"folder `python -m bench run` wrote (its --run-dir, or reports/<corpus>-<hash>)\n")

@@ -4,12 +4,14 @@ and clear errors for bad configs."""
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 
-from bench.cli.main import main
+from bench.cli.main import build_parser, main
 from bench.report.scale_report import write_scale_report
 from bench.scale.config import scale_config_from_dict
 from bench.scale.sweep import STATUS_OVER_BUDGET, run_scale
@@ -168,3 +170,40 @@ def test_cli_help_and_a_bad_config_file(tmp_path, capsys):
     bad.write_text("sizes: [base]\nmethods: [nosuch]\n")
     assert main(["scale", "--config", str(bad), "--run-dir", str(tmp_path / "r")]) == 2
     assert "nosuch" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------- --sizes takes the config file's words
+
+
+@pytest.fixture
+def config_file(tmp_path: Path) -> Path:
+    path = tmp_path / "scale.yml"
+    path.write_text(yaml.safe_dump({"run": {"corpus": "synth"}, "sizes": ["base", 5000], "methods": ["flowhash"]}))
+    return path
+
+
+def test_sizes_base_and_max_are_taken_on_the_command_line(config_file: Path, tmp_path: Path, capsys) -> None:
+    # --methods nosuch stops the command once its options are read, before any data is built
+    argv = ["scale", "--config", str(config_file), "--run-dir", str(tmp_path / "run"),
+            "--sizes", "base", "2_500", "max", "--methods", "nosuch"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "unknown method 'nosuch'" in err and "sizes[" not in err and "expected a segment count" not in err
+
+    from bench.cli.scale import scale_config
+
+    args = build_parser().parse_args(["scale", "--config", str(config_file), "--sizes", "base", "2_500", "max"])
+    config = scale_config(args)
+    assert config.sizes == ("base", 2500, "max") and config.methods == ("exhaustive", "flowhash")
+    assert scale_config(build_parser().parse_args(["scale", "--config", str(config_file)])).sizes == ("base", 5000)
+
+
+@pytest.mark.parametrize("sizes, message", [
+    (["bass"], "sizes[0]: expected a positive integer, 'base' or 'max', got 'bass'"),
+    (["max", "base"], "must rise strictly, with 'base' (if any) first and 'max' (if any) last"),
+])
+def test_bad_sizes_on_the_command_line_are_the_config_file_errors(config_file: Path, tmp_path: Path,
+                                                                   sizes: list[str], message: str, capsys) -> None:
+    assert main(["scale", "--config", str(config_file), "--run-dir", str(tmp_path / "run"), "--sizes", *sizes]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {config_file} with --sizes: sizes") and message in err
