@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from contextlib import nullcontext
 from pathlib import Path
 
 
@@ -35,6 +36,7 @@ def run(args: argparse.Namespace) -> int:
     from bench.report.compare import comparison_dir, write_comparison
     from bench.report.data import load_run
     from bench.report.run_report import write_report
+    from datasets.folder_lock import folder_lock
 
     scale = [d for d in args.run_dirs if is_scale_run(d)]
     if scale:
@@ -43,12 +45,15 @@ def run(args: argparse.Namespace) -> int:
                              f"folder, with the budget of its config (no --out, no --latency-budget-ms)")
         from bench.report.scale_report import write_scale_report
 
-        print(f"report: {write_scale_report(scale[0])}")
+        with folder_lock(scale[0], "run folder", quiet=True):  # not while a run writes it
+            print(f"report: {write_scale_report(scale[0])}")
         return 0
-    runs = [load_run(d) for d in args.run_dirs]
-    if len(runs) == 1:
-        files = write_report(runs[0], args.out, args.latency_budget_ms)
+    if len(args.run_dirs) == 1:
+        in_place = args.out is None and args.run_dirs[0].is_dir()  # writing into the run folder: not while a run does
+        with folder_lock(args.run_dirs[0], "run folder", quiet=True) if in_place else nullcontext():
+            files = write_report(load_run(args.run_dirs[0]), args.out, args.latency_budget_ms)
     else:
+        runs = [load_run(d) for d in args.run_dirs]
         files = write_comparison(runs, args.out or comparison_dir(args.run_dirs), args.latency_budget_ms)
     print(f"report: {files.html}\n        {files.markdown}\n        {len(files.figures) // 2} figure(s) in "
           f"{files.html.parent / 'figures'}")

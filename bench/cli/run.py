@@ -43,6 +43,7 @@ def run(args: argparse.Namespace) -> int:
     from bench.report.summary import format_summary
     from bench.run.config import load_config
     from bench.run.runner import run_benchmark
+    from datasets.folder_lock import folder_lock
     from methods.registry import load_plugin
 
     t0 = time.perf_counter()
@@ -60,7 +61,8 @@ def run(args: argparse.Namespace) -> int:
     outcome = run_benchmark(config, methods, args.out, args.run_dir, progress=not args.no_progress,
                             force=args.force, redo=tuple(args.redo), executor=executor_from(args),
                             mix_nodes=args.mix_nodes)
-    print(f"report: {write_run_report(outcome.root)}")
+    with folder_lock(outcome.root, "run folder", quiet=True):  # the run released it; no other writer between
+        print(f"report: {write_run_report(outcome.root)}")
     print()
     print(format_summary(outcome.results, outcome.points, outcome.info))
     print(f"\nresults in {outcome.root} (results.parquet, points.parquet, outcomes.parquet, run.json); "

@@ -52,11 +52,13 @@ def run(args: argparse.Namespace) -> int:
     """Run the sweep, write the report, print where it went."""
     from bench.report.scale_report import write_scale_report
     from bench.scale.sweep import run_scale
+    from datasets.folder_lock import folder_lock
 
     t0 = time.perf_counter()
     config = scale_config(args)
     outcome = run_scale(config, args.run_dir, progress=not args.no_progress, force=args.force, redo=tuple(args.redo),
                         executor=executor_from(args), mix_nodes=args.mix_nodes)
-    print(f"report: {write_scale_report(outcome.root)}")
+    with folder_lock(outcome.root, "run folder", quiet=True):  # the run released it; no other writer between
+        print(f"report: {write_scale_report(outcome.root)}")
     print(f"results in {outcome.root}; {time.perf_counter() - t0:.0f} s")
     return 0

@@ -440,6 +440,8 @@ def test_parts_carry_their_identity_and_checksums_and_the_folder_one_writer(smal
         assert holder.stdout.readline().strip() == "held"
         with pytest.raises(FolderBusyError, match=rf"this run folder is in use by another process \(PID {holder.pid} "):
             run_benchmark(config, ["lsh"], run_dir=run_dir, progress=False)
+        report = bench_cli("report", str(run_dir))  # writing the report into the folder waits its turn too
+        assert report.returncode == 2 and f"in use by another process (PID {holder.pid} " in report.stderr
     finally:
         holder.kill()
         holder.wait()
