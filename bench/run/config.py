@@ -60,12 +60,9 @@ class RunConfig:
     call_limit_s: float = 3600.0
 
     def __post_init__(self) -> None:
-        for name in ("seed", "synth_seed"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise ValueError(f"{name}={value!r}: allowed integers >= 0")
-        if self.synth_tracks is not None and not 1 <= self.synth_tracks <= 10_000:
-            raise ValueError(f"synth_tracks={self.synth_tracks}: allowed integers 1..10000")
+        # synth_seed and synth_tracks are checked as the corpus opens, before any data is built
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise ValueError(f"seed={self.seed!r}: allowed integers >= 0")
         if not self.call_limit_s > 0:
             raise ValueError(f"call_limit_s={self.call_limit_s}: allowed > 0 (seconds)")
         if "test" not in self.db_splits or any(s not in ("train", "val", "test") for s in self.db_splits):
