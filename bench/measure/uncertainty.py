@@ -141,7 +141,7 @@ def speedup_interval(hits_a: np.ndarray, cost_a: np.ndarray, hits_b: np.ndarray,
                      cells: np.ndarray, level: float = LEVEL, n_boot: int = 1000, seed: int = 0,
                      query_cost_a: np.ndarray | None = None, query_cost_b: np.ndarray | None = None,
                      weights: np.ndarray | None = None) -> Interval:
-    """B's cost / A's cost at the highest hit rate both reach (bench.measure.speedup), with the whole
+    """B's cost / A's cost at the highest hit rate both reach (bench.measure.operating_points), with the whole
     procedure bootstrapped over the queries (stratified by cell, the same draw for both methods):
     each draw's hit rates of every sweep point pick the matched rate and each method's cheapest
     point reaching it. ``hits_*`` [points, queries] are per-query hits of each sweep point, in the

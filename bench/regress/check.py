@@ -19,7 +19,7 @@ from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
 from bench.measure.metrics import CONDITION
-from bench.measure.speedup import speedup
+from bench.measure.operating_points import speedup
 from bench.measure.timing import time_queries
 from bench.run.environment import environment
 from bench.run.inputs import RunInputs, prepare_inputs

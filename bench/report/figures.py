@@ -21,7 +21,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from bench.measure.speedup import pareto_front
+from bench.measure.operating_points import pareto_front
 
 from .tables import (
     FOCUS,
@@ -387,7 +387,7 @@ def pareto_overlay(runs: Sequence[tuple[str, pd.DataFrame]], out_dir: Path) -> l
     """Several runs' Pareto fronts on one plot: method colour, run line style and marker.
 
     ``runs`` holds (tag, points) pairs; each method's front is taken over all its build
-    configurations (``bench.measure.speedup.pareto_front``). Left mean latency, right candidates scanned.
+    configurations (``bench.measure.operating_points.pareto_front``). Left mean latency, right candidates scanned.
     """
     fig = Figure(figsize=(12.5, 5.2), layout="constrained")
     axes = fig.subplots(1, 2, sharey=True)

@@ -198,7 +198,8 @@ def speedup_block(table: pd.DataFrame) -> Table:
     return Table(["over", "matched exact %", "other ms", f"{FOCUS} ms", "latency speedup ×", "matched exact %",
                   "other candidates", f"{FOCUS} candidates", "candidates speedup ×"], rows,
                  f"Speedup of {FOCUS} at matched top-1 exact hit rate, read off each method's sweep "
-                 f"(bench/measure/speedup.py): the highest exact hit rate both reach, each at its cheapest point reaching it. "
+                 f"(bench/measure/operating_points.py): the highest exact hit rate both reach, each at its cheapest "
+                 f"point reaching it. "
                  f"In brackets, a 95% interval: the whole procedure bootstrapped over the queries (stratified by "
                  f"condition cell, seeded; in latency each point's mean latency is held, in candidates they are "
                  f"resampled too). Over a method that searches raw audio (\"end to end\") latency is end to end on "

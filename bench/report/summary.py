@@ -5,7 +5,7 @@ import json
 
 import pandas as pd
 
-from bench.measure.speedup import speedup
+from bench.measure.operating_points import speedup
 
 from .tables import end_to_end_cost, latency_cost
 

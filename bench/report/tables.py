@@ -14,7 +14,7 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from bench.measure.speedup import speedup
+from bench.measure.operating_points import speedup
 from bench.measure.uncertainty import wilson_interval
 
 REFERENCE = "exhaustive"
@@ -139,7 +139,7 @@ def _sort_conditions(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
 def speedup_table(points: pd.DataFrame, focus: str = FOCUS) -> pd.DataFrame:
     """The focus method's speedup over every other method at matched top-1 exact hit rate.
 
-    Uses ``bench.measure.speedup.speedup`` over each method's whole sweep (all build configurations):
+    Uses ``bench.measure.operating_points.speedup`` over each method's whole sweep (all build configurations):
     once in mean latency and once in candidates scanned. Empty when the focus method did not run.
     """
     cols = ["other", "lat_hit_rate", "lat_focus_ms", "lat_other_ms", "lat_speedup", "cand_hit_rate", "cand_focus",

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from bench.measure.speedup import speedup
+from bench.measure.operating_points import speedup
 from bench.run.runner import REFERENCE
 
 MATCH_POINTS = 0.01  # "matched": within 1 point of exhaustive's exact hit rate at the same N

@@ -13,7 +13,7 @@ import pytest
 import soundfile as sf
 import yaml
 
-from bench.measure.speedup import pareto_front, speedup
+from bench.measure.operating_points import pareto_front, speedup
 from bench.report.summary import format_summary
 from bench.run.config import RunConfig, TimingConfig, load_config
 from bench.run.runner import run_benchmark

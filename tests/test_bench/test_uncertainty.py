@@ -90,7 +90,7 @@ def test_queries_a_cell_needs() -> None:
 def test_speedup_interval_brackets_the_matched_rate_speedup() -> None:
     import pandas as pd
 
-    from bench.measure.speedup import speedup
+    from bench.measure.operating_points import speedup
     from bench.measure.uncertainty import speedup_interval
 
     p, cells = _world(np.random.default_rng(8))
