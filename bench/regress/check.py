@@ -19,7 +19,7 @@ from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
 from bench.measure.metrics import CONDITION
-from bench.measure.operating_points import speedup
+from bench.measure.operating_points import highest_rate, speedup
 from bench.measure.timing import time_queries
 from bench.run.environment import environment
 from bench.run.inputs import RunInputs, prepare_inputs
@@ -68,10 +68,9 @@ def condition_name(duration_s: float, snr: str, reverb: str) -> str:
 
 
 def most_accurate(points: pd.DataFrame) -> pd.Series:
-    """A method's sweep point with the highest exact hit rate (fewest candidates, then first, on ties)."""
-    order = points.assign(_neg=-points["exact"]).sort_values(["_neg", "candidates_mean", "label", "param_index"],
-                                                            kind="stable")
-    return order.iloc[0]
+    """A method's sweep point with the highest exact hit rate (fewest candidates, then first, on ties):
+    the ``highest_rate`` selector by candidates (the check's hit rates are deterministic)."""
+    return highest_rate(points, cost="candidates_mean")
 
 
 def outcome_bits(hits: pd.Series) -> str:

@@ -26,6 +26,8 @@ from typing import Callable
 
 import pandas as pd
 
+from bench.measure.operating_points import highest_rate
+
 from .data import RunData, load_run
 from .readme_scale_tables import RENDERERS as SCALE_RENDERERS
 from .readme_scale_tables import ScaleRun, check_selection, load_scale_run
@@ -195,8 +197,7 @@ def _best_points(run: RunData, methods: list[str]) -> pd.DataFrame:
     rows = []
     for method in methods:
         g = run.points[run.points["method"] == method]
-        rows.append(g.sort_values(["exact", "latency_mean_ms", "label", "param_index"],
-                                  ascending=[False, True, True, True], kind="mergesort").iloc[0].to_dict())
+        rows.append(highest_rate(g).to_dict())
     return pd.DataFrame(rows)
 
 

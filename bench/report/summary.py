@@ -5,7 +5,7 @@ import json
 
 import pandas as pd
 
-from bench.measure.operating_points import speedup
+from bench.measure.operating_points import near_best, per_method, speedup
 
 from .tables import end_to_end_cost, latency_cost
 
@@ -18,12 +18,9 @@ def _params(p: str) -> str:
 
 
 def operating_points(points: pd.DataFrame, tolerance: float = 0.01) -> pd.DataFrame:
-    """Per method: its cheapest sweep point within ``tolerance`` of its best exact hit rate."""
-    rows = []
-    for _, g in points.groupby("method", sort=False):
-        ok = g[g["exact"] >= g["exact"].max() - tolerance]
-        rows.append(ok.sort_values("latency_mean_ms").iloc[0])
-    return pd.DataFrame(rows)
+    """Per method: its cheapest sweep point within ``tolerance`` of its best exact hit rate
+    (the ``near_best`` selector)."""
+    return per_method(points, lambda g: near_best(g, tolerance))
 
 
 def method_table(ops: pd.DataFrame) -> pd.DataFrame:

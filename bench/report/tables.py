@@ -14,7 +14,7 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from bench.measure.operating_points import speedup
+from bench.measure.operating_points import best_under_budget, cheapest, speedup
 from bench.measure.uncertainty import wilson_interval
 
 REFERENCE = "exhaustive"
@@ -82,17 +82,14 @@ def latency_budget(points: pd.DataFrame, budget_ms: float | None = None) -> tupl
 
 
 def budget_operating_points(points: pd.DataFrame, budget_ms: float) -> pd.DataFrame:
-    """One row per method (sorted by name, exhaustive first) at its best point within the budget."""
+    """One row per method (sorted by name, exhaustive first) at its best point within the budget (the
+    ``best_under_budget`` selector); a method with no point within it at its ``cheapest`` point,
+    marked ``within_budget`` False."""
     rows = []
     for method in sorted(set(points["method"]), key=method_sort_key):
         g = points[points["method"] == method]
-        ok = g[g["latency_mean_ms"] <= budget_ms]
-        if len(ok):
-            row = ok.sort_values(["exact", "latency_mean_ms", "label", "param_index"],
-                                 ascending=[False, True, True, True], kind="mergesort").iloc[0]
-        else:
-            row = g.sort_values(["latency_mean_ms", "label", "param_index"], kind="mergesort").iloc[0]
-        rows.append(row.to_dict() | {"within_budget": bool(len(ok))})
+        row = best_under_budget(g, budget_ms)
+        rows.append((cheapest(g) if row is None else row).to_dict() | {"within_budget": row is not None})
     return pd.DataFrame(rows).reset_index(drop=True)
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from bench.measure.operating_points import speedup
+from bench.measure.operating_points import best_under_budget, cheapest_reaching, highest_rate, speedup
 from bench.run.runner import REFERENCE
 
 MATCH_POINTS = 0.01  # "matched": within 1 point of exhaustive's exact hit rate at the same N
@@ -36,14 +36,6 @@ def common_target(points: pd.DataFrame, subject: str = "flowhash") -> float:
     return float(best.min()) if len(best) else float("nan")
 
 
-def _pick(frame: pd.DataFrame, keep: list[str], fastest: bool) -> dict:
-    """The ``keep`` columns of ``frame``'s fastest point, or (``fastest=False``) of its most accurate
-    one (the fastest of those)."""
-    order = (frame.sort_values("latency_mean_ms") if fastest
-             else frame.sort_values(["exact", "latency_mean_ms"], ascending=[False, True]))
-    return order.iloc[0][keep].to_dict()
-
-
 def operating_points(points: pd.DataFrame, budget_ms: float, by: str = "method",
                      target: float | None = None) -> pd.DataFrame:
     """For each method (``by="method"``, over all its configurations) or each configuration
@@ -58,18 +50,16 @@ def operating_points(points: pd.DataFrame, budget_ms: float, by: str = "method",
     for (key, n), g in pts.groupby([by, "n_db"], sort=True):
         keep = [c for c in KEEP if c in g.columns]
         unreached = {"method": g["method"].iloc[0], by: key, "n_db": n, "reached": False}
-        ok = g[g["exact"] >= ref.get(n, np.nan) - MATCH_POINTS - 1e-12]
-        if len(ok):
-            rows.append({**_pick(ok, keep, fastest=True), "point": "matched", "reached": True})
-        else:  # the best point it has, marked as not reaching the match
-            rows.append({**_pick(g, keep, fastest=False), "point": "matched", "reached": False})
-        fast = g[g["latency_mean_ms"] <= budget_ms]
-        rows.append({**_pick(fast, keep, fastest=False), "point": "budget", "reached": True} if len(fast)
+        matched = cheapest_reaching(g, ref.get(n, np.nan) - MATCH_POINTS)
+        rows.append({**matched[keep].to_dict(), "point": "matched", "reached": True} if matched is not None
+                    else {**highest_rate(g)[keep].to_dict(), "point": "matched", "reached": False})
+        budget = best_under_budget(g, budget_ms)
+        rows.append({**budget[keep].to_dict(), "point": "budget", "reached": True} if budget is not None
                     else {**unreached, "point": "budget"})
         if target is not None and np.isfinite(target):
-            hit = g[g["exact"] >= target - 1e-12]
-            rows.append({**_pick(hit, keep, fastest=True), "point": "target", "reached": True, "target": target}
-                        if len(hit) else {**unreached, "point": "target", "target": target})
+            hit = cheapest_reaching(g, target)
+            rows.append({**hit[keep].to_dict(), "point": "target", "reached": True, "target": target}
+                        if hit is not None else {**unreached, "point": "target", "target": target})
     out = pd.DataFrame(rows)
     out["reference_exact"] = out["n_db"].map(ref)
     return out

@@ -1,0 +1,80 @@
+"""The operating-point selectors (bench/measure/operating_points.py) on hand-made sweeps: ties,
+rates no point reaches, budgets no point meets, and that no selector invents a point between two."""
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+import pytest
+
+from bench.measure.operating_points import (
+    best_under_budget,
+    cheapest,
+    cheapest_reaching,
+    cost_at,
+    highest_rate,
+    matched_rate,
+    near_best,
+    per_method,
+    speedup,
+)
+from bench.report.summary import operating_points as summary_points
+from bench.report.tables import budget_operating_points
+
+
+def sweep(rows: list[tuple]) -> pd.DataFrame:
+    """Points of one method: (label, param_index, exact, latency_mean_ms, candidates_mean)."""
+    return pd.DataFrame(rows, columns=["label", "param_index", "exact", "latency_mean_ms", "candidates_mean"]).assign(
+        method="m")
+
+
+SWEEP = sweep([("m(K=8)", 0, 0.50, 1.0, 100), ("m(K=8)", 1, 0.70, 2.0, 300), ("m(K=8)", 2, 0.80, 4.0, 900),
+               ("m(K=16)", 0, 0.80, 3.0, 500), ("m(K=16)", 1, 0.795, 2.5, 400)])
+
+
+def test_highest_rate_breaks_a_tie_by_cost_then_label_and_sweep_index() -> None:
+    assert (highest_rate(SWEEP)["label"], highest_rate(SWEEP)["param_index"]) == ("m(K=16)", 0)  # 3.0 ms < 4.0 ms
+    by_candidates = highest_rate(SWEEP, cost="candidates_mean")
+    assert by_candidates["candidates_mean"] == 500
+    tied = sweep([("b", 1, 0.8, 2.0, 1), ("a", 3, 0.8, 2.0, 1), ("a", 2, 0.8, 2.0, 1)])
+    assert (highest_rate(tied)["label"], highest_rate(tied)["param_index"]) == ("a", 2)
+    assert (cheapest(tied)["label"], cheapest(tied)["param_index"]) == ("a", 2)
+
+
+def test_cheapest_reaching_takes_a_measured_point_and_none_when_no_point_reaches() -> None:
+    point = cheapest_reaching(SWEEP, 0.75)
+    assert point["latency_mean_ms"] == 2.5  # 0.795 reaches 0.75; nothing between 2.0 and 2.5 ms is made up
+    assert cheapest_reaching(SWEEP, 0.80)["latency_mean_ms"] == 3.0
+    assert cheapest_reaching(SWEEP, 0.81) is None
+    assert math.isnan(cost_at(SWEEP, 0.81, "exact", "latency_mean_ms"))
+    assert cost_at(SWEEP, 0.7, "exact", "candidates_mean") == 300
+
+
+def test_near_best_and_budget() -> None:
+    assert near_best(SWEEP, 0.01)["latency_mean_ms"] == 2.5  # within 1 point of 0.80
+    assert near_best(SWEEP, 0.0)["latency_mean_ms"] == 3.0
+    assert best_under_budget(SWEEP, 2.9)["exact"] == 0.795
+    assert best_under_budget(SWEEP, 0.5) is None
+    ops = budget_operating_points(SWEEP, 0.5)  # none within: the cheapest point, marked
+    assert ops["latency_mean_ms"].iloc[0] == 1.0 and not ops["within_budget"].iloc[0]
+
+
+def test_matched_rate_and_speedup_use_the_same_selectors() -> None:
+    other = sweep([("o", 0, 0.6, 5.0, 1000), ("o", 1, 0.79, 10.0, 2000)]).assign(method="o")
+    assert matched_rate(SWEEP, other) == 0.79
+    s = speedup(SWEEP, other)
+    assert s == {"hit_rate": 0.79, "cost_a": 2.5, "cost_b": 10.0, "speedup": 4.0}
+
+
+def test_per_method_applies_one_selector_to_each_method_and_the_summary_uses_it() -> None:
+    both = pd.concat([SWEEP, SWEEP.assign(method="n", latency_mean_ms=SWEEP["latency_mean_ms"] * 2)])
+    picked = per_method(both, lambda g: near_best(g, 0.01))
+    assert list(picked["method"]) == ["m", "n"] and list(picked["latency_mean_ms"]) == [2.5, 5.0]
+    pd.testing.assert_frame_equal(summary_points(both), picked)
+    assert per_method(both, lambda g: cheapest_reaching(g, 0.9)).empty
+
+
+@pytest.mark.parametrize("selector", [highest_rate, cheapest])
+def test_selectors_return_a_row_of_the_sweep(selector) -> None:
+    row = selector(SWEEP)
+    assert ((SWEEP["label"] == row["label"]) & (SWEEP["param_index"] == row["param_index"])).sum() == 1
