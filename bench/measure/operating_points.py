@@ -109,3 +109,32 @@ def speedup(a: pd.DataFrame, b: pd.DataFrame, accuracy: str = "exact", cost: str
     ca, cb = cost_at(a, target, accuracy, cost), cost_at(b, target, accuracy, cost)
     return {"hit_rate": target, "cost_a": ca, "cost_b": cb,
             "speedup": cb / ca if ca > 0 and np.isfinite(ca) and np.isfinite(cb) else float("nan")}
+
+
+def interpolated_cost(rates: np.ndarray, costs: np.ndarray, target: float) -> np.ndarray:
+    """Each sweep's cost at hit rate ``target``, interpolated along its Pareto front: between the
+    cheapest point reaching ``target`` (rate r2, cost c2) and the front point just below it (the
+    highest rate r1 among the cheaper points, at cost c1), ``log cost`` is linear in the rate,
+    ``c1 * (c2 / c1) ** ((target - r1) / (r2 - r1))``; ``c2`` itself when no cheaper point exists,
+    ``inf`` when no point reaches ``target``.
+
+    ``rates`` and ``costs`` are [..., points] (a leading axis holds bootstrap draws); the result
+    is [...]. Unlike :func:`cost_at`, the cost moves continuously with the rates, so a bootstrap
+    over queries sees it move instead of jumping between sweep points. The sweep is taken to be
+    ordered by work, as faiss's ``OperatingPointsWithRanges`` assumes: a point costs more only to
+    reach more.
+    """
+    rates, costs = np.asarray(rates, dtype=float), np.asarray(costs, dtype=float)
+    costs = np.where(np.isfinite(costs), costs, np.inf)
+    reach = rates >= target - RATE_EPS
+    reach_cost = np.where(reach, costs, np.inf)
+    c2 = reach_cost.min(axis=-1)
+    r2 = np.take_along_axis(rates, reach_cost.argmin(axis=-1)[..., None], axis=-1)[..., 0]
+    cheaper = costs < c2[..., None]
+    r1 = np.where(cheaper, rates, -np.inf).max(axis=-1)
+    c1 = np.where(cheaper & (rates >= r1[..., None]), costs, np.inf).min(axis=-1)
+    ok = np.isfinite(c2) & np.isfinite(c1) & (c1 > 0) & (r2 > r1)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        frac = np.where(ok, (target - r1) / np.where(ok, r2 - r1, 1.0), 1.0)
+        inner = c1 * np.power(np.where(ok, c2 / c1, 1.0), frac)
+    return np.where(ok, inner, c2)

@@ -171,3 +171,80 @@ def speedup_interval(hits_a: np.ndarray, cost_a: np.ndarray, hits_b: np.ndarray,
         return Interval(point, float("nan"), float("nan"), method)
     lo, hi = _percentile(draws, level)
     return Interval(point, lo, hi, method)
+
+
+#: A speedup is "faster" when its interval lies above this ratio, "slower" below its inverse,
+#: "equivalent" within both; and a hit-rate difference "equivalent" within this many points.
+SPEEDUP_MARGIN = 1.1
+RATE_MARGIN = 0.01
+
+
+def decide_speedup(interval: Interval, margin: float = SPEEDUP_MARGIN) -> str:
+    """What a speedup's interval decides: "faster" (it lies above ``margin``), "slower" (below
+    ``1 / margin``), "equivalent within 10%" (inside both), or "undetermined" (it straddles a
+    bound, or is not finite)."""
+    lo, hi = interval.low, interval.high  # NaN bounds compare false: undetermined
+    if lo > margin:
+        return "faster"
+    if hi < 1 / margin:
+        return "slower"
+    if lo >= 1 / margin and hi <= margin:
+        return f"equivalent within {100 * (margin - 1):.0f}%"
+    return "undetermined"
+
+
+def decide_difference(interval: Interval, margin: float = RATE_MARGIN) -> str:
+    """What a hit-rate difference's interval (A minus B) decides: "higher" (it lies above 0),
+    "lower" (below 0), "equivalent within 1 point" (inside [-margin, margin]) or "undetermined"."""
+    lo, hi = interval.low, interval.high
+    if lo > 0:
+        return "higher"
+    if hi < 0:
+        return "lower"
+    if lo >= -margin and hi <= margin:
+        return f"equivalent within {100 * margin:g} point{'s' if margin != 0.01 else ''}"
+    return "undetermined"
+
+
+def timed_speedup_interval(hits_a: np.ndarray, latency_a: np.ndarray, hits_b: np.ndarray, latency_b: np.ndarray,
+                           cells: np.ndarray, target: float, level: float = LEVEL, n_boot: int = 1000,
+                           seed: int = 0) -> Interval:
+    """B's cost / A's cost at the fixed hit rate ``target``, each interpolated along its sweep
+    (``bench.measure.operating_points.interpolated_cost``), with the timing inside the interval:
+    the queries are resampled (stratified by cell, one draw for both methods) and every draw
+    recomputes each sweep point's hit rate and its mean latency over the draw's timed queries.
+
+    ``hits_*`` [points, queries] per-query hits of each sweep point; ``latency_*`` [points, queries]
+    per-query latency, NaN for queries not timed (the same queries timed at every point). The
+    target is held fixed: it is not a maximum the bootstrap re-takes. A draw where a method does
+    not reach ``target`` gives a ratio of 0 (A) or infinity (B), and is kept: a method that reaches
+    the target in only some draws leaves the interval open to 0 or infinity (undetermined) instead
+    of being decided on the draws that happen to reach; one that never reaches it is slower.
+    """
+    from .operating_points import interpolated_cost
+
+    hits_a, hits_b = np.asarray(hits_a, dtype=float), np.asarray(hits_b, dtype=float)
+    lat_a, lat_b = np.asarray(latency_a, dtype=float), np.asarray(latency_b, dtype=float)
+    n = hits_a.shape[1]
+
+    def cost(w: np.ndarray, hits: np.ndarray, lat: np.ndarray) -> np.ndarray:
+        timed = np.isfinite(lat)
+        rates = w @ hits.T / n
+        with np.errstate(invalid="ignore", divide="ignore"):
+            means = (w @ np.where(timed, lat, 0.0).T) / (w @ timed.T.astype(float))
+        return interpolated_cost(rates, means, target)
+
+    one = np.ones((1, n))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        point = float((cost(one, hits_b, lat_b) / cost(one, hits_a, lat_a))[0])
+    w = stratified_weights(cells, n_boot, seed)
+    ca, cb = cost(w, hits_a, lat_a), cost(w, hits_b, lat_b)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        draws = np.where(np.isinf(ca) & np.isinf(cb), np.nan, cb / ca)
+    draws = draws[~np.isnan(draws)]
+    method = (f"stratified bootstrap over queries of hit rates and per-query latencies at a fixed {target:.4f} "
+              f"exact, cost interpolated along each sweep ({n_boot}, seed {seed})")
+    if len(draws) == 0:
+        return Interval(point, float("nan"), float("nan"), method)
+    lo, hi = (float(x) for x in np.quantile(draws, [(1 - level) / 2, (1 + level) / 2], method="inverted_cdf"))
+    return Interval(point, lo, hi, method)

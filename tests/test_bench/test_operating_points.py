@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -13,6 +14,7 @@ from bench.measure.operating_points import (
     cheapest_reaching,
     cost_at,
     highest_rate,
+    interpolated_cost,
     matched_rate,
     near_best,
     per_method,
@@ -78,3 +80,15 @@ def test_per_method_applies_one_selector_to_each_method_and_the_summary_uses_it(
 def test_selectors_return_a_row_of_the_sweep(selector) -> None:
     row = selector(SWEEP)
     assert ((SWEEP["label"] == row["label"]) & (SWEEP["param_index"] == row["param_index"])).sum() == 1
+
+
+def test_interpolated_cost_follows_the_front_in_log_cost_and_is_inf_when_unreached() -> None:
+    rates, costs = np.array([0.5, 0.7, 0.8, 0.795]), np.array([1.0, 2.0, 4.0, 2.5])
+    assert interpolated_cost(rates, costs, 0.4) == 1.0  # the cheapest point already reaches it
+    assert interpolated_cost(rates, costs, 0.7) == pytest.approx(2.0)
+    assert interpolated_cost(rates, costs, 0.6) == pytest.approx(np.sqrt(2.0))  # halfway in log cost
+    assert interpolated_cost(rates, costs, 0.8) == pytest.approx(4.0)
+    assert interpolated_cost(rates, costs, 0.81) == np.inf
+    assert interpolated_cost(rates, costs, 0.7975) == pytest.approx(2.5 * (4.0 / 2.5) ** 0.5)
+    draws = interpolated_cost(np.stack([rates, rates - 0.1]), np.stack([costs, costs]), 0.7)
+    assert draws[0] == pytest.approx(2.0) and draws[1] == pytest.approx(2.5 * (4.0 / 2.5) ** ((0.7 - 0.695) / 0.005))

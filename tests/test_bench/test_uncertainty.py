@@ -6,11 +6,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from bench.measure.operating_points import interpolated_cost
 from bench.measure.uncertainty import (
+    Interval,
+    decide_difference,
+    decide_speedup,
     mean_interval,
     paired_difference,
     queries_for_half_width,
     stratified_rate_interval,
+    timed_speedup_interval,
     wilson_interval,
 )
 
@@ -106,3 +111,70 @@ def test_speedup_interval_brackets_the_matched_rate_speedup() -> None:
     assert ci.low <= ci.estimate <= ci.high and ci.low > 0.5 and ci.high < 20
     same = speedup_interval(hits_a, cost_a, hits_a, cost_a, cells, n_boot=200, seed=0)
     assert same.estimate == 1.0 and same.low == same.high == 1.0
+
+
+# --------------------------------------------------------------------------- speedups with the timing inside
+
+
+def _simulated_pair(seed: int, n: int = 400, n_timed: int = 200) -> tuple:
+    """Two sweeps with known rates and mean latencies; per-query hits from a shared difficulty (each
+    method's blurred a little), per-query latencies lognormal around each point's mean with a
+    per-query speed shared by the points; returns (arguments of timed_speedup_interval, true ratio)."""
+    rng = np.random.default_rng(seed)
+    pa, ma = np.array([0.40, 0.55, 0.65, 0.72]), np.array([0.5, 1.0, 2.0, 4.0])
+    pb, mb = np.array([0.35, 0.50, 0.62, 0.70, 0.74]), np.array([0.8, 1.5, 3.0, 6.0, 12.0])
+    target = 0.60
+    true = float(interpolated_cost(pb, mb, target) / interpolated_cost(pa, ma, target))
+    u = rng.uniform(size=n)
+    ha = (np.clip(u + 0.05 * rng.standard_normal(n), 0, 1)[None, :] < pa[:, None]).astype(float)
+    hb = (np.clip(u + 0.05 * rng.standard_normal(n), 0, 1)[None, :] < pb[:, None]).astype(float)
+    timed = np.zeros(n, bool)
+    timed[rng.choice(n, n_timed, replace=False)] = True
+    speed = rng.lognormal(0, 0.5, n)
+
+    def latency(means: np.ndarray) -> np.ndarray:
+        noise = rng.lognormal(0, 0.3, (len(means), n)) / np.exp(0.5 ** 2 / 2 + 0.3 ** 2 / 2)  # mean 1
+        return np.where(timed[None, :], means[:, None] * speed[None, :] * noise, np.nan)
+
+    return (ha, latency(ma), hb, latency(mb), np.arange(n) % 4, target), true
+
+
+def test_the_timed_speedup_interval_covers_the_true_ratio_about_95_percent_and_is_centred() -> None:
+    covered, position = [], []
+    for seed in range(400):
+        args, true = _simulated_pair(seed)
+        iv = timed_speedup_interval(*args, n_boot=300, seed=seed)
+        assert iv.low < iv.high and iv.contains(iv.estimate)  # never degenerate: the latencies vary
+        covered.append(iv.contains(true))
+        if 0 < iv.low and np.isfinite(iv.high):  # (a draw where a method misses the target puts 0 or inf there)
+            position.append(np.log(iv.estimate / iv.low) / np.log(iv.high / iv.low))
+    assert 0.92 <= np.mean(covered) <= 0.975, np.mean(covered)
+    assert 0.4 <= np.median(position) <= 0.6  # the estimate sits in the middle of its interval, not on an edge
+
+
+def test_a_method_that_does_not_reach_the_target_leaves_the_speedup_undetermined() -> None:
+    (ha, la, hb, lb, cells, _), _ = _simulated_pair(0)
+    iv = timed_speedup_interval(ha, la, hb, lb, cells, target=0.6, n_boot=300)
+    assert decide_speedup(iv) == "faster"  # B is 1.9x as slow as A at 60% exact
+    capped = np.repeat(ha[:1], len(ha), axis=0)  # A now tops out at its first point's rate, about 40%
+    iv = timed_speedup_interval(capped, la, hb, lb, cells, target=0.55, n_boot=300)
+    assert iv.estimate == 0.0 and iv.high == 0.0 and decide_speedup(iv) == "slower"  # it never reaches
+    target = float(capped[-1].mean()) - 0.002  # reached in the sample, missed in many draws
+    iv = timed_speedup_interval(capped, la, hb, lb, cells, target=target, n_boot=300)
+    assert iv.low == 0.0 and 0 < iv.estimate and decide_speedup(iv) == "undetermined"
+
+
+@pytest.mark.parametrize("low, high, decision", [
+    (1.2, 3.0, "faster"), (0.3, 0.8, "slower"), (0.95, 1.05, "equivalent within 10%"), (0.8, 1.3, "undetermined"),
+    (1.05, 1.3, "undetermined"), (1.2, np.inf, "faster"), (0.0, 0.5, "slower"), (np.nan, np.nan, "undetermined"),
+])
+def test_each_speedup_interval_gets_one_decision(low: float, high: float, decision: str) -> None:
+    assert decide_speedup(Interval(1.0, low, high, "test")) == decision
+
+
+@pytest.mark.parametrize("low, high, decision", [
+    (0.01, 0.05, "higher"), (-0.05, -0.001, "lower"), (-0.008, 0.009, "equivalent within 1 point"),
+    (-0.02, 0.03, "undetermined"),
+])
+def test_each_difference_interval_gets_one_decision(low: float, high: float, decision: str) -> None:
+    assert decide_difference(Interval(0.0, low, high, "test")) == decision
