@@ -37,26 +37,43 @@ def time_queries(method: Method, queries: np.ndarray, rows: Sequence[np.ndarray]
     ``queries`` is the method's own query matrix, one row per query segment: the embeddings, or
     the spectral images for a method whose ``input_kind`` is "spectrogram" (``RunInputs.matrices``);
     computing it (encoder or spectral front end) is not part of the search time."""
-    batches = [np.ascontiguousarray(queries[r]) for r in rows]
-    for b in batches[:warmup]:
-        method.search(b, k)
-    times = np.empty((repeats, len(batches)))
-    clock = method.clock
-    clock.reset()
-    clock.enabled = True
+    return time_interleaved([method], [queries], rows, k, warmup, repeats)[0]
+
+
+def time_interleaved(methods: Sequence[Method], queries: Sequence[np.ndarray], rows: Sequence[np.ndarray], k: int,
+                     warmup: int, repeats: int) -> list[QueryTiming]:
+    """:func:`time_queries` for several methods at once, in interleaved rounds over the same timed
+    queries, so that the machine's drift (another job, frequency scaling) falls on all of them
+    alike: each round times every query once with each method in turn, the order reversed every
+    other round (A B, B A, A B, ...). ``queries[m]`` is method ``m``'s query matrix. Every round's
+    time of every query is kept (``QueryTiming.repeats``); within a round a method's calls run
+    back to back, so its caches stay as warm as when it is timed alone."""
+    batches = [[np.ascontiguousarray(q[r]) for r in rows] for q in queries]
+    for method, own in zip(methods, batches):
+        for b in own[:warmup]:
+            method.search(b, k)
+    times = np.empty((len(methods), repeats, len(rows)))
+    for method in methods:
+        method.clock.reset()
     rep = i = 0
     try:
         for rep in range(repeats):
-            for i, b in enumerate(batches):
-                t0 = time.perf_counter()
-                method.search(b, k)
-                times[rep, i] = time.perf_counter() - t0
+            order = range(len(methods)) if rep % 2 == 0 else reversed(range(len(methods)))
+            for m in order:
+                method, clock = methods[m], methods[m].clock
+                clock.enabled = True
+                try:
+                    for i, b in enumerate(batches[m]):
+                        t0 = time.perf_counter()
+                        method.search(b, k)
+                        times[m, rep, i] = time.perf_counter() - t0
+                finally:
+                    clock.enabled = False
     except BaseException as exc:
-        exc.add_note(f"at timed query {i} of {len(batches)} (its rows {rows[i].tolist()[:8]}), repeat {rep}")
+        exc.add_note(f"at timed query {i} of {len(rows)} (its rows {rows[i].tolist()[:8]}), repeat {rep}")
         raise
-    finally:
-        clock.enabled = False
-    return QueryTiming(np.median(times, axis=0), times, clock.mean_seconds(), float(times.mean()))
+    return [QueryTiming(np.median(t, axis=0), t, method.clock.mean_seconds(), float(t.mean()))
+            for method, t in zip(methods, times)]
 
 
 def time_batch(method: Method, queries: np.ndarray, k: int, repeats: int) -> float:

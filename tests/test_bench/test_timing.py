@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 
 from bench.measure.overhead import NoWork, harness_overhead
-from bench.measure.timing import time_queries
+from bench.measure.timing import time_interleaved, time_queries
 from bench.run.result_checks import MethodResultError, check_stage_times
 from methods import TrainData, get_method
+from methods.exhaustive import Exhaustive
 
 
 @pytest.fixture(scope="module")
@@ -61,3 +62,39 @@ def test_harness_overhead_is_the_cost_of_a_search_that_does_nothing(data) -> Non
     method.build(db)
     result = method.search(q[:3], 5)
     assert (result.ids == -1).all() and (result.candidates == 0).all()
+
+
+class Logged(Exhaustive):
+    """Exact search that logs each search call: (its tag, the query's first row)."""
+
+    name = "logged-exhaustive"
+    log: list[tuple[str, int]] = []
+
+    def __init__(self, tag: str, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.tag = tag
+
+    def _search(self, q: np.ndarray, k: int):
+        Logged.log.append((self.tag, int(round(float(q[0, 0]) * 1e6))))
+        return super()._search(q, k)
+
+
+def test_the_interleaved_timer_alternates_methods_by_round_and_keeps_every_repeat(data) -> None:
+    db, q, rows = data
+    a, b = Logged("A"), Logged("B")
+    for method in (a, b):
+        method.build(db)
+    Logged.log.clear()
+    timings = time_interleaved([a, b], [q, q], rows, 10, warmup=2, repeats=3)
+    calls = Logged.log[4:]  # after 2 warm-up calls each
+    assert [tag for tag, _ in Logged.log[:4]] == ["A", "A", "B", "B"]
+    n = len(rows)
+    assert [tag for tag, _ in calls] == ["A"] * n + ["B"] * n + ["B"] * n + ["A"] * n + ["A"] * n + ["B"] * n
+    first_rows = [int(round(float(q[r[0], 0]) * 1e6)) for r in rows]
+    assert [row for _, row in calls[:n]] == first_rows  # every round walks the same timed queries in order
+    for timing, method in zip(timings, (a, b)):
+        assert timing.repeats.shape == (3, n) and (timing.repeats > 0).all()
+        assert np.array_equal(timing.seconds, np.median(timing.repeats, axis=0))
+        assert method.clock.calls == 3 * n and set(timing.stage_seconds) == {"checks", "library", "rest"}
+    alone = time_queries(a, q, rows, 10, warmup=2, repeats=2)  # one method: the same timer
+    assert alone.repeats.shape == (2, n)
