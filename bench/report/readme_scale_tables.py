@@ -25,8 +25,16 @@ from bench.run.store import OUTCOMES, POINTS, RUN_JSON
 from bench.scale.analysis import common_target, finished, growth_table, operating_points, speedups
 
 from .render import pipe_table
-from .run_report import num, pct
-from .tables import FOCUS, budget_operating_points, method_sort_key, params_text, snr_sort_key, speedup_intervals
+from .run_report import decided_ratio, num, pct
+from .tables import (
+    FOCUS,
+    budget_operating_points,
+    decided_speedups,
+    method_sort_key,
+    params_text,
+    snr_sort_key,
+    speedup_intervals,
+)
 
 
 @dataclass(frozen=True)
@@ -159,6 +167,34 @@ def budget_table(run: ScaleRun, args: dict[str, str]) -> str:
                    *(s if s == "clean" else f"{s} dB" for s in snrs), "all [95% CI]", "ms"], rows)
 
 
+def decided_table(run: ScaleRun, args: dict[str, str]) -> str:
+    """FlowHash's speedup over each rival per size at the fixed target (``tables.decided_speedups``:
+    90% of exhaustive search's rate at that size), 'speedup [95% CI] decision'."""
+    if run.outcomes is None or "latency_ms" not in run.outcomes:
+        raise ValueError(f"{run.root}: no per-query latencies in outcomes.parquet, so no decided speedups")
+    pts = finished(run.points)
+    available = sorted(int(n) for n in pts["n_db"].unique())
+    sizes = [int(n) for n in args["sizes"].split(",")] if "sizes" in args else available
+    check_selection("sizes", sizes, available, f"the sizes of {run.root}")
+    tables = {n: decided_speedups(run.outcomes[run.outcomes["n_db"] == n], pts[pts["n_db"] == n], seed=run.seed)
+              .set_index("other") for n in sizes}
+    if all(t.empty for t in tables.values()):
+        raise ValueError(f"{run.root}: {FOCUS} or exhaustive search did not run")
+    rows = []
+    for rival in _sorted_methods(set().union(*(t.index for t in tables.values()))):
+        cells = []
+        for n in sizes:
+            if rival not in tables[n].index:
+                cells.append("-")
+                continue
+            r = tables[n].loc[rival]
+            cells.append(f"{decided_ratio(r)}: {r['decision']}")
+        rows.append([rival, *cells])
+    targets = [f"{pct(tables[n]['target'].iloc[0])}%" if len(tables[n]) else "-" for n in sizes]
+    return _table(["over", *(f"{size_label(n)} (at {t})" for n, t in zip(sizes, targets))], rows)
+
+
 RENDERERS: dict[str, Callable[[ScaleRun, dict[str, str]], str]] = {
     "scale-target": target_table, "scale-speedup": speedup_table, "scale-budget": budget_table,
+    "scale-decided": decided_table,
 }

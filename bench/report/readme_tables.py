@@ -32,7 +32,7 @@ from .data import RunData, load_run
 from .readme_scale_tables import RENDERERS as SCALE_RENDERERS
 from .readme_scale_tables import ScaleRun, check_selection, load_scale_run
 from .render import pipe_table
-from .run_report import num, pct, pct_ci
+from .run_report import decided_cells, num, pct, pct_ci
 from .tables import (
     FOCUS,
     REFERENCE,
@@ -40,6 +40,7 @@ from .tables import (
     balance_table,
     budget_operating_points,
     condition_rates,
+    decided_speedups,
     end_to_end_cost,
     method_sort_key,
     paired_table,
@@ -59,9 +60,10 @@ NUMBER, INTEGER = "a positive number", "a positive integer"
 NAME, NAMES, INTEGERS = "a method name", "comma-separated method names", "comma-separated positive integers"
 OPTIONS: dict[str, dict[str, str]] = {
     "budget": {"budget_ms": NUMBER}, "snr": {"budget_ms": NUMBER},
-    "paired": {"budget_ms": NUMBER, "against": NAME}, "speedup": {}, "e2e": {"methods": NAMES},
-    "e2e-snr": {"methods": NAMES}, "ablation": {}, "balance": {"methods": NAMES},
-    "scale-target": {}, "scale-speedup": {"sizes": INTEGERS}, "scale-budget": {"n": INTEGER, "budget_ms": NUMBER},
+    "paired": {"budget_ms": NUMBER, "against": NAME}, "speedup": {}, "speedup-decided": {},
+    "e2e": {"methods": NAMES}, "e2e-snr": {"methods": NAMES}, "ablation": {}, "balance": {"methods": NAMES},
+    "scale-target": {}, "scale-speedup": {"sizes": INTEGERS}, "scale-decided": {"sizes": INTEGERS},
+    "scale-budget": {"n": INTEGER, "budget_ms": NUMBER},
 }
 REQUIRED: dict[str, tuple[str, ...]] = {"e2e": ("methods",), "e2e-snr": ("methods",)}
 
@@ -260,9 +262,22 @@ def balance(run: RunData, args: dict[str, str]) -> str:
                    "expected / random", "H/K", "non-empty %"], ["l", "r", "r", "r", "r", "r"], rows)
 
 
+def decided(run: RunData, args: dict[str, str]) -> str:
+    """FlowHash's speedup over each method at the fixed target (``tables.decided_speedups``), with
+    the interval that holds the timing and the decision."""
+    if run.outcomes is None or "latency_ms" not in run.outcomes:
+        raise ValueError(f"{run.root}: no per-query latencies in outcomes.parquet, so no decided speedups")
+    table = decided_speedups(run.outcomes, run.points, seed=int(run.info.get("seed", 0) or 0))
+    if table.empty:
+        raise ValueError(f"{run.root}: {FOCUS} or exhaustive search did not run")
+    rows = [[r["other"], *decided_cells(r)] for _, r in table.iterrows()]
+    return pipe_table(["over", f"{FOCUS} ms at {pct(table['target'].iloc[0])}%", "other ms",
+                       "latency speedup [95% CI]", "decision"], ["l", "r", "r", "r", "l"], rows)
+
+
 RENDERERS: dict[str, Callable[[RunData, dict[str, str]], str]] = {
     "budget": budget_table, "snr": snr_table, "paired": paired, "speedup": speedups, "e2e": end_to_end,
-    "e2e-snr": end_to_end_snr, "ablation": ablation, "balance": balance,
+    "e2e-snr": end_to_end_snr, "ablation": ablation, "balance": balance, "speedup-decided": decided,
 }
 KINDS = (*RENDERERS, *SCALE_RENDERERS)
 

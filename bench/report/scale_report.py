@@ -12,11 +12,12 @@ import numpy as np
 import pandas as pd
 
 from bench import __version__
-from bench.run.store import POINTS, RUN_JSON, now
+from bench.run.store import OUTCOMES, POINTS, RUN_JSON, now
 from bench.scale.analysis import (
     MATCH_POINTS,
     common_target,
     extrapolation,
+    finished,
     growth_table,
     operating_points,
     speedups,
@@ -24,7 +25,8 @@ from bench.scale.analysis import (
 
 from . import scale_figures
 from .render import Bullets, Document, FigureBlock, Heading, Para, Table, write_document
-from .tables import method_sort_key
+from .run_report import decided_ratio
+from .tables import TARGET_SHARE, decided_speedups, method_sort_key
 
 FIGURES = "figures"
 STEM = "report"
@@ -52,6 +54,14 @@ def _figure(paths: list[Path], root: Path, caption: str) -> FigureBlock:
 
 def _sorted(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.assign(_k=frame["method"].map(method_sort_key)).sort_values(["_k", "n_db"]).drop(columns="_k")
+
+
+def decided_by_size(outcomes: pd.DataFrame, points: pd.DataFrame, seed: int) -> pd.DataFrame:
+    """``tables.decided_speedups`` at every size of a scaling run (an ``n_db`` column added)."""
+    pts = finished(points)
+    frames = [decided_speedups(outcomes[outcomes["n_db"] == n], g, seed=seed).assign(n_db=n)
+              for n, g in pts.groupby("n_db")]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
 def write_scale_report(root: Path | str) -> Path:
@@ -182,6 +192,17 @@ def write_scale_report(root: Path | str) -> Path:
                       caption="At the highest exact hit rate both reach at that N (each at its cheapest point reaching "
                               "it); above 1, FlowHash is faster."))
         doc.add(_figure(figs["speedup"], root, "FlowHash's latency speedup over each rival against N."))
+        if (root / OUTCOMES).exists():
+            decided = decided_by_size(pd.read_parquet(root / OUTCOMES), points, int(info.get("seed", 0) or 0))
+            doc.add(Table(["N", "rival", "target exact %", "flowhash ms", "rival ms", "speedup [95% CI]", "decision"],
+                          [[_int(r["n_db"]), r["other"], _pct(r["target"]), _ms(r["focus_ms"]), _ms(r["other_ms"]),
+                            decided_ratio(pd.Series(r)), r["decision"]]
+                           for r in decided.sort_values(["other", "n_db"]).to_dict("records")], text_columns=2,
+                          caption=f"Decided: at a fixed target ({100 * TARGET_SHARE:.0f}% of exhaustive search's "
+                                  f"rate at that N), each method's mean latency interpolated along its sweep; the "
+                                  f"interval resamples the queries and recomputes hit rates and mean latencies "
+                                  f"over each draw's timed queries (docs/protocol.md, Uncertainty). Faster above "
+                                  f"1.1, slower below 1/1.1, equivalent within 10% inside both, else undetermined."))
     skipped = points[points.get("status", pd.Series(dtype=str)) != "ok"] if "status" in points else points[:0]
     if len(skipped):
         doc.add(Heading(2, "Not run within budget"))

@@ -340,3 +340,49 @@ def speedup_intervals(outcomes: pd.DataFrame, points: pd.DataFrame, focus: str =
         rows.append([other, lat.low, lat.high, cand.low if cand else float("nan"),
                      cand.high if cand else float("nan")])
     return pd.DataFrame(rows, columns=cols)
+
+
+#: The target of the decided speedups: this share of exhaustive search's exact hit rate.
+TARGET_SHARE = 0.9
+
+
+def decided_speedups(outcomes: pd.DataFrame, points: pd.DataFrame, focus: str = FOCUS,
+                     target_share: float = TARGET_SHARE, seed: int = 0, n_boot: int = 1000) -> pd.DataFrame:
+    """The focus method's speedup over every other method that searches embeddings or spectral
+    images, at a fixed target exact rate (``target_share`` of exhaustive search's), each method's
+    mean latency interpolated along its sweep, with the interval that resamples hit rates and
+    per-query latencies together (``bench.measure.uncertainty.timed_speedup_interval``) and its
+    decision (``decide_speedup``). A method that searches raw audio is compared end to end in the
+    speedup table instead, and left out here. Empty when the focus method or the reference did not run.
+    """
+    from bench.measure.metrics import condition_cells
+    from bench.measure.operating_points import interpolated_cost
+    from bench.measure.uncertainty import decide_speedup, timed_speedup_interval
+
+    cols = ["other", "target", "focus_ms", "other_ms", "speedup", "low", "high", "decision"]
+    methods = set(points["method"])
+    if focus not in methods or REFERENCE not in methods:
+        return pd.DataFrame(columns=cols)
+    target = target_share * float(points.loc[points["method"] == REFERENCE, "exact"].max())
+    ordered, rows_of = _point_outcomes(outcomes)
+    exact_all, lat_all = ordered["exact"].to_numpy(dtype=float), ordered["latency_ms"].to_numpy(dtype=float)
+
+    def matrices(method: str) -> tuple[np.ndarray, np.ndarray]:
+        pts = points[points["method"] == method]
+        idx = [rows_of[(lab, qp)] for lab, qp in zip(pts["label"], pts["query_params"])]
+        return np.array([exact_all[i] for i in idx]), np.array([lat_all[i] for i in idx])
+
+    def mean_cost(hits: np.ndarray, lat: np.ndarray) -> float:
+        return float(interpolated_cost(hits.mean(axis=1), np.nanmean(lat, axis=1), target))
+
+    cells = condition_cells(ordered.loc[rows_of[next(iter(rows_of))]])
+    ha, la = matrices(focus)
+    rows = []
+    for other in sorted(methods - {focus}, key=method_sort_key):
+        if latency_cost(points, other) != "latency_mean_ms":
+            continue
+        hb, lb = matrices(other)
+        iv = timed_speedup_interval(ha, la, hb, lb, cells, target, n_boot=n_boot, seed=seed)
+        rows.append([other, target, mean_cost(ha, la), mean_cost(hb, lb), iv.estimate, iv.low, iv.high,
+                     decide_speedup(iv)])
+    return pd.DataFrame(rows, columns=cols)
