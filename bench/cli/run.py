@@ -39,6 +39,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run, then print the summary."""
+    import pandas as pd
+
     from bench.report.run_report import write_run_report
     from bench.report.summary import format_summary
     from bench.run.config import load_config
@@ -64,7 +66,9 @@ def run(args: argparse.Namespace) -> int:
     with folder_lock(outcome.root, "run folder", quiet=True):  # the run released it; no other writer between
         print(f"report: {write_run_report(outcome.root)}")
     print()
-    print(format_summary(outcome.results, outcome.points, outcome.info))
+    outcomes = outcome.root / "outcomes.parquet"
+    print(format_summary(outcome.results, outcome.points, outcome.info,
+                         pd.read_parquet(outcomes) if outcomes.exists() else None))
     print(f"\nresults in {outcome.root} (results.parquet, points.parquet, outcomes.parquet, run.json); "
           f"{time.perf_counter() - t0:.0f} s")
     return 0

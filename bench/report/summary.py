@@ -65,8 +65,20 @@ def speedups(points: pd.DataFrame, focus: str = FOCUS) -> list[str]:
     return lines
 
 
-def format_summary(results: pd.DataFrame, points: pd.DataFrame, info: dict) -> str:
-    """The whole summary as text."""
+def decided_lines(points: pd.DataFrame, outcomes: pd.DataFrame, seed: int = 0) -> list[str]:
+    """Lines: the focus method's decided speedup over every other method (``tables.decided_speedups``)."""
+    from .run_report import decided_ratio
+    from .tables import decided_speedups
+
+    table = decided_speedups(outcomes, points, seed=seed)
+    return [f"{FOCUS} over {r['other']} at {100 * r['target']:.1f}% exact: {decided_ratio(r)}"
+            f"{' in mean latency' if '[' in decided_ratio(r) else ''}; decision: {r['decision']}"
+            for _, r in table.iterrows()]
+
+
+def format_summary(results: pd.DataFrame, points: pd.DataFrame, info: dict,
+                   outcomes: pd.DataFrame | None = None) -> str:
+    """The whole summary as text; with ``outcomes`` (per-query latencies), the decided speedups too."""
     ops = operating_points(points)
     with pd.option_context("display.width", 200, "display.max_columns", 30):
         parts = [
@@ -84,4 +96,9 @@ def format_summary(results: pd.DataFrame, points: pd.DataFrame, info: dict) -> s
     lines = speedups(points)
     if lines:
         parts += ["\nSpeedup at matched exact hit rate (Pareto curves over each method's sweep):", *lines]
+    if outcomes is not None and "latency_ms" in outcomes:
+        decided = decided_lines(points, outcomes, int(info.get("seed", 0) or 0))
+        if decided:
+            parts += ["\nDecided (95% interval with the timing inside, at a fixed 90% of exhaustive search's exact "
+                      "rate; faster > 1.1x, slower < 1/1.1x, equivalent within 10%, else undetermined):", *decided]
     return "\n".join(parts)

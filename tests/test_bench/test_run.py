@@ -163,6 +163,9 @@ def test_run_command_end_to_end_with_flowhash(setup, tmp_path: Path) -> None:
     out = run_cli(*args)
     assert out.returncode == 0, out.stderr[-3000:]
     assert "flowhash over exhaustive at" in out.stdout and "Top-1 exact hit rate" in out.stdout
+    decided = [line for line in out.stdout.splitlines() if line.startswith("flowhash over exhaustive at")
+               and "; decision: " in line]
+    assert decided and decided[-1].rsplit(": ", 1)[1] in ("faster", "slower", "equivalent within 10%", "undetermined")
     (run_dir,) = (tmp_path / "reports").iterdir()
     res = pd.read_parquet(run_dir / "results.parquet")
     assert {"exhaustive", "flowhash"} == set(res["method"])
