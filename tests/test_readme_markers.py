@@ -38,6 +38,14 @@ def test_a_near_miss_marker_is_an_error_naming_the_line(tmp_path: Path, marker: 
     assert MADE_UP in md.read_text()
 
 
+def _both_refuse(md: Path, kind: str, message: str) -> None:
+    """The check and --write both refuse ``md``, naming its line 3, the table kind and ``message``."""
+    for action in (check_tables, write_tables):
+        with pytest.raises(ValueError, match=f"^{md}:3: bench-table {kind}: ") as err:
+            action(md)
+        assert message in str(err.value)
+
+
 @pytest.mark.parametrize("marker, message", [
     (f"<!-- bench-table budget run={RUN} budget_ms=abc -->", "option budget_ms=abc: expected a positive number"),
     (f"<!-- bench-table scale-budget run={SCALE} n=1.5 -->", "option n=1.5: expected a positive integer"),
@@ -48,11 +56,7 @@ def test_a_near_miss_marker_is_an_error_naming_the_line(tmp_path: Path, marker: 
 def test_a_bad_option_names_the_option_the_value_and_the_expected_type(tmp_path: Path, marker: str,
                                                                        message: str) -> None:
     md = _markdown(tmp_path, marker)
-    kind = marker.split()[2]
-    for action in (check_tables, write_tables):
-        with pytest.raises(ValueError, match=f"^{md}:3: bench-table {kind}: ") as err:
-            action(md)
-        assert message in str(err.value)
+    _both_refuse(md, marker.split()[2], message)
 
 
 @pytest.mark.parametrize("marker, message", [
@@ -67,9 +71,5 @@ def test_a_bad_option_names_the_option_the_value_and_the_expected_type(tmp_path:
 ])
 def test_a_selection_that_matches_nothing_names_what_there_is(tmp_path: Path, marker: str, message: str) -> None:
     md = _markdown(tmp_path, marker)
-    kind = marker.split()[2]
-    for action in (check_tables, write_tables):
-        with pytest.raises(ValueError, match=f"^{md}:3: bench-table {kind}: ") as err:
-            action(md)
-        assert message in str(err.value)
+    _both_refuse(md, marker.split()[2], message)
     assert MADE_UP in md.read_text()
