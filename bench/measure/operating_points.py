@@ -5,7 +5,6 @@ Every caller that picks a point (the CLI summary, the reports, the README tables
 analysis, the regression check) picks it here, by one of these selectors:
 
 - :func:`highest_rate`: the point with the highest hit rate;
-- :func:`near_best`: the cheapest point within ``tolerance`` of the method's highest hit rate;
 - :func:`cheapest_reaching`: the cheapest point reaching a target hit rate;
 - :func:`best_under_budget`: the highest hit rate whose cost is within a budget;
 - :func:`cheapest`: the cheapest point, whatever its hit rate;
@@ -13,11 +12,10 @@ analysis, the regression check) picks it here, by one of these selectors:
 
 Ties are broken the same way everywhere: by the other measure (lower cost, or higher hit rate),
 then by configuration label and sweep index, so a selector returns one point, deterministically.
-No selector interpolates between sweep points: each returns a point that was measured.
+No selector interpolates between sweep points: each returns a point that was measured. Only
+:func:`interpolated_cost`, the cost at a fixed target for the decided speedups, reads between them.
 """
 from __future__ import annotations
-
-from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -27,8 +25,6 @@ TIE_BREAK = ("label", "param_index")
 #: Hit rates this close count as equal (float noise of rates computed from counts).
 RATE_EPS = 1e-12
 
-Selector = Callable[[pd.DataFrame], "pd.Series | None"]
-"""Picks one point of one method's (or configuration's) sweep, or None when none qualifies."""
 
 
 def _ordered(points: pd.DataFrame, keys: list[str], ascending: list[bool]) -> pd.DataFrame:
@@ -53,12 +49,6 @@ def cheapest_reaching(points: pd.DataFrame, target: float, rate: str = "exact",
     return cheapest(ok, rate, cost) if len(ok) else None
 
 
-def near_best(points: pd.DataFrame, tolerance: float, rate: str = "exact",
-              cost: str = "latency_mean_ms") -> pd.Series:
-    """The cheapest point within ``tolerance`` (a fraction: 0.01 is one point) of the highest ``rate``."""
-    return cheapest_reaching(points, float(points[rate].max()) - tolerance, rate, cost)
-
-
 def best_under_budget(points: pd.DataFrame, budget: float, rate: str = "exact",
                       cost: str = "latency_mean_ms") -> pd.Series | None:
     """The point with the highest ``rate`` among those whose ``cost`` is at most ``budget`` (None
@@ -70,13 +60,6 @@ def best_under_budget(points: pd.DataFrame, budget: float, rate: str = "exact",
 def matched_rate(a: pd.DataFrame, b: pd.DataFrame, rate: str = "exact") -> float:
     """The hit rate two methods are compared at: the highest both reach (the smaller of their best)."""
     return min(float(a[rate].max()), float(b[rate].max()))
-
-
-def per_method(points: pd.DataFrame, select: Selector, by: str = "method") -> pd.DataFrame:
-    """``select`` applied to each ``by`` group's points (in order of appearance); groups where it
-    finds no point are left out."""
-    rows = [row for _, g in points.groupby(by, sort=False) if (row := select(g)) is not None]
-    return pd.DataFrame(rows)
 
 
 def pareto_front(points: pd.DataFrame, accuracy: str = "exact", cost: str = "latency_mean_ms") -> pd.DataFrame:

@@ -5,9 +5,9 @@ import json
 
 import pandas as pd
 
-from bench.measure.operating_points import near_best, per_method, speedup
+from bench.measure.operating_points import speedup
 
-from .tables import end_to_end_cost, latency_cost
+from .tables import budget_operating_points, end_to_end_cost, latency_budget, latency_cost
 
 FOCUS = "flowhash"
 
@@ -15,12 +15,6 @@ FOCUS = "flowhash"
 def _params(p: str) -> str:
     d = json.loads(p)
     return ",".join(f"{k}={v}" for k, v in d.items()) or "-"
-
-
-def operating_points(points: pd.DataFrame, tolerance: float = 0.01) -> pd.DataFrame:
-    """Per method: its cheapest sweep point within ``tolerance`` of its best exact hit rate
-    (the ``near_best`` selector)."""
-    return per_method(points, lambda g: near_best(g, tolerance))
 
 
 def method_table(ops: pd.DataFrame) -> pd.DataFrame:
@@ -79,14 +73,16 @@ def decided_lines(points: pd.DataFrame, outcomes: pd.DataFrame, seed: int = 0) -
 def format_summary(results: pd.DataFrame, points: pd.DataFrame, info: dict,
                    outcomes: pd.DataFrame | None = None) -> str:
     """The whole summary as text; with ``outcomes`` (per-query latencies), the decided speedups too."""
-    ops = operating_points(points)
+    budget, why = latency_budget(points)
+    ops = budget_operating_points(points, budget)
     with pd.option_context("display.width", 200, "display.max_columns", 30):
         parts = [
             f"run {info['run_id']}: {info['queryset']['queries']} queries (query set {info['queryset']['content_hash'][:12]}), "
             f"DB {info['db']['segments']} segments of {info['db']['tracks']} tracks, encoder {info['encoder']['name']} "
             f"({info['encoder']['sha256'][:12]}, {info['encoder']['ms_per_segment']:.2f} ms/segment), "
             f"{info['threads']} thread(s)",
-            "\nEach method at its operating point (cheapest sweep point within 1 point of its best exact hit rate):",
+            f"\nEach method at its operating point (best_under_budget, as in report.md: its highest exact hit rate "
+            f"with {why}; a method with no point within it at its cheapest point):",
             method_table(ops).to_string(index=False),
             "\nTop-1 exact hit rate (%) by duration and SNR (all reverb conditions):",
             condition_table(results, ops, ["duration_s", "snr"]).to_string(),

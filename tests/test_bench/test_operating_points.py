@@ -16,11 +16,8 @@ from bench.measure.operating_points import (
     highest_rate,
     interpolated_cost,
     matched_rate,
-    near_best,
-    per_method,
     speedup,
 )
-from bench.report.summary import operating_points as summary_points
 from bench.report.tables import budget_operating_points
 
 
@@ -52,9 +49,8 @@ def test_cheapest_reaching_takes_a_measured_point_and_none_when_no_point_reaches
     assert cost_at(SWEEP, 0.7, "exact", "candidates_mean") == 300
 
 
-def test_near_best_and_budget() -> None:
-    assert near_best(SWEEP, 0.01)["latency_mean_ms"] == 2.5  # within 1 point of 0.80
-    assert near_best(SWEEP, 0.0)["latency_mean_ms"] == 3.0
+def test_within_a_point_of_the_best_and_under_a_budget() -> None:
+    assert cheapest_reaching(SWEEP, SWEEP["exact"].max() - 0.01)["latency_mean_ms"] == 2.5  # within 1 point of 0.80
     assert best_under_budget(SWEEP, 2.9)["exact"] == 0.795
     assert best_under_budget(SWEEP, 0.5) is None
     ops = budget_operating_points(SWEEP, 0.5)  # none within: the cheapest point, marked
@@ -66,14 +62,6 @@ def test_matched_rate_and_speedup_use_the_same_selectors() -> None:
     assert matched_rate(SWEEP, other) == 0.79
     s = speedup(SWEEP, other)
     assert s == {"hit_rate": 0.79, "cost_a": 2.5, "cost_b": 10.0, "speedup": 4.0}
-
-
-def test_per_method_applies_one_selector_to_each_method_and_the_summary_uses_it() -> None:
-    both = pd.concat([SWEEP, SWEEP.assign(method="n", latency_mean_ms=SWEEP["latency_mean_ms"] * 2)])
-    picked = per_method(both, lambda g: near_best(g, 0.01))
-    assert list(picked["method"]) == ["m", "n"] and list(picked["latency_mean_ms"]) == [2.5, 5.0]
-    pd.testing.assert_frame_equal(summary_points(both), picked)
-    assert per_method(both, lambda g: cheapest_reaching(g, 0.9)).empty
 
 
 @pytest.mark.parametrize("selector", [highest_rate, cheapest])
@@ -92,3 +80,4 @@ def test_interpolated_cost_follows_the_front_in_log_cost_and_is_inf_when_unreach
     assert interpolated_cost(rates, costs, 0.7975) == pytest.approx(2.5 * (4.0 / 2.5) ** 0.5)
     draws = interpolated_cost(np.stack([rates, rates - 0.1]), np.stack([costs, costs]), 0.7)
     assert draws[0] == pytest.approx(2.0) and draws[1] == pytest.approx(2.5 * (4.0 / 2.5) ** ((0.7 - 0.695) / 0.005))
+

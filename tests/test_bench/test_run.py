@@ -15,6 +15,7 @@ import yaml
 
 from bench.measure.operating_points import pareto_front, speedup
 from bench.report.summary import format_summary
+from bench.report.tables import budget_operating_points, latency_budget
 from bench.run.config import RunConfig, TimingConfig, load_config
 from bench.run.runner import run_benchmark
 from datasets.queries.queryset import QuerySetConfig
@@ -79,6 +80,9 @@ def test_run_records_results_run_json_and_matches_exact_search(setup) -> None:
     assert ref["exact"].mean() >= 0.5
     text = format_summary(out.results, out.points, out.info)
     assert "exhaustive" in text and "lsh" in text
+    report_ops = budget_operating_points(out.points, latency_budget(out.points)[0])  # report.md's points
+    assert "best_under_budget, as in report.md" in text
+    assert all(f"{ms:.2f}" in text for ms in report_ops["latency_mean_ms"].round(2))
 
     # every hit rate carries its 95% interval; every repeat of every timed query is kept
     points = pd.read_parquet(root / "a" / "points.parquet")
