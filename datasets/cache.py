@@ -80,6 +80,15 @@ def stable_hash(obj: object, n: int = 16) -> str:
     return hashlib.sha256(blob).hexdigest()[:n]
 
 
+def file_sha256(path: Path | str, chunk: int = 1 << 20) -> str:
+    """Hex sha256 of a file's bytes."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
 def flat_differences(old: Any, new: Any, prefix: str = "") -> list[str]:
     """Dotted paths where two JSON-like values differ, e.g. ``['config.queries.per_cell']``."""
     if isinstance(old, dict) and isinstance(new, dict):

@@ -21,7 +21,6 @@ never all pairs in full, so a few hundred tracks take seconds.
 """
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence
@@ -29,7 +28,7 @@ from typing import Iterable, Mapping, Sequence
 import numpy as np
 
 from .audio_io import read_audio
-from .cache import atomic_path
+from .cache import atomic_path, file_sha256
 
 #: Bumped whenever the fingerprint's definition changes; part of every fingerprint cache key.
 FINGERPRINT_VERSION = "hk1"
@@ -442,15 +441,6 @@ def deduplicate(track_ids: Iterable[str], fingerprints: Mapping[str, Fingerprint
         offset = ov.offset_s if ov.a == tid else -ov.offset_s
         dropped.append(Duplicate(tid, other, ov.overlap_s, offset, ov.match_fraction))
     return [i for i in ids if i in kept], sorted(dropped, key=lambda d: d.track_id)
-
-
-def file_sha256(path: Path | str, chunk: int = 1 << 20) -> str:
-    """Hex sha256 of a file's bytes."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(chunk):
-            h.update(block)
-    return h.hexdigest()
 
 
 def fingerprint_file(path: Path | str, fp_dir: Path | None = None,
