@@ -2,7 +2,6 @@
 parts written as each method finishes, so an interrupted run keeps them and a re-run skips them."""
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 from datetime import datetime, timezone
@@ -11,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pyarrow.parquet as pq
 
-from datasets.cache import atomic_write_json, atomic_write_parquet, flat_differences, stable_hash
+from datasets.cache import atomic_write_json, atomic_write_parquet, file_sha256, flat_differences, stable_hash
 
 RESULTS_FORMAT = 1
 RUN_JSON = "run.json"
@@ -30,15 +29,6 @@ def now() -> str:
 
 class RunStoreError(ValueError):
     """A run folder that cannot be used as asked: another configuration's, or not a folder."""
-
-
-def file_sha256(path: Path) -> str:
-    """The sha256 of a file's bytes, read in blocks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 class RunStore:

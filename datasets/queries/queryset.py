@@ -29,6 +29,7 @@ from datasets.cache import (
     atomic_write_json,
     atomic_write_parquet,
     cache_dir,
+    file_sha256,
     stable_hash,
 )
 from datasets.corpora.corpus import Corpus
@@ -335,7 +336,7 @@ def _file_names(query_ids: pd.Series) -> list[str]:
 
 def _file_digests(root: Path, query_ids: pd.Series) -> dict[str, str]:
     """The sha256 of each file of the query set, by its path relative to ``root``."""
-    return {name: hashlib.sha256((root / name).read_bytes()).hexdigest() for name in _file_names(query_ids)}
+    return {name: file_sha256(root / name) for name in _file_names(query_ids)}
 
 
 def _damaged_files(root: Path, info: dict) -> list[tuple[str, str]]:
