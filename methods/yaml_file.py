@@ -17,13 +17,14 @@ class _UniqueKeyLoader(yaml.SafeLoader):
             key = self.construct_object(key_node, deep=True)
             line = key_node.start_mark.line + 1
             try:
-                first = seen.setdefault(key, line)
+                first = seen.get(key)
             except TypeError:  # an unhashable key: the base class reports it
                 continue
-            if first != line:
+            if first is not None:  # a second key, on another line or (a flow mapping) on the same one
+                where = f"lines {first} and {line}" if first != line else f"line {line}"
                 raise yaml.constructor.ConstructorError(
-                    None, None, f"key {key!r} appears twice in one mapping (lines {first} and {line}); "
-                                f"keep one", key_node.start_mark)
+                    None, None, f"key {key!r} appears twice in one mapping ({where}); keep one", key_node.start_mark)
+            seen[key] = line
         return super().construct_mapping(node, deep=deep)
 
 

@@ -465,6 +465,9 @@ def test_a_duplicate_yaml_key_is_refused_naming_it_and_its_lines(tmp_path) -> No
     path.write_text("seed: 1\nqueries:\n  per_cell: 4\n  per_cell: 8\n")
     with pytest.raises(ValueError, match=rf"{path}: key 'per_cell' appears twice in one mapping \(lines 3 and 4\)"):
         load_config(path)
+    path.write_text("queries: {per_cell: 4, per_cell: 8}\n")  # a flow mapping: both on one line
+    with pytest.raises(ValueError, match=rf"{path}: key 'per_cell' appears twice in one mapping \(line 1\)"):
+        load_config(path)
 
 
 def test_a_bad_seed_or_device_is_refused_before_any_data_is_built(small, tmp_path) -> None:
