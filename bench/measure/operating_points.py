@@ -26,7 +26,6 @@ TIE_BREAK = ("label", "param_index")
 RATE_EPS = 1e-12
 
 
-
 def _ordered(points: pd.DataFrame, keys: list[str], ascending: list[bool]) -> pd.DataFrame:
     extra = [c for c in TIE_BREAK if c in points.columns]
     return points.sort_values([*keys, *extra], ascending=[*ascending, *[True] * len(extra)], kind="mergesort")

@@ -26,10 +26,10 @@ from bench.scale.analysis import common_target, finished, growth_table, operatin
 
 from .render import pipe_table
 from .run_report import decided_ratio, num, pct
+from .scale_report import decided_by_size
 from .tables import (
     FOCUS,
     budget_operating_points,
-    decided_speedups,
     method_sort_key,
     params_text,
     snr_sort_key,
@@ -176,21 +176,16 @@ def decided_table(run: ScaleRun, args: dict[str, str]) -> str:
     available = sorted(int(n) for n in pts["n_db"].unique())
     sizes = [int(n) for n in args["sizes"].split(",")] if "sizes" in args else available
     check_selection("sizes", sizes, available, f"the sizes of {run.root}")
-    tables = {n: decided_speedups(run.outcomes[run.outcomes["n_db"] == n], pts[pts["n_db"] == n], seed=run.seed)
-              .set_index("other") for n in sizes}
-    if all(t.empty for t in tables.values()):
+    decided = decided_by_size(run.outcomes, run.points, run.seed, sizes)
+    if decided.empty:
         raise ValueError(f"{run.root}: {FOCUS} or exhaustive search did not run")
     rows = []
-    for rival in _sorted_methods(set().union(*(t.index for t in tables.values()))):
-        cells = []
-        for n in sizes:
-            if rival not in tables[n].index:
-                cells.append("-")
-                continue
-            r = tables[n].loc[rival]
-            cells.append(f"{decided_ratio(r)}: {r['decision']}")
-        rows.append([rival, *cells])
-    targets = [f"{pct(tables[n]['target'].iloc[0])}%" if len(tables[n]) else "-" for n in sizes]
+    for rival in _sorted_methods(set(decided["other"])):
+        mine = decided[decided["other"] == rival].set_index("n_db")
+        rows.append([rival, *(f"{decided_ratio(mine.loc[n])}: {mine.loc[n, 'decision']}" if n in mine.index else "-"
+                              for n in sizes)])
+    target = decided.groupby("n_db")["target"].first()
+    targets = [f"{pct(target[n])}%" if n in target.index else "-" for n in sizes]
     return _table(["over", *(f"{size_label(n)} (at {t})" for n, t in zip(sizes, targets))], rows)
 
 

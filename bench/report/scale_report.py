@@ -56,11 +56,13 @@ def _sorted(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.assign(_k=frame["method"].map(method_sort_key)).sort_values(["_k", "n_db"]).drop(columns="_k")
 
 
-def decided_by_size(outcomes: pd.DataFrame, points: pd.DataFrame, seed: int) -> pd.DataFrame:
-    """``tables.decided_speedups`` at every size of a scaling run (an ``n_db`` column added)."""
+def decided_by_size(outcomes: pd.DataFrame, points: pd.DataFrame, seed: int,
+                    sizes: list[int] | None = None) -> pd.DataFrame:
+    """``tables.decided_speedups`` at each size of a scaling run (``sizes``, default every size its
+    configurations ran at), an ``n_db`` column added."""
     pts = finished(points)
-    frames = [decided_speedups(outcomes[outcomes["n_db"] == n], g, seed=seed).assign(n_db=n)
-              for n, g in pts.groupby("n_db")]
+    frames = [decided_speedups(outcomes[outcomes["n_db"] == n], pts[pts["n_db"] == n], seed=seed).assign(n_db=n)
+              for n in (sorted(pts["n_db"].unique()) if sizes is None else sizes)]
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
