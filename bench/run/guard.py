@@ -15,7 +15,7 @@ import signal
 import sys
 import threading
 from dataclasses import replace
-from typing import Callable, Iterator
+from typing import Iterator
 
 import numpy as np
 
@@ -65,8 +65,8 @@ def describe_call(label: str, stage: str, query_params: dict | None = None, quer
 
 
 @contextlib.contextmanager
-def time_limit(seconds: float | None, what: Callable[[], str]) -> Iterator[None]:
-    """Raise :class:`MethodTimeout` (saying ``what()`` ran out) when the block runs past ``seconds``.
+def time_limit(seconds: float | None, what: str) -> Iterator[None]:
+    """Raise :class:`MethodTimeout` (saying ``what`` ran out) when the block runs past ``seconds``.
 
     The limit interrupts Python code (a SIGALRM in the main thread). A call stuck in compiled code
     that never returns to the interpreter cannot be interrupted: :data:`HARD_STOP_GRACE_S` later
@@ -79,7 +79,7 @@ def time_limit(seconds: float | None, what: Callable[[], str]) -> Iterator[None]
     main = threading.current_thread() is threading.main_thread() and hasattr(signal, "setitimer")
 
     def on_alarm(signum: int, frame: object) -> None:
-        raise MethodTimeout(f"{what()}: no return after the {seconds:g} s limit (call_limit_s in the run "
+        raise MethodTimeout(f"{what}: no return after the {seconds:g} s limit (call_limit_s in the run "
                             f"config); fix the method, or raise the limit if it is merely slow")
 
     old = signal.signal(signal.SIGALRM, on_alarm) if main else None
@@ -107,17 +107,16 @@ def guarded(label: str, stage: str, limit_s: float | None, query_params: dict | 
     :class:`MethodError` naming the method configuration ``label``, the ``stage``, the query
     parameters, the ``query`` searched and the exception's type (and where the timing loop was, which
     ``bench.measure.timing`` adds as a note)."""
-    what = lambda: describe_call(label, stage, query_params, query)  # noqa: E731
+    what = describe_call(label, stage, query_params, query)
     try:
         with time_limit(limit_s, what):
             yield
-    except MethodError as exc:
-        notes = "; ".join(getattr(exc, "__notes__", []))
-        if not notes:
-            raise
-        raise type(exc)(f"{exc} ({notes})") from exc
     except Exception as exc:  # noqa: BLE001 - any failure of a method is reported with where it happened
         notes = "".join(f" ({note})" for note in getattr(exc, "__notes__", []))
+        if isinstance(exc, MethodError):
+            if not notes:
+                raise
+            raise type(exc)(f"{exc}{notes}") from exc
         hint = ("; the harness's arrays are read-only: a method must copy what it changes"
                 if "read-only" in str(exc) or "readonly" in str(exc) else "")
-        raise MethodError(f"{what()}: {type(exc).__name__}: {exc}{notes}{hint}") from exc
+        raise MethodError(f"{what}: {type(exc).__name__}: {exc}{notes}{hint}") from exc
