@@ -20,6 +20,14 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+#: The reference method: exact search, whose hit rate the target is a share of.
+REFERENCE = "exhaustive"
+#: The decided speedups compare methods at this share of exact search's hit rate (docs/protocol.md).
+TARGET_SHARE = 0.9
+#: Front points within this many hit-rate units of the target are compared too: a bootstrap draw
+#: moves the rates by about this much (two standard errors at 2,000 queries), and with them the
+#: points that bracket the target.
+COMPARED_WINDOW = 0.02
 #: Columns that break the remaining ties, when the points carry them.
 TIE_BREAK = ("label", "param_index")
 #: Hit rates this close count as equal (float noise of rates computed from counts).
@@ -120,3 +128,18 @@ def interpolated_cost(rates: np.ndarray, costs: np.ndarray, target: float) -> np
         frac = np.where(ok, (target - r1) / np.where(ok, r2 - r1, 1.0), 1.0)
         inner = c1 * np.power(np.where(ok, c2 / c1, 1.0), frac)
     return np.where(ok, inner, c2)
+
+
+def compared_points(points: pd.DataFrame, target: float, window: float = COMPARED_WINDOW, rate: str = "exact",
+                    cost: str = "latency_mean_ms") -> pd.DataFrame:
+    """The points of one method that its cost at ``target`` (:func:`interpolated_cost`) reads, in
+    the data and in a bootstrap draw: on its Pareto front, the cheapest point reaching ``target``,
+    the front point just below it, and every front point whose rate lies within ``window`` of
+    ``target``. Empty when the method has no point within ``window`` of the target or above it."""
+    front = pareto_front(points, rate, cost)
+    reach = front[front[rate] >= target - RATE_EPS]
+    keep = set(front.index[(front[rate] - target).abs() <= window])
+    if len(reach):
+        first = front.index.get_loc(reach.index[0])
+        keep.update(front.index[max(0, first - 1):first + 1])
+    return front.loc[[i for i in front.index if i in keep]]

@@ -41,18 +41,31 @@ def time_queries(method: Method, queries: np.ndarray, rows: Sequence[np.ndarray]
 
 
 def time_interleaved(methods: Sequence[Method], queries: Sequence[np.ndarray], rows: Sequence[np.ndarray], k: int,
-                     warmup: int, repeats: int) -> list[QueryTiming]:
-    """:func:`time_queries` for several methods at once, in interleaved rounds over the same timed
+                     warmup: int, repeats: int, params: Sequence[dict] | None = None) -> list[QueryTiming]:
+    """:func:`time_queries` for several points at once, in interleaved rounds over the same timed
     queries, so that the machine's drift (another job, frequency scaling) falls on all of them
-    alike: each round times every query once with each method in turn, the order reversed every
-    other round (A B, B A, A B, ...). ``queries[m]`` is method ``m``'s query matrix. Every round's
-    time of every query is kept (``QueryTiming.repeats``); within a round a method's calls run
-    back to back, so its caches stay as warm as when it is timed alone."""
+    alike: each round times every query once with each point in turn, the order reversed every
+    other round (A B, B A, A B, ...). ``queries[m]`` is point ``m``'s query matrix; ``params[m]``,
+    when given, its query parameters, set before each of its blocks (points may then share one
+    built method). Every round's time of every query is kept (``QueryTiming.repeats``); within a
+    round a point's calls run back to back after ``min(warmup, 3)`` untimed calls of its own, so its
+    caches are as warm as when it is timed alone; ``warmup`` untimed calls precede the first round."""
     batches = [[np.ascontiguousarray(q[r]) for r in rows] for q in queries]
-    for method, own in zip(methods, batches):
+    settings = list(params) if params is not None else [None] * len(methods)
+    if not len(methods) == len(batches) == len(settings):
+        raise ValueError(f"{len(methods)} methods, {len(batches)} query matrices and {len(settings)} parameter sets")
+
+    def enter(m: int) -> None:
+        if settings[m] is not None:
+            methods[m].set_query_params(**settings[m])
+
+    for m, own in enumerate(batches):
+        enter(m)
         for b in own[:warmup]:
-            method.search(b, k)
+            methods[m].search(b, k)
     times = np.empty((len(methods), repeats, len(rows)))
+    stage_ns: list[dict[str, int]] = [{} for _ in methods]
+    calls = [0] * len(methods)
     for method in methods:
         method.clock.reset()
     rep = i = 0
@@ -61,6 +74,11 @@ def time_interleaved(methods: Sequence[Method], queries: Sequence[np.ndarray], r
             order = range(len(methods)) if rep % 2 == 0 else reversed(range(len(methods)))
             for m in order:
                 method, clock = methods[m], methods[m].clock
+                enter(m)
+                if len(methods) > 1:
+                    for b in batches[m][:min(warmup, 3)]:
+                        method.search(b, k)
+                before, calls_before = dict(clock.totals), clock.calls
                 clock.enabled = True
                 try:
                     for i, b in enumerate(batches[m]):
@@ -69,11 +87,14 @@ def time_interleaved(methods: Sequence[Method], queries: Sequence[np.ndarray], r
                         times[m, rep, i] = time.perf_counter() - t0
                 finally:
                     clock.enabled = False
+                for stage, ns in clock.totals.items():
+                    stage_ns[m][stage] = stage_ns[m].get(stage, 0) + ns - before.get(stage, 0)
+                calls[m] += clock.calls - calls_before
     except BaseException as exc:
         exc.add_note(f"at timed query {i} of {len(rows)} (its rows {rows[i].tolist()[:8]}), repeat {rep}")
         raise
-    return [QueryTiming(np.median(t, axis=0), t, method.clock.mean_seconds(), float(t.mean()))
-            for method, t in zip(methods, times)]
+    return [QueryTiming(np.median(t, axis=0), t, {s: ns / 1e9 / max(1, n) for s, ns in own.items()}, float(t.mean()))
+            for t, own, n in zip(times, stage_ns, calls)]
 
 
 def time_batch(method: Method, queries: np.ndarray, k: int, repeats: int) -> float:

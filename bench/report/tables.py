@@ -14,10 +14,10 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from bench.measure.operating_points import best_under_budget, cheapest, speedup
+from bench.measure.operating_points import REFERENCE, TARGET_SHARE, best_under_budget, cheapest, speedup
 from bench.measure.uncertainty import wilson_interval
+from bench.run.retime import RETIMED_MS
 
-REFERENCE = "exhaustive"
 FOCUS = "flowhash"
 BUDGET_FACTOR = 2.0
 BALANCE_COLUMNS = ("balance_n_buckets_total", "balance_n", "balance_normalised_entropy", "balance_nonempty_fraction",
@@ -342,18 +342,16 @@ def speedup_intervals(outcomes: pd.DataFrame, points: pd.DataFrame, focus: str =
     return pd.DataFrame(rows, columns=cols)
 
 
-#: The target of the decided speedups: this share of exhaustive search's exact hit rate.
-TARGET_SHARE = 0.9
-
-
 def decided_speedups(outcomes: pd.DataFrame, points: pd.DataFrame, focus: str = FOCUS,
                      target_share: float = TARGET_SHARE, seed: int = 0, n_boot: int = 1000) -> pd.DataFrame:
     """The focus method's speedup over every other method that searches embeddings or spectral
     images, at a fixed target exact rate (``target_share`` of exhaustive search's), each method's
     mean latency interpolated along its sweep, with the interval that resamples hit rates and
     per-query latencies together (``bench.measure.uncertainty.timed_speedup_interval``) and its
-    decision (``decide_speedup``). A method that searches raw audio is compared end to end in the
-    speedup table instead, and left out here. Empty when the focus method or the reference did not run.
+    decision (``decide_speedup``). A point re-timed interleaved with the others it is compared with
+    (``bench.run.retime``: outcomes column ``retimed_ms``) is read at those latencies, any other at
+    its sweep's. A method that searches raw audio is compared end to end in the speedup table
+    instead, and left out here. Empty when the focus method or the reference did not run.
     """
     from bench.measure.metrics import condition_cells
     from bench.measure.operating_points import interpolated_cost
@@ -366,11 +364,15 @@ def decided_speedups(outcomes: pd.DataFrame, points: pd.DataFrame, focus: str = 
     target = target_share * float(points.loc[points["method"] == REFERENCE, "exact"].max())
     ordered, rows_of = _point_outcomes(outcomes)
     exact_all, lat_all = ordered["exact"].to_numpy(dtype=float), ordered["latency_ms"].to_numpy(dtype=float)
+    retimed_all = ordered[RETIMED_MS].to_numpy(dtype=float) if RETIMED_MS in ordered else np.full(len(ordered), np.nan)
+
+    def latencies(i: np.ndarray) -> np.ndarray:
+        return retimed_all[i] if np.isfinite(retimed_all[i]).any() else lat_all[i]
 
     def matrices(method: str) -> tuple[np.ndarray, np.ndarray]:
         pts = points[points["method"] == method]
         idx = [rows_of[(lab, qp)] for lab, qp in zip(pts["label"], pts["query_params"])]
-        return np.array([exact_all[i] for i in idx]), np.array([lat_all[i] for i in idx])
+        return np.array([exact_all[i] for i in idx]), np.array([latencies(i) for i in idx])
 
     def mean_cost(hits: np.ndarray, lat: np.ndarray) -> float:
         return float(interpolated_cost(hits.mean(axis=1), np.nanmean(lat, axis=1), target))

@@ -25,11 +25,12 @@ class TimingConfig:
     warmup: int = 20
     repeats: int = 3
     latency_queries: int = 400
-    batch_repeats: int = 3
+    batch_repeats: int = 3  # 0: no batch QPS (NaN), e.g. where one batch over every query costs too much
+    interleaved_repeats: int = 3  # rounds of the compared points' re-timing (bench/run/retime.py)
 
     def __post_init__(self) -> None:
         for f in fields(self):
-            lo = 0 if f.name == "warmup" else 1
+            lo = 0 if f.name in ("warmup", "batch_repeats") else 1
             if getattr(self, f.name) < lo:
                 raise ValueError(f"timing.{f.name}={getattr(self, f.name)}: allowed >= {lo}")
 
@@ -82,6 +83,7 @@ class RunConfig:
         d = asdict(self)
         d["db_splits"] = list(self.db_splits)
         del d["call_limit_s"]
+        del d["timing"]["interleaved_repeats"]  # the re-timing part records its rounds and is redone when they change
         if self.hop_s == DEFAULT_HOP_S:  # runs made before the hop was a field keep their identity
             del d["hop_s"]
         return d

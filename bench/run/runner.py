@@ -16,6 +16,7 @@ from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
 from bench.measure.metrics import by_condition, end_to_end_seconds, overall, query_outcomes
+from bench.measure.operating_points import REFERENCE
 from bench.measure.overhead import harness_overhead
 from bench.measure.timing import latency_sample, time_batch, time_queries
 from datasets.cache import stable_hash
@@ -38,9 +39,8 @@ from .executor import Executor, LocalExecutor
 from .guard import guarded, read_only, read_only_db, read_only_train
 from .inputs import RunInputs, prepare_inputs
 from .result_checks import check_search_result, check_stage_times
-from .store import PARTS, RunStore, RunStoreError, now
-
-REFERENCE = "exhaustive"
+from .retime import RETIMED_PART, finished_retime, merge_retimed, retime, save_retime, select_compared
+from .store import PARTS, POINTS, RunStore, RunStoreError, now
 
 
 def method_label(name: str, build_params: dict) -> str:
@@ -233,7 +233,8 @@ def sweep_method(built: BuiltMethod, inputs: RunInputs, query_grid: list[dict], 
         if timed:
             with guarded(built.label, "timed search", limit, qp):
                 timing = time_queries(method, queries, timed_rows, cfg.k, cfg.timing.warmup, cfg.timing.repeats)
-                qps = len(inputs.manifest) / time_batch(method, queries, cfg.k, cfg.timing.batch_repeats)
+                qps = (len(inputs.manifest) / time_batch(method, queries, cfg.k, cfg.timing.batch_repeats)
+                       if cfg.timing.batch_repeats else float("nan"))
             lat = pd.Series(timing.seconds, index=timed_queries)
             e2e = end_to_end_seconds(lat, out, frontend_ms)
             out["latency_ms"] = lat.reindex(out.index) * 1e3  # NaN for the queries not timed
@@ -391,6 +392,37 @@ def _overhead(inputs: RunInputs, points: pd.DataFrame) -> dict[str, float]:
     return out
 
 
+def _retime_job(inputs: RunInputs, plugins: list[Path], selection: pd.DataFrame) -> pd.DataFrame:
+    """Build each configuration of ``selection`` afresh (fit and build) and re-time its points."""
+    for path in plugins:
+        load_plugin(path)
+    inputs = private_inputs(inputs)
+    built = {}
+    for r in selection.drop_duplicates("label").to_dict("records"):
+        with threadpool_limits(limits=inputs.config.timing.threads):
+            built[r["label"]] = build_method(r["method"], json.loads(r["build_params"]), inputs).method
+    return retime([(r["label"], r["query_params"], built[r["label"]]) for r in selection.to_dict("records")],
+                  inputs, timed_query_rows)
+
+
+def _retime_compared(store: RunStore, points: pd.DataFrame, grids: dict, inputs: RunInputs,
+                     executor: Executor) -> None:
+    """Re-time the compared points interleaved (``bench.run.retime``), unless a standing part holds
+    them, and join the re-timing into the run's outcomes and points."""
+    repeats = inputs.config.timing.interleaved_repeats
+    audio = tuple(n for n in grids if method_class(n).input_kind == "audio")  # compared end to end, not decided
+    selection = select_compared(points, skip=(REFERENCE, *audio))
+    if not selection.empty and not finished_retime(store, RETIMED_PART, selection, repeats):
+        print(f"re-timing {len(selection)} compared points interleaved ({repeats} rounds; their configurations "
+              f"built again)")
+        t0 = time.perf_counter()
+        for _, frame in executor.map(_retime_job, [(selection,)], shared=(inputs, loaded_plugins()),
+                                     num_cpus=inputs.config.timing.threads):
+            save_retime(store, RETIMED_PART, frame, selection, repeats,
+                        {"seconds": time.perf_counter() - t0, "node": this_node()})
+    merge_retimed(store, [RETIMED_PART])
+
+
 def reuse_part(store: RunStore, name: str, label: str, query_grid: list[dict], code: str,
                redo: tuple[str, ...]) -> bool:
     """Whether a finished part of ``label`` can stand, saying why not (or why it stands) when unsure."""
@@ -468,6 +500,8 @@ def _run_methods(config: RunConfig, names: list[str], grids: dict, inputs: RunIn
     kinds = node_kinds_of(store, labels)
     check_one_node_kind(kinds, mix_nodes)
     results, points = store.combine(labels)
+    _retime_compared(store, points, grids, inputs, executor)
+    points = pd.read_parquet(store.root / POINTS)
     info.update({"finished": now(), "stage_seconds": inputs.stage_seconds, "labels": labels,
                  "node_kinds": sorted(kinds), "harness_overhead": _overhead(inputs, points)})
     store.write_run_json(info)

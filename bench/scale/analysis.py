@@ -6,8 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from bench.measure.operating_points import best_under_budget, cheapest_reaching, highest_rate, speedup
-from bench.run.runner import REFERENCE
+from bench.measure.operating_points import REFERENCE, best_under_budget, cheapest_reaching, highest_rate, speedup
 
 MATCH_POINTS = 0.01  # "matched": within 1 point of exhaustive's exact hit rate at the same N
 EXTRAPOLATE_TO = (10_000_000, 100_000_000)

@@ -21,10 +21,19 @@ import pandas as pd
 from threadpoolctl import threadpool_limits
 
 from bench.measure.memory import PeakMemory
+from bench.measure.operating_points import REFERENCE
 from bench.run.environment import environment, node_kind, this_node
 from bench.run.executor import Executor, LocalExecutor
 from bench.run.guard import guarded
 from bench.run.inputs import RunInputs, prepare_inputs
+from bench.run.retime import (
+    RETIMED_PART,
+    finished_retime,
+    merge_retimed,
+    retime,
+    save_retime,
+    select_compared,
+)
 from bench.run.runner import (
     BuiltMethod,
     build_fitted,
@@ -39,8 +48,9 @@ from bench.run.runner import (
     private_inputs,
     reuse_part,
     sweep_method,
+    timed_query_rows,
 )
-from bench.run.store import RunStore, now
+from bench.run.store import PARTS, RunStore, now
 from datasets.cache import stable_hash
 from datasets.distractors import REAL_SOURCE
 from datasets.folder_lock import folder_lock
@@ -132,6 +142,7 @@ def _run_scale(config: ScaleConfig, store: RunStore, grids: dict, started: str, 
     kinds = node_kinds_of(store, labels)
     check_one_node_kind(kinds, mix_nodes)
     results, points = store.combine(labels)
+    merge_retimed(store, [retime_part(n) for n in sizes], keys=("n_db",))
     stages["total"] = time.perf_counter() - t0
     info.update({"finished": now(), "stage_seconds": stages, "labels": labels, "node_kinds": sorted(kinds),
                  "peak_rss_bytes": _peak_rss_bytes()})
@@ -145,9 +156,11 @@ def _fit_job(inputs: RunInputs, name: str, build_params: dict) -> BuiltMethod:
 
 
 def _size_job(inputs: RunInputs, db: ScaleDatabase, fitted: BuiltMethod, n: int, query_grid: list[dict],
-              accuracy_threads: int, progress: bool) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, dict]:
+              accuracy_threads: int, progress: bool, keep: bool = False,
+              ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, dict, BuiltMethod | None]:
     """Build a fresh copy of ``fitted`` over the first ``n`` rows and sweep it; returns (results,
-    points, outcomes, meta), the DB facts, node and peak memory on every row."""
+    points, outcomes, meta, the built method when ``keep`` else None), the DB facts, node and peak
+    memory on every row."""
     sized = sized_inputs(private_inputs(inputs), db, n)  # the query matrix in this process's memory on Ray
     with threadpool_limits(limits=inputs.config.timing.threads), PeakMemory() as mem:
         # a fresh copy each size: the fitted configuration itself stays unbuilt
@@ -163,7 +176,34 @@ def _size_job(inputs: RunInputs, db: ScaleDatabase, fitted: BuiltMethod, n: int,
     meta = {"fit_s": built.fit_s, "build_s": built.build_s, "jit_s": built.jit_s,
             "stats": {k: v for k, v in stats.items() if k != "bucket_counts"}, "status": STATUS_OK,
             "peak_memory_bytes": mem.peak_bytes, "memory_source": mem.source, "node": node}
-    return results.assign(**extra), points.assign(**extra), outcomes.assign(n_db=n), json_safe(meta)
+    return (results.assign(**extra), points.assign(**extra), outcomes.assign(n_db=n), json_safe(meta),
+            built if keep else None)
+
+
+def _built_at(inputs: RunInputs, db: ScaleDatabase, fitted: BuiltMethod, n: int) -> BuiltMethod:
+    """A fresh copy of ``fitted`` built over the first ``n`` rows, warmed up."""
+    sized = sized_inputs(private_inputs(inputs), db, n)
+    with threadpool_limits(limits=inputs.config.timing.threads):
+        method = copy.deepcopy(fitted.method)
+        with guarded(fitted.label, "warm-up", inputs.config.call_limit_s):
+            method.warm_up()
+        return build_fitted(replace(fitted, method=method), sized)
+
+
+def _retime_job(inputs: RunInputs, db: ScaleDatabase, n: int, selection: pd.DataFrame,
+                fitted: dict[str, BuiltMethod], kept: dict[str, BuiltMethod]) -> pd.DataFrame:
+    """Re-time the ``selection`` at size ``n`` (``bench.run.retime``), each configuration built
+    (or taken from ``kept``, built at ``n`` by the sweep) once for all its points."""
+    sized = sized_inputs(private_inputs(inputs), db, n)
+    built = {label: kept.get(label) or _built_at(inputs, db, fitted[label], n)
+             for label in dict.fromkeys(selection["label"])}
+    entries = [(r["label"], r["query_params"], built[r["label"]].method) for r in selection.to_dict("records")]
+    return retime(entries, sized, timed_query_rows).assign(n_db=n)
+
+
+def retime_part(n: int) -> str:
+    """The part name of the re-timing at size ``n``."""
+    return part_label(n, RETIMED_PART)
 
 
 def _sweep_sizes(store: RunStore, config: ScaleConfig, configurations: list[tuple], inputs: RunInputs,
@@ -180,6 +220,8 @@ def _sweep_sizes(store: RunStore, config: ScaleConfig, configurations: list[tupl
     threads = config.run.timing.threads
     fitted = {fitting[i][2]: f for i, f in executor.map(_fit_job, [(c[0], c[1]) for c in fitting], shared=(inputs,),
                                                         num_cpus=threads)}
+    keep = not executor.remote  # the sweep's built methods stay here for the re-timing, where it runs
+    repeats = config.run.timing.interleaved_repeats
     for n in sizes:
         jobs, waiting = [], []
         for name, build_params, label, code, grid in fitting:
@@ -196,12 +238,68 @@ def _sweep_sizes(store: RunStore, config: ScaleConfig, configurations: list[tupl
                 store.save_part(part, frame.iloc[:0], frame, pd.DataFrame(),
                                 {"status": STATUS_OVER_BUDGET, "code": code, "query_grid": grid, "detail": why})
                 continue
-            jobs.append((fitted[label], n, grid, config.accuracy_threads, progress and not executor.remote))
-            waiting.append((part, code, grid))
-        for number, (results, points, outcomes, meta) in executor.map(_size_job, jobs, shared=(inputs, db),
-                                                                      num_cpus=threads):
-            part, code, grid = waiting[number]
+            jobs.append((fitted[label], n, grid, config.accuracy_threads, progress and not executor.remote, keep))
+            waiting.append((part, code, grid, name))
+        kept: dict[str, BuiltMethod] = {}
+        done_by_method: dict[str, int] = {}
+        for number, (results, points, outcomes, meta, built) in executor.map(_size_job, jobs, shared=(inputs, db),
+                                                                            num_cpus=threads):
+            part, code, grid, name = waiting[number]
             store.save_part(part, results, points, outcomes, {**meta, "code": code, "query_grid": grid})
+            if built is not None:
+                kept[built.label] = built
+                done_by_method[name] = done_by_method.get(name, 0) + 1
+                if done_by_method[name] == sum(w[3] == name for w in waiting):
+                    _keep_compared(store, configurations, n, kept)  # this method's other configurations can go
+        _retime_size(store, configurations, n, fitted, kept, inputs, db, executor, repeats, threads)
+        kept.clear()
+
+
+def _size_points(store: RunStore, configurations: list[tuple], n: int) -> pd.DataFrame:
+    """The finished points of every configuration at size ``n`` (from the run folder's parts)."""
+    frames = []
+    for _, _, label, _, _ in configurations:
+        meta, damaged = store.part_meta(part_label(n, label))
+        if meta is not None and not damaged and meta.get("status") == STATUS_OK:
+            key = store.part_key(part_label(n, label))
+            frames.append(pd.read_parquet(store.root / PARTS / f"{key}.points.parquet"))
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def _keep_compared(store: RunStore, configurations: list[tuple], n: int, kept: dict[str, BuiltMethod]) -> None:
+    """Drop the kept built methods whose points are not compared at ``n`` (by the points so far:
+    once exact search and every configuration of a method are done, its selection is final)."""
+    points = _size_points(store, configurations, n)
+    if points.empty or REFERENCE not in set(points["method"]):
+        return
+    chosen = set(select_compared(points)["label"])
+    names = {label: name for name, _, label, _, _ in configurations}
+    finished = set(points["method"])
+    for label in [lab for lab in kept if names[lab] in finished and lab not in chosen]:
+        del kept[label]
+
+
+def _retime_size(store: RunStore, configurations: list[tuple], n: int, fitted: dict[str, BuiltMethod],
+                 kept: dict[str, BuiltMethod], inputs: RunInputs, db: ScaleDatabase, executor: Executor,
+                 repeats: int, threads: int) -> None:
+    """Re-time the compared points at size ``n`` interleaved, unless a standing part holds them."""
+    points = _size_points(store, configurations, n)
+    selection = select_compared(points) if not points.empty else points
+    if selection.empty or finished_retime(store, retime_part(n), selection, repeats):
+        return
+    need = {label: fitted.get(label) for label in selection["label"] if label not in kept}
+    missing = [label for label, f in need.items() if f is None]
+    if missing:  # configurations reused from an earlier run at every size: fitted again for the re-timing
+        by_label = {label: (name, bp) for name, bp, label, _, _ in configurations}
+        for label in missing:
+            name, bp = by_label[label]
+            fitted[label] = _fit_job(inputs, name, bp)
+    print(f"N={n}: re-timing {len(selection)} compared points interleaved ({repeats} rounds)")
+    t0 = time.perf_counter()
+    for _, frame in executor.map(_retime_job, [(n, selection, {k: fitted[k] for k in need}, kept)],
+                                 shared=(inputs, db), num_cpus=threads):
+        save_retime(store, retime_part(n), frame, selection, repeats,
+                    {"seconds": time.perf_counter() - t0, "node": this_node()})
 
 
 def _peak_rss_bytes() -> int:

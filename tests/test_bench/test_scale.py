@@ -14,6 +14,8 @@ import yaml
 from bench.cli.main import build_parser, main
 from bench.report.scale_report import write_scale_report
 from bench.scale.config import scale_config_from_dict
+from bench.run.retime import select_compared
+from bench.run.store import RunStore
 from bench.scale.sweep import STATUS_OVER_BUDGET, run_scale
 from datasets.distractors import FILL_SOURCE
 
@@ -116,11 +118,35 @@ def test_bench_report_rebuilds_a_scaling_report(scale_run, capsys):
 
 
 @pytest.mark.slow
+def test_the_compared_points_are_retimed_interleaved_at_every_size(scale_run):
+    _, outcome, root = scale_run
+    outcomes, points = pd.read_parquet(root / "outcomes.parquet"), pd.read_parquet(root / "points.parquet")
+    timing = outcome.info["config"]["run"]["timing"]
+    for n in outcome.info["sizes"]:
+        at = points[(points["n_db"] == n) & (points["status"] == "ok")]
+        chosen = select_compared(at)
+        assert len(chosen) and "exhaustive" not in set(chosen["method"])
+        retimed = at.dropna(subset=["retimed_mean_ms"])
+        assert sorted(zip(retimed["label"], retimed["query_params"])) == sorted(zip(chosen["label"],
+                                                                                   chosen["query_params"]))
+        rows = outcomes[(outcomes["n_db"] == n) & outcomes["retimed_ms"].notna()]
+        assert len(rows) == len(chosen) * min(timing["latency_queries"], outcome.info["queryset"]["queries"])
+        assert rows["latency_ms"].notna().all()  # the re-timed queries are the sweep's timed ones
+    part = RunStore(root).part_key("N=%d retimed" % outcome.info["sizes"][0])
+    frame = pd.read_parquet(root / "parts" / f"{part}.outcomes.parquet")
+    reps = [c for c in frame if c.startswith("retimed_rep")]
+    assert len(reps) == 3 and (frame[reps] > 0).all().all()  # every round kept
+    assert np.allclose(frame["retimed_ms"], np.median(frame[reps], axis=1))
+
+
+@pytest.mark.slow
 def test_a_rerun_reuses_every_finished_part(scale_run, shared_cache, capsys):
     config, outcome, root = scale_run
     again = run_scale(config, root, progress=False)
     out = capsys.readouterr().out
-    assert out.count("done in an earlier run, skipped") == len(outcome.info["labels"])
+    retimed = out.count("retimed: done in an earlier run, skipped")
+    assert retimed == len(outcome.info["sizes"])  # the re-timing is a part too, reused as it stands
+    assert out.count("done in an earlier run, skipped") - retimed == len(outcome.info["labels"])
     cols = ["label", "n_db", "query_params", "exact", "candidates_mean"]
     pd.testing.assert_frame_equal(again.points[cols].reset_index(drop=True),
                                   outcome.points[cols].reset_index(drop=True))

@@ -65,17 +65,18 @@ def test_harness_overhead_is_the_cost_of_a_search_that_does_nothing(data) -> Non
 
 
 class Logged(Exhaustive):
-    """Exact search that logs each search call: (its tag, the query's first row)."""
+    """Exact search that logs each search call: (its tag, the query's first row, its ``mark`` parameter)."""
 
     name = "logged-exhaustive"
-    log: list[tuple[str, int]] = []
+    query_defaults = {"mark": 0}
+    log: list[tuple[str, int, int]] = []
 
     def __init__(self, tag: str, **kwargs) -> None:
         super().__init__(**kwargs)
         self.tag = tag
 
     def _search(self, q: np.ndarray, k: int):
-        Logged.log.append((self.tag, int(round(float(q[0, 0]) * 1e6))))
+        Logged.log.append((self.tag, int(round(float(q[0, 0]) * 1e6)), self.query_params["mark"]))
         return super()._search(q, k)
 
 
@@ -86,15 +87,34 @@ def test_the_interleaved_timer_alternates_methods_by_round_and_keeps_every_repea
         method.build(db)
     Logged.log.clear()
     timings = time_interleaved([a, b], [q, q], rows, 10, warmup=2, repeats=3)
-    calls = Logged.log[4:]  # after 2 warm-up calls each
-    assert [tag for tag, _ in Logged.log[:4]] == ["A", "A", "B", "B"]
-    n = len(rows)
-    assert [tag for tag, _ in calls] == ["A"] * n + ["B"] * n + ["B"] * n + ["A"] * n + ["A"] * n + ["B"] * n
+    assert [tag for tag, _, _ in Logged.log[:4]] == ["A", "A", "B", "B"]  # the warm-up before the rounds
+    n, block = len(rows), len(rows) + 2  # each block: 2 untimed calls, then the timed queries
+    calls = Logged.log[4:]
+    assert [tag for tag, _, _ in calls] == (["A"] * block + ["B"] * block + ["B"] * block + ["A"] * block
+                                            + ["A"] * block + ["B"] * block)
     first_rows = [int(round(float(q[r[0], 0]) * 1e6)) for r in rows]
-    assert [row for _, row in calls[:n]] == first_rows  # every round walks the same timed queries in order
-    for timing, method in zip(timings, (a, b)):
+    assert [row for _, row, _ in calls[2:block]] == first_rows  # every round walks the same timed queries in order
+    assert [row for _, row, _ in calls[3 * block + 2:4 * block]] == first_rows
+    for timing in timings:
         assert timing.repeats.shape == (3, n) and (timing.repeats > 0).all()
         assert np.array_equal(timing.seconds, np.median(timing.repeats, axis=0))
-        assert method.clock.calls == 3 * n and set(timing.stage_seconds) == {"checks", "library", "rest"}
+        assert set(timing.stage_seconds) == {"checks", "library", "rest"}
+        assert timing.call_seconds == pytest.approx(timing.repeats.mean())
     alone = time_queries(a, q, rows, 10, warmup=2, repeats=2)  # one method: the same timer
     assert alone.repeats.shape == (2, n)
+
+
+def test_interleaved_points_of_one_method_each_run_at_their_own_query_parameters(data) -> None:
+    db, q, rows = data
+    a = Logged("A")
+    a.build(db)
+    Logged.log.clear()
+    timings = time_interleaved([a, a], [q, q], rows, 10, warmup=1, repeats=2, params=[{"mark": 1}, {"mark": 2}])
+    block = len(rows) + 1
+    marks = [mark for _, _, mark in Logged.log[2:]]
+    assert marks == [1] * block + [2] * block + [2] * block + [1] * block
+    assert [t.repeats.shape for t in timings] == [(2, len(rows))] * 2
+    with pytest.raises(ValueError, match="2 methods, 2 query matrices and 1 parameter sets"):
+        time_interleaved([a, a], [q, q], rows, 10, warmup=1, repeats=2, params=[{"mark": 1}])
+
+

@@ -1,0 +1,128 @@
+"""The compared points timed again, interleaved: the sweep points a decided speedup reads
+(``bench.measure.operating_points.compared_points`` at the fixed target) timed together in
+rounds over the same timed queries (``bench.measure.timing.time_interleaved``), so that the
+machine's drift during the run falls on every method compared alike.
+
+A run's sweep times each point alone, one after another; the re-timing runs once the sweep is
+done (at a scaling run, once each size is), as its own part of the run folder, so an interrupted
+run resumes it and a finished one is reused while the selection and repeat count stand. Its
+per-query latencies (the median of the rounds, every round kept) join the run's outcomes as
+``retimed_ms``, which the decided speedups read in place of the sweep's ``latency_ms``.
+"""
+from __future__ import annotations
+
+import json
+from typing import Callable
+
+import pandas as pd
+from threadpoolctl import threadpool_limits
+
+from bench.measure.operating_points import REFERENCE, TARGET_SHARE, compared_points
+from bench.measure.timing import time_interleaved
+from datasets.cache import atomic_write_parquet
+from methods.base import Method
+
+from .guard import guarded, read_only
+from .inputs import RunInputs
+from .store import OUTCOMES, PARTS, POINTS, RunStore
+
+#: Outcomes column: a re-timed point's per-query latency (ms), the median of its interleaved rounds.
+RETIMED_MS = "retimed_ms"
+#: Points column: a re-timed point's mean latency (ms) over the timed queries.
+RETIMED_MEAN_MS = "retimed_mean_ms"
+#: Part name of a run's re-timing.
+RETIMED_PART = "retimed"
+
+
+def select_compared(points: pd.DataFrame, share: float = TARGET_SHARE, skip: tuple[str, ...] = (REFERENCE,),
+                    ) -> pd.DataFrame:
+    """The points to re-time: every method's :func:`compared_points` at ``share`` of the reference's
+    highest exact hit rate, except the methods in ``skip`` (exhaustive search by default: its speedup
+    is decided whatever the timing noise, and timing it over and over would cost more than all the
+    others together) and those whose latency was not measured. Columns: method, label,
+    build_params, query_params, in a fixed order; empty without the reference."""
+    cols = ["method", "label", "build_params", "query_params"]
+    ref = points[points["method"] == REFERENCE]
+    timed = points[points["latency_mean_ms"].notna()] if "latency_mean_ms" in points else points.iloc[:0]
+    if ref.empty or timed.empty:
+        return pd.DataFrame(columns=cols)
+    target = share * float(ref["exact"].max())
+    chosen = [compared_points(group, target) for name, group in timed.groupby("method", sort=True)
+              if name not in skip]
+    if not chosen:
+        return pd.DataFrame(columns=cols)
+    return pd.concat(chosen)[cols].sort_values(["method", "label", "query_params"]).reset_index(drop=True)
+
+
+def retime(entries: list[tuple[str, str, Method]], inputs: RunInputs, rows_of: Callable) -> pd.DataFrame:
+    """Time ``entries`` (label, query_params JSON, built method; points may share a method) in
+    ``inputs.config.timing.interleaved_repeats`` interleaved rounds over the run's timed queries
+    on its timing threads. ``rows_of(inputs)`` gives (timed query numbers, their query-segment rows).
+    Returns one row per point and timed query: label, query_params, query_id, ``retimed_ms`` and
+    every round's ``retimed_rep<r>_ms``."""
+    cfg = inputs.config
+    timed, rows = rows_of(inputs)
+    methods = [m for _, _, m in entries]
+    queries = [read_only(inputs.matrices(m.input_kind)[1]) for m in methods]
+    params = [json.loads(qp) for _, qp, _ in entries]
+    what = f"{len(entries)} points: {', '.join(sorted({label for label, _, _ in entries}))}"
+    with threadpool_limits(limits=cfg.timing.threads), guarded(what, "interleaved timing", cfg.call_limit_s):
+        timings = time_interleaved(methods, queries, rows, cfg.k, cfg.timing.warmup,
+                                   cfg.timing.interleaved_repeats, params)
+    ids = inputs.manifest["query_id"].to_numpy()[timed]
+    frames = []
+    for (label, qp, _), timing in zip(entries, timings):
+        frame = pd.DataFrame({"label": label, "query_params": qp, "query_id": ids, RETIMED_MS: timing.seconds * 1e3})
+        for r, rep in enumerate(timing.repeats):
+            frame[f"retimed_rep{r}_ms"] = rep * 1e3
+        frames.append(frame)
+    return pd.concat(frames, ignore_index=True)
+
+
+def selection_key(selection: pd.DataFrame) -> list[list[str]]:
+    """What a re-timing part records of its selection, to tell whether it still stands."""
+    return selection[["label", "query_params"]].values.tolist()
+
+
+def finished_retime(store: RunStore, part: str, selection: pd.DataFrame, repeats: int) -> bool:
+    """Whether ``part`` holds the re-timing of ``selection`` at ``repeats`` rounds (saying why not
+    when one is there but no longer stands)."""
+    meta, damaged = store.part_meta(part)
+    if damaged:
+        print(f"{part}: damaged ({damaged}); timing it again")
+        return False
+    if meta is None:
+        return False
+    if meta.get("selection") != selection_key(selection) or meta.get("repeats") != repeats:
+        print(f"{part}: the compared points or the rounds changed since it was timed; timing it again")
+        return False
+    print(f"{part}: done in an earlier run, skipped")
+    return True
+
+
+def save_retime(store: RunStore, part: str, frame: pd.DataFrame, selection: pd.DataFrame, repeats: int,
+                extra: dict | None = None) -> None:
+    """Store a finished re-timing as the part ``part`` (its rows as the part's outcomes)."""
+    store.save_part(part, pd.DataFrame(), pd.DataFrame(), frame,
+                    {"kind": "retime", "selection": selection_key(selection), "repeats": repeats, **(extra or {})})
+
+
+def merge_retimed(store: RunStore, parts: list[str], keys: tuple[str, ...] = ()) -> pd.DataFrame:
+    """Join the re-timings of ``parts`` (those finished) into the run's combined outcomes (column
+    ``retimed_ms``) and points (``retimed_mean_ms``), matched on label, query_params and ``keys``
+    (``n_db`` at a scaling run); returns the joined re-timings."""
+    frames = []
+    for part in parts:
+        meta, damaged = store.part_meta(part)
+        if meta is not None and not damaged:
+            frames.append(pd.read_parquet(store.root / PARTS / f"{store.part_key(part)}.outcomes.parquet"))
+    retimed = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(
+        columns=["label", "query_params", *keys, "query_id", RETIMED_MS])
+    on = ["label", "query_params", *keys]
+    outcomes = pd.read_parquet(store.root / OUTCOMES).drop(columns=[RETIMED_MS], errors="ignore")
+    outcomes = outcomes.merge(retimed[[*on, "query_id", RETIMED_MS]], on=[*on, "query_id"], how="left")
+    atomic_write_parquet(store.root / OUTCOMES, outcomes)
+    points = pd.read_parquet(store.root / POINTS).drop(columns=[RETIMED_MEAN_MS], errors="ignore")
+    means = retimed.groupby(on, as_index=False)[RETIMED_MS].mean().rename(columns={RETIMED_MS: RETIMED_MEAN_MS})
+    atomic_write_parquet(store.root / POINTS, points.merge(means, on=on, how="left"))
+    return retimed
