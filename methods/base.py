@@ -158,6 +158,11 @@ class Method:
     # own analysis inside search). Rows are DB segments / query segments in every case. Train pairs
     # exist only as embeddings, so a non-embedding method must not override _fit (register() refuses it).
     input_kind: ClassVar[str] = "embedding"
+    # True when search() itself spreads a batch of queries over ``threads`` (faiss's OpenMP, a
+    # library's thread pool); False when it searches a batch on one thread and is safe to call
+    # from several threads at once on parts of the batch, its work releasing the GIL (compiled
+    # kernels, BLAS): the harness's untimed accuracy pass then splits the batch over threads itself
+    threads_over_batch: ClassVar[bool] = True
 
     def __init__(self, seed: int = 0, threads: int = 1, device: str = "cpu", **build_params: Any) -> None:
         """Store seed, thread count, device and the build parameters (defaults filled in)."""

@@ -37,6 +37,7 @@ class BinaryHash(LSH):
     name = "binary-hash"
     build_defaults = {"K": 16, "L": 1, "kernels": "numba"}  # kernels: of the re-rank, as LSH's
     query_defaults = {"nflip": 0}
+    threads_over_batch = True  # faiss spreads a batch over its OpenMP threads
 
     def _check_query_params(self, params: dict[str, Any]) -> None:
         check_int_range("nflip", params["nflip"], 0, self.params["K"])

@@ -90,6 +90,7 @@ class FlowHash(Method):
                       "objective": "symmetric", "patience": 0, "tau_db": 0.0, "kernels": "numba"}
     query_defaults = {"n_probes": 1, "tau": 0.0}
     devices = ("cpu", "cuda")
+    threads_over_batch = False  # one thread a batch; the kernels and torch release the GIL
 
     projection: PCAWhitening | None = None
     hasher: NumpyFlow | CompiledFlow | None = None  # the trained flow's replay, used for all hashing

@@ -55,6 +55,7 @@ class ITQ(Method):
     name = "itq"
     build_defaults = {"K": 16, "n_iter": 50, "kernels": "numba"}
     query_defaults = {"n_probes": 1}
+    threads_over_batch = False  # one thread a batch; the kernels release the GIL
 
     projection: PCAWhitening | None = None
 

@@ -32,6 +32,7 @@ class LSH(Method):
     name = "lsh"
     build_defaults = {"K": 16, "L": 1, "kernels": "numba"}
     query_defaults = {"radius": 0}
+    threads_over_batch = False  # one thread a batch; the kernels release the GIL
 
     def _check_build_params(self, params: dict[str, Any]) -> None:
         check_int_range("K", params["K"], 1, MAX_BITS)

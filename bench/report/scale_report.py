@@ -21,6 +21,7 @@ from bench.scale.analysis import (
     growth_table,
     operating_points,
     speedups,
+    time_spent,
 )
 
 from . import scale_figures
@@ -224,5 +225,15 @@ def write_scale_report(root: Path | str) -> Path:
         doc.add(Heading(2, "Where the run's time went"))
         doc.add(Bullets([f"{k}: {v:.0f} s" for k, v in stages.items()]
                         + [f"peak RSS of the run: {info.get('peak_rss_bytes', 0) / 2**30:.1f} GiB"]))
+        spent = time_spent(points, info.get("retime_seconds") or {})
+        if len(spent):
+            doc.add(Table(["N", "fit s", "build s", "accuracy passes s", "latency timing s", "re-timing s", "total s"],
+                          [[_int(r["n_db"]), _num(r["fit_s"]), _num(r["build_s"]), _num(r["accuracy_s"]),
+                            _num(r["timing_s"]), _num(r["retime_s"]), _num(r["total_s"])]
+                           for r in spent.to_dict("records")],
+                          caption="The methods stage by size: fitting (once per configuration, at the first size), "
+                                  "building, the untimed accuracy passes over every query (on the accuracy threads), "
+                                  "the sweep's latency timing of every point, and the interleaved re-timing of the "
+                                  "compared points."))
     md, _ = write_document(doc, root, STEM)
     return md

@@ -7,6 +7,7 @@ import contextlib
 import json
 import shutil
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -183,9 +184,17 @@ def timed_query_rows(inputs: RunInputs) -> tuple[np.ndarray, list[np.ndarray]]:
 
 def accuracy_search(method: Method, queries: np.ndarray, k: int, threads: int | None) -> SearchResult:
     """The untimed search over every query segment, on ``threads`` threads (the method's own when
-    None); the method's thread count is restored before anything is timed."""
+    None); the method's thread count is restored before anything is timed. A method that searches
+    a batch on one thread (``Method.threads_over_batch`` False) is called from ``threads`` threads
+    at once, each on a contiguous share of the batch, and the shares' answers joined in order."""
     if threads is None or threads == method.threads:
         return method.search(queries, k)
+    if not method.threads_over_batch and len(queries) >= 2 * threads:
+        shares = np.array_split(np.arange(len(queries)), threads)
+        with threadpool_limits(limits=method.threads), ThreadPoolExecutor(threads) as pool:
+            parts = list(pool.map(lambda rows: method.search(np.ascontiguousarray(queries[rows]), k), shares))
+        return SearchResult(np.concatenate([p.ids for p in parts]), np.concatenate([p.scores for p in parts]),
+                            np.concatenate([p.candidates for p in parts]))
     own = method.threads
     method.threads = threads
     try:
@@ -221,15 +230,18 @@ def sweep_method(built: BuiltMethod, inputs: RunInputs, query_grid: list[dict], 
               "threads": cfg.timing.threads, "k": cfg.k, "n_db": len(inputs.db), **_balance(built.stats)}
     results, points, outcomes = [], [], []
     for i, qp in enumerate(tqdm(query_grid, desc=built.label, disable=not progress)):
+        t_accuracy = time.perf_counter()
         with guarded(built.label, "search", limit, qp, f"all {len(queries)} query segments in one call"):
             method.set_query_params(**qp)
             res = accuracy_search(method, queries, cfg.k, accuracy_threads)
+        accuracy_s = time.perf_counter() - t_accuracy
         check_search_result(res, built.label, qp, len(queries), cfg.k, len(inputs.db))
         out = query_outcomes(res, inputs.query_index, inputs.manifest, codes, tracks, db_segment,
                              inputs.corpus.protocol.hop_s)
         if not method.counts_candidates:
             out["candidates"] = np.nan  # the library does not say what it scored
         stages: dict[str, float] = {}
+        t_timing = time.perf_counter()
         if timed:
             with guarded(built.label, "timed search", limit, qp):
                 timing = time_queries(method, queries, timed_rows, cfg.k, cfg.timing.warmup, cfg.timing.repeats)
@@ -246,7 +258,8 @@ def sweep_method(built: BuiltMethod, inputs: RunInputs, query_grid: list[dict], 
         else:
             lat, qps = pd.Series([], dtype=float), float("nan")
             e2e = lat
-        point = {**static, "query_params": json.dumps(qp, sort_keys=True), "param_index": i, "qps": qps}
+        point = {**static, "query_params": json.dumps(qp, sort_keys=True), "param_index": i, "qps": qps,
+                 "accuracy_s": accuracy_s, "timing_s": time.perf_counter() - t_timing}
         results.append(by_condition(out, lat, len(inputs.db), e2e).assign(**point))
         points.append({**point, **overall(out, lat, len(inputs.db), e2e, cfg.seed), **stages})
         outcomes.append(out.assign(label=built.label, query_params=point["query_params"]))

@@ -125,3 +125,24 @@ def extrapolation(ops: pd.DataFrame, growth: pd.DataFrame, sizes: tuple[int, ...
                          "latency_mean_ms": float(last["latency_mean_ms"])
                          * r ** (a_latency if np.isfinite(a_latency) else 1.0)})
     return pd.DataFrame(rows)
+
+
+def time_spent(points: pd.DataFrame, retime_s: dict) -> pd.DataFrame:
+    """Where a scaling run's sweep spent its time, per size (seconds): fitting (once per
+    configuration, counted at the first size), building, the accuracy passes, the sweep's latency
+    timing and the interleaved re-timing (``retime_s``: size -> seconds); NaN where the run
+    recorded none (parts from before the accuracy and timing seconds were kept)."""
+    pts = finished(points)
+    configs = pts.drop_duplicates(["label", "n_db"])
+    first = configs.sort_values("n_db").drop_duplicates("label")
+    rows = []
+    for n, at in pts.groupby("n_db"):
+        rows.append({"n_db": int(n), "fit_s": float(first.loc[first["n_db"] == n, "fit_s"].sum()),
+                     "build_s": float(configs.loc[configs["n_db"] == n, "build_s"].sum()),
+                     "accuracy_s": float(at["accuracy_s"].sum(min_count=1)) if "accuracy_s" in at else np.nan,
+                     "timing_s": float(at["timing_s"].sum(min_count=1)) if "timing_s" in at else np.nan,
+                     "retime_s": float(retime_s.get(str(int(n)), retime_s.get(int(n), np.nan)))})
+    frame = pd.DataFrame(rows)
+    if len(frame):
+        frame["total_s"] = frame[["fit_s", "build_s", "accuracy_s", "timing_s", "retime_s"]].sum(axis=1, min_count=1)
+    return frame

@@ -144,7 +144,8 @@ def _run_scale(config: ScaleConfig, store: RunStore, grids: dict, started: str, 
     results, points = store.combine(labels)
     merge_retimed(store, [retime_part(n) for n in sizes], keys=("n_db",))
     stages["total"] = time.perf_counter() - t0
-    info.update({"finished": now(), "stage_seconds": stages, "labels": labels, "node_kinds": sorted(kinds),
+    retime_s = {str(n): (store.part_meta(retime_part(n))[0] or {}).get("seconds") for n in sizes}
+    info.update({"finished": now(), "stage_seconds": stages, "retime_seconds": retime_s, "labels": labels, "node_kinds": sorted(kinds),
                  "peak_rss_bytes": _peak_rss_bytes()})
     store.write_run_json(info)
     return ScaleOutcome(store.root, points, results, info)

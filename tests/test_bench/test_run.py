@@ -17,7 +17,8 @@ from bench.measure.operating_points import pareto_front, speedup
 from bench.report.summary import format_summary
 from bench.report.tables import budget_operating_points, latency_budget
 from bench.run.config import RunConfig, TimingConfig, load_config
-from bench.run.runner import run_benchmark
+from bench.run.retime import select_compared
+from bench.run.runner import accuracy_search, run_benchmark
 from datasets.queries.queryset import QuerySetConfig
 
 QUERIES = QuerySetConfig(durations=(1.0, 2.0), snrs=(None, 5.0), reverbs=(None, 0.3), per_cell=6, seed=1)
@@ -96,6 +97,35 @@ def test_run_records_results_run_json_and_matches_exact_search(setup) -> None:
     assert len(timed) == TIMING.latency_queries
     reps = timed[[f"latency_rep{r}_ms" for r in range(TIMING.repeats)]].to_numpy()
     np.testing.assert_allclose(np.median(reps, axis=1), timed["latency_ms"])
+
+    # the compared points are timed again, interleaved, over the same timed queries
+    chosen = select_compared(points)
+    retimed = points.dropna(subset=["retimed_mean_ms"])
+    assert set(zip(retimed["label"], retimed["query_params"])) == set(zip(chosen["label"], chosen["query_params"]))
+    again = outcomes.dropna(subset=["retimed_ms"])
+    assert len(again) == len(chosen) * TIMING.latency_queries and again["latency_ms"].notna().all()
+
+
+@pytest.mark.parametrize("name, build, query", [("lsh-directed", {"K": 8, "L": 2}, {"n_probes": 8}),
+                                                ("itq", {"K": 8}, {"n_probes": 4}),
+                                                ("flowhash", {"K": 8, "n_blocks": 1, "max_steps": 5}, {"n_probes": 4})])
+def test_the_accuracy_pass_split_over_threads_answers_as_one_call(name, build, query) -> None:
+    from methods import TrainData, get_method
+
+    rng = np.random.default_rng(0)
+    db = rng.standard_normal((3000, 16)).astype(np.float32)
+    db /= np.linalg.norm(db, axis=1, keepdims=True)
+    q = np.ascontiguousarray(db[:301] + 0.1 * rng.standard_normal((301, 16)).astype(np.float32))
+    method = get_method(name, threads=1, **build)
+    assert not method.threads_over_batch
+    method.fit(TrainData(db[:1000], np.ascontiguousarray(db[:1000] + 0.05)))
+    method.build(db)
+    method.set_query_params(**query)
+    one = accuracy_search(method, q, 10, None)
+    split = accuracy_search(method, q, 10, 3)
+    for field in ("ids", "scores", "candidates"):
+        np.testing.assert_array_equal(getattr(split, field), getattr(one, field))
+    assert method.threads == 1
 
 
 def load_grid_query(name: str) -> list:

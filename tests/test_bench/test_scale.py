@@ -100,6 +100,7 @@ def test_the_report_tables_and_figures_are_written(scale_run):
     growth = growth[growth["point"] == "matched"].set_index("method")
     assert growth.loc["exhaustive", "a_candidates_mean"] == pytest.approx(1.0, abs=1e-9)
     assert "highest hit rate FlowHash reaches at every N" in text
+    assert "| N | fit s | build s | accuracy passes s | latency timing s | re-timing s | total s |" in text
     assert (root / "figures" / "latency_vs_n_target.png").is_file()
     extra = pd.read_csv(root / "extrapolation.csv")
     assert extra["extrapolated"].all() and set(extra["n_db"]) == {10_000_000, 100_000_000}
