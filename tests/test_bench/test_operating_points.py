@@ -16,6 +16,7 @@ from bench.measure.operating_points import (
     highest_rate,
     interpolated_cost,
     matched_rate,
+    compared_points,
     speedup,
 )
 from bench.report.tables import budget_operating_points
@@ -81,3 +82,17 @@ def test_interpolated_cost_follows_the_front_in_log_cost_and_is_inf_when_unreach
     draws = interpolated_cost(np.stack([rates, rates - 0.1]), np.stack([costs, costs]), 0.7)
     assert draws[0] == pytest.approx(2.0) and draws[1] == pytest.approx(2.5 * (4.0 / 2.5) ** ((0.7 - 0.695) / 0.005))
 
+
+
+def test_compared_points_bracket_the_target_on_the_front_and_take_the_points_near_it() -> None:
+    rates, costs = [0.30, 0.50, 0.55, 0.62, 0.64, 0.70, 0.58], [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0]
+    pts = sweep([("m", i, r, c, 0) for i, (r, c) in enumerate(zip(rates, costs))])
+    chosen = compared_points(pts, target=0.60, window=0.02)
+    # the cheapest reaching 0.60 (0.62), the front point below it (0.55), and those within 0.02 on the front
+    # (0.62; 0.58 is beaten by 0.62 at less cost, so off the front and never read)
+    assert chosen["exact"].tolist() == [0.55, 0.62]
+    wide = compared_points(pts, target=0.60, window=0.045)
+    assert wide["exact"].tolist() == [0.55, 0.62, 0.64]
+    assert compared_points(pts, target=0.30, window=0.0)["exact"].tolist() == [0.30]  # nothing cheaper
+    assert compared_points(pts, target=0.71, window=0.02)["exact"].tolist() == [0.70]  # unreached, but near
+    assert compared_points(pts, target=0.80, window=0.02).empty  # unreached and far: no point is read
