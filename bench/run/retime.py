@@ -17,7 +17,7 @@ from typing import Callable
 import pandas as pd
 from threadpoolctl import threadpool_limits
 
-from bench.measure.operating_points import REFERENCE, TARGET_SHARE, compared_points
+from bench.measure.operating_points import REFERENCE, TARGET_SHARES, compared_points
 from bench.measure.timing import time_interleaved
 from datasets.cache import atomic_write_parquet
 from methods.base import Method
@@ -34,10 +34,10 @@ RETIMED_MEAN_MS = "retimed_mean_ms"
 RETIMED_PART = "retimed"
 
 
-def select_compared(points: pd.DataFrame, share: float = TARGET_SHARE, skip: tuple[str, ...] = (REFERENCE,),
-                    ) -> pd.DataFrame:
-    """The points to re-time: every method's :func:`compared_points` at ``share`` of the reference's
-    highest exact hit rate, except the methods in ``skip`` (exhaustive search by default: its speedup
+def select_compared(points: pd.DataFrame, shares: tuple[float, ...] = TARGET_SHARES,
+                    skip: tuple[str, ...] = (REFERENCE,)) -> pd.DataFrame:
+    """The points to re-time: every method's :func:`compared_points` at each of ``shares`` of the
+    reference's highest exact hit rate (their union), except the methods in ``skip`` (exhaustive search by default: its speedup
     is decided whatever the timing noise, and timing it over and over would cost more than all the
     others together) and those whose latency was not measured. Columns: method, label,
     build_params, query_params, in a fixed order; empty without the reference."""
@@ -46,12 +46,13 @@ def select_compared(points: pd.DataFrame, share: float = TARGET_SHARE, skip: tup
     timed = points[points["latency_mean_ms"].notna()] if "latency_mean_ms" in points else points.iloc[:0]
     if ref.empty or timed.empty:
         return pd.DataFrame(columns=cols)
-    target = share * float(ref["exact"].max())
-    chosen = [compared_points(group, target) for name, group in timed.groupby("method", sort=True)
-              if name not in skip]
+    best = float(ref["exact"].max())
+    chosen = [compared_points(group, share * best) for name, group in timed.groupby("method", sort=True)
+              if name not in skip for share in shares]
     if not chosen:
         return pd.DataFrame(columns=cols)
-    return pd.concat(chosen)[cols].sort_values(["method", "label", "query_params"]).reset_index(drop=True)
+    picked = pd.concat(chosen)[cols].drop_duplicates(["label", "query_params"])
+    return picked.sort_values(["method", "label", "query_params"]).reset_index(drop=True)
 
 
 def retime(entries: list[tuple[str, str, Method]], inputs: RunInputs, rows_of: Callable) -> pd.DataFrame:
