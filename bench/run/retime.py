@@ -37,9 +37,9 @@ RETIMED_PART = "retimed"
 def select_compared(points: pd.DataFrame, shares: tuple[float, ...] = TARGET_SHARES,
                     skip: tuple[str, ...] = (REFERENCE,)) -> pd.DataFrame:
     """The points to re-time: every method's :func:`compared_points` at each of ``shares`` of the
-    reference's highest exact hit rate (their union), except the methods in ``skip`` (exhaustive search by default: its speedup
-    is decided whatever the timing noise, and timing it over and over would cost more than all the
-    others together) and those whose latency was not measured. Columns: method, label,
+    reference's highest exact hit rate (their union), except the methods in ``skip`` (exhaustive
+    search by default: its speedup is decided whatever the timing noise, and timing it over and
+    over would cost more than all the others together) and those whose latency was not measured. Columns: method, label,
     build_params, query_params, in a fixed order; empty without the reference."""
     cols = ["method", "label", "build_params", "query_params"]
     ref = points[points["method"] == REFERENCE]
