@@ -21,6 +21,7 @@ from typing import Callable
 import pandas as pd
 
 from bench.measure.metrics import overall_intervals
+from bench.measure.operating_points import TARGET_SHARES
 from bench.run.store import OUTCOMES, POINTS, RUN_JSON
 from bench.scale.analysis import common_target, finished, growth_table, operating_points, speedups
 
@@ -167,16 +168,27 @@ def budget_table(run: ScaleRun, args: dict[str, str]) -> str:
                    *(s if s == "clean" else f"{s} dB" for s in snrs), "all [95% CI]", "ms"], rows)
 
 
+def decided_share(args: dict[str, str]) -> float:
+    """A decided table's ``share`` option (default the highest), one of ``TARGET_SHARES``."""
+    share = float(args.get("share", max(TARGET_SHARES)))
+    if not any(math.isclose(share, s) for s in TARGET_SHARES):
+        raise ValueError(f"share={args['share']}: the decided speedups are read at shares "
+                         f"{', '.join(f'{s:g}' for s in TARGET_SHARES)} of exhaustive search's rate")
+    return share
+
+
 def decided_table(run: ScaleRun, args: dict[str, str]) -> str:
     """FlowHash's speedup over each rival per size at the fixed target (``tables.decided_speedups``:
-    90% of exhaustive search's rate at that size), 'speedup [95% CI] decision'."""
+    the ``share`` option's share, default 90%, of exhaustive search's rate at that size),
+    'speedup [95% CI]: decision'."""
     if run.outcomes is None or "latency_ms" not in run.outcomes:
         raise ValueError(f"{run.root}: no per-query latencies in outcomes.parquet, so no decided speedups")
     pts = finished(run.points)
     available = sorted(int(n) for n in pts["n_db"].unique())
     sizes = [int(n) for n in args["sizes"].split(",")] if "sizes" in args else available
     check_selection("sizes", sizes, available, f"the sizes of {run.root}")
-    decided = decided_by_size(run.outcomes, run.points, run.seed, sizes)
+    share = decided_share(args)
+    decided = decided_by_size(run.outcomes, run.points, run.seed, sizes, shares=(share,))
     if decided.empty:
         raise ValueError(f"{run.root}: {FOCUS} or exhaustive search did not run")
     rows = []

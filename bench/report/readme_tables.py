@@ -30,7 +30,7 @@ from bench.measure.operating_points import highest_rate
 
 from .data import RunData, load_run
 from .readme_scale_tables import RENDERERS as SCALE_RENDERERS
-from .readme_scale_tables import ScaleRun, check_selection, load_scale_run
+from .readme_scale_tables import ScaleRun, check_selection, decided_share, load_scale_run
 from .render import pipe_table
 from .run_report import decided_cells, num, pct, pct_ci
 from .tables import (
@@ -60,9 +60,9 @@ NUMBER, INTEGER = "a positive number", "a positive integer"
 NAME, NAMES, INTEGERS = "a method name", "comma-separated method names", "comma-separated positive integers"
 OPTIONS: dict[str, dict[str, str]] = {
     "budget": {"budget_ms": NUMBER}, "snr": {"budget_ms": NUMBER},
-    "paired": {"budget_ms": NUMBER, "against": NAME}, "speedup": {}, "speedup-decided": {},
+    "paired": {"budget_ms": NUMBER, "against": NAME}, "speedup": {}, "speedup-decided": {"share": NUMBER},
     "e2e": {"methods": NAMES}, "e2e-snr": {"methods": NAMES}, "ablation": {}, "balance": {"methods": NAMES},
-    "scale-target": {}, "scale-speedup": {"sizes": INTEGERS}, "scale-decided": {"sizes": INTEGERS},
+    "scale-target": {}, "scale-speedup": {"sizes": INTEGERS}, "scale-decided": {"sizes": INTEGERS, "share": NUMBER},
     "scale-budget": {"n": INTEGER, "budget_ms": NUMBER},
 }
 REQUIRED: dict[str, tuple[str, ...]] = {"e2e": ("methods",), "e2e-snr": ("methods",)}
@@ -263,11 +263,13 @@ def balance(run: RunData, args: dict[str, str]) -> str:
 
 
 def decided(run: RunData, args: dict[str, str]) -> str:
-    """FlowHash's speedup over each method at the fixed target (``tables.decided_speedups``), with
-    the interval that holds the timing and the decision."""
+    """FlowHash's speedup over each method at the fixed target (``tables.decided_speedups``, at the
+    ``share`` option's share of exhaustive search's rate), with the interval that holds the timing
+    and the decision."""
     if run.outcomes is None or "latency_ms" not in run.outcomes:
         raise ValueError(f"{run.root}: no per-query latencies in outcomes.parquet, so no decided speedups")
-    table = decided_speedups(run.outcomes, run.points, seed=int(run.info.get("seed", 0) or 0))
+    share = decided_share(args)
+    table = decided_speedups(run.outcomes, run.points, shares=(share,), seed=int(run.info.get("seed", 0) or 0))
     if table.empty:
         raise ValueError(f"{run.root}: {FOCUS} or exhaustive search did not run")
     rows = [[r["other"], *decided_cells(r)] for _, r in table.iterrows()]

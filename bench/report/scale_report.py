@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from bench import __version__
+from bench.measure.operating_points import TARGET_SHARES
 from bench.run.store import OUTCOMES, POINTS, RUN_JSON, now
 from bench.scale.analysis import (
     MATCH_POINTS,
@@ -27,7 +28,7 @@ from bench.scale.analysis import (
 from . import scale_figures
 from .render import Bullets, Document, FigureBlock, Heading, Para, Table, write_document
 from .run_report import decided_ratio
-from .tables import TARGET_SHARE, decided_speedups, method_sort_key
+from .tables import decided_speedups, method_sort_key
 
 FIGURES = "figures"
 STEM = "report"
@@ -58,11 +59,12 @@ def _sorted(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def decided_by_size(outcomes: pd.DataFrame, points: pd.DataFrame, seed: int,
-                    sizes: list[int] | None = None) -> pd.DataFrame:
+                    sizes: list[int] | None = None, shares: tuple[float, ...] = TARGET_SHARES) -> pd.DataFrame:
     """``tables.decided_speedups`` at each size of a scaling run (``sizes``, default every size its
-    configurations ran at), an ``n_db`` column added."""
+    configurations ran at) and each of ``shares``, an ``n_db`` column added."""
     pts = finished(points)
-    frames = [decided_speedups(outcomes[outcomes["n_db"] == n], pts[pts["n_db"] == n], seed=seed).assign(n_db=n)
+    frames = [decided_speedups(outcomes[outcomes["n_db"] == n], pts[pts["n_db"] == n], shares=shares,
+                               seed=seed).assign(n_db=n)
               for n in (sorted(pts["n_db"].unique()) if sizes is None else sizes)]
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
@@ -197,15 +199,20 @@ def write_scale_report(root: Path | str) -> Path:
         doc.add(_figure(figs["speedup"], root, "FlowHash's latency speedup over each rival against N."))
         if (root / OUTCOMES).exists():
             decided = decided_by_size(pd.read_parquet(root / OUTCOMES), points, int(info.get("seed", 0) or 0))
-            doc.add(Table(["N", "rival", "target exact %", "flowhash ms", "rival ms", "speedup [95% CI]", "decision"],
-                          [[_int(r["n_db"]), r["other"], _pct(r["target"]), _ms(r["focus_ms"]), _ms(r["other_ms"]),
-                            decided_ratio(pd.Series(r)), r["decision"]]
-                           for r in decided.sort_values(["other", "n_db"]).to_dict("records")], text_columns=2,
-                          caption=f"Decided: at a fixed target ({100 * TARGET_SHARE:.0f}% of exhaustive search's "
-                                  f"rate at that N), each method's mean latency interpolated along its sweep; the "
-                                  f"interval resamples the queries and recomputes hit rates and mean latencies "
-                                  f"over each draw's timed queries (docs/protocol.md, Uncertainty). Faster above "
-                                  f"1.1, slower below 1/1.1, equivalent within 10% inside both, else undetermined."))
+            doc.add(Table(["share", "N", "rival", "target exact %", "flowhash ms", "rival ms", "speedup [95% CI]",
+                           "decision"],
+                          [[f"{100 * r['share']:.0f}%", _int(r["n_db"]), r["other"], _pct(r["target"]),
+                            _ms(r["focus_ms"]), _ms(r["other_ms"]), decided_ratio(pd.Series(r)), r["decision"]]
+                           for r in decided.sort_values(["share", "other", "n_db"],
+                                                        ascending=[False, True, True]).to_dict("records")],
+                          text_columns=3,
+                          caption=f"Decided: at fixed targets ({', '.join(f'{100 * s:.0f}%' for s in TARGET_SHARES)} "
+                                  f"of exhaustive search's rate at that N), each method's mean latency interpolated "
+                                  f"along its sweep; the compared points re-timed in interleaved rounds after each "
+                                  f"size's sweep; the interval resamples the queries and recomputes hit rates and "
+                                  f"mean latencies over each draw's timed queries (docs/protocol.md, Uncertainty). "
+                                  f"Faster above 1.1, slower below 1/1.1, equivalent within 10% inside both, else "
+                                  f"undetermined."))
     skipped = points[points.get("status", pd.Series(dtype=str)) != "ok"] if "status" in points else points[:0]
     if len(skipped):
         doc.add(Heading(2, "Not run within budget"))

@@ -65,7 +65,8 @@ def decided_lines(points: pd.DataFrame, outcomes: pd.DataFrame, seed: int = 0) -
     from .tables import decided_speedups
 
     table = decided_speedups(outcomes, points, seed=seed)
-    return [f"{FOCUS} over {r['other']} at {100 * r['target']:.1f}% exact: {decided_ratio(r)}"
+    return [f"{FOCUS} over {r['other']} at {100 * r['target']:.1f}% exact ({100 * r['share']:.0f}% of exhaustive): "
+            f"{decided_ratio(r)}"
             f"{' in mean latency' if '[' in decided_ratio(r) else ''}; decision: {r['decision']}"
             for _, r in table.iterrows()]
 

@@ -14,7 +14,7 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from bench.measure.operating_points import REFERENCE, TARGET_SHARE, best_under_budget, cheapest, speedup
+from bench.measure.operating_points import REFERENCE, TARGET_SHARES, best_under_budget, cheapest, speedup
 from bench.measure.uncertainty import wilson_interval
 from bench.run.retime import RETIMED_MS
 
@@ -343,9 +343,10 @@ def speedup_intervals(outcomes: pd.DataFrame, points: pd.DataFrame, focus: str =
 
 
 def decided_speedups(outcomes: pd.DataFrame, points: pd.DataFrame, focus: str = FOCUS,
-                     target_share: float = TARGET_SHARE, seed: int = 0, n_boot: int = 1000) -> pd.DataFrame:
+                     shares: tuple[float, ...] = TARGET_SHARES, seed: int = 0, n_boot: int = 1000) -> pd.DataFrame:
     """The focus method's speedup over every other method that searches embeddings or spectral
-    images, at a fixed target exact rate (``target_share`` of exhaustive search's), each method's
+    images, at each fixed target exact rate (each of ``shares`` of exhaustive search's, column
+    ``share``; rows by share, then method), each method's
     mean latency interpolated along its sweep, with the interval that resamples hit rates and
     per-query latencies together (``bench.measure.uncertainty.timed_speedup_interval``) and its
     decision (``decide_speedup``). A point re-timed interleaved with the others it is compared with
@@ -357,11 +358,11 @@ def decided_speedups(outcomes: pd.DataFrame, points: pd.DataFrame, focus: str = 
     from bench.measure.operating_points import interpolated_cost
     from bench.measure.uncertainty import decide_speedup, timed_speedup_interval
 
-    cols = ["other", "target", "focus_ms", "other_ms", "speedup", "low", "high", "decision"]
+    cols = ["share", "other", "target", "focus_ms", "other_ms", "speedup", "low", "high", "decision"]
     methods = set(points["method"])
     if focus not in methods or REFERENCE not in methods:
         return pd.DataFrame(columns=cols)
-    target = target_share * float(points.loc[points["method"] == REFERENCE, "exact"].max())
+    best = float(points.loc[points["method"] == REFERENCE, "exact"].max())
     ordered, rows_of = _point_outcomes(outcomes)
     exact_all, lat_all = ordered["exact"].to_numpy(dtype=float), ordered["latency_ms"].to_numpy(dtype=float)
     retimed_all = ordered[RETIMED_MS].to_numpy(dtype=float) if RETIMED_MS in ordered else np.full(len(ordered), np.nan)
@@ -374,17 +375,19 @@ def decided_speedups(outcomes: pd.DataFrame, points: pd.DataFrame, focus: str = 
         idx = [rows_of[(lab, qp)] for lab, qp in zip(pts["label"], pts["query_params"])]
         return np.array([exact_all[i] for i in idx]), np.array([latencies(i) for i in idx])
 
-    def mean_cost(hits: np.ndarray, lat: np.ndarray) -> float:
+    def mean_cost(hits: np.ndarray, lat: np.ndarray, target: float) -> float:
         return float(interpolated_cost(hits.mean(axis=1), np.nanmean(lat, axis=1), target))
 
     cells = condition_cells(ordered.loc[rows_of[next(iter(rows_of))]])
     ha, la = matrices(focus)
+    others = [o for o in sorted(methods - {focus}, key=method_sort_key) if latency_cost(points, o) == "latency_mean_ms"]
+    mats = {other: matrices(other) for other in others}
     rows = []
-    for other in sorted(methods - {focus}, key=method_sort_key):
-        if latency_cost(points, other) != "latency_mean_ms":
-            continue
-        hb, lb = matrices(other)
-        iv = timed_speedup_interval(ha, la, hb, lb, cells, target, n_boot=n_boot, seed=seed)
-        rows.append([other, target, mean_cost(ha, la), mean_cost(hb, lb), iv.estimate, iv.low, iv.high,
-                     decide_speedup(iv)])
+    for share in sorted(shares, reverse=True):
+        target = share * best
+        for other in others:
+            hb, lb = mats[other]
+            iv = timed_speedup_interval(ha, la, hb, lb, cells, target, n_boot=n_boot, seed=seed)
+            rows.append([share, other, target, mean_cost(ha, la, target), mean_cost(hb, lb, target), iv.estimate,
+                         iv.low, iv.high, decide_speedup(iv)])
     return pd.DataFrame(rows, columns=cols)
