@@ -200,7 +200,12 @@ def test_run_command_end_to_end_with_flowhash(setup, tmp_path: Path) -> None:
     decided = [line for line in out.stdout.splitlines() if line.startswith("flowhash over exhaustive at")
                and "; decision: " in line]
     assert decided and decided[-1].rsplit(": ", 1)[1] in ("faster", "slower", "equivalent within 10%", "undetermined")
+    assert [share for share in ("(80% of exhaustive)", "(90% of exhaustive)") if any(share in d for d in decided)] == [
+        "(80% of exhaustive)", "(90% of exhaustive)"]
     (run_dir,) = (tmp_path / "reports").iterdir()
+    report = (run_dir / "report.md").read_text()
+    assert "of exhaustive) | exhaustive |" in report  # the decided table, a row per target and rival
+    assert "re-timed together in interleaved rounds" in report
     res = pd.read_parquet(run_dir / "results.parquet")
     assert {"exhaustive", "flowhash"} == set(res["method"])
     again = run_cli(*args)
