@@ -34,6 +34,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--plugin", action="append", type=Path, default=[], metavar="FILE",
                         help="a Python module file that registers search methods (repeatable); its methods "
                              "run like built-in ones. See docs/adding-a-method.md")
+    parser.add_argument("--retime-only", action="store_true",
+                        help="re-time the compared points of the finished run in --run-dir interleaved, from its "
+                             "tables, without sweeping again (for a run folder without its parts, e.g. a "
+                             "committed one); then rewrite its report")
     add_engine_arguments(parser)
 
 
@@ -44,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
     from bench.report.run_report import write_run_report
     from bench.report.summary import format_summary
     from bench.run.config import load_config
-    from bench.run.runner import run_benchmark
+    from bench.run.runner import retime_run, run_benchmark
     from datasets.folder_lock import folder_lock
     from methods.registry import load_plugin
 
@@ -60,9 +64,14 @@ def run(args: argparse.Namespace) -> int:
         overrides["timing"] = replace(config.timing, threads=args.threads)
     config = replace(config, **overrides)
     methods = [m for group in (args.method or [["flowhash"]]) for m in group]
-    outcome = run_benchmark(config, methods, args.out, args.run_dir, progress=not args.no_progress,
-                            force=args.force, redo=tuple(args.redo), executor=executor_from(args),
-                            mix_nodes=args.mix_nodes)
+    if args.retime_only:
+        if args.run_dir is None:
+            raise ValueError("--retime-only needs --run-dir: the finished run whose compared points to re-time")
+        outcome = retime_run(config, args.run_dir, progress=not args.no_progress, executor=executor_from(args))
+    else:
+        outcome = run_benchmark(config, methods, args.out, args.run_dir, progress=not args.no_progress,
+                                force=args.force, redo=tuple(args.redo), executor=executor_from(args),
+                                mix_nodes=args.mix_nodes)
     with folder_lock(outcome.root, "run folder", quiet=True):  # the run released it; no other writer between
         print(f"report: {write_run_report(outcome.root)}")
     print()

@@ -41,7 +41,7 @@ from .guard import guarded, read_only, read_only_db, read_only_train
 from .inputs import RunInputs, prepare_inputs
 from .result_checks import check_search_result, check_stage_times
 from .retime import RETIMED_PART, finished_retime, merge_retimed, retime, save_retime, select_compared
-from .store import PARTS, POINTS, RunStore, RunStoreError, now
+from .store import OUTCOMES, PARTS, POINTS, RESULTS, RUN_JSON, RunStore, RunStoreError, now
 
 
 def method_label(name: str, build_params: dict) -> str:
@@ -403,6 +403,31 @@ def _overhead(inputs: RunInputs, points: pd.DataFrame) -> dict[str, float]:
                     "fastest_query_params": str(fastest["query_params"].iloc[0]),
                     "fastest_latency_mean_ms": ms, "fraction_of_fastest": out["call_ms"] / ms})
     return out
+
+
+def retime_run(config: RunConfig, run_dir: Path | str, progress: bool = True,
+               executor: Executor | None = None) -> RunOutcome:
+    """Re-time the compared points of the finished run in ``run_dir`` (``bench.run.retime``) from its
+    combined tables, without sweeping again: for a run whose parts are gone (a committed run
+    folder holds only the combined tables) or that finished before re-timing existed. The folder
+    must hold a finished run of ``config`` with this encoder and query set."""
+    root = Path(run_dir)
+    store = RunStore(root)
+    if not (root / RUN_JSON).exists() or not (root / POINTS).exists() or not (root / OUTCOMES).exists():
+        raise RunStoreError(f"{root}: no finished run to re-time (run.json, points.parquet and outcomes.parquet "
+                            f"are needed); run it first")
+    info = json.loads((root / RUN_JSON).read_text())
+    if not info.get("finished"):
+        raise RunStoreError(f"{root}: its run did not finish; run it again (finished parts are reused) instead")
+    executor = executor or LocalExecutor()
+    with folder_lock(root, "run folder"):
+        store.check_identity({"config": config.to_dict()}, False)
+        inputs = prepare_inputs(config, progress, executor)
+        store.check_identity({"config": config.to_dict(), "encoder_sha256": inputs.encoder.sha256,
+                              "queryset_content_hash": inputs.queryset.content_hash}, False)
+        points = pd.read_parquet(root / POINTS)
+        _retime_compared(store, points, {name: None for name in points["method"].unique()}, inputs, executor)
+        return RunOutcome(root, pd.read_parquet(root / RESULTS), pd.read_parquet(root / POINTS), info)
 
 
 def _retime_job(inputs: RunInputs, plugins: list[Path], selection: pd.DataFrame) -> pd.DataFrame:

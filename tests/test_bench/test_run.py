@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from dataclasses import replace
@@ -18,7 +19,8 @@ from bench.report.summary import format_summary
 from bench.report.tables import budget_operating_points, latency_budget
 from bench.run.config import RunConfig, TimingConfig, load_config
 from bench.run.retime import select_compared
-from bench.run.runner import accuracy_search, run_benchmark
+from bench.run.runner import accuracy_search, retime_run, run_benchmark
+from bench.run.store import RunStoreError
 from datasets.queries.queryset import QuerySetConfig
 
 QUERIES = QuerySetConfig(durations=(1.0, 2.0), snrs=(None, 5.0), reverbs=(None, 0.3), per_cell=6, seed=1)
@@ -104,6 +106,16 @@ def test_run_records_results_run_json_and_matches_exact_search(setup) -> None:
     assert set(zip(retimed["label"], retimed["query_params"])) == set(zip(chosen["label"], chosen["query_params"]))
     again = outcomes.dropna(subset=["retimed_ms"])
     assert len(again) == len(chosen) * TIMING.latency_queries and again["latency_ms"].notna().all()
+
+    # a run folder without its parts (as committed) is re-timed from its tables alone
+    shutil.rmtree(root / "a" / "parts")
+    retimed_run = retime_run(config, root / "a", progress=False)
+    redone = pd.read_parquet(root / "a" / "outcomes.parquet").dropna(subset=["retimed_ms"])
+    assert sorted(set(zip(redone["label"], redone["query_params"]))) == sorted(set(zip(again["label"],
+                                                                                       again["query_params"])))
+    assert len(redone) == len(again) and retimed_run.points["retimed_mean_ms"].notna().sum() == len(chosen)
+    with pytest.raises(RunStoreError, match="differs"):
+        retime_run(replace(config, k=5), root / "a", progress=False)
 
 
 @pytest.mark.parametrize("name, build, query", [("lsh-directed", {"K": 8, "L": 2}, {"n_probes": 8}),
