@@ -182,26 +182,39 @@ def timed_query_rows(inputs: RunInputs) -> tuple[np.ndarray, list[np.ndarray]]:
     return timed, [rows_of[q] for q in timed]
 
 
+#: Query segments per call of the untimed accuracy pass: bounds the candidate lists a method holds at
+#: once (a hash method's candidates of 40,000 segments at a million rows would not fit in memory).
+ACCURACY_CHUNK = 1024
+
+
 def accuracy_search(method: Method, queries: np.ndarray, k: int, threads: int | None) -> SearchResult:
-    """The untimed search over every query segment, on ``threads`` threads (the method's own when
-    None); the method's thread count is restored before anything is timed. A method that searches
-    a batch on one thread (``Method.threads_over_batch`` False) is called from ``threads`` threads
-    at once, each on a contiguous share of the batch, and the shares' answers joined in order."""
-    if threads is None or threads == method.threads:
-        return method.search(queries, k)
-    if not method.threads_over_batch and len(queries) >= 2 * threads:
-        shares = np.array_split(np.arange(len(queries)), threads)
-        with threadpool_limits(limits=method.threads), ThreadPoolExecutor(threads) as pool:
-            parts = list(pool.map(lambda rows: method.search(np.ascontiguousarray(queries[rows]), k), shares))
-        return SearchResult(np.concatenate([p.ids for p in parts]), np.concatenate([p.scores for p in parts]),
-                            np.concatenate([p.candidates for p in parts]))
+    """The untimed search over every query segment, ``ACCURACY_CHUNK`` segments a call, on
+    ``threads`` threads (the method's own when None); the method's thread count is restored before
+    anything is timed. A method that searches a batch on one thread (``Method.threads_over_batch``
+    False) is called from ``threads`` threads at once, each on its own chunks, and the answers are
+    joined in order."""
     own = method.threads
-    method.threads = threads
+    threads = own if threads is None else threads
+    parallel = not method.threads_over_batch and threads > 1
+    chunks = [slice(s, s + ACCURACY_CHUNK) for s in range(0, len(queries), ACCURACY_CHUNK)]
+
+    def search(rows: slice) -> SearchResult:
+        return method.search(np.ascontiguousarray(queries[rows]), k)
+
+    method.threads = 1 if parallel else threads
     try:
-        with threadpool_limits(limits=threads):
-            return method.search(queries, k)
+        with threadpool_limits(limits=method.threads):
+            if parallel:
+                with ThreadPoolExecutor(threads) as pool:
+                    parts = list(pool.map(search, chunks))
+            else:
+                parts = [search(rows) for rows in chunks]
     finally:
         method.threads = own
+    if len(parts) == 1:
+        return parts[0]
+    return SearchResult(np.concatenate([p.ids for p in parts]), np.concatenate([p.scores for p in parts]),
+                        np.concatenate([p.candidates for p in parts]))
 
 
 def sweep_method(built: BuiltMethod, inputs: RunInputs, query_grid: list[dict], progress: bool,

@@ -120,20 +120,23 @@ def test_run_records_results_run_json_and_matches_exact_search(setup) -> None:
 
 @pytest.mark.parametrize("name, build, query", [("lsh-directed", {"K": 8, "L": 2}, {"n_probes": 8}),
                                                 ("itq", {"K": 8}, {"n_probes": 4}),
-                                                ("flowhash", {"K": 8, "n_blocks": 1, "max_steps": 5}, {"n_probes": 4})])
-def test_the_accuracy_pass_split_over_threads_answers_as_one_call(name, build, query) -> None:
+                                                ("flowhash", {"K": 8, "n_blocks": 1, "max_steps": 5}, {"n_probes": 4}),
+                                                ("exhaustive", {}, {})])
+def test_the_accuracy_pass_in_chunks_over_threads_answers_as_one_call(name, build, query, monkeypatch) -> None:
+    from bench.run import runner
     from methods import TrainData, get_method
+
+    monkeypatch.setattr(runner, "ACCURACY_CHUNK", 64)  # 301 queries: 5 chunks, the last one short
 
     rng = np.random.default_rng(0)
     db = rng.standard_normal((3000, 16)).astype(np.float32)
     db /= np.linalg.norm(db, axis=1, keepdims=True)
     q = np.ascontiguousarray(db[:301] + 0.1 * rng.standard_normal((301, 16)).astype(np.float32))
     method = get_method(name, threads=1, **build)
-    assert not method.threads_over_batch
     method.fit(TrainData(db[:1000], np.ascontiguousarray(db[:1000] + 0.05)))
     method.build(db)
     method.set_query_params(**query)
-    one = accuracy_search(method, q, 10, None)
+    one = method.search(q, 10)
     split = accuracy_search(method, q, 10, 3)
     for field in ("ids", "scores", "candidates"):
         np.testing.assert_array_equal(getattr(split, field), getattr(one, field))
