@@ -12,11 +12,11 @@ from bench.measure.operating_points import (
     best_under_budget,
     cheapest,
     cheapest_reaching,
+    compared_points,
     cost_at,
     highest_rate,
     interpolated_cost,
     matched_rate,
-    compared_points,
     speedup,
 )
 from bench.report.tables import budget_operating_points

@@ -13,9 +13,9 @@ import yaml
 
 from bench.cli.main import build_parser, main
 from bench.report.scale_report import write_scale_report
-from bench.scale.config import scale_config_from_dict
 from bench.run.retime import select_compared
 from bench.run.store import RunStore
+from bench.scale.config import scale_config_from_dict
 from bench.scale.sweep import STATUS_OVER_BUDGET, run_scale
 from datasets.distractors import FILL_SOURCE
 
