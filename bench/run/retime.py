@@ -24,7 +24,7 @@ from methods.base import Method
 
 from .guard import guarded, read_only
 from .inputs import RunInputs
-from .store import OUTCOMES, PARTS, POINTS, RunStore
+from .store import OUTCOMES, POINTS, RunStore
 
 #: Outcomes column: a re-timed point's per-query latency (ms), the median of its interleaved rounds.
 RETIMED_MS = "retimed_ms"
@@ -116,7 +116,7 @@ def merge_retimed(store: RunStore, parts: list[str], keys: tuple[str, ...] = ())
     for part in parts:
         meta, damaged = store.part_meta(part)
         if meta is not None and not damaged:
-            frames.append(pd.read_parquet(store.root / PARTS / f"{store.part_key(part)}.outcomes.parquet"))
+            frames.append(store.part_table(part, "outcomes"))
     retimed = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(
         columns=["label", "query_params", *keys, "query_id", RETIMED_MS])
     on = ["label", "query_params", *keys]

@@ -439,7 +439,7 @@ def retime_run(config: RunConfig, run_dir: Path | str, progress: bool = True,
         store.check_identity({"config": config.to_dict(), "encoder_sha256": inputs.encoder.sha256,
                               "queryset_content_hash": inputs.queryset.content_hash}, False)
         points = pd.read_parquet(root / POINTS)
-        _retime_compared(store, points, {name: None for name in points["method"].unique()}, inputs, executor)
+        _retime_compared(store, points, list(points["method"].unique()), inputs, executor)
         return RunOutcome(root, pd.read_parquet(root / RESULTS), pd.read_parquet(root / POINTS), info)
 
 
@@ -456,12 +456,12 @@ def _retime_job(inputs: RunInputs, plugins: list[Path], selection: pd.DataFrame)
                   inputs, timed_query_rows)
 
 
-def _retime_compared(store: RunStore, points: pd.DataFrame, grids: dict, inputs: RunInputs,
+def _retime_compared(store: RunStore, points: pd.DataFrame, names: list[str], inputs: RunInputs,
                      executor: Executor) -> None:
     """Re-time the compared points interleaved (``bench.run.retime``), unless a standing part holds
     them, and join the re-timing into the run's outcomes and points."""
     repeats = inputs.config.timing.interleaved_repeats
-    audio = tuple(n for n in grids if method_class(n).input_kind == "audio")  # compared end to end, not decided
+    audio = tuple(n for n in names if method_class(n).input_kind == "audio")  # compared end to end, not decided
     selection = select_compared(points, skip=(REFERENCE, *audio))
     if not selection.empty and not finished_retime(store, RETIMED_PART, selection, repeats):
         print(f"re-timing {len(selection)} compared points interleaved ({repeats} rounds; their configurations "
@@ -551,7 +551,7 @@ def _run_methods(config: RunConfig, names: list[str], grids: dict, inputs: RunIn
     kinds = node_kinds_of(store, labels)
     check_one_node_kind(kinds, mix_nodes)
     results, points = store.combine(labels)
-    _retime_compared(store, points, grids, inputs, executor)
+    _retime_compared(store, points, names, inputs, executor)
     points = pd.read_parquet(store.root / POINTS)
     info.update({"finished": now(), "stage_seconds": inputs.stage_seconds, "labels": labels,
                  "node_kinds": sorted(kinds), "harness_overhead": _overhead(inputs, points)})

@@ -146,13 +146,16 @@ class RunStore:
         extra = {"identity": self.bound_identity} if self.bound_identity is not None else {}
         atomic_write_json(self.root / PARTS / f"{key}.json", {"label": label, **meta, **extra, "sha256": digests})
 
+    def part_table(self, label: str, kind: str) -> pd.DataFrame:
+        """One table (``results``, ``points`` or ``outcomes``) of the finished part of ``label``."""
+        return pd.read_parquet(self.root / PARTS / f"{self.part_key(label)}.{kind}.parquet")
+
     def combine(self, labels: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
         """Concatenate the parts of ``labels`` into results/points/outcomes files; returns results, points."""
         frames: dict[str, list[pd.DataFrame]] = {"results": [], "points": [], "outcomes": []}
         for label in labels:
-            key = self.part_key(label)
             for kind in frames:
-                frames[kind].append(pd.read_parquet(self.root / PARTS / f"{key}.{kind}.parquet"))
+                frames[kind].append(self.part_table(label, kind))
         combined = {kind: pd.concat(parts, ignore_index=True) for kind, parts in frames.items()}
         atomic_write_parquet(self.root / BUCKETS, self.bucket_histograms(labels))
         atomic_write_parquet(self.root / RESULTS, combined["results"])

@@ -50,7 +50,7 @@ from bench.run.runner import (
     sweep_method,
     timed_query_rows,
 )
-from bench.run.store import PARTS, RunStore, now
+from bench.run.store import RunStore, now
 from datasets.cache import stable_hash
 from datasets.distractors import REAL_SOURCE
 from datasets.folder_lock import folder_lock
@@ -145,8 +145,8 @@ def _run_scale(config: ScaleConfig, store: RunStore, grids: dict, started: str, 
     merge_retimed(store, [retime_part(n) for n in sizes], keys=("n_db",))
     stages["total"] = time.perf_counter() - t0
     retime_s = {str(n): (store.part_meta(retime_part(n))[0] or {}).get("seconds") for n in sizes}
-    info.update({"finished": now(), "stage_seconds": stages, "retime_seconds": retime_s, "labels": labels, "node_kinds": sorted(kinds),
-                 "peak_rss_bytes": _peak_rss_bytes()})
+    info.update({"finished": now(), "stage_seconds": stages, "retime_seconds": retime_s, "labels": labels,
+                 "node_kinds": sorted(kinds), "peak_rss_bytes": _peak_rss_bytes()})
     store.write_run_json(info)
     return ScaleOutcome(store.root, points, results, info)
 
@@ -181,12 +181,11 @@ def _size_job(inputs: RunInputs, db: ScaleDatabase, fitted: BuiltMethod, n: int,
             built if keep else None)
 
 
-def _built_at(inputs: RunInputs, db: ScaleDatabase, fitted: BuiltMethod, n: int) -> BuiltMethod:
-    """A fresh copy of ``fitted`` built over the first ``n`` rows, warmed up."""
-    sized = sized_inputs(private_inputs(inputs), db, n)
-    with threadpool_limits(limits=inputs.config.timing.threads):
+def _built_at(sized: RunInputs, fitted: BuiltMethod) -> BuiltMethod:
+    """A fresh copy of ``fitted`` built over ``sized``'s DB, warmed up."""
+    with threadpool_limits(limits=sized.config.timing.threads):
         method = copy.deepcopy(fitted.method)
-        with guarded(fitted.label, "warm-up", inputs.config.call_limit_s):
+        with guarded(fitted.label, "warm-up", sized.config.call_limit_s):
             method.warm_up()
         return build_fitted(replace(fitted, method=method), sized)
 
@@ -196,7 +195,7 @@ def _retime_job(inputs: RunInputs, db: ScaleDatabase, n: int, selection: pd.Data
     """Re-time the ``selection`` at size ``n`` (``bench.run.retime``), each configuration built
     (or taken from ``kept``, built at ``n`` by the sweep) once for all its points."""
     sized = sized_inputs(private_inputs(inputs), db, n)
-    built = {label: kept.get(label) or _built_at(inputs, db, fitted[label], n)
+    built = {label: kept.get(label) or _built_at(sized, fitted[label])
              for label in dict.fromkeys(selection["label"])}
     entries = [(r["label"], r["query_params"], built[r["label"]].method) for r in selection.to_dict("records")]
     return retime(entries, sized, timed_query_rows).assign(n_db=n)
@@ -262,8 +261,7 @@ def _size_points(store: RunStore, configurations: list[tuple], n: int) -> pd.Dat
     for _, _, label, _, _ in configurations:
         meta, damaged = store.part_meta(part_label(n, label))
         if meta is not None and not damaged and meta.get("status") == STATUS_OK:
-            key = store.part_key(part_label(n, label))
-            frames.append(pd.read_parquet(store.root / PARTS / f"{key}.points.parquet"))
+            frames.append(store.part_table(part_label(n, label), "points"))
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
