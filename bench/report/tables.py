@@ -349,9 +349,9 @@ def decided_speedups(outcomes: pd.DataFrame, points: pd.DataFrame, focus: str = 
     ``share``; rows by share, then method), each method's
     mean latency interpolated along its sweep, with the interval that resamples hit rates and
     per-query latencies together (``bench.measure.uncertainty.timed_speedup_interval``) and its
-    decision (``decide_speedup``). A point re-timed interleaved with the others it is compared with
-    (``bench.run.retime``: outcomes column ``retimed_ms``) is read at those latencies, any other at
-    its sweep's. A method that searches raw audio is compared end to end in the speedup table
+    decision (``decide_speedup``). Where both methods' compared points were re-timed interleaved
+    (``bench.run.retime``: outcomes column ``retimed_ms``) both are read at those latencies;
+    otherwise both at their sweep's, so a pair is never timed under two regimes. A method that searches raw audio is compared end to end in the speedup table
     instead, and left out here. Empty when the focus method or the reference did not run.
     """
     from bench.measure.metrics import condition_cells
@@ -367,25 +367,34 @@ def decided_speedups(outcomes: pd.DataFrame, points: pd.DataFrame, focus: str = 
     exact_all, lat_all = ordered["exact"].to_numpy(dtype=float), ordered["latency_ms"].to_numpy(dtype=float)
     retimed_all = ordered[RETIMED_MS].to_numpy(dtype=float) if RETIMED_MS in ordered else np.full(len(ordered), np.nan)
 
-    def latencies(i: np.ndarray) -> np.ndarray:
-        return retimed_all[i] if np.isfinite(retimed_all[i]).any() else lat_all[i]
-
-    def matrices(method: str) -> tuple[np.ndarray, np.ndarray]:
+    def matrices(method: str, retimed: bool) -> tuple[np.ndarray, np.ndarray]:
+        """Hits and latencies of ``method``'s points: re-timed latencies where ``retimed`` and the
+        point has them, else the sweep's."""
         pts = points[points["method"] == method]
         idx = [rows_of[(lab, qp)] for lab, qp in zip(pts["label"], pts["query_params"])]
-        return np.array([exact_all[i] for i in idx]), np.array([latencies(i) for i in idx])
+        lat = [retimed_all[i] if retimed and np.isfinite(retimed_all[i]).any() else lat_all[i] for i in idx]
+        return np.array([exact_all[i] for i in idx]), np.array(lat)
+
+    def was_retimed(method: str) -> bool:
+        pts = points[points["method"] == method]
+        return any(np.isfinite(retimed_all[rows_of[(lab, qp)]]).any()
+                   for lab, qp in zip(pts["label"], pts["query_params"]))
 
     def mean_cost(hits: np.ndarray, lat: np.ndarray, target: float) -> float:
         return float(interpolated_cost(hits.mean(axis=1), np.nanmean(lat, axis=1), target))
 
     cells = condition_cells(ordered.loc[rows_of[next(iter(rows_of))]])
-    ha, la = matrices(focus)
     others = [o for o in sorted(methods - {focus}, key=method_sort_key) if latency_cost(points, o) == "latency_mean_ms"]
-    mats = {other: matrices(other) for other in others}
+    # like with like: re-timed latencies on both sides, or the sweep's on both (exhaustive search at
+    # a scaling run's large sizes is not re-timed: against it the focus method is read at its sweep's)
+    retimed = {other: was_retimed(focus) and was_retimed(other) for other in others}
+    focus_mats = {flag: matrices(focus, flag) for flag in set(retimed.values())}
+    mats = {other: matrices(other, retimed[other]) for other in others}
     rows = []
     for share in sorted(shares, reverse=True):
         target = share * best
         for other in others:
+            ha, la = focus_mats[retimed[other]]
             hb, lb = mats[other]
             iv = timed_speedup_interval(ha, la, hb, lb, cells, target, n_boot=n_boot, seed=seed)
             rows.append([share, other, target, mean_cost(ha, la, target), mean_cost(hb, lb, target), iv.estimate,

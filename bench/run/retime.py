@@ -37,10 +37,12 @@ RETIMED_PART = "retimed"
 def select_compared(points: pd.DataFrame, shares: tuple[float, ...] = TARGET_SHARES,
                     skip: tuple[str, ...] = (REFERENCE,)) -> pd.DataFrame:
     """The points to re-time: every method's :func:`compared_points` at each of ``shares`` of the
-    reference's highest exact hit rate (their union), except the methods in ``skip`` (exhaustive
-    search by default: its speedup is decided whatever the timing noise, and timing it over and
-    over would cost more than all the others together) and those whose latency was not measured. Columns: method, label,
-    build_params, query_params, in a fixed order; empty without the reference."""
+    reference's highest exact hit rate (their union), except the methods in ``skip`` and those
+    whose latency was not measured. ``skip`` holds exhaustive search by default, as a scaling run
+    needs: at a million segments timing it over and over would cost more than all the others
+    together, and the speedups over it are then read at sweep latencies on both sides; ``bench run``
+    re-times it with the rest. Columns: method, label, build_params, query_params, in a fixed
+    order; empty without the reference."""
     cols = ["method", "label", "build_params", "query_params"]
     ref = points[points["method"] == REFERENCE]
     timed = points[points["latency_mean_ms"].notna()] if "latency_mean_ms" in points else points.iloc[:0]

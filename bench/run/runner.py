@@ -462,7 +462,7 @@ def _retime_compared(store: RunStore, points: pd.DataFrame, names: list[str], in
     them, and join the re-timing into the run's outcomes and points."""
     repeats = inputs.config.timing.interleaved_repeats
     audio = tuple(n for n in names if method_class(n).input_kind == "audio")  # compared end to end, not decided
-    selection = select_compared(points, skip=(REFERENCE, *audio))
+    selection = select_compared(points, skip=audio)  # the reference too: one run's DB is small enough
     if not selection.empty and not finished_retime(store, RETIMED_PART, selection, repeats):
         print(f"re-timing {len(selection)} compared points interleaved ({repeats} rounds; their configurations "
               f"built again)")

@@ -96,3 +96,35 @@ def test_compared_points_bracket_the_target_on_the_front_and_take_the_points_nea
     assert compared_points(pts, target=0.30, window=0.0)["exact"].tolist() == [0.30]  # nothing cheaper
     assert compared_points(pts, target=0.71, window=0.02)["exact"].tolist() == [0.70]  # unreached, but near
     assert compared_points(pts, target=0.80, window=0.02).empty  # unreached and far: no point is read
+
+
+def _decided_inputs(focus_sweep_ms: float, focus_retimed_ms: float) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """One point each of exhaustive (not re-timed), flowhash and lsh (both re-timed), 200 queries
+    in 4 condition cells; every method finds the same queries."""
+    rng = np.random.default_rng(0)
+    n = 200
+    hits = rng.random(n) < 0.8
+    rows, pts = [], []
+    for method, sweep_ms, retimed_ms in (("exhaustive", 4.0, np.nan), ("flowhash", focus_sweep_ms, focus_retimed_ms),
+                                         ("lsh", 2.0, 1.0)):
+        label = f"{method}()"
+        lat = sweep_ms * np.exp(0.1 * rng.standard_normal(n))
+        again = retimed_ms * np.exp(0.1 * rng.standard_normal(n))
+        rows.append(pd.DataFrame({"label": label, "query_params": "{}", "query_id": np.arange(n),
+                                  "duration_s": np.arange(n) % 2, "snr": "clean", "reverb": (np.arange(n) // 2) % 2,
+                                  "exact": hits, "latency_ms": lat, "retimed_ms": again}))
+        pts.append({"method": method, "label": label, "query_params": "{}", "param_index": 0,
+                    "exact": hits.mean(), "latency_mean_ms": lat.mean(), "candidates_mean": 1.0})
+    return pd.DataFrame(pts), pd.concat(rows, ignore_index=True)
+
+
+def test_decided_speedups_read_both_sides_of_a_pair_under_one_timing_regime() -> None:
+    from bench.report.tables import decided_speedups
+    # flowhash's sweep latency is 2 ms, its interleaved re-timing 1 ms: against exhaustive (never
+    # re-timed) both sides are read at their sweep's, against lsh (re-timed) both at the re-timing's
+    points, outcomes = _decided_inputs(focus_sweep_ms=2.0, focus_retimed_ms=1.0)
+    table = decided_speedups(outcomes, points, focus="flowhash", shares=(0.9,), n_boot=200).set_index("other")
+    assert table.loc["exhaustive", "speedup"] == pytest.approx(2.0, rel=0.1)  # 4 ms / 2 ms, not 4 / 1
+    assert table.loc["lsh", "speedup"] == pytest.approx(1.0, rel=0.1)         # 1 ms / 1 ms
+    assert table.loc["exhaustive", "focus_ms"] == pytest.approx(2.0, rel=0.1)
+    assert table.loc["lsh", "focus_ms"] == pytest.approx(1.0, rel=0.1)

@@ -100,8 +100,9 @@ def test_run_records_results_run_json_and_matches_exact_search(setup) -> None:
     reps = timed[[f"latency_rep{r}_ms" for r in range(TIMING.repeats)]].to_numpy()
     np.testing.assert_allclose(np.median(reps, axis=1), timed["latency_ms"])
 
-    # the compared points are timed again, interleaved, over the same timed queries
-    chosen = select_compared(points)
+    # the compared points, exhaustive search's included, are timed again, interleaved, over the same timed queries
+    chosen = select_compared(points, skip=())
+    assert "exhaustive" in set(chosen["method"])
     retimed = points.dropna(subset=["retimed_mean_ms"])
     assert set(zip(retimed["label"], retimed["query_params"])) == set(zip(chosen["label"], chosen["query_params"]))
     again = outcomes.dropna(subset=["retimed_ms"])
