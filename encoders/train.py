@@ -149,14 +149,17 @@ class PairSampler:
     """Draws (clean anchor, degraded positive) segment pairs from train-split audio only."""
 
     def __init__(self, corpus: Corpus, noise: NoiseBank, rooms: RoomBank, config: TrainConfig,
-                 progress: bool = True) -> None:
+                 progress: bool = True, track_ids: list[str] | None = None) -> None:
+        """Load the train-split tracks (only ``track_ids`` among them, when given), train noise and rooms."""
         p = corpus.protocol
+        wanted = None if track_ids is None else set(track_ids)
         self.n = p.segment_samples
         self.shift = int(config.max_shift_s * p.sample_rate)
         self.config = config
         self.sample_rate = p.sample_rate
         self.tracks, self.active = [], []
-        for t in tqdm(corpus.tracks("train"), desc="load train tracks", disable=not progress):
+        train = [t for t in corpus.tracks("train") if wanted is None or t.track_id in wanted]
+        for t in tqdm(train, desc="load train tracks", disable=not progress):
             audio = corpus.load(t.track_id)
             if len(audio) >= self.n + 2 * self.shift + 1:
                 self.tracks.append(audio)

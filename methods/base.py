@@ -26,10 +26,13 @@ AUDIO_QUERY_HEADER = ("query", "j")
 
 @dataclass
 class TrainData:
-    """What ``fit()`` may learn from: train-split embeddings only."""
+    """What ``fit()`` may learn from: train-split embeddings only. The held-out pairs come from
+    train tracks that no fitting pair comes from: a method's early stopping reads them, never its fit."""
 
     anchors: np.ndarray    # [n, d] float32, clean segments
     positives: np.ndarray  # [n, d] float32, the same segments degraded (row i pairs with anchors[i])
+    held_anchors: np.ndarray | None = None    # [m, d] float32, pairs from held-out train tracks
+    held_positives: np.ndarray | None = None  # [m, d] float32 (row i pairs with held_anchors[i])
 
 
 @dataclass
@@ -204,8 +207,17 @@ class Method:
         if positives.shape != anchors.shape:
             raise ValueError(f"train.positives has shape {positives.shape}; it must match "
                              f"train.anchors {anchors.shape} row for row")
+        held = (None, None)
+        if (train.held_anchors is None) != (train.held_positives is None):
+            raise ValueError("train.held_anchors and train.held_positives come together: give both or neither")
+        if train.held_anchors is not None:
+            held = (as_matrix("train.held_anchors", train.held_anchors, anchors.shape[1]),
+                    as_matrix("train.held_positives", train.held_positives, anchors.shape[1]))
+            if held[0].shape != held[1].shape:
+                raise ValueError(f"train.held_positives has shape {held[1].shape}; it must match "
+                                 f"train.held_anchors {held[0].shape} row for row")
         self._apply_threads()
-        self._fit(TrainData(anchors, positives))
+        self._fit(TrainData(anchors, positives, *held))
         self.fit_d = anchors.shape[1]
 
     def build(self, db: np.ndarray | AudioDB) -> None:

@@ -51,6 +51,7 @@ class RunConfig:
     db_splits: tuple[str, ...] = ("test", "val")
     hop_s: float = DEFAULT_HOP_S  # the DB hop (docs/protocol.md); queries are cut at it too
     train_pairs: int = 6000
+    held_out_pairs: int = 1000  # from held-out train tracks, for learned methods' early stopping
     k: int = 10
     seed: int = 0
     device: str = "cpu"
@@ -70,8 +71,9 @@ class RunConfig:
             raise ValueError(f"db_splits={list(self.db_splits)}: must hold 'test' and only train/val/test")
         if self.k < 1:
             raise ValueError(f"k={self.k}: allowed >= 1")
-        if self.train_pairs < 1:
-            raise ValueError(f"train_pairs={self.train_pairs}: allowed >= 1")
+        for name in ("train_pairs", "held_out_pairs"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name}={getattr(self, name)}: allowed >= 1")
         self.protocol()  # checks hop_s
 
     def protocol(self) -> Protocol:

@@ -51,7 +51,8 @@ def read_only_db(db: np.ndarray | AudioDB) -> np.ndarray | AudioDB:
 
 def read_only_train(train: TrainData) -> TrainData:
     """The train pairs a method fits on, read-only."""
-    return TrainData(read_only(train.anchors), read_only(train.positives))
+    held = [None if x is None else read_only(x) for x in (train.held_anchors, train.held_positives)]
+    return TrainData(read_only(train.anchors), read_only(train.positives), *held)
 
 
 def describe_call(label: str, stage: str, query_params: dict | None = None, query: str | None = None) -> str:

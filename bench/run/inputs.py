@@ -51,13 +51,15 @@ class RunInputs:
 
     @cached_property
     def train(self) -> TrainData:
-        """Embedded anchor/positive pairs from the train split (computed on first use, cached)."""
+        """Embedded anchor/positive pairs from the train split (computed on first use, cached): the
+        fitting pairs, and the held-out pairs from train tracks none of them comes from."""
         t0 = time.perf_counter()
         set_threads(0)
-        anchors, positives = embed_train_pairs(self.encoder, self.corpus, self.noise, self.rooms,
-                                               self.config.train_pairs, self.config.seed, self.progress)
+        pairs = [embed_train_pairs(self.encoder, self.corpus, self.noise, self.rooms, n, self.config.seed,
+                                   self.progress, part=part)
+                 for n, part in ((self.config.train_pairs, "fit"), (self.config.held_out_pairs, "held-out"))]
         self.stage_seconds["train_pairs"] = time.perf_counter() - t0
-        return TrainData(anchors, positives)
+        return TrainData(*pairs[0], *pairs[1])
 
     @cached_property
     def spectrogram(self) -> tuple[np.ndarray, np.ndarray]:

@@ -296,3 +296,36 @@ def test_shipped_encoder_meets_the_floor_on_synth_test_queries(tmp_path: Path) -
     rate = exact_hit_rates(shipped, corpus, qs, progress=False)["2s"]
     untrained = exact_hit_rates(untrained_encoder(corpus.protocol), corpus, qs, progress=False)["2s"]
     assert rate >= 0.85 and rate > untrained + 0.2
+
+
+def test_held_out_pairs_come_from_train_tracks_no_fitting_pair_comes_from(small_world, tmp_path, monkeypatch) -> None:
+    from encoders.pairs import embed_train_pairs, held_out_tracks, pair_recipe, part_tracks
+
+    corpus, noise, rooms = small_world
+    ids = [t.track_id for t in corpus.tracks("train")]
+    held = held_out_tracks(ids)
+    assert held == held_out_tracks(list(reversed(ids)))  # by id, not by order
+    assert 1 <= len(held) < len(ids)
+    fit, out = part_tracks(corpus, "fit"), part_tracks(corpus, "held-out")
+    assert set(fit) | set(out) == set(ids) and not set(fit) & set(out)
+    sampler = PairSampler(corpus, noise, rooms, TrainConfig(), progress=False, track_ids=out)
+    assert len(sampler.tracks) == len(out)
+    with pytest.raises(ValueError, match="part="):
+        part_tracks(corpus, "val")
+
+    # the recipe is the encoder's own, as its checkpoint records it
+    encoder = untrained_encoder(corpus.protocol, TINY)
+    encoder.record["config"] = {"max_shift_s": 0.05, "snr_db": [-5.0, 5.0], "p_eq": 0.5, "epochs": 3}
+    recipe = pair_recipe(encoder)
+    assert (recipe.max_shift_s, recipe.snr_db, recipe.p_eq) == (0.05, (-5.0, 5.0), 0.5)
+
+    # an interrupted embedding resumes at its first missing shard and gives the same pairs
+    monkeypatch.setenv("FLOWHASH_BENCH_CACHE", str(tmp_path))
+    first = embed_train_pairs(encoder, corpus, noise, rooms, 24, seed=3, progress=False, part="held-out")
+    shards = sorted(tmp_path.rglob("*-anchors.npy"))
+    assert len(shards) == 1
+    shards[0].unlink()
+    again = embed_train_pairs(encoder, corpus, noise, rooms, 24, seed=3, progress=False, part="held-out")
+    np.testing.assert_array_equal(first[0], again[0])
+    other = embed_train_pairs(encoder, corpus, noise, rooms, 24, seed=3, progress=False, part="fit")
+    assert not np.allclose(first[0], other[0])
