@@ -1,11 +1,12 @@
 """FlowHash: balanced K-bit codes from a normalizing flow over projected embeddings.
 
-Hash function: a fixed PCA-whitening projection 128 -> K fitted on the train anchors
-(fixed, not learned: a projection learned jointly under the NLL can collapse), then an
+Hash function: a projection 128 -> K (``projection``): PCA whitening fitted on the train anchors
+(``"pca"``), or the FlowHash authors' learned head (``"learned"``: ``methods.common.learned_projection``,
+trained on the frozen embeddings, shared by every configuration of a run with that K), then an
 nflows RealNVP-style flow (``methods.flow.model``) into a K-dim latent whose base density
 is per dimension 0.5 N(-2, 1) + 0.5 N(2, 1) (``base="gmm"``, the paper's) or N(0, 1)
 (``"normal"``); bit j = [z_j > 0]. ``n_blocks=0`` is no flow at all: the sign bits of the
-whitened projection (the ``pca-sign`` ablation).
+projection (the ``pca-sign`` ablation). The class defaults are the paper's configuration.
 
 Training (``fit``), ``objective``:
 
@@ -16,12 +17,15 @@ Training (``fit``), ``objective``:
   x their cross term -sum_k sum_c [log N(z_a; mu_c, 1)
   N(z_p; mu_c, 1) + log N(z_p; mu_c, 1) N(z_a; mu_c, 1)] over the two modes mu_c = -2, +2.
 
-Adam, seeded. With ``patience = 0`` a fixed budget of ``min(epochs * ceil(n_pairs /
-batch_size), max_steps)`` steps; with ``patience > 0``, 10% of the pairs are held out and
-training stops when their loss has not improved for ``patience`` epochs (or at ``epochs`` /
-``max_steps``), keeping the best epoch's weights; ``stats()["training"]`` records why it
-stopped. Every epoch logs (logger ``methods.flowhash``) the losses and the bucket balance of
-the train anchors. A fitted flow is kept in memory by its inputs and training parameters, so
+Adam, seeded. With ``patience = 0`` a fixed budget of ``epochs * ceil(n_pairs / batch_size)``
+steps (at most ``max_steps``, when set); with ``patience > 0``, training stops when the loss of
+the held-out pairs (``TrainData.held_anchors``: from train tracks no fitting pair comes from;
+without them, a seeded 10% of the pairs) has not improved for ``patience`` epochs (or at
+``epochs`` / ``max_steps``; ``max_steps=None``: no step cap), keeping the best epoch's weights;
+``stats()["training"]`` records why it stopped, ``stats()["training_curve"]`` every epoch, and
+``stats()["latent"]`` the DB latent's diagnostics (``methods.common.latent_diagnostics``).
+Every epoch logs (logger ``methods.flowhash``) the losses and the bucket balance of the train
+anchors. A fitted flow is kept in memory by its inputs and training parameters, so
 configurations that differ only in ``tau_db`` train once.
 
 Probing, by query parameters: ``n_probes`` buckets, the own bucket first, then flips of the
@@ -38,6 +42,8 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
+import time
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -54,11 +60,15 @@ from methods.common.hash_table import (
     threshold_expansion,
     warm_up,
 )
+from methods.common.latent_diagnostics import DIAGNOSTIC_TAUS, latent_diagnostics
+from methods.common.learned_projection import LearnedProjection
 from methods.common.projection import PCAWhitening
 from methods.flow.compiled import CompiledFlow
 from methods.flow.inference import NumpyFlow
 from methods.flow.model import (
     BASES,
+    base_abs_cdf,
+    base_abs_pdf,
     base_distribution,
     base_std,
     bit_agreement_loss,
@@ -74,7 +84,8 @@ HASH_BATCH = 16384   # rows per forward pass when hashing many vectors
 MAX_PROBES = 4096    # probe sets come from a template over at most 12 bits (hash_table.probe_codes)
 LOG_SAMPLE = 8192    # train pairs used for the per-epoch balance log
 OBJECTIVES = ("symmetric", "paper")
-VALIDATION_FRACTION = 0.1  # of the train pairs, held out for early stopping
+PROJECTIONS = ("pca", "learned")
+VALIDATION_FRACTION = 0.1  # of the train pairs, held out for early stopping when no held-out pairs are given
 MAX_THRESHOLD_BITS = 8     # threshold probing / multi-insertion expand at most 2^8 codes per row (docs/fidelity.md)
 _FITTED: dict[tuple, tuple] = {}  # fitted flows by (inputs, training parameters, seed)
 _FITTED_MAX = 4
@@ -82,26 +93,30 @@ _FITTED_MAX = 4
 
 @register
 class FlowHash(Method):
-    """Normalizing-flow hashing (see module docstring); query knob ``n_probes``."""
+    """Normalizing-flow hashing (see module docstring); query knobs ``n_probes`` or ``tau``."""
 
     name = "flowhash"
-    build_defaults = {"K": 16, "n_blocks": 10, "base": "normal", "hidden": 64, "epochs": 10,
-                      "max_steps": 1000, "batch_size": 512, "lr": 1e-3, "agreement_weight": 0.3,
-                      "objective": "symmetric", "patience": 0, "tau_db": 0.0, "kernels": "numba"}
+    # the paper's configuration (docs/fidelity.md): K 16, 10 couplings, the two-mode base, the
+    # authors' objective, trained until the held-out pairs' loss stops improving (no step cap)
+    build_defaults = {"K": 16, "projection": "pca", "n_blocks": 10, "base": "gmm", "hidden": 64, "epochs": 400,
+                      "max_steps": None, "batch_size": 512, "lr": 1e-3, "agreement_weight": 0.3,
+                      "objective": "paper", "patience": 10, "tau_db": 0.0, "kernels": "numba"}
     query_defaults = {"n_probes": 1, "tau": 0.0}
     devices = ("cpu", "cuda")
     threads_over_batch = False  # one thread a batch; the kernels and torch release the GIL
 
-    projection: PCAWhitening | None = None
+    projection: PCAWhitening | LearnedProjection | None = None
     hasher: NumpyFlow | CompiledFlow | None = None  # the trained flow's replay, used for all hashing
 
     def _check_build_params(self, params: dict[str, Any]) -> None:
         check_int_range("K", params["K"], 2, MAX_BITS)
+        check_choice("projection", params["projection"], PROJECTIONS)
         check_int_range("n_blocks", params["n_blocks"], 0)
         check_choice("base", params["base"], BASES)
         check_int_range("hidden", params["hidden"], 1)
         check_int_range("epochs", params["epochs"], 1)
-        check_int_range("max_steps", params["max_steps"], 1)
+        if params["max_steps"] is not None:
+            check_int_range("max_steps", params["max_steps"], 1)
         check_int_range("batch_size", params["batch_size"], 1)
         check_float_range("lr", params["lr"], 0.0, lo_open=True)
         check_float_range("agreement_weight", params["agreement_weight"], 0.0)
@@ -139,7 +154,12 @@ class FlowHash(Method):
         K, d = p["K"], train.anchors.shape[1]
         if K > d:
             raise ValueError(f"K={K} is out of range for d={d}; allowed: 2 <= K <= {min(d, MAX_BITS)}")
-        self.projection = PCAWhitening.fit(train.anchors, K, scale=base_std(p["base"]))
+        fit_a, fit_p, held_a, held_p = self._held_out(train)
+        if p["projection"] == "learned":
+            self.projection = LearnedProjection.fit(fit_a, fit_p, held_a, held_p, K, scale=base_std(p["base"]),
+                                                    seed=self.seed)
+        else:
+            self.projection = PCAWhitening.fit(train.anchors, K, scale=base_std(p["base"]))
         self.training: dict[str, Any] = {"steps": 0, "epochs": 0, "stopped": "no flow (n_blocks=0)"}
         self.history: list[dict[str, float]] = []
         if p["n_blocks"] == 0:
@@ -152,8 +172,7 @@ class FlowHash(Method):
             self.flow = make_flow(self.transform, self.base)
             self.hasher = self._replay()
             return
-        xa = torch.from_numpy(self.projection(train.anchors)).to(self.device)
-        xp = torch.from_numpy(self.projection(train.positives)).to(self.device)
+        t0 = time.perf_counter()
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.seed)
             self.transform = make_transform(K, p["n_blocks"], p["hidden"]).to(self.device)
@@ -162,9 +181,13 @@ class FlowHash(Method):
             optimizer = torch.optim.Adam(self.transform.parameters(), lr=p["lr"])
             shuffler = torch.Generator().manual_seed(self.seed)
             if p["patience"] > 0:
-                self._fit_early_stopping(xa, xp, optimizer, shuffler, train)
+                self._fit_early_stopping(*(self._projected(x) for x in (fit_a, fit_p, held_a, held_p)),
+                                         optimizer, shuffler, train)
             else:
-                total_steps = min(p["epochs"] * math.ceil(xa.shape[0] / p["batch_size"]), p["max_steps"])
+                xa, xp = self._projected(train.anchors), self._projected(train.positives)
+                total_steps = p["epochs"] * math.ceil(xa.shape[0] / p["batch_size"])
+                if p["max_steps"] is not None:
+                    total_steps = min(total_steps, p["max_steps"])
                 step = 0
                 while step < total_steps:
                     losses = self._train_epoch(xa, xp, optimizer, shuffler, total_steps - step)
@@ -172,11 +195,26 @@ class FlowHash(Method):
                     self._log_epoch(len(self.history) + 1, step, losses,
                                     train.anchors[:LOG_SAMPLE], train.positives[:LOG_SAMPLE])
                 self.training = {"steps": step, "epochs": len(self.history), "stopped": "fixed budget"}
+        self.training["fit_s"] = time.perf_counter() - t0
         self.transform.eval()
         self.hasher = self._replay()
         _FITTED[key] = (self.transform, self.base, self.history, self.training)
         while len(_FITTED) > _FITTED_MAX:
             _FITTED.pop(next(iter(_FITTED)))
+
+    def _held_out(self, train: TrainData) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(fit anchors, fit positives, held-out anchors, held-out positives): the given held-out
+        pairs (from train tracks no fitting pair comes from), else a seeded 10% of the pairs."""
+        if train.held_anchors is not None:
+            return train.anchors, train.positives, train.held_anchors, train.held_positives
+        n = train.anchors.shape[0]
+        n_val = max(1, int(round(VALIDATION_FRACTION * n)))
+        split = np.random.default_rng(self.seed + 1).permutation(n)
+        val, fit = np.sort(split[:n_val]), np.sort(split[n_val:])
+        return train.anchors[fit], train.positives[fit], train.anchors[val], train.positives[val]
+
+    def _projected(self, x: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(np.ascontiguousarray(self.projection(x), dtype=np.float32)).to(self.device)
 
     def _replay(self) -> NumpyFlow | CompiledFlow:
         """The trained flow as arrays: NumPy (the reference) or compiled, by ``kernels``."""
@@ -190,24 +228,22 @@ class FlowHash(Method):
 
     def _fit_key(self, train: TrainData) -> tuple:
         """What a fitted flow depends on: the train pairs, every training parameter, seed and device."""
-        digest = hashlib.sha256(train.anchors.tobytes() + train.positives.tobytes()).hexdigest()
+        held = b"" if train.held_anchors is None else train.held_anchors.tobytes() + train.held_positives.tobytes()
+        digest = hashlib.sha256(train.anchors.tobytes() + train.positives.tobytes() + held).hexdigest()
         params = tuple(sorted((k, v) for k, v in self.params.items() if k not in ("tau_db", "kernels")))
         return digest, train.anchors.shape, params, self.seed, self.device
 
-    def _fit_early_stopping(self, xa: torch.Tensor, xp: torch.Tensor, optimizer: torch.optim.Optimizer,
-                            shuffler: torch.Generator, train: TrainData) -> None:
-        """Train on 90% of the pairs until the held-out 10%'s loss stops improving; keep the best."""
+    def _fit_early_stopping(self, xa: torch.Tensor, xp: torch.Tensor, xa_val: torch.Tensor, xp_val: torch.Tensor,
+                            optimizer: torch.optim.Optimizer, shuffler: torch.Generator, train: TrainData) -> None:
+        """Train on the fitting pairs until the held-out pairs' loss stops improving; keep the best."""
         p = self.params
-        n_val = max(1, int(round(VALIDATION_FRACTION * xa.shape[0])))
-        split = torch.randperm(xa.shape[0], generator=torch.Generator().manual_seed(self.seed + 1))
-        val, fit = split[:n_val].to(self.device), split[n_val:].to(self.device)
-        xa_fit, xp_fit, xa_val, xp_val = xa[fit], xp[fit], xa[val], xp[val]
+        cap = p["max_steps"]
         best, best_state, best_epoch, since, step, stopped = math.inf, None, 0, 0, 0, "epochs"
         for epoch in range(1, p["epochs"] + 1):
-            if step >= p["max_steps"]:
+            if cap is not None and step >= cap:
                 stopped = "max_steps"
                 break
-            losses = self._train_epoch(xa_fit, xp_fit, optimizer, shuffler, p["max_steps"] - step)
+            losses = self._train_epoch(xa, xp, optimizer, shuffler, None if cap is None else cap - step)
             step += losses.pop("steps")
             losses["val_loss"] = self._validation_loss(xa_val, xp_val)
             self._log_epoch(epoch, step, losses, train.anchors[:LOG_SAMPLE], train.positives[:LOG_SAMPLE])
@@ -222,8 +258,9 @@ class FlowHash(Method):
         if best_state is not None:
             self.transform.load_state_dict(best_state)
         self.training = {"steps": step, "epochs": len(self.history), "best_epoch": best_epoch,
-                         "best_val_loss": best, "stopped": stopped, "validation_pairs": n_val,
-                         "max_steps": p["max_steps"], "max_epochs": p["epochs"]}
+                         "best_val_loss": best, "stopped": stopped, "validation_pairs": int(xa_val.shape[0]),
+                         "held_out_tracks": train.held_anchors is not None,
+                         "max_steps": cap, "max_epochs": p["epochs"]}
 
     def _losses(self, xa: torch.Tensor, xp: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(loss, nll, agreement) of a batch of pairs under the configured objective."""
@@ -238,13 +275,19 @@ class FlowHash(Method):
         return nll + self.params["agreement_weight"] * agreement, nll, agreement
 
     def _validation_loss(self, xa: torch.Tensor, xp: torch.Tensor) -> float:
+        """Mean loss of the held-out pairs, in batches of ``batch_size`` (the flow in eval mode)."""
         self.transform.eval()
+        size, total = self.params["batch_size"], 0.0
         with torch.no_grad():
-            return float(self._losses(xa, xp)[0])
+            for start in range(0, xa.shape[0], size):
+                a, b = xa[start:start + size], xp[start:start + size]
+                total += float(self._losses(a, b)[0]) * a.shape[0]
+        return total / xa.shape[0]
 
     def _train_epoch(self, xa: torch.Tensor, xp: torch.Tensor, optimizer: torch.optim.Optimizer,
-                     shuffler: torch.Generator, max_steps: int) -> dict[str, float]:
-        """One shuffled pass over the pairs (at most ``max_steps`` steps); mean losses and step count."""
+                     shuffler: torch.Generator, max_steps: int | None) -> dict[str, float]:
+        """One shuffled pass over the pairs (at most ``max_steps`` steps, None: no cap); mean losses
+        and step count."""
         batch_size = self.params["batch_size"]
         perm = torch.randperm(xa.shape[0], generator=shuffler).to(self.device)
         sums = {"loss": 0.0, "nll": 0.0, "agreement": 0.0}
@@ -297,6 +340,10 @@ class FlowHash(Method):
         z = self.latent(db)
         self.codes = pack_bits(z > 0)
         kernels = self.params["kernels"]
+        taus = sorted({*DIAGNOSTIC_TAUS, *([self.params["tau_db"]] if self.params["tau_db"] > 0 else [])})
+        base = self.params["base"]
+        self.diagnostics = latent_diagnostics(z, taus, MAX_THRESHOLD_BITS, partial(base_abs_cdf, base),
+                                              partial(base_abs_pdf, base))
         if self.params["tau_db"] > 0:
             ids, codes = threshold_expansion(z, self.params["tau_db"], MAX_THRESHOLD_BITS, kernels)
             self.table = HashTable.from_entries([(codes, ids)], db, kernels)
@@ -327,6 +374,11 @@ class FlowHash(Method):
             "bucket_counts": np.unique(self.codes, return_counts=True)[1],  # each item once: its own code
             "entries_per_item": self.table.order[0].size / max(1, self.n or self.codes.size),
             "training": dict(getattr(self, "training", {})),
+            "training_curve": list(getattr(self, "history", [])),
+            "projection": {"kind": self.params["projection"],
+                           "training": dict(getattr(self.projection, "training", {})),
+                           "curve": list(getattr(self.projection, "curve", []))},
+            "latent": getattr(self, "diagnostics", {}),
         }
 
 
