@@ -7,12 +7,12 @@ names the file and what is wrong.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
-from bench.run.store import BUCKETS, OUTCOMES, PARTS, POINTS, RESULTS, RESULTS_FORMAT, RUN_JSON
+from bench.run.store import BUCKETS, OUTCOMES, PARTS, POINTS, RESULTS, RESULTS_FORMAT, RUN_JSON, TRAINING
 from methods.common.balance import floor_bucket_size, random_bucket_size
 
 from .tables import method_sort_key
@@ -42,6 +42,7 @@ class RunData:
     points: pd.DataFrame
     buckets: pd.DataFrame
     outcomes: pd.DataFrame | None = None  # per query per sweep point (for paired comparisons), when stored
+    training: dict = field(default_factory=dict)  # label -> training record, curve, latent diagnostics (training.json)
 
     @property
     def run_id(self) -> str:
@@ -170,4 +171,6 @@ def load_run(root: Path | str) -> RunData:
         outcomes = read_table(root / OUTCOMES, ("query_id", "duration_s", "snr", "reverb", "exact", "label",
                                                 "query_params"))
     points = _with_intervals(points, outcomes, int(info.get("seed", 0) or 0))
-    return RunData(root=root, info=info, results=results, points=points, buckets=buckets, outcomes=outcomes)
+    training = json.loads((root / TRAINING).read_text()) if (root / TRAINING).exists() else {}
+    return RunData(root=root, info=info, results=results, points=points, buckets=buckets, outcomes=outcomes,
+                   training=training)

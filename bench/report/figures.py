@@ -470,3 +470,51 @@ def stage_bars(table: pd.DataFrame, out_dir: Path) -> list[Path]:
     fig.legend(loc="outside right upper", title="stage")
     fig.suptitle("Latency breakdown by stage at each method's operating point")
     return save(fig, out_dir, "stages")
+
+
+@_styled
+def training_curves(training: dict, out_dir: Path) -> list[Path]:
+    """One panel per flow or learned projection: its losses per epoch, the kept epoch marked."""
+    panels, heads = [], set()
+    for label, rec in sorted(training.items()):
+        if rec.get("training_curve"):
+            panels.append((label, rec["training_curve"], (rec.get("training") or {}).get("best_epoch"),
+                           ("nll", "agreement", "val_loss")))
+        head = rec.get("projection") or {}
+        first = tuple(sorted(head["curve"][0].items())) if head.get("curve") else None
+        if first is not None and first not in heads:  # configurations share one fitted head
+            heads.add(first)
+            panels.append((f"learned projection ({label})", head["curve"],
+                           (head.get("training") or {}).get("best_epoch"), ("hinge", "held_out_loss")))
+    if not panels:
+        return []
+    fig, axes = _grid(len(panels), 4.6, 3.0, max_cols=3, sharey=False)
+    for ax, (label, curve, best, keys) in zip(axes, panels):
+        epochs = [c["epoch"] for c in curve]
+        for key in keys:
+            if all(key in c for c in curve):
+                ax.plot(epochs, [c[key] for c in curve], lw=1.2, label=key)
+        if best:
+            ax.axvline(best, color="grey", ls=":", lw=1)
+        ax.set_title(label, fontsize=8)
+        ax.set_xlabel("epoch")
+        ax.legend(fontsize=7)
+    return save(fig, out_dir, "training_curves")
+
+
+@_styled
+def latent_histograms(training: dict, out_dir: Path) -> list[Path]:
+    """One panel per configuration with a latent: the density of |z| against the base's."""
+    panels = [(label, rec["latent"]) for label, rec in sorted(training.items()) if rec.get("latent")]
+    if not panels:
+        return []
+    fig, axes = _grid(len(panels), 3.8, 2.8, max_cols=4, sharey=False)
+    for ax, (label, lat) in zip(axes, panels):
+        edges = np.asarray(lat["abs_z"]["edges"])
+        centres = 0.5 * (edges[1:] + edges[:-1])
+        ax.stairs(lat["abs_z"]["density"], edges, label="DB latent", color="tab:blue")
+        ax.plot(centres, lat["abs_z"]["base_density"], color="black", lw=1, ls="--", label="base")
+        ax.set_title(label, fontsize=7)
+        ax.set_xlabel("|z|")
+        ax.legend(fontsize=7)
+    return save(fig, out_dir, "latent_abs_z")

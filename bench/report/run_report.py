@@ -30,6 +30,7 @@ from .tables import (
     condition_rates,
     decided_speedups,
     end_to_end_cost,
+    factorial_ablation,
     latency_budget,
     paired_table,
     params_text,
@@ -269,6 +270,50 @@ def ablation_block(table: pd.DataFrame) -> Table:
                  text_columns=1)
 
 
+def factorial_block(table: pd.DataFrame) -> Table:
+    """The factorial ablation (``tables.factorial_ablation``): one row per (K, tau_db, cell)."""
+    def interval(r: pd.Series) -> str:
+        if not math.isfinite(r["flow_speedup"]):
+            return "-"
+        return f"{r['flow_speedup']:.2f} [{r['flow_low']:.2f}, {r['flow_high']:.2f}]"
+
+    rows = [[f"{int(r['K'])}", f"{r['tau_db']:g}", r["cell"],
+             f"{pct(r['reached'])} [{pct(r['reached_lo'])}, {pct(r['reached_hi'])}]", pct(r["matched"]),
+             num(r["candidates"], ".4g"), num(r["latency_ms"], ".3g"), interval(r), r["decision"] or "-"]
+            for _, r in table.iterrows()]
+    return Table(["K", "tau_db", "cell", "highest exact % [95% CI]", "matched exact %", "candidates", "mean latency ms",
+                  "flow's speedup over the same projection [95% CI]", "decision"], rows,
+                 "Projection (PCA whitening or the learned head) × flow (none or trained), like with like: each "
+                 "(K, tau_db) row group holds only configurations of that K and DB multi-insertion, over the same "
+                 "query sweep, with ITQ and lsh-directed at the same K beside the tau_db 0 group. Candidates and "
+                 "latency are interpolated along each cell's sweep at the highest rate every cell of the group "
+                 "reaches; a flow cell's speedup is the same projection without the flow over it at that rate, "
+                 "with the decided speedups' interval and decision.", text_columns=3)
+
+
+def latent_block(training: dict) -> Table:
+    """Latent diagnostics per learned-hash configuration (``methods.common.latent_diagnostics``)."""
+    rows = []
+    for label, rec in sorted(training.items()):
+        lat = rec.get("latent")
+        if not lat:
+            continue
+        ones = lat["ones_share"]
+        unc = lat["uncertain"]
+        tau_text = "; ".join(f"{t}: {u['mean_bits']:.2f} ({u['base_mean_bits']:.2f})" for t, u in unc.items())
+        cap_text = "; ".join(f"{t}: {100 * u['capped_share']:.2f}%" for t, u in unc.items())
+        stopped = (rec.get("training") or {}).get("stopped", "-")
+        rows.append([label, f"{min(ones):.3f}..{max(ones):.3f}", tau_text, f"{cap_text} (cap {lat['cap']} bits)",
+                     num(lat["expected_over_random"], ".2f"), str(stopped)])
+    return Table(["configuration", "share of ones per bit (min..max)",
+                  "uncertain bits per DB row at tau (the base's prediction)", "rows over the cap at tau",
+                  "expected / random bucket size", "training stopped by"], rows,
+                 "The latent of each flow and projection over the DB rows: bits are z > 0, a bit is uncertain at "
+                 "tau when |z| <= tau (threshold probing and multi-insertion expand it both ways), the base's "
+                 "prediction is K P(|z| <= tau) under the configuration's base; rows with more uncertain bits "
+                 "than the cap are truncated to their most uncertain ones.", text_columns=3)
+
+
 def balance_block(table: pd.DataFrame) -> Table:
     """Bucket balance per configuration with buckets."""
     rows = [[m, lb, f"{int(b)}", num(math.log2(b), ".3g"), f"{int(n)}", num(h, ".3f"), num(100 * ne, ".2f"),
@@ -471,6 +516,26 @@ def build_document(run: RunData, out_dir: Path, latency_budget_ms: float | None 
         doc.add(*fig(figures.ablation_bars(ab, fig_dir),
                      "Candidates scanned and mean latency of each ingredient at the matched top-1 exact hit rate."),
                 ablation_block(ab))
+
+    doc.add(Heading(1, "Ablation: projection × flow, like with like"))
+    fa = (factorial_ablation(run.outcomes, run.points, seed=int(run.info.get("seed", 0) or 0))
+          if run.outcomes is not None and "latency_ms" in run.outcomes else pd.DataFrame())
+    doc.add(factorial_block(fa) if len(fa) else Para(
+        "No two cells of the factorial ablation at one K and tau_db in this run: run flowhash and pca-sign with "
+        "`projection: pca` and `learned` at the same K and tau_db (configs/debian-music.yml)."))
+
+    doc.add(Heading(1, "Training and latent diagnostics"))
+    curves = figures.training_curves(run.training, fig_dir)
+    if curves:
+        doc.add(*fig(curves, "Training of each flow (NLL, agreement term and held-out loss per epoch) and of each "
+                             "learned projection (hinge and held-out loss per epoch); the kept epoch marked."))
+    hist = figures.latent_histograms(run.training, fig_dir)
+    if hist:
+        doc.add(*fig(hist, "Density of |z| over the DB rows' latents against the base's density of |z|, one panel "
+                           "per configuration."))
+    lb = latent_block(run.training)
+    doc.add(lb if lb.rows else Para("No learned hash in this run recorded its latent (`training.json` is written by "
+                                    "runs of this version)."))
 
     doc.add(Heading(1, "Bucket occupancy and balance"))
     occ = figures.bucket_occupancy(run.buckets, run.points, fig_dir)

@@ -224,9 +224,9 @@ ABLATION: tuple[tuple[str, str, Callable[[pd.Series], bool]], ...] = (
     ("itq", "ITQ: PCA + learned rotation, margin probing", lambda p: p["method"] == "itq"),
     ("pca-sign", "PCA-sign: FlowHash without the flow", lambda p: p["method"] == "pca-sign"),
     ("flowhash", "FlowHash, standard-normal base",
-     lambda p: p["method"] == "flowhash" and json.loads(p["build_params"]).get("base", "normal") == "normal"),
+     lambda p: p["method"] == "flowhash" and json.loads(p["build_params"]).get("base", "gmm") == "normal"),
     ("flowhash", "FlowHash, the paper's (two-mode base)",
-     lambda p: p["method"] == "flowhash" and json.loads(p["build_params"]).get("base") == "gmm"),
+     lambda p: p["method"] == "flowhash" and json.loads(p["build_params"]).get("base", "gmm") == "gmm"),
 )
 """The ablation's rows, from the plainest hash to the paper's FlowHash: (method, what it is, which points)."""
 
@@ -399,4 +399,85 @@ def decided_speedups(outcomes: pd.DataFrame, points: pd.DataFrame, focus: str = 
             iv = timed_speedup_interval(ha, la, hb, lb, cells, target, n_boot=n_boot, seed=seed)
             rows.append([share, other, target, mean_cost(ha, la, target), mean_cost(hb, lb, target), iv.estimate,
                          iv.low, iv.high, decide_speedup(iv)])
+    return pd.DataFrame(rows, columns=cols)
+
+
+def ablation_cell(row: pd.Series) -> tuple[int, float, str] | None:
+    """(K, tau_db, cell) of a point of the factorial ablation, or None for a point outside it.
+    Cells: ``<projection> + flow`` (flowhash), ``<projection> only`` (pca-sign: no flow), and the
+    rivals at the same K, ``itq`` and ``lsh-directed`` (tau_db 0: they insert each item once)."""
+    params = json.loads(row["build_params"])
+    K = int(params.get("K", 16))
+    if row["method"] in ("flowhash", "pca-sign"):
+        projection = params.get("projection", "pca")
+        flow = row["method"] == "flowhash" and int(params.get("n_blocks", 10)) > 0
+        base = params.get("base", "gmm") if flow else "gmm"
+        variant = "" if base == "gmm" else f" ({base} base)"  # the factorial's flow is the paper's
+        return K, float(params.get("tau_db", 0.0)), f"{projection} {'+ flow' if flow else 'only'}{variant}"
+    if row["method"] in ("itq", "lsh-directed"):
+        return K, 0.0, str(row["method"])
+    return None
+
+
+def factorial_ablation(outcomes: pd.DataFrame, points: pd.DataFrame, seed: int = 0,
+                       n_boot: int = 1000) -> pd.DataFrame:
+    """Projection {pca, learned} x flow {none, trained}, like with like: for every (K, tau_db) with
+    at least two cells, each cell's highest exact rate (its interval) and, at the highest rate all
+    the row's cells reach (``matched``), its mean candidates and latency, each interpolated along
+    its sweep (its points of that K and tau_db only). A flow cell also gets its latency speedup
+    over the same projection without the flow at ``matched``, with the interval and decision of
+    :func:`decided_speedups` (re-timed latencies where both were re-timed). ITQ and lsh-directed at
+    the same K join the tau_db 0 rows. Empty without two cells anywhere."""
+    from bench.measure.metrics import condition_cells
+    from bench.measure.operating_points import interpolated_cost
+    from bench.measure.uncertainty import decide_speedup, timed_speedup_interval
+
+    cols = ["K", "tau_db", "cell", "reached", "reached_lo", "reached_hi", "matched", "candidates", "latency_ms",
+            "flow_speedup", "flow_low", "flow_high", "decision"]
+    if points.empty:
+        return pd.DataFrame(columns=cols)
+    keyed = points.assign(_key=points.apply(ablation_cell, axis=1)).dropna(subset=["_key"])
+    if keyed.empty:
+        return pd.DataFrame(columns=cols)
+    ordered, rows_of = _point_outcomes(outcomes)
+    exact_all, lat_all = ordered["exact"].to_numpy(dtype=float), ordered["latency_ms"].to_numpy(dtype=float)
+    retimed_all = ordered[RETIMED_MS].to_numpy(dtype=float) if RETIMED_MS in ordered else np.full(len(ordered), np.nan)
+    cells = condition_cells(ordered.loc[rows_of[next(iter(rows_of))]])
+
+    def idx(pts: pd.DataFrame) -> list[np.ndarray]:
+        return [rows_of[(lab, qp)] for lab, qp in zip(pts["label"], pts["query_params"])]
+
+    def matrices(pts: pd.DataFrame, retimed: bool) -> tuple[np.ndarray, np.ndarray]:
+        ii = idx(pts)
+        lat = [retimed_all[i] if retimed and np.isfinite(retimed_all[i]).any() else lat_all[i] for i in ii]
+        return np.array([exact_all[i] for i in ii]), np.array(lat)
+
+    def was_retimed(pts: pd.DataFrame) -> bool:
+        return any(np.isfinite(retimed_all[i]).any() for i in idx(pts))
+
+    rows = []
+    groups = sorted({(k[0], k[1]) for k in keyed["_key"]})
+    for K, tau_db in groups:
+        members = {cell: pts for (k, t, cell), pts in keyed.groupby("_key", sort=True) if k == K and t == tau_db}
+        if len(members) < 2:
+            continue
+        matched = min(float(p["exact"].max()) for p in members.values())
+        for cell, pts in sorted(members.items()):
+            best = pts.loc[pts["exact"].idxmax()]
+            rec = {"K": K, "tau_db": tau_db, "cell": cell, "reached": float(best["exact"]),
+                   "reached_lo": float(best.get("exact_lo", np.nan)), "reached_hi": float(best.get("exact_hi", np.nan)),
+                   "matched": matched,
+                   "candidates": float(interpolated_cost(pts["exact"].to_numpy(), pts["candidates_mean"].to_numpy(),
+                                                         matched)),
+                   "latency_ms": float(interpolated_cost(pts["exact"].to_numpy(), pts["latency_mean_ms"].to_numpy(),
+                                                         matched)),
+                   "flow_speedup": np.nan, "flow_low": np.nan, "flow_high": np.nan, "decision": ""}
+            plain = cell.split(" + flow")[0] + " only"
+            if " + flow" in cell and plain in members:
+                both = was_retimed(pts) and was_retimed(members[plain])
+                ha, la = matrices(pts, both)
+                hb, lb = matrices(members[plain], both)
+                iv = timed_speedup_interval(ha, la, hb, lb, cells, matched, n_boot=n_boot, seed=seed)
+                rec.update(flow_speedup=iv.estimate, flow_low=iv.low, flow_high=iv.high, decision=decide_speedup(iv))
+            rows.append(rec)
     return pd.DataFrame(rows, columns=cols)

@@ -18,6 +18,8 @@ RESULTS = "results.parquet"
 POINTS = "points.parquet"
 OUTCOMES = "outcomes.parquet"
 BUCKETS = "buckets.parquet"
+TRAINING = "training.json"  # learned hashes' training records, curves and latent diagnostics, by label
+TRAINING_KEYS = ("training", "training_curve", "projection", "latent")
 PARTS = "parts"
 PART_TABLES = ("results", "points", "outcomes")
 
@@ -158,6 +160,7 @@ class RunStore:
                 frames[kind].append(self.part_table(label, kind))
         combined = {kind: pd.concat(parts, ignore_index=True) for kind, parts in frames.items()}
         atomic_write_parquet(self.root / BUCKETS, self.bucket_histograms(labels))
+        atomic_write_json(self.root / TRAINING, self.training_records(labels))
         atomic_write_parquet(self.root / RESULTS, combined["results"])
         atomic_write_parquet(self.root / POINTS, combined["points"])
         atomic_write_parquet(self.root / OUTCOMES, combined["outcomes"])
@@ -173,6 +176,18 @@ class RunStore:
             rows += [(label, size, n) for size, n in enumerate(meta.get("occupancy") or []) if n]
         frame = pd.DataFrame(rows, columns=["label", "size", "n_buckets"])
         return frame.astype({"size": "int64", "n_buckets": "int64"})
+
+    def training_records(self, labels: list[str]) -> dict[str, dict]:
+        """What each of ``labels`` recorded of its training and latent (``TRAINING_KEYS`` of its
+        stats), from their parts' meta; labels that recorded none are left out."""
+        out = {}
+        for label in labels:
+            meta = json.loads((self.root / PARTS / f"{self.part_key(label)}.json").read_text())
+            stats = meta.get("stats") or {}
+            kept = {k: stats[k] for k in TRAINING_KEYS if stats.get(k)}
+            if kept:
+                out[label] = kept
+        return out
 
     def write_run_json(self, info: dict) -> None:
         """Write run.json (merged over an existing one so earlier start times are kept)."""

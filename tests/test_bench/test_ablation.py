@@ -3,9 +3,11 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pandas as pd
+import pytest
 
-from bench.report.tables import ablation_table
+from bench.report.tables import ablation_table, factorial_ablation
 
 
 def point(method: str, build: dict, query: dict, exact: float, candidates: float, latency: float) -> dict:
@@ -43,3 +45,45 @@ def test_fewer_than_two_rows_give_no_table() -> None:
     points = pd.DataFrame([point("lsh", {"K": 16}, {"radius": 1}, 0.5, 500, 1.0),
                            point("exhaustive", {}, {}, 0.9, 10_000, 3.0)])
     assert ablation_table(points).empty
+
+
+def _factorial_run(cells: list[tuple[str, dict, float, float]]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """One sweep point per (method, build params, exact rate, latency ms), 400 queries in 4 cells:
+    the first ``rate`` share of each cell's queries are hits, every query takes ``latency`` ms."""
+    n = 400
+    qid = np.arange(n)
+    pts, rows = [], []
+    for method, build, rate, ms in cells:
+        label = f"{method}({json.dumps(build, sort_keys=True)})"
+        hits = (qid % 100) < round(100 * rate)
+        rows.append(pd.DataFrame({"label": label, "query_params": "{}", "query_id": qid, "duration_s": qid % 2,
+                                  "snr": "clean", "reverb": (qid // 2) % 2, "exact": hits,
+                                  "latency_ms": np.full(n, ms)}))
+        pts.append({**point(method, build, {}, float(hits.mean()), 100.0, ms), "label": label})
+    return pd.DataFrame(pts), pd.concat(rows, ignore_index=True)
+
+
+def test_the_factorial_ablation_compares_each_flow_with_its_own_projection_at_equal_k_and_tau_db() -> None:
+    points, outcomes = _factorial_run([
+        ("pca-sign", {}, 0.70, 0.2), ("flowhash", {}, 0.72, 0.4),
+        ("pca-sign", {"projection": "learned"}, 0.80, 0.3), ("flowhash", {"projection": "learned"}, 0.80, 0.15),
+        ("pca-sign", {"K": 20}, 0.50, 0.1),                                       # alone at K 20: no row
+        ("pca-sign", {"tau_db": 1.0}, 0.80, 0.5), ("flowhash", {"tau_db": 1.0}, 0.85, 1.0),
+        ("itq", {"K": 16}, 0.55, 0.2), ("lsh-directed", {"K": 16, "L": 4}, 0.66, 0.25),
+        ("exhaustive", {}, 0.9, 3.0),
+    ])
+    table = factorial_ablation(outcomes, points, n_boot=200)
+    assert set(zip(table["K"], table["tau_db"])) == {(16, 0.0), (16, 1.0)}
+    zero = table[table["tau_db"] == 0.0].set_index("cell")
+    assert set(zero.index) == {"pca only", "pca + flow", "learned only", "learned + flow", "itq", "lsh-directed"}
+    assert (zero["matched"] == 0.55).all()  # the highest rate every cell of the row reaches (itq's)
+    assert zero.loc["learned + flow", "reached"] == 0.80
+    # a flow's speedup is over the same projection without it, never across projections
+    assert zero.loc["pca + flow", "flow_speedup"] == pytest.approx(0.5)
+    assert zero.loc["pca + flow", "decision"] == "slower"
+    assert zero.loc["learned + flow", "flow_speedup"] == pytest.approx(2.0)
+    assert zero.loc["learned + flow", "decision"] == "faster"
+    assert np.isnan(zero.loc["itq", "flow_speedup"]) and zero.loc["itq", "decision"] == ""
+    one = table[table["tau_db"] == 1.0].set_index("cell")
+    assert set(one.index) == {"pca only", "pca + flow"}  # the rivals insert once: tau_db 0 rows only
+    assert one.loc["pca + flow", "flow_speedup"] == pytest.approx(0.5)

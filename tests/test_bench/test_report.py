@@ -24,7 +24,7 @@ from tests.test_bench.test_run import QUERIES, TIMING, write_rirs
 GRIDS = {"flowhash": {"build": [{"K": 8, "max_steps": 50}], "query": [{"n_probes": 1}, {"n_probes": 8}]},
          "lsh": {"build": [{"K": 8, "L": 1}], "query": [{"radius": 0}, {"radius": 1}]}}
 FIGURE_NAMES = {"hit_rate_vs_snr", "hit_rate_vs_duration", "pareto_latency", "pareto_e2e_latency", "pareto_candidates", "bucket_occupancy",
-                "speedup", "build_cost", "ablation", "stages"}
+                "speedup", "build_cost", "ablation", "stages", "training_curves", "latent_abs_z"}
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync",
                   "--hide-scrollbars"]
@@ -119,10 +119,15 @@ def test_run_writes_report_with_figures_tables_and_environment(run_dir: Path) ->
                    "flowhash exact / near %", "95% CI ± (widest)", "Speedup of flowhash", "entropy H/K",
                    "expected size sum(c²)/N",
                    "Ablation: what the flow adds", "× fewer than first", "expected/random",
+                   "Training and latent diagnostics", "uncertain bits per DB row at tau", "rows over the cap",
                    "Latency breakdown by stage", "rerank ms", "stages % of call", "Harness overhead", "JIT s",
                    info["environment"]["git"]["commit"] or "unknown", info["queryset"]["content_hash"],
                    info["encoder"]["sha256"], "threads", "seeds", "faiss-cpu", "**exact**"):
         assert needle in md, needle
+    training = json.loads((run_dir / "training.json").read_text())
+    assert set(training) == {"flowhash(K=8,max_steps=50)"}  # lsh learns nothing
+    rec = training["flowhash(K=8,max_steps=50)"]
+    assert len(rec["training_curve"]) == rec["training"]["epochs"] and rec["latent"]["K"] == 8
     buckets = pd.read_parquet(run_dir / "buckets.parquet")
     flow = buckets[buckets["label"].str.startswith("flowhash")]
     assert set(buckets["label"]) == {"flowhash(K=8,max_steps=50)", "lsh(K=8,L=1)"}
