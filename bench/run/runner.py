@@ -187,6 +187,23 @@ def timed_query_rows(inputs: RunInputs) -> tuple[np.ndarray, list[np.ndarray]]:
 ACCURACY_CHUNK = 1024
 
 
+def accuracy_chunks(groups: np.ndarray | None, n: int, size: int | None = None) -> list[slice]:
+    """Row slices of about ``size`` rows (``ACCURACY_CHUNK``) covering ``n`` rows in order; with
+    ``groups`` (one label per row, each group's rows adjacent), a slice ends only where the label
+    changes, so no group is split."""
+    size = size or ACCURACY_CHUNK
+    if groups is None:
+        return [slice(s, min(s + size, n)) for s in range(0, n, size)]
+    changes = np.flatnonzero(np.asarray(groups)[1:] != np.asarray(groups)[:-1]) + 1
+    out, start = [], 0
+    while start < n:
+        later = changes[changes >= start + size]
+        end = int(later[0]) if later.size else n
+        out.append(slice(start, end))
+        start = end
+    return out
+
+
 def accuracy_search(method: Method, queries: np.ndarray, k: int, threads: int | None) -> SearchResult:
     """The untimed search over every query segment, ``ACCURACY_CHUNK`` segments a call, on
     ``threads`` threads (the method's own when None); the method's thread count is restored before
@@ -196,7 +213,8 @@ def accuracy_search(method: Method, queries: np.ndarray, k: int, threads: int | 
     own = method.threads
     threads = own if threads is None else threads
     parallel = not method.threads_over_batch and threads > 1
-    chunks = [slice(s, s + ACCURACY_CHUNK) for s in range(0, len(queries), ACCURACY_CHUNK)]
+    # an audio method rejoins each query's rows into its audio: a chunk never splits a query
+    chunks = accuracy_chunks(queries[:, 0] if method.input_kind == "audio" else None, len(queries))
 
     def search(rows: slice) -> SearchResult:
         return method.search(np.ascontiguousarray(queries[rows]), k)

@@ -77,6 +77,23 @@ def test_clean_excerpts_are_found_at_their_offset(world: tuple[AudioDB, list[np.
         assert np.array_equal(later, db.segment_rows[t][segment:segment + len(later)])
 
 
+def test_the_accuracy_pass_in_chunks_never_splits_a_query(world: tuple[AudioDB, list[np.ndarray]],
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    from bench.run import runner
+
+    db, tracks = world
+    method = get_method("audfprint")
+    method.build(db)
+    q = query_rows([tracks[t % len(tracks)][t * SR:(t + 4) * SR] for t in range(12)])  # 12 queries of 4 s
+    whole = method.search(q, 5)
+    monkeypatch.setattr(runner, "ACCURACY_CHUNK", 10)  # a query has more than 10 rows: chunks end at queries
+    chunks = runner.accuracy_chunks(q[:, 0], len(q))
+    assert len(chunks) > 1 and all(q[c.start, 1] == 0 for c in chunks)
+    parts = runner.accuracy_search(method, q, 5, threads=1)
+    np.testing.assert_array_equal(parts.ids, whole.ids)
+    assert runner.accuracy_chunks(None, 25, 10) == [slice(0, 10), slice(10, 20), slice(20, 25)]
+
+
 def test_a_silent_or_very_short_query_is_a_miss(world: tuple[AudioDB, list[np.ndarray]]) -> None:
     db, tracks = world
     method = get_method("audfprint")
