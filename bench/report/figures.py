@@ -474,11 +474,15 @@ def stage_bars(table: pd.DataFrame, out_dir: Path) -> list[Path]:
 
 @_styled
 def training_curves(training: dict, out_dir: Path) -> list[Path]:
-    """One panel per flow or learned projection: its losses per epoch, the kept epoch marked."""
-    panels, heads = [], set()
+    """One panel per fitted flow or learned projection (configurations sharing a fit drawn once):
+    its losses per epoch, the kept epoch marked."""
+    panels, heads, flows = [], set(), set()
     for label, rec in sorted(training.items()):
-        if rec.get("training_curve"):
-            panels.append((label, rec["training_curve"], (rec.get("training") or {}).get("best_epoch"),
+        curve = rec.get("training_curve")
+        key = tuple(sorted(curve[-1].items())) if curve else None
+        if key is not None and key not in flows:  # configurations differing in tau_db share one fit
+            flows.add(key)
+            panels.append((label, curve, (rec.get("training") or {}).get("best_epoch"),
                            ("nll", "agreement", "val_loss")))
         head = rec.get("projection") or {}
         first = tuple(sorted(head["curve"][0].items())) if head.get("curve") else None

@@ -7,7 +7,7 @@ A table in a Markdown file is tied to its run by a marker line before it and a c
     <!-- /bench-table -->
 
 Kinds from a ``bench run`` folder: ``budget``, ``snr``, ``paired``, ``speedup``, ``e2e``, ``e2e-snr``,
-``ablation``, ``balance``; from a ``bench scale`` folder, the ``scale-*`` kinds of
+``ablation``, ``ablation-factorial``, ``balance``; from a ``bench scale`` folder, the ``scale-*`` kinds of
 ``readme_scale_tables``. ``check_tables`` renders every marked table afresh from the run it names
 and lists the ones whose text differs; ``write_tables`` rewrites them. ``python -m bench readme``
 runs either. A line that looks like a marker (an HTML comment whose first word is ``bench-table`` in
@@ -42,6 +42,7 @@ from .tables import (
     condition_rates,
     decided_speedups,
     end_to_end_cost,
+    factorial_ablation,
     method_sort_key,
     paired_table,
     snr_labels,
@@ -61,7 +62,8 @@ NAME, NAMES, INTEGERS = "a method name", "comma-separated method names", "comma-
 OPTIONS: dict[str, dict[str, str]] = {
     "budget": {"budget_ms": NUMBER}, "snr": {"budget_ms": NUMBER},
     "paired": {"budget_ms": NUMBER, "against": NAME}, "speedup": {}, "speedup-decided": {"share": NUMBER},
-    "e2e": {"methods": NAMES}, "e2e-snr": {"methods": NAMES}, "ablation": {}, "balance": {"methods": NAMES},
+    "e2e": {"methods": NAMES}, "e2e-snr": {"methods": NAMES}, "ablation": {}, "ablation-factorial": {},
+    "balance": {"methods": NAMES},
     "scale-target": {}, "scale-speedup": {"sizes": INTEGERS}, "scale-decided": {"sizes": INTEGERS, "share": NUMBER},
     "scale-budget": {"n": INTEGER, "budget_ms": NUMBER},
 }
@@ -241,6 +243,25 @@ def ablation(run: RunData, args: dict[str, str]) -> str:
     return pipe_table(["variant", "matched exact %", "candidates", "mean latency ms"], ["l", "r", "r", "r"], rows)
 
 
+def factorial(run: RunData, args: dict[str, str]) -> str:
+    """The report's factorial ablation: projection x flow at each K and tau_db, each cell's
+    highest exact rate and, at the row group's matched rate, its candidates and latency; a flow
+    cell's speedup over the same projection without it, decided."""
+    if run.outcomes is None or "latency_ms" not in run.outcomes:
+        raise ValueError(f"{run.root}: no per-query outcomes with latencies; the factorial ablation needs them")
+    table = factorial_ablation(run.outcomes, run.points, seed=int(run.info.get("seed", 0) or 0))
+    if table.empty:
+        raise ValueError(f"{run.root}: no two cells of the factorial ablation at one K and tau_db")
+    rows = []
+    for _, r in table.iterrows():
+        speedup = "-" if not math.isfinite(r["flow_speedup"]) else (
+            f"{r['flow_speedup']:.2f} [{r['flow_low']:.2f}, {r['flow_high']:.2f}]: {r['decision']}")
+        rows.append([f"{int(r['K'])}", f"{r['tau_db']:g}", r["cell"], pct(r["reached"]), pct(r["matched"]),
+                     num(r["candidates"], ".0f"), num(r["latency_ms"], ".3f"), speedup])
+    return pipe_table(["K", "tau_db", "cell", "highest exact %", "matched %", "candidates", "mean latency ms",
+                       "flow over the same projection [95% CI]"], ["r", "r", "l", "r", "r", "r", "r", "l"], rows)
+
+
 def balance(run: RunData, args: dict[str, str]) -> str:
     """Bucket balance of each configuration with buckets: K bits (log2 of the buckets), expected
     bucket size over a random hash's, and normalised entropy H/K (``methods=`` limits the methods)."""
@@ -279,7 +300,8 @@ def decided(run: RunData, args: dict[str, str]) -> str:
 
 RENDERERS: dict[str, Callable[[RunData, dict[str, str]], str]] = {
     "budget": budget_table, "snr": snr_table, "paired": paired, "speedup": speedups, "e2e": end_to_end,
-    "e2e-snr": end_to_end_snr, "ablation": ablation, "balance": balance, "speedup-decided": decided,
+    "e2e-snr": end_to_end_snr, "ablation": ablation, "ablation-factorial": factorial, "balance": balance,
+    "speedup-decided": decided,
 }
 KINDS = (*RENDERERS, *SCALE_RENDERERS)
 

@@ -459,8 +459,8 @@ def factorial_ablation(outcomes: pd.DataFrame, points: pd.DataFrame, seed: int =
     groups = sorted({(k[0], k[1]) for k in keyed["_key"]})
     for K, tau_db in groups:
         members = {cell: pts for (k, t, cell), pts in keyed.groupby("_key", sort=True) if k == K and t == tau_db}
-        if len(members) < 2:
-            continue
+        if len(members) < 2 or not any(" + flow" in c or c.endswith(" only") for c in members):
+            continue  # the rivals alone at a K are no ablation
         matched = min(float(p["exact"].max()) for p in members.values())
         for cell, pts in sorted(members.items()):
             best = pts.loc[pts["exact"].idxmax()]
