@@ -99,8 +99,9 @@ class LearnedProjection:
     def _train(cls, anchors: np.ndarray, positives: np.ndarray, held_anchors: np.ndarray,
                held_positives: np.ndarray, K: int, scale: float, seed: int) -> "LearnedProjection":
         t0 = time.perf_counter()
-        xa, xp = torch.from_numpy(np.asarray(anchors, np.float32)), torch.from_numpy(np.asarray(positives, np.float32))
-        va, vp = (torch.from_numpy(np.asarray(x, np.float32)) for x in (held_anchors, held_positives))
+        # copies: the harness hands read-only arrays, which torch will not wrap
+        xa, xp, va, vp = (torch.from_numpy(np.array(x, dtype=np.float32))
+                          for x in (anchors, positives, held_anchors, held_positives))
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             head = make_head(xa.shape[1], K)
@@ -123,7 +124,7 @@ class LearnedProjection:
                     optimizer.step()
                     n_batches += 1
                     for k in sums:
-                        sums[k] += float(losses[k])
+                        sums[k] += float(losses[k].detach())
                 steps += n_batches
                 held = held_loss(head, va, vp)
                 curve.append({"epoch": epoch, "step": steps, **{k: v / max(1, n_batches) for k, v in sums.items()},
