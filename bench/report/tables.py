@@ -269,6 +269,36 @@ def _point_outcomes(outcomes: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
     return ordered, ordered.groupby(["label", "query_params"], sort=False).indices
 
 
+class _SweepMatrices:
+    """Per-query hits and latencies of sweep points, read off the outcomes: what the decided
+    speedups resample. Latencies are the re-timed ones where asked for and the point has them,
+    else the sweep's, so both sides of a comparison can be read under one timing regime."""
+
+    def __init__(self, outcomes: pd.DataFrame) -> None:
+        """Index ``outcomes`` by sweep point."""
+        from bench.measure.metrics import condition_cells
+
+        ordered, self.rows_of = _point_outcomes(outcomes)
+        self.exact = ordered["exact"].to_numpy(dtype=float)
+        self.latency = ordered["latency_ms"].to_numpy(dtype=float)
+        self.retimed = (ordered[RETIMED_MS].to_numpy(dtype=float) if RETIMED_MS in ordered
+                        else np.full(len(ordered), np.nan))
+        self.cells = condition_cells(ordered.loc[self.rows_of[next(iter(self.rows_of))]])
+
+    def _rows(self, pts: pd.DataFrame) -> list[np.ndarray]:
+        return [self.rows_of[(lab, qp)] for lab, qp in zip(pts["label"], pts["query_params"])]
+
+    def was_retimed(self, pts: pd.DataFrame) -> bool:
+        """Whether any of the points ``pts`` was re-timed."""
+        return any(np.isfinite(self.retimed[i]).any() for i in self._rows(pts))
+
+    def of(self, pts: pd.DataFrame, retimed: bool) -> tuple[np.ndarray, np.ndarray]:
+        """[points, queries] hits and latencies of ``pts`` (re-timed latencies where ``retimed``)."""
+        rows = self._rows(pts)
+        lat = [self.retimed[i] if retimed and np.isfinite(self.retimed[i]).any() else self.latency[i] for i in rows]
+        return np.array([self.exact[i] for i in rows]), np.array(lat)
+
+
 def paired_table(outcomes: pd.DataFrame, ops: pd.DataFrame, against: str, seed: int = 0) -> pd.DataFrame:
     """Each method's operating point against ``against``'s, query by query (they answer the same
     queries): the difference in top-1 exact hit rate with its paired bootstrap interval
@@ -351,10 +381,10 @@ def decided_speedups(outcomes: pd.DataFrame, points: pd.DataFrame, focus: str = 
     per-query latencies together (``bench.measure.uncertainty.timed_speedup_interval``) and its
     decision (``decide_speedup``). Where both methods' compared points were re-timed interleaved
     (``bench.run.retime``: outcomes column ``retimed_ms``) both are read at those latencies;
-    otherwise both at their sweep's, so a pair is never timed under two regimes. A method that searches raw audio is compared end to end in the speedup table
-    instead, and left out here. Empty when the focus method or the reference did not run.
+    otherwise both at their sweep's, so a pair is never timed under two regimes. A method that
+    searches raw audio is compared end to end in the speedup table instead, and left out here.
+    Empty when the focus method or the reference did not run.
     """
-    from bench.measure.metrics import condition_cells
     from bench.measure.operating_points import interpolated_cost
     from bench.measure.uncertainty import decide_speedup, timed_speedup_interval
 
@@ -363,40 +393,26 @@ def decided_speedups(outcomes: pd.DataFrame, points: pd.DataFrame, focus: str = 
     if focus not in methods or REFERENCE not in methods:
         return pd.DataFrame(columns=cols)
     best = float(points.loc[points["method"] == REFERENCE, "exact"].max())
-    ordered, rows_of = _point_outcomes(outcomes)
-    exact_all, lat_all = ordered["exact"].to_numpy(dtype=float), ordered["latency_ms"].to_numpy(dtype=float)
-    retimed_all = ordered[RETIMED_MS].to_numpy(dtype=float) if RETIMED_MS in ordered else np.full(len(ordered), np.nan)
-
-    def matrices(method: str, retimed: bool) -> tuple[np.ndarray, np.ndarray]:
-        """Hits and latencies of ``method``'s points: re-timed latencies where ``retimed`` and the
-        point has them, else the sweep's."""
-        pts = points[points["method"] == method]
-        idx = [rows_of[(lab, qp)] for lab, qp in zip(pts["label"], pts["query_params"])]
-        lat = [retimed_all[i] if retimed and np.isfinite(retimed_all[i]).any() else lat_all[i] for i in idx]
-        return np.array([exact_all[i] for i in idx]), np.array(lat)
-
-    def was_retimed(method: str) -> bool:
-        pts = points[points["method"] == method]
-        return any(np.isfinite(retimed_all[rows_of[(lab, qp)]]).any()
-                   for lab, qp in zip(pts["label"], pts["query_params"]))
+    sweeps = _SweepMatrices(outcomes)
+    of_method = {m: points[points["method"] == m] for m in methods}
 
     def mean_cost(hits: np.ndarray, lat: np.ndarray, target: float) -> float:
         return float(interpolated_cost(hits.mean(axis=1), np.nanmean(lat, axis=1), target))
 
-    cells = condition_cells(ordered.loc[rows_of[next(iter(rows_of))]])
     others = [o for o in sorted(methods - {focus}, key=method_sort_key) if latency_cost(points, o) == "latency_mean_ms"]
     # like with like: re-timed latencies on both sides, or the sweep's on both (exhaustive search at
     # a scaling run's large sizes is not re-timed: against it the focus method is read at its sweep's)
-    retimed = {other: was_retimed(focus) and was_retimed(other) for other in others}
-    focus_mats = {flag: matrices(focus, flag) for flag in set(retimed.values())}
-    mats = {other: matrices(other, retimed[other]) for other in others}
+    retimed = {other: sweeps.was_retimed(of_method[focus]) and sweeps.was_retimed(of_method[other])
+               for other in others}
+    focus_mats = {flag: sweeps.of(of_method[focus], flag) for flag in set(retimed.values())}
+    mats = {other: sweeps.of(of_method[other], retimed[other]) for other in others}
     rows = []
     for share in sorted(shares, reverse=True):
         target = share * best
         for other in others:
             ha, la = focus_mats[retimed[other]]
             hb, lb = mats[other]
-            iv = timed_speedup_interval(ha, la, hb, lb, cells, target, n_boot=n_boot, seed=seed)
+            iv = timed_speedup_interval(ha, la, hb, lb, sweeps.cells, target, n_boot=n_boot, seed=seed)
             rows.append([share, other, target, mean_cost(ha, la, target), mean_cost(hb, lb, target), iv.estimate,
                          iv.low, iv.high, decide_speedup(iv)])
     return pd.DataFrame(rows, columns=cols)
@@ -428,7 +444,6 @@ def factorial_ablation(outcomes: pd.DataFrame, points: pd.DataFrame, seed: int =
     over the same projection without the flow at ``matched``, with the interval and decision of
     :func:`decided_speedups` (re-timed latencies where both were re-timed). ITQ and lsh-directed at
     the same K join the tau_db 0 rows. Empty without two cells anywhere."""
-    from bench.measure.metrics import condition_cells
     from bench.measure.operating_points import interpolated_cost
     from bench.measure.uncertainty import decide_speedup, timed_speedup_interval
 
@@ -439,22 +454,7 @@ def factorial_ablation(outcomes: pd.DataFrame, points: pd.DataFrame, seed: int =
     keyed = points.assign(_key=points.apply(ablation_cell, axis=1)).dropna(subset=["_key"])
     if keyed.empty:
         return pd.DataFrame(columns=cols)
-    ordered, rows_of = _point_outcomes(outcomes)
-    exact_all, lat_all = ordered["exact"].to_numpy(dtype=float), ordered["latency_ms"].to_numpy(dtype=float)
-    retimed_all = ordered[RETIMED_MS].to_numpy(dtype=float) if RETIMED_MS in ordered else np.full(len(ordered), np.nan)
-    cells = condition_cells(ordered.loc[rows_of[next(iter(rows_of))]])
-
-    def idx(pts: pd.DataFrame) -> list[np.ndarray]:
-        return [rows_of[(lab, qp)] for lab, qp in zip(pts["label"], pts["query_params"])]
-
-    def matrices(pts: pd.DataFrame, retimed: bool) -> tuple[np.ndarray, np.ndarray]:
-        ii = idx(pts)
-        lat = [retimed_all[i] if retimed and np.isfinite(retimed_all[i]).any() else lat_all[i] for i in ii]
-        return np.array([exact_all[i] for i in ii]), np.array(lat)
-
-    def was_retimed(pts: pd.DataFrame) -> bool:
-        return any(np.isfinite(retimed_all[i]).any() for i in idx(pts))
-
+    sweeps = _SweepMatrices(outcomes)
     rows = []
     groups = sorted({(k[0], k[1]) for k in keyed["_key"]})
     for K, tau_db in groups:
@@ -474,10 +474,10 @@ def factorial_ablation(outcomes: pd.DataFrame, points: pd.DataFrame, seed: int =
                    "flow_speedup": np.nan, "flow_low": np.nan, "flow_high": np.nan, "decision": ""}
             plain = cell.split(" + flow")[0] + " only"
             if " + flow" in cell and plain in members:
-                both = was_retimed(pts) and was_retimed(members[plain])
-                ha, la = matrices(pts, both)
-                hb, lb = matrices(members[plain], both)
-                iv = timed_speedup_interval(ha, la, hb, lb, cells, matched, n_boot=n_boot, seed=seed)
+                both = sweeps.was_retimed(pts) and sweeps.was_retimed(members[plain])
+                ha, la = sweeps.of(pts, both)
+                hb, lb = sweeps.of(members[plain], both)
+                iv = timed_speedup_interval(ha, la, hb, lb, sweeps.cells, matched, n_boot=n_boot, seed=seed)
                 rec.update(flow_speedup=iv.estimate, flow_low=iv.low, flow_high=iv.high, decision=decide_speedup(iv))
             rows.append(rec)
     return pd.DataFrame(rows, columns=cols)
