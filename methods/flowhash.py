@@ -51,6 +51,7 @@ import torch
 
 from methods.base import Method, SearchResult, TrainData, check_choice, check_float_range, check_int_range
 from methods.common.balance import bucket_balance
+from methods.common.early_stopping import BestEpoch
 from methods.common.hash_table import (
     MAX_BITS,
     HashTable,
@@ -154,9 +155,11 @@ class FlowHash(Method):
         K, d = p["K"], train.anchors.shape[1]
         if K > d:
             raise ValueError(f"K={K} is out of range for d={d}; allowed: 2 <= K <= {min(d, MAX_BITS)}")
-        fit_a, fit_p, held_a, held_p = self._held_out(train)
+        # the fitting and held-out pairs, split once for whichever of the head and the flow stops early
+        split = (self._held_out(train) if p["projection"] == "learned" or (p["n_blocks"] > 0 and p["patience"] > 0)
+                 else None)
         if p["projection"] == "learned":
-            self.projection = LearnedProjection.fit(fit_a, fit_p, held_a, held_p, K, scale=base_std(p["base"]),
+            self.projection = LearnedProjection.fit(*split, K, scale=base_std(p["base"]),
                                                     seed=self.seed)
         else:
             self.projection = PCAWhitening.fit(train.anchors, K, scale=base_std(p["base"]))
@@ -181,7 +184,7 @@ class FlowHash(Method):
             optimizer = torch.optim.Adam(self.transform.parameters(), lr=p["lr"])
             shuffler = torch.Generator().manual_seed(self.seed)
             if p["patience"] > 0:
-                self._fit_early_stopping(*(self._projected(x) for x in (fit_a, fit_p, held_a, held_p)),
+                self._fit_early_stopping(*(self._projected(x) for x in split),
                                          optimizer, shuffler, train)
             else:
                 xa, xp = self._projected(train.anchors), self._projected(train.positives)
@@ -238,7 +241,7 @@ class FlowHash(Method):
         """Train on the fitting pairs until the held-out pairs' loss stops improving; keep the best."""
         p = self.params
         cap = p["max_steps"]
-        best, best_state, best_epoch, since, step, stopped = math.inf, None, 0, 0, 0, "epochs"
+        keeper, step, stopped = BestEpoch(self.transform, p["patience"], 1e-4), 0, "epochs"
         for epoch in range(1, p["epochs"] + 1):
             if cap is not None and step >= cap:
                 stopped = "max_steps"
@@ -247,18 +250,12 @@ class FlowHash(Method):
             step += losses.pop("steps")
             losses["val_loss"] = self._validation_loss(xa_val, xp_val)
             self._log_epoch(epoch, step, losses, train.anchors[:LOG_SAMPLE], train.positives[:LOG_SAMPLE])
-            if losses["val_loss"] < best - 1e-4:
-                best, best_epoch, since = losses["val_loss"], epoch, 0
-                best_state = {k: v.detach().clone() for k, v in self.transform.state_dict().items()}
-            else:
-                since += 1
-                if since >= p["patience"]:
-                    stopped = "early stopping"
-                    break
-        if best_state is not None:
-            self.transform.load_state_dict(best_state)
-        self.training = {"steps": step, "epochs": len(self.history), "best_epoch": best_epoch,
-                         "best_val_loss": best, "stopped": stopped, "validation_pairs": int(xa_val.shape[0]),
+            if keeper.update(epoch, losses["val_loss"]):
+                stopped = "early stopping"
+                break
+        keeper.restore()
+        self.training = {"steps": step, "epochs": len(self.history), "best_epoch": keeper.epoch,
+                         "best_val_loss": keeper.best, "stopped": stopped, "validation_pairs": int(xa_val.shape[0]),
                          "held_out_tracks": train.held_anchors is not None,
                          "max_steps": cap, "max_epochs": p["epochs"]}
 

@@ -22,7 +22,6 @@ affine map (its ActNorm re-estimates it).
 from __future__ import annotations
 
 import hashlib
-import math
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,6 +29,8 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
+
+from methods.common.early_stopping import BestEpoch
 
 HIDDEN = 512         # AFP-NF: int(2048 / factor), factor 4
 TEMPERATURE = 0.1    # AFP-NF config/main.yaml ``temp``
@@ -107,7 +108,7 @@ class LearnedProjection:
             head = make_head(xa.shape[1], K)
             optimizer = torch.optim.Adam(head.parameters(), lr=LR)
             shuffler = torch.Generator().manual_seed(seed)
-            best, best_state, best_epoch, since, steps, stopped = math.inf, None, 0, 0, 0, "epochs"
+            keeper, steps, stopped = BestEpoch(head, PATIENCE, 1e-5), 0, "epochs"
             curve: list[dict[str, float]] = []
             for epoch in range(1, MAX_EPOCHS + 1):
                 head.train()
@@ -129,16 +130,10 @@ class LearnedProjection:
                 held = held_loss(head, va, vp)
                 curve.append({"epoch": epoch, "step": steps, **{k: v / max(1, n_batches) for k, v in sums.items()},
                               "held_out_loss": held})
-                if held < best - 1e-5:
-                    best, best_epoch, since = held, epoch, 0
-                    best_state = {k: v.detach().clone() for k, v in head.state_dict().items()}
-                else:
-                    since += 1
-                    if since >= PATIENCE:
-                        stopped = "early stopping"
-                        break
-            if best_state is not None:
-                head.load_state_dict(best_state)
+                if keeper.update(epoch, held):
+                    stopped = "early stopping"
+                    break
+            keeper.restore()
         head.eval()
         w1, b1, w2, b2 = fold_batch_norm(head)
         projection = cls(w1, b1, w2, b2)
@@ -146,8 +141,8 @@ class LearnedProjection:
         mean, std = out.mean(axis=0), np.maximum(out.std(axis=0), 1e-12)
         projection.w2 = (w2 * (scale / std)).astype(np.float32)
         projection.b2 = ((b2 - mean) * (scale / std)).astype(np.float32)
-        projection.training = {"epochs": len(curve), "steps": steps, "best_epoch": best_epoch,
-                               "best_held_out_loss": best, "stopped": stopped, "fit_s": time.perf_counter() - t0,
+        projection.training = {"epochs": len(curve), "steps": steps, "best_epoch": keeper.epoch,
+                               "best_held_out_loss": keeper.best, "stopped": stopped, "fit_s": time.perf_counter() - t0,
                                "held_out_pairs": int(va.shape[0]), "max_epochs": MAX_EPOCHS, "lr": LR}
         projection.curve = curve
         return projection
