@@ -172,18 +172,21 @@ class RunStore:
         and parts written before histograms were kept, have no rows."""
         rows = []
         for label in labels:
-            meta = json.loads((self.root / PARTS / f"{self.part_key(label)}.json").read_text())
+            meta = self._part_json(label)
             rows += [(label, size, n) for size, n in enumerate(meta.get("occupancy") or []) if n]
         frame = pd.DataFrame(rows, columns=["label", "size", "n_buckets"])
         return frame.astype({"size": "int64", "n_buckets": "int64"})
+
+    def _part_json(self, label: str) -> dict:
+        """The meta of the finished part of ``label``, as written (no checks)."""
+        return json.loads((self.root / PARTS / f"{self.part_key(label)}.json").read_text())
 
     def training_records(self, labels: list[str]) -> dict[str, dict]:
         """What each of ``labels`` recorded of its training and latent (``TRAINING_KEYS`` of its
         stats), from their parts' meta; labels that recorded none are left out."""
         out = {}
         for label in labels:
-            meta = json.loads((self.root / PARTS / f"{self.part_key(label)}.json").read_text())
-            stats = meta.get("stats") or {}
+            stats = self._part_json(label).get("stats") or {}
             kept = {k: stats[k] for k in TRAINING_KEYS if stats.get(k)}
             if kept:
                 out[label] = kept
