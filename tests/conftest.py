@@ -1,6 +1,8 @@
 """Shared fixtures: an isolated cache and small audio files written by the tests themselves."""
 from __future__ import annotations
 
+import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -9,11 +11,16 @@ import soundfile as sf
 
 
 @pytest.fixture(autouse=True)
-def isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Every test gets its own cache folder, so nothing leaks into ~/.cache or between tests."""
+def isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """Every test gets its own cache folder, so nothing leaks into ~/.cache or between tests.
+
+    The folder goes when the test ends: the suite's caches add up to gigabytes, and a CI
+    machine's disk may be small.
+    """
     root = tmp_path_factory.mktemp("cache")
     monkeypatch.setenv("FLOWHASH_BENCH_CACHE", str(root))
-    return root
+    yield root
+    shutil.rmtree(root, ignore_errors=True)
 
 
 def tone_track(seed: int, seconds: float, sample_rate: int) -> np.ndarray:
