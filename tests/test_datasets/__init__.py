@@ -1,1 +1,1 @@
-"""Tests of corpora, noise and room banks, degradation, query sets, content checks."""
+"""Tests of corpora, noise and room banks, content checks."""
