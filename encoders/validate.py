@@ -39,8 +39,8 @@ def query_outcomes(encoder: Encoder, corpus: Corpus, queryset: QuerySet, progres
     ids, scores = exact_search(db, qemb)
     codes, tracks = pd.factorize(segments["track_id"])
     manifest = queryset.manifest()
-    pred_track, pred_start = vote_sequences(index["query"].to_numpy(), index["j"].to_numpy(), ids, scores,
-                                            codes, segments["segment"].to_numpy(), len(manifest))
+    pred_track, pred_start, _ = vote_sequences(index["query"].to_numpy(), index["j"].to_numpy(), ids, scores,
+                                               codes, segments["segment"].to_numpy(), len(manifest))
     true_track = pd.Index(tracks).get_indexer(manifest["track_id"])
     hits = hit_levels(pred_track, pred_start, true_track, manifest["true_segment"].to_numpy())
     return manifest.assign(**hits, pred_segment=pred_start)

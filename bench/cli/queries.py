@@ -39,6 +39,12 @@ def add_grid_arguments(parser: argparse.ArgumentParser) -> None:
                    help="'clean' and/or SNRs in dB, -20..60 (default clean 20 10 5 0)")
     g.add_argument("--reverb", nargs="+", type=REVERB, default=list(QuerySetConfig.reverbs), metavar="RT60",
                    help="'none' and/or room RT60s in seconds, 0.1..2 (default none 0.3 0.6 0.9)")
+    g.add_argument("--transforms", nargs="+", default=list(QuerySetConfig.transforms), metavar="T",
+                   help="degradation axis: none, stretch:F (tempo x F, pitch kept), pitch:S (semitones), speed:F "
+                        "(resampled), mp3:KBPS, opus:KBPS, phone:gsm, phone:ulaw (default none)")
+    g.add_argument("--absent-share", type=float, default=QuerySetConfig.absent_share, metavar="SHARE",
+                   help="open set: share (0..0.5) of each cell's queries, and of the test tracks, whose song is in "
+                        "no DB; as many calibration queries come from held-out val tracks (default 0)")
     g.add_argument("--per-cell", type=int, default=QuerySetConfig.per_cell,
                    help="queries per (duration, SNR, reverb) cell (default %(default)s)")
     g.add_argument("--seed", type=int, default=0, help="query sampling seed (default %(default)s)")
@@ -57,7 +63,8 @@ def config_from(args: argparse.Namespace) -> QuerySetConfig:
     check_distinct("--reverb", args.reverb, DRY)
     return QuerySetConfig(durations=tuple(args.durations), snrs=tuple(args.snr), reverbs=tuple(args.reverb),
                           per_cell=args.per_cell, seed=args.seed, split=args.split,
-                          rt60_tolerance=args.rt60_tolerance)
+                          rt60_tolerance=args.rt60_tolerance, transforms=tuple(args.transforms),
+                          absent_share=args.absent_share)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -76,10 +83,17 @@ def run(args: argparse.Namespace) -> int:
     print(f"query set: {qs.root}")
     print(f"  content hash {qs.content_hash}")
     print(f"  {c['queries']} queries ({len(config.durations)} durations x {len(config.snrs)} SNRs x "
-          f"{len(config.reverbs)} reverbs x {config.per_cell}) from {c['tracks_queried']} tracks; "
+          f"{len(config.reverbs)} reverbs x {len(config.transforms)} transforms x {config.per_cell})"
+          f" from {c['tracks_queried']} tracks; "
           f"DB {c['db_segments']} segments of {c['db_tracks']} tracks")
     print(f"  durations {' '.join(f'{d:g}' for d in config.durations)} s; SNR "
           f"{' '.join(snr_label(s) for s in config.snrs)}; reverb {' '.join(reverb_label(r) for r in config.reverbs)}")
+    if config.has_transforms:
+        print(f"  transforms {' '.join(config.transforms)}")
+    if "open_set" in qs.info:
+        roles = qs.info["open_set"]["roles"]
+        print(f"  open set: {roles.get('absent', 0)} absent and {roles.get('calibration', 0)} calibration queries "
+              f"(songs in no DB) beside {roles.get('present', 0)} present ones")
     print(f"  excluded: {c['tracks_excluded_short']['count']} tracks too short, "
           f"{c['tracks_unreadable']['count']} unreadable, {c['files_skipped']['count']} files skipped")
     print(f"  done in {time.perf_counter() - t0:.1f} s")

@@ -5,11 +5,13 @@ import numpy as np
 import pandas as pd
 
 from datasets.queries.matching import hit_levels, vote_sequences
+from datasets.queries.open_set import ROLE
 from methods.base import SearchResult
 
 from .uncertainty import mean_interval, stratified_rate_interval, wilson_interval
 
 CONDITION = ["duration_s", "snr", "reverb"]
+TRANSFORM = "transform"  # a fourth condition column, in query sets with a transform axis
 LEVELS = ("exact", "near", "track")
 TIME_LEVEL = "time"  # right track, predicted start within +-TIME_TOLERANCE_S of the true start
 TIME_TOLERANCE_S = 0.25
@@ -31,9 +33,15 @@ def deterministic_columns(frame: pd.DataFrame) -> list[str]:
     return [c for c in frame.columns if c in DETERMINISTIC_COLUMNS or c in intervals or c.startswith("balance_")]
 
 
+def condition_columns(frame: pd.DataFrame) -> list[str]:
+    """The condition columns of a manifest, outcomes or results table: duration, SNR, reverb, and
+    the transform when the query set has that axis."""
+    return CONDITION + ([TRANSFORM] if TRANSFORM in frame.columns else [])
+
+
 def condition_cells(outcomes: pd.DataFrame) -> np.ndarray:
-    """The condition cell (duration, SNR, reverb) of each row, as an integer label."""
-    return outcomes.groupby(CONDITION, sort=False, dropna=False).ngroup().to_numpy()
+    """The condition cell (duration, SNR, reverb[, transform]) of each row, as an integer label."""
+    return outcomes.groupby(condition_columns(outcomes), sort=False, dropna=False).ngroup().to_numpy()
 
 
 def cell_intervals(group: pd.DataFrame, levels: tuple[str, ...]) -> dict[str, float]:
@@ -59,8 +67,9 @@ def overall_intervals(outcomes: pd.DataFrame, levels: tuple[str, ...], seed: int
 def query_outcomes(result: SearchResult, query_index: pd.DataFrame, manifest: pd.DataFrame,
                    db_codes: np.ndarray, db_tracks: pd.Index, db_segment: np.ndarray,
                    hop_s: float | None = None) -> pd.DataFrame:
-    """One row per query: sequence-level hits (offset-aligned voting), segment-level hit fractions
-    (each query segment's top-1 alone), and candidates scanned summed over the query's segments.
+    """One row per query: sequence-level hits (offset-aligned voting) and the answer's score,
+    segment-level hit fractions (each query segment's top-1 alone), and candidates scanned summed
+    over the query's segments; an open-set query set's ``role`` column is kept.
 
     With the DB hop ``hop_s`` the sequence-level ``time`` level is added too: the right track and
     a predicted start (segment x hop) within +-0.25 s of the query's true start time, a level that
@@ -70,7 +79,7 @@ def query_outcomes(result: SearchResult, query_index: pd.DataFrame, manifest: pd
     n = len(manifest)
     true_track = db_tracks.get_indexer(manifest["track_id"])
     true_start = manifest["true_segment"].to_numpy()
-    pred_track, pred_start = vote_sequences(q, j, result.ids, result.scores, db_codes, db_segment, n)
+    pred_track, pred_start, pred_score = vote_sequences(q, j, result.ids, result.scores, db_codes, db_segment, n)
     seq = hit_levels(pred_track, pred_start, true_track, true_start)
     top1 = result.ids[:, 0]
     found = top1 >= 0
@@ -78,10 +87,11 @@ def query_outcomes(result: SearchResult, query_index: pd.DataFrame, manifest: pd
     seg_start = np.where(found, db_segment[np.maximum(top1, 0)] - j, -1)
     seg = hit_levels(seg_track, seg_start, true_track[q], true_start[q])
     per_query = pd.DataFrame({f"seg_{k}": v for k, v in seg.items()}).groupby(q).mean()
-    out = manifest[["query_id", *CONDITION]].copy()
+    out = manifest[["query_id", *condition_columns(manifest), *([ROLE] if ROLE in manifest.columns else [])]].copy()
     for level in LEVELS:
         out[level] = seq[level]
         out[f"seg_{level}"] = per_query[f"seg_{level}"].to_numpy()
+    out["score"] = pred_score
     if hop_s is not None:
         err = np.abs(pred_start * hop_s - manifest["start_s"].to_numpy())
         out[TIME_LEVEL] = (pred_track == true_track) & (pred_start >= 0) & (err <= TIME_TOLERANCE_S + 1e-9)
@@ -124,15 +134,17 @@ def end_to_end_seconds(latency_s: pd.Series, outcomes: pd.DataFrame, frontend_ms
 
 def by_condition(outcomes: pd.DataFrame, latency_s: pd.Series, n_db: int,
                  e2e_s: pd.Series | None = None) -> pd.DataFrame:
-    """Hit rates, candidates and latency per (duration, SNR, reverb); latency (search-only, and
+    """Hit rates, candidates and latency per (duration, SNR, reverb[, transform]); latency (search-only, and
     end to end when ``e2e_s`` is given) comes from the timed queries of the same duration (SNR and
     reverb do not change the work of a search)."""
     e2e_s = latency_s * np.nan if e2e_s is None else e2e_s
     rows = []
-    for (duration, snr, reverb), g in outcomes.groupby(CONDITION, sort=False):
+    columns = condition_columns(outcomes)
+    for key, g in outcomes.groupby(columns, sort=False):
+        duration = key[0]
         same = outcomes.loc[latency_s.index, "duration_s"] == duration
         timed = latency_s[same]
-        rows.append({"duration_s": duration, "snr": snr, "reverb": reverb, "n_queries": len(g),
+        rows.append({**dict(zip(columns, key)), "n_queries": len(g),
                      **{lv: float(g[lv].mean()) for lv in _levels(g)}, **cell_intervals(g, _levels(g)),
                      **{f"seg_{lv}": float(np.average(g[f"seg_{lv}"], weights=g["n_segments"])) for lv in LEVELS},
                      "candidates_mean": float(g["candidates"].mean()),

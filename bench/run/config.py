@@ -12,6 +12,7 @@ from typing import Any
 from datasets.protocol import Protocol
 from datasets.queries.conditions import parse_duration, parse_reverb, parse_snr
 from datasets.queries.queryset import QuerySetConfig
+from datasets.queries.transforms import parse_transform
 from methods.yaml_file import read_yaml
 
 DEFAULT_HOP_S = Protocol().hop_s
@@ -84,6 +85,7 @@ class RunConfig:
         """Plain-dict form for run.json and hashing."""
         d = asdict(self)
         d["db_splits"] = list(self.db_splits)
+        d["queries"] = self.queries.to_dict()  # without the transform and open-set fields at their defaults
         del d["call_limit_s"]
         del d["timing"]["interleaved_repeats"]  # the re-timing part records its rounds and is redone when they change
         if self.hop_s == DEFAULT_HOP_S:  # runs made before the hop was a field keep their identity
@@ -141,7 +143,8 @@ def _section(raw: Any, cls: type, where: str) -> dict:
 def _queries_from(raw: Any, source: str) -> QuerySetConfig:
     raw = _section(raw, QuerySetConfig, f"{source}: queries")
     lists = {"durations": (parse_duration, "[1, 2]"), "snrs": (parse_snr, "[clean, 10, 0]"),
-             "reverbs": (parse_reverb, "[none, 0.6]")}
+             "reverbs": (parse_reverb, "[none, 0.6]"),
+             "transforms": (parse_transform, "[none, stretch:1.05, pitch:-1, speed:1.02, mp3:32, phone:gsm]")}
     out = _check_fields(QuerySetConfig, raw, f"{source}: queries.", skip=tuple(lists))
     for name, (parse, example) in lists.items():
         if name in out:

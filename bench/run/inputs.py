@@ -179,15 +179,18 @@ class RunInputs:
 
 def _db_table(corpus: Corpus, queryset: QuerySet, splits: tuple[str, ...],
               progress: bool) -> tuple[pd.DataFrame, list[dict]]:
-    """The DB segment table (the query set's test segments, then the other DB splits'), and the
-    tracks left out because their audio does not decode (the query set's among them)."""
+    """The DB segment table (the query set's test segments, then the other DB splits', less the
+    tracks an open-set query set holds out), and the tracks left out because their audio does not
+    decode (the query set's among them)."""
     test = queryset.segments().assign(split="test")
     unreadable = list(queryset.info.get("counts", {}).get("tracks_unreadable", {}).get("items", []))
+    held_out = queryset.info.get("open_set", {}).get("held_out_tracks", {})  # open set: songs in no DB
     others = []
     for split in splits:
         if split != "test" and corpus.tracks(split):
             part = split_segments(corpus, split, progress)
-            others.append(part.segments.assign(split=split))
+            kept = part.segments[~part.segments["track_id"].isin(held_out.get(split, []))]
+            others.append(kept.assign(split=split))
             unreadable += part.unreadable
     return pd.concat([test, *others], ignore_index=True), unreadable
 

@@ -17,11 +17,13 @@ from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
 from bench.measure.metrics import by_condition, end_to_end_seconds, overall, query_outcomes
+from bench.measure.open_set import open_set_measures
 from bench.measure.operating_points import REFERENCE
 from bench.measure.overhead import harness_overhead
 from bench.measure.timing import latency_sample, time_batch, time_queries
 from datasets.cache import stable_hash
 from datasets.folder_lock import FolderBusyError, folder_lock
+from datasets.queries.open_set import present_mask
 from methods.base import Method, SearchResult
 from methods.common.balance import bucket_balance
 from methods.registry import (
@@ -175,10 +177,12 @@ def json_safe(obj: object) -> object:
 
 
 def timed_query_rows(inputs: RunInputs) -> tuple[np.ndarray, list[np.ndarray]]:
-    """The query numbers whose latency is measured, and the query-segment rows of each."""
+    """The query numbers whose latency is measured (among the present queries: an open set's absent
+    and calibration queries are only scored), and the query-segment rows of each."""
     cfg = inputs.config
     rows_of = inputs.query_index.groupby("query").indices
-    timed = latency_sample(len(inputs.manifest), cfg.timing.latency_queries, cfg.seed)
+    present = np.flatnonzero(present_mask(inputs.manifest))
+    timed = present[latency_sample(len(present), cfg.timing.latency_queries, cfg.seed)]
     return timed, [rows_of[q] for q in timed]
 
 
@@ -267,10 +271,11 @@ def sweep_method(built: BuiltMethod, inputs: RunInputs, query_grid: list[dict], 
             res = accuracy_search(method, queries, cfg.k, accuracy_threads)
         accuracy_s = time.perf_counter() - t_accuracy
         check_search_result(res, built.label, qp, len(queries), cfg.k, len(inputs.db))
-        out = query_outcomes(res, inputs.query_index, inputs.manifest, codes, tracks, db_segment,
-                             inputs.corpus.protocol.hop_s)
+        scored = query_outcomes(res, inputs.query_index, inputs.manifest, codes, tracks, db_segment,
+                                inputs.corpus.protocol.hop_s)
         if not method.counts_candidates:
-            out["candidates"] = np.nan  # the library does not say what it scored
+            scored["candidates"] = np.nan  # the library does not say what it scored
+        out = scored[present_mask(scored)].copy()  # hit rates count the queries whose song is in the DB
         stages: dict[str, float] = {}
         t_timing = time.perf_counter()
         if timed:
@@ -292,8 +297,10 @@ def sweep_method(built: BuiltMethod, inputs: RunInputs, query_grid: list[dict], 
         point = {**static, "query_params": json.dumps(qp, sort_keys=True), "param_index": i, "qps": qps,
                  "accuracy_s": accuracy_s, "timing_s": time.perf_counter() - t_timing}
         results.append(by_condition(out, lat, len(inputs.db), e2e).assign(**point))
-        points.append({**point, **overall(out, lat, len(inputs.db), e2e, cfg.seed), **stages})
-        outcomes.append(out.assign(label=built.label, query_params=point["query_params"]))
+        points.append({**point, **overall(out, lat, len(inputs.db), e2e, cfg.seed), **stages,
+                       **open_set_measures(scored)})
+        others = scored[~present_mask(scored)]  # an open set's absent and calibration queries, scored only
+        outcomes.append(pd.concat([out, others]).assign(label=built.label, query_params=point["query_params"]))
     return pd.concat(results, ignore_index=True), pd.DataFrame(points), pd.concat(outcomes, ignore_index=True)
 
 

@@ -1,5 +1,6 @@
-"""A run's folder: run.json, results.parquet, points.parquet, outcomes.parquet, and per-method
-parts written as each method finishes, so an interrupted run keeps them and a re-run skips them."""
+"""A run's folder: run.json, results.parquet, points.parquet, outcomes.parquet (open_set.parquet
+for an open-set run), and per-method parts written as each method finishes, so an interrupted run
+keeps them and a re-run skips them."""
 from __future__ import annotations
 
 import json
@@ -11,12 +12,14 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from datasets.cache import atomic_write_json, atomic_write_parquet, file_sha256, flat_differences, stable_hash
+from datasets.queries.open_set import ROLE, present_mask
 
 RESULTS_FORMAT = 1
 RUN_JSON = "run.json"
 RESULTS = "results.parquet"
 POINTS = "points.parquet"
 OUTCOMES = "outcomes.parquet"
+OPEN_SET = "open_set.parquet"  # an open-set run's absent and calibration queries' outcomes
 BUCKETS = "buckets.parquet"
 TRAINING = "training.json"  # learned hashes' training records, curves and latent diagnostics, by label
 TRAINING_KEYS = ("training", "training_curve", "projection", "latent")
@@ -107,7 +110,7 @@ class RunStore:
         """Remove what a run wrote into the folder (parts, tables, run.json, report, figures)."""
         shutil.rmtree(self.root / PARTS, ignore_errors=True)
         shutil.rmtree(self.root / "figures", ignore_errors=True)
-        for name in (RUN_JSON, RESULTS, POINTS, OUTCOMES, BUCKETS, "report.md", "report.html"):
+        for name in (RUN_JSON, RESULTS, POINTS, OUTCOMES, OPEN_SET, BUCKETS, "report.md", "report.html"):
             (self.root / name).unlink(missing_ok=True)
 
     def part_key(self, label: str) -> str:
@@ -124,7 +127,7 @@ class RunStore:
             return None, None
         try:
             meta = json.loads(marker.read_text())
-            for kind in PART_TABLES:
+            for kind in (*PART_TABLES, *(["open_set"] if "open_set" in (meta.get("sha256") or {}) else [])):
                 table = self.root / PARTS / f"{key}.{kind}.parquet"
                 recorded = (meta.get("sha256") or {}).get(kind)
                 if recorded is not None and file_sha256(table) != recorded:
@@ -137,11 +140,17 @@ class RunStore:
     def save_part(self, label: str, results: pd.DataFrame, points: pd.DataFrame, outcomes: pd.DataFrame,
                   meta: dict) -> None:
         """Store one finished method configuration (the .json marker last, so it means 'complete'),
-        with the identity the folder was bound to and the sha256 of each table."""
+        with the identity the folder was bound to and the sha256 of each table. Outcomes of an
+        open set's absent and calibration queries go to their own table, so the outcomes table
+        holds the present queries alone, as the hit rates count them."""
         (self.root / PARTS).mkdir(parents=True, exist_ok=True)
         key = self.part_key(label)
         digests = {}
-        for kind, frame in zip(PART_TABLES, (results, points, outcomes)):
+        tables = {"results": results, "points": points, "outcomes": outcomes}
+        if ROLE in outcomes.columns and not outcomes.empty:
+            present = present_mask(outcomes)
+            tables.update(outcomes=outcomes[present], open_set=outcomes[~present])
+        for kind, frame in tables.items():
             path = self.root / PARTS / f"{key}.{kind}.parquet"
             atomic_write_parquet(path, frame)
             digests[kind] = file_sha256(path)
@@ -154,11 +163,14 @@ class RunStore:
 
     def combine(self, labels: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
         """Concatenate the parts of ``labels`` into results/points/outcomes files; returns results, points."""
-        frames: dict[str, list[pd.DataFrame]] = {"results": [], "points": [], "outcomes": []}
+        frames: dict[str, list[pd.DataFrame]] = {"results": [], "points": [], "outcomes": [], "open_set": []}
         for label in labels:
             for kind in frames:
-                frames[kind].append(self.part_table(label, kind))
-        combined = {kind: pd.concat(parts, ignore_index=True) for kind, parts in frames.items()}
+                if kind != "open_set" or (self.root / PARTS / f"{self.part_key(label)}.{kind}.parquet").exists():
+                    frames[kind].append(self.part_table(label, kind))
+        combined = {kind: pd.concat(parts, ignore_index=True) for kind, parts in frames.items() if parts}
+        if "open_set" in combined:
+            atomic_write_parquet(self.root / OPEN_SET, combined["open_set"])
         atomic_write_parquet(self.root / BUCKETS, self.bucket_histograms(labels))
         atomic_write_json(self.root / TRAINING, self.training_records(labels))
         atomic_write_parquet(self.root / RESULTS, combined["results"])

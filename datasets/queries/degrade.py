@@ -1,9 +1,12 @@
-"""Query degradation: an excerpt, convolved with a room response, mixed with noise at an exact SNR."""
+"""Query degradation: an excerpt, transformed (tempo, pitch, speed), convolved with a room response,
+mixed with noise at an exact SNR, and passed through a channel (codec, phone line)."""
 from __future__ import annotations
 
 import numpy as np
 import torch
 import torchaudio.functional as AF
+
+from .transforms import NONE, apply_transform, is_source_transform, source_samples
 
 SILENCE_ENERGY = 1e-12
 
@@ -48,15 +51,44 @@ def measured_snr_db(clean: np.ndarray, noisy: np.ndarray) -> float:
     return 10.0 * np.log10(float(np.sum(clean64 * clean64)) / e_noise)
 
 
+def transformed_excerpt(track: np.ndarray, start: int, n: int, transform: str, sample_rate: int,
+                        context: int) -> tuple[np.ndarray, int]:
+    """The source transform of ``track`` from ``start``, ``n`` samples long after it, with up to
+    ``context`` output samples of the music before it (a room's tail needs them); returns the
+    audio and where the excerpt starts in it."""
+    n_src = source_samples(transform, n)
+    ctx_src = min(start, source_samples(transform, context))
+    ctx = int(round(ctx_src * n / n_src))
+    out = apply_transform(transform, track[start - ctx_src:start + n_src].astype(np.float32), sample_rate, ctx + n)
+    return out, ctx
+
+
 def degrade(track: np.ndarray, start: int, n: int, rir: np.ndarray | None = None,
             noise: np.ndarray | None = None, noise_offset: int = 0,
-            snr_db: float | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Render one query: returns (degraded audio, the reverberant clean reference it was mixed from)."""
-    if start < 0 or start + n > len(track):
-        raise ValueError(f"excerpt [{start}, {start + n}) is outside the track of {len(track)} samples")
+            snr_db: float | None = None, transform: str = NONE,
+            sample_rate: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Render one query of ``n`` samples: returns (degraded audio, the reverberant clean reference it
+    was mixed from).
+
+    A source transform (tempo, pitch, speed) acts on the music from ``start`` (reading
+    ``source_samples(transform, n)`` samples of it) before the room; a channel transform (codec,
+    phone line) acts on the mix. ``sample_rate`` is needed for any transform.
+    """
+    n_src = source_samples(transform, n)
+    if start < 0 or start + n_src > len(track):
+        raise ValueError(f"excerpt [{start}, {start + n_src}) is outside the track of {len(track)} samples")
+    if transform != NONE and sample_rate is None:
+        raise ValueError(f"transform {transform!r} needs the sample rate")
+    if is_source_transform(transform):
+        track, start = transformed_excerpt(track, start, n, transform, sample_rate,
+                                           len(rir) - 1 if rir is not None else 0)
     wet = reverberate(track, start, n, rir) if rir is not None else track[start:start + n].astype(np.float32)
     if snr_db is None:
-        return wet.copy(), wet
-    if noise is None:
+        mixed = wet.copy()
+    elif noise is None:
         raise ValueError("an SNR was given without a noise clip")
-    return mix_at_snr(wet, noise_excerpt(noise, noise_offset, n), snr_db), wet
+    else:
+        mixed = mix_at_snr(wet, noise_excerpt(noise, noise_offset, n), snr_db)
+    if transform != NONE and not is_source_transform(transform):
+        mixed = apply_transform(transform, mixed, sample_rate, n)
+    return mixed, wet

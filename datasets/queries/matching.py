@@ -17,14 +17,16 @@ def query_segment_count(duration_s: float, segment_s: float, hop_s: float) -> in
 
 
 def vote_sequences(query_index: np.ndarray, seg_index: np.ndarray, ids: np.ndarray, scores: np.ndarray,
-                   db_track: np.ndarray, db_segment: np.ndarray, n_queries: int) -> tuple[np.ndarray, np.ndarray]:
+                   db_track: np.ndarray, db_segment: np.ndarray,
+                   n_queries: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Offset-aligned voting over each query segment's top-k DB results.
 
     Every hit (query q, query segment j, DB row r with score s) votes s for the alignment
     (q, track[r], segment[r] - j); each query's prediction is its alignment with the highest
     summed score. Rows are query segments: ``query_index``/``seg_index`` name them; ``ids`` and
     ``scores`` are their [rows, k] search results (-1 ids are padding). Returns the predicted
-    DB track code (-1 when nothing was found) and start segment for each of ``n_queries``.
+    DB track code (-1 when nothing was found), start segment and summed score (the answer's
+    confidence; -inf when nothing was found) for each of ``n_queries``.
     """
     k = ids.shape[1]
     valid = ids >= 0
@@ -39,12 +41,16 @@ def vote_sequences(query_index: np.ndarray, seg_index: np.ndarray, ids: np.ndarr
     pred_start = np.full(n_queries, -1, dtype=np.int64)
     pred_track[best["q"].to_numpy()] = best["track"].to_numpy()
     pred_start[best["q"].to_numpy()] = best["start"].to_numpy()
-    return pred_track, pred_start
+    pred_score = np.full(n_queries, -np.inf, dtype=np.float64)
+    pred_score[best["q"].to_numpy()] = best["score"].to_numpy()
+    return pred_track, pred_start, pred_score
 
 
 def hit_levels(pred_track: np.ndarray, pred_start: np.ndarray, true_track: np.ndarray,
                true_start: np.ndarray) -> dict[str, np.ndarray]:
-    """Per-query booleans: 'exact' (right track and nearest segment), 'near' (+-1 segment), 'track'."""
-    track_ok = pred_track == true_track
+    """Per-query booleans: 'exact' (right track and nearest segment), 'near' (+-1 segment), 'track'.
+
+    A query whose song is in no DB (``true_track`` -1) is never a hit, whatever was predicted."""
+    track_ok = (pred_track == true_track) & (true_track >= 0)
     offset = np.abs(pred_start - true_start)
     return {"exact": track_ok & (offset == 0), "near": track_ok & (offset <= 1), "track": track_ok}

@@ -40,6 +40,17 @@ from datasets.rooms import RoomBank
 
 from .conditions import CLEAN, DRY, check_distinct, reverb_label, snr_label
 from .degrade import degrade, measured_snr_db
+from .open_set import (
+    ABSENT,
+    CALIBRATION,
+    CALIBRATION_SPLIT,
+    PRESENT,
+    ROLE,
+    check_absent_share,
+    held_out_tracks,
+    role_counts,
+)
+from .transforms import NONE, library_versions, parse_transform, source_samples
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.parquet"
@@ -72,6 +83,8 @@ class QuerySetConfig:
     split: str = "test"
     rt60_tolerance: float = 0.1
     min_active_fraction: float = 0.8
+    transforms: tuple[str, ...] = (NONE,)  # tempo, pitch, speed, codec and phone axes (transforms.py)
+    absent_share: float = 0.0  # open set: the share of queries (and tracks) whose song is in no DB
 
     def __post_init__(self) -> None:
         if self.per_cell < 1:
@@ -84,22 +97,58 @@ class QuerySetConfig:
             raise ValueError("durations, snrs and reverbs each need at least one value")
         for name, none_label in (("durations", CLEAN), ("snrs", CLEAN), ("reverbs", DRY)):
             check_distinct(f"queries.{name}", getattr(self, name), none_label)
+        if not self.transforms:
+            raise ValueError(f"queries.transforms needs at least one value (e.g. [{NONE}])")
+        transforms = []
+        for i, value in enumerate(self.transforms):
+            try:
+                transforms.append(parse_transform(value))
+            except ValueError as exc:
+                raise ValueError(f"queries.transforms[{i}]: {exc}") from None
+        check_distinct("queries.transforms", transforms)
+        object.__setattr__(self, "transforms", tuple(transforms))
+        object.__setattr__(self, "absent_share", check_absent_share(self.absent_share))
+        if self.absent_share > 0:
+            if self.split != "test":
+                raise ValueError(f"queries.absent_share={self.absent_share:g} with split={self.split!r}: open-set "
+                                 f"queries need split 'test' (the calibration queries come from {CALIBRATION_SPLIT} "
+                                 "tracks)")
+            if self.per_cell < 2:
+                raise ValueError(f"queries.per_cell={self.per_cell} with absent_share > 0: allowed >= 2 (each cell "
+                                 "needs a present and an absent query)")
 
-    def cells(self) -> Iterator[tuple[float, float | None, float | None]]:
-        """Every (duration, snr, rt60) condition of the grid, in a fixed order."""
-        return itertools.product(self.durations, self.snrs, self.reverbs)
+    @property
+    def has_transforms(self) -> bool:
+        """Whether the grid has a transform axis (anything but ``none`` alone)."""
+        return self.transforms != (NONE,)
+
+    def cells(self) -> Iterator[tuple[float, float | None, float | None, str]]:
+        """Every (duration, snr, rt60, transform) condition of the grid, in a fixed order."""
+        return itertools.product(self.durations, self.snrs, self.reverbs, self.transforms)
+
+    def n_cells(self) -> int:
+        """The number of condition cells of the grid."""
+        return len(self.durations) * len(self.snrs) * len(self.reverbs) * len(self.transforms)
 
     def n_queries(self) -> int:
-        """The number of queries of the grid."""
-        return len(self.durations) * len(self.snrs) * len(self.reverbs) * self.per_cell
+        """The number of queries of the grid (calibration queries included)."""
+        per_cell = sum(role_counts(self.per_cell, self.absent_share).values()) if self.absent_share else self.per_cell
+        return self.n_cells() * per_cell
 
     def audio_seconds(self) -> float:
         """The seconds of audio of all queries of the grid."""
-        return float(sum(self.durations)) * len(self.snrs) * len(self.reverbs) * self.per_cell
+        return float(sum(self.durations)) * self.n_queries() / len(self.durations)
 
     def to_dict(self) -> dict:
-        """Plain-dict form for JSON records."""
-        return asdict(self)
+        """Plain-dict form for JSON records. The transform and open-set fields appear only when
+        they differ from the defaults, so the identity (and cache key) of a grid without them is
+        what it was before they existed."""
+        out = asdict(self)
+        if not self.has_transforms:
+            del out["transforms"]
+        if not self.absent_share:
+            del out["absent_share"]
+        return out
 
 
 @dataclass
@@ -146,9 +195,13 @@ class QuerySet:
         return self.info["content_hash"]
 
 
-def query_seed(seed: int, duration: float, snr: float | None, rt60: float | None, index: int) -> int:
-    """The private random seed of one query, from the global seed and its place in the grid."""
+def query_seed(seed: int, duration: float, snr: float | None, rt60: float | None, index: int,
+               transform: str = NONE, role: str = PRESENT) -> int:
+    """The private random seed of one query, from the global seed and its place in the grid (a
+    present, untransformed query's key has neither field, so it keeps the seed it always had)."""
     key = f"{seed}|{duration:g}|{snr_label(snr)}|{reverb_label(rt60)}|{index}"
+    key += f"|{transform}" if transform != NONE else ""
+    key += f"|{role}" if role != PRESENT else ""
     return int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big") >> 1
 
 
@@ -208,26 +261,32 @@ def _bank_split(split: str) -> str:
 
 
 def _draw_manifest(config: QuerySetConfig, corpus: Corpus, scans: dict[str, _TrackScan],
-                   eligible: list[str], noise: NoiseBank, rooms: RoomBank) -> pd.DataFrame:
+                   pools: dict[str, list[str]], noise: NoiseBank, rooms: RoomBank) -> pd.DataFrame:
+    """One row per query; ``pools`` are the eligible tracks of each role (present only, for a closed set)."""
     sr = corpus.protocol.sample_rate
     hop = corpus.protocol.hop_samples
     bank_split = _bank_split(config.split)
     noise_clips = noise.clips(bank_split)
     if not noise_clips and any(s is not None for s in config.snrs):
         raise ValueError(f"the noise bank has no {bank_split}-split clips")
+    counts = role_counts(config.per_cell, config.absent_share) if config.absent_share else {PRESENT: config.per_cell}
     rows = []
-    for duration, snr, rt60 in config.cells():
+    for (duration, snr, rt60, transform), (role, count) in itertools.product(config.cells(), counts.items()):
         n = int(round(duration * sr))
-        pool = [t for t in eligible if scans[t].n_samples >= n]
-        weights = np.array([scans[t].n_samples - n + 1 for t in pool], dtype=np.float64)
+        n_src = source_samples(transform, n)
+        pool = [t for t in pools[role] if scans[t].n_samples >= n_src]
+        if not pool:
+            raise ValueError(f"no {role} track is long enough for a {duration:g} s query under {transform} "
+                             f"({n_src / sr:.2f} s of source audio)")
+        weights = np.array([scans[t].n_samples - n_src + 1 for t in pool], dtype=np.float64)
         weights /= weights.sum()
         room_pool = rooms.near(rt60, bank_split, config.rt60_tolerance) if rt60 is not None else []
-        for i in range(config.per_cell):
-            qseed = query_seed(config.seed, duration, snr, rt60, i)
+        for i in range(count):
+            qseed = query_seed(config.seed, duration, snr, rt60, i, transform, role)
             rng = np.random.default_rng(qseed)
             track_id = pool[int(rng.choice(len(pool), p=weights))]
             scan = scans[track_id]
-            start = draw_start(rng, scan.n_samples, n, scan.active, sr, config.min_active_fraction)
+            start = draw_start(rng, scan.n_samples, n_src, scan.active, sr, config.min_active_fraction)
             noise_id, noise_offset = "", 0
             if snr is not None:
                 clip = noise_clips[int(rng.integers(len(noise_clips)))]
@@ -236,6 +295,8 @@ def _draw_manifest(config: QuerySetConfig, corpus: Corpus, scans: dict[str, _Tra
                 noise_offset = int(rng.integers(0, clip_n - n + 1)) if clip_n > n else 0
             room = room_pool[int(rng.integers(len(room_pool)))] if rt60 is not None else None
             n_db_segments = corpus.protocol.n_segments(scan.n_samples)
+            extra = {"transform": transform, "source_samples": n_src} if config.has_transforms else {}
+            extra.update({ROLE: role} if config.absent_share else {})
             rows.append({
                 "query_id": f"q{len(rows):05d}", "track_id": track_id,
                 "start_sample": start, "start_s": start / sr, "duration_s": float(duration),
@@ -246,7 +307,7 @@ def _draw_manifest(config: QuerySetConfig, corpus: Corpus, scans: dict[str, _Tra
                 "rir_id": room.rir_id if room else "",
                 "rt60_measured_s": room.rt60_measured if room else np.nan,
                 "noise_id": noise_id, "noise_offset_sample": noise_offset,
-                "noise_offset_s": noise_offset / sr, "seed": qseed,
+                "noise_offset_s": noise_offset / sr, "seed": qseed, **extra,
             })
     return pd.DataFrame(rows)
 
@@ -300,7 +361,8 @@ def _render(manifest: pd.DataFrame, corpus: Corpus, noise: NoiseBank, rooms: Roo
                     clip = noise_cache.setdefault(row.noise_id, noise.load(row.noise_id))
                 snr = None if row.snr == "clean" else float(row.snr_db)
                 audio, reference = degrade(track, int(row.start_sample), int(row.n_samples), rir,
-                                           clip, int(row.noise_offset_sample), snr)
+                                           clip, int(row.noise_offset_sample), snr,
+                                           getattr(row, "transform", NONE), sr)
                 peak = float(np.max(np.abs(audio)))
                 gain = min(1.0, PEAK_HEADROOM / peak) if peak > 0 else 1.0
                 pcm = np.round(audio * gain * 32767.0).astype(np.int16)
@@ -441,13 +503,45 @@ def build_queryset(corpus: Corpus, noise: NoiseBank, rooms: RoomBank, config: Qu
     """
     root = Path(out_dir)
     identity = {"format": FORMAT_VERSION, "config": config.to_dict(), "corpus": corpus.identity(),
-                "noise": noise.identity(), "rooms": rooms.identity()}
+                "noise": noise.identity(), "rooms": rooms.identity(), **_library_identity(config)}
     build_key = stable_hash(identity, n=32)
     old = _read_info(root)
     if old and old.get("build_key") == build_key and DIGESTS in old and not _damaged_files(root, old):
         return QuerySet(root, old)
     with folder_lock(root, LOCK_WHAT):
         return _build_locked(corpus, noise, rooms, config, root, build_key, progress, force)
+
+
+def _library_identity(config: QuerySetConfig) -> dict:
+    """The versions of the libraries a transform axis renders with (they change the audio), when
+    the grid has one."""
+    return {"libraries": library_versions()} if config.has_transforms else {}
+
+
+def _pools(config: QuerySetConfig, corpus: Corpus, scans: dict[str, _TrackScan], eligible: list[str],
+           progress: bool) -> tuple[dict[str, list[str]], dict[str, list[str]], dict[str, _TrackScan], list[dict]]:
+    """The eligible tracks of each query role; the held-out tracks of the query split and of the
+    calibration split (both kept out of every DB); the calibration split's scans and unreadable tracks."""
+    if not config.absent_share:
+        return {PRESENT: eligible}, {}, {}, []
+    held = held_out_tracks(scans, config.absent_share)
+    cal_scans, cal_unreadable = _scan_tracks(corpus, CALIBRATION_SPLIT, progress)
+    cal_held = held_out_tracks(cal_scans, config.absent_share)
+    pools = {PRESENT: [t for t in eligible if t not in held], ABSENT: [t for t in eligible if t in held],
+             CALIBRATION: sorted(t for t in cal_held if cal_scans[t].n_samples >= _longest(config, corpus))}
+    for role, pool in pools.items():
+        if not pool:
+            split = CALIBRATION_SPLIT if role == CALIBRATION else config.split
+            raise ValueError(f"corpus {corpus.name!r}: absent_share={config.absent_share:g} leaves no {role} track "
+                             f"in the {split} split ({len(scans if split == config.split else cal_scans)} tracks); "
+                             "raise absent_share or use a corpus with more tracks")
+    return pools, {config.split: sorted(held), CALIBRATION_SPLIT: sorted(cal_held)}, cal_scans, cal_unreadable
+
+
+def _longest(config: QuerySetConfig, corpus: Corpus) -> int:
+    """Source samples of the longest query of the grid (a slowed-down query reads more than it lasts)."""
+    n = int(round(max(config.durations) * corpus.protocol.sample_rate))
+    return max(source_samples(t, n) for t in config.transforms)
 
 
 def _build_locked(corpus: Corpus, noise: NoiseBank, rooms: RoomBank, config: QuerySetConfig, root: Path,
@@ -481,7 +575,7 @@ def _build_locked(corpus: Corpus, noise: NoiseBank, rooms: RoomBank, config: Que
     key_path.write_text(build_key + "\n")
 
     scans, unreadable = _scan_tracks(corpus, config.split, progress)
-    longest = int(round(max(config.durations) * corpus.protocol.sample_rate))
+    longest = _longest(config, corpus)
     eligible = sorted(t for t, s in scans.items() if s.n_samples >= longest)
     short = sorted(t for t, s in scans.items() if s.n_samples < longest)
     if not scans and not unreadable:
@@ -491,15 +585,18 @@ def _build_locked(corpus: Corpus, noise: NoiseBank, rooms: RoomBank, config: Que
         raise ValueError(f"corpus {corpus.name!r}: no readable {config.split}-split track is at least "
                          f"{max(config.durations):g} s long ({len(short)} too short, "
                          f"{len(unreadable)} unreadable)")
-    manifest = _draw_manifest(config, corpus, scans, eligible, noise, rooms)
+    pools, held_out, cal_scans, cal_unreadable = _pools(config, corpus, scans, eligible, progress)
+    manifest = _draw_manifest(config, corpus, {**cal_scans, **scans}, pools, noise, rooms)
     rendered = _render(manifest, corpus, noise, rooms, root, progress)
     manifest["gain"] = [rendered[q]["gain"] for q in manifest["query_id"]]
     manifest["measured_snr_db"] = [rendered[q]["measured_snr_db"] for q in manifest["query_id"]]
-    segments = segment_table({t: s.n_samples for t, s in scans.items()}, corpus.protocol)
+    catalogue = set(scans) - set(held_out.get(config.split, []))
+    segments = segment_table({t: s.n_samples for t, s in scans.items() if t in catalogue}, corpus.protocol)
     atomic_write_parquet(root / MANIFEST, manifest)
     atomic_write_parquet(root / SEGMENTS, segments)
 
-    cells = manifest.groupby(["duration_s", "snr", "reverb"], sort=False).size()
+    cell_columns = ["duration_s", "snr", "reverb"] + (["transform"] if config.has_transforms else [])
+    cells = manifest.groupby(cell_columns, sort=False).size()
     info = {
         "format": FORMAT_VERSION, "build_key": build_key,
         "content_hash": _content_hash(manifest, segments, root),
@@ -513,7 +610,7 @@ def _build_locked(corpus: Corpus, noise: NoiseBank, rooms: RoomBank, config: Que
                   "rirs_used": sorted(set(manifest["rir_id"]) - {""})},
         "counts": {
             "queries": int(len(manifest)),
-            "per_cell": {f"{d:g}s/{s}/{r}": int(c) for (d, s, r), c in cells.items()},
+            "per_cell": {"/".join([f"{key[0]:g}s", *map(str, key[1:])]): int(c) for key, c in cells.items()},
             "tracks_queried": int(manifest["track_id"].nunique()),
             "tracks_eligible": len(eligible),
             "tracks_excluded_short": {"count": len(short), "track_ids": short},
@@ -524,6 +621,10 @@ def _build_locked(corpus: Corpus, noise: NoiseBank, rooms: RoomBank, config: Que
             "db_segments": int(len(segments)),
             "audio_seconds": float(manifest["duration_s"].sum()),
         },
+        **({"open_set": {"absent_share": config.absent_share, "held_out_tracks": held_out,
+                         "roles": {r: int(c) for r, c in manifest[ROLE].value_counts().sort_index().items()},
+                         "calibration_unreadable": cal_unreadable}} if config.absent_share else {}),
+        **_library_identity(config),
         "files": {"manifest": MANIFEST, "segments": SEGMENTS, "audio": f"{AUDIO_DIR}/<query_id>.flac"},
         DIGESTS: _file_digests(root, manifest["query_id"]),
     }
