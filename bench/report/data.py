@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench.run.store import BUCKETS, OUTCOMES, PARTS, POINTS, RESULTS, RESULTS_FORMAT, RUN_JSON, TRAINING
+from bench.run.store import BUCKETS, OPEN_SET, OUTCOMES, PARTS, POINTS, RESULTS, RESULTS_FORMAT, RUN_JSON, TRAINING
 from methods.common.balance import floor_bucket_size, random_bucket_size
 
 from .tables import method_sort_key
@@ -43,6 +43,7 @@ class RunData:
     buckets: pd.DataFrame
     outcomes: pd.DataFrame | None = None  # per query per sweep point (for paired comparisons), when stored
     training: dict = field(default_factory=dict)  # label -> training record, curve, latent diagnostics (training.json)
+    open_set: pd.DataFrame | None = None  # an open-set run's absent and calibration queries' outcomes
 
     @property
     def run_id(self) -> str:
@@ -172,5 +173,7 @@ def load_run(root: Path | str) -> RunData:
                                                 "query_params"))
     points = _with_intervals(points, outcomes, int(info.get("seed", 0) or 0))
     training = json.loads((root / TRAINING).read_text()) if (root / TRAINING).exists() else {}
+    open_set = (read_table(root / OPEN_SET, ("role", "score", "exact", "label", "query_params"))
+                if (root / OPEN_SET).exists() else None)
     return RunData(root=root, info=info, results=results, points=points, buckets=buckets, outcomes=outcomes,
-                   training=training)
+                   training=training, open_set=open_set)

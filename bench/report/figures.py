@@ -522,3 +522,67 @@ def latent_histograms(training: dict, out_dir: Path) -> list[Path]:
         ax.set_xlabel("|z|")
         ax.legend(fontsize=7)
     return save(fig, out_dir, "latent_abs_z")
+
+
+def _transform_value(transform: str) -> str:
+    """The x tick of a transform within its axis panel ('stretch:1.05' -> '1.05', 'phone:gsm' -> 'gsm')."""
+    return transform.split(":", 1)[1] if ":" in transform else transform
+
+
+@_styled
+def robustness_lines(tables: dict[str, pd.DataFrame], out_dir: Path, level: str = "exact") -> list[Path]:
+    """One panel per transform axis: each method's hit rate (95% interval as error bars) at each
+    value of the axis, its untransformed rate dotted; ``tables`` are robustness tables by method."""
+    axes_order = list(dict.fromkeys(a for t in tables.values() for a in t["axis"] if a != "none"))
+    if not axes_order:
+        return []
+    fig, axes = _grid(len(axes_order), 3.4, 2.9, max_cols=3)
+    for ax, axis in zip(axes, axes_order):
+        values: list[str] = []
+        for table in tables.values():
+            values += [t for t in table.loc[table["axis"] == axis, "transform"] if t not in values]
+        if axis not in ("codec", "phone line"):
+            values.sort(key=lambda t: float(_transform_value(t)))
+        x = {t: i for i, t in enumerate(values)}
+        for k, (method, table) in enumerate(sorted(tables.items(), key=lambda kv: method_sort_key(kv[0]))):
+            g = table[table["axis"] == axis].copy()
+            g = g.assign(x=g["transform"].map(x) + (k - len(tables) / 2) * 0.04).sort_values("x")
+            colour = method_colour(method)
+            ax.errorbar(g["x"], 100 * g[level], yerr=[100 * (g[level] - g[f"{level}_lo"]),
+                                                       100 * (g[f"{level}_hi"] - g[level])],
+                        color=colour, marker="o", ms=3.5, lw=1.2, capsize=2, label=method if axis == axes_order[0]
+                        else None)
+            base = table.loc[table["transform"] == "none", level]
+            if len(base):
+                ax.axhline(100 * float(base.iloc[0]), color=colour, ls=":", lw=0.9)
+        ax.set_xticks(range(len(values)), [_transform_value(t) for t in values], fontsize=7)
+        ax.set_title(axis)
+        ax.set_ylim(0, 100)
+        ax.set_ylabel(f"top-1 {level} hit rate (%)")
+    _legend_below(fig, len(tables), ncols=min(len(tables), 5))
+    return save(fig, out_dir, "robustness")
+
+
+@_styled
+def roc_curves(rocs: dict[str, pd.DataFrame], out_dir: Path, fprs: Sequence[float] = (0.01, 0.001)) -> list[Path]:
+    """Open-set ROC of each method at its operating point: share of present queries accepted with an
+    exact hit against share of absent songs accepted (log axis), the calibrated false-positive
+    targets dashed; ``rocs`` are ``roc_points`` frames by method."""
+    if not rocs:
+        return []
+    fig = Figure(figsize=(6.4, 4.4), layout="constrained")
+    ax = fig.subplots()
+    floor = 1e-4
+    for method, roc in sorted(rocs.items(), key=lambda kv: method_sort_key(kv[0])):
+        ax.step(np.maximum(roc["fpr"], floor), 100 * roc["tpr"], where="post", color=method_colour(method),
+                lw=1.4, label=method)
+    for fpr in fprs:
+        ax.axvline(fpr, color="grey", ls="--", lw=0.8)
+    ax.set_xscale("log")
+    ax.set_xlim(floor, 1.0)
+    _plain_log(ax.xaxis)
+    ax.set_ylim(0, 100)
+    ax.set_xlabel(f"false-positive rate: absent songs accepted (log; {floor:g} stands for 0)")
+    ax.set_ylabel("true-positive rate: accepted exact hits (%)")
+    ax.legend(loc="lower right")
+    return save(fig, out_dir, "open_set_roc")

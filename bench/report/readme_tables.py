@@ -7,8 +7,8 @@ A table in a Markdown file is tied to its run by a marker line before it and a c
     <!-- /bench-table -->
 
 Kinds from a ``bench run`` folder: ``budget``, ``snr``, ``paired``, ``speedup``, ``e2e``, ``e2e-snr``,
-``ablation``, ``ablation-factorial``, ``balance``; from a ``bench scale`` folder, the ``scale-*`` kinds of
-``readme_scale_tables``. ``check_tables`` renders every marked table afresh from the run it names
+``ablation``, ``ablation-factorial``, ``balance``, ``robustness``, ``open-set``; from a ``bench scale``
+folder, the ``scale-*`` kinds of ``readme_scale_tables``. ``check_tables`` renders every marked table afresh from the run it names
 and lists the ones whose text differs; ``write_tables`` rewrites them. ``python -m bench readme``
 runs either. A line that looks like a marker (an HTML comment whose first word is ``bench-table`` in
 any case or spelling) must parse, and a marker's options must be its kind's (``OPTIONS``), of their
@@ -32,7 +32,7 @@ from .data import RunData, load_run
 from .readme_scale_tables import RENDERERS as SCALE_RENDERERS
 from .readme_scale_tables import ScaleRun, check_selection, decided_share, load_scale_run
 from .render import pipe_table
-from .run_report import decided_cells, num, pct, pct_ci
+from .run_report import decided_cells, num, open_set_cells, pct, pct_ci, robustness_cells
 from .tables import (
     FOCUS,
     REFERENCE,
@@ -43,6 +43,7 @@ from .tables import (
     decided_speedups,
     end_to_end_cost,
     factorial_ablation,
+    latency_budget,
     method_sort_key,
     paired_table,
     snr_labels,
@@ -63,7 +64,7 @@ OPTIONS: dict[str, dict[str, str]] = {
     "budget": {"budget_ms": NUMBER}, "snr": {"budget_ms": NUMBER},
     "paired": {"budget_ms": NUMBER, "against": NAME}, "speedup": {}, "speedup-decided": {"share": NUMBER},
     "e2e": {"methods": NAMES}, "e2e-snr": {"methods": NAMES}, "ablation": {}, "ablation-factorial": {},
-    "balance": {"methods": NAMES},
+    "balance": {"methods": NAMES}, "robustness": {}, "open-set": {},
     "scale-target": {}, "scale-speedup": {"sizes": INTEGERS}, "scale-decided": {"sizes": INTEGERS, "share": NUMBER},
     "scale-budget": {"n": INTEGER, "budget_ms": NUMBER},
 }
@@ -298,10 +299,28 @@ def decided(run: RunData, args: dict[str, str]) -> str:
                        "latency speedup [95% CI]", "decision"], ["l", "r", "r", "r", "l"], rows)
 
 
+def robustness(run: RunData, args: dict[str, str]) -> str:
+    """The report's robustness table: each method at its operating point under the run's default
+    budget, its exact hit rate per transform, interval and survival decision."""
+    header, rows, _ = robustness_cells(run, budget_operating_points(run.points, latency_budget(run.points)[0]))
+    if not rows:
+        raise ValueError(f"{run.root}: no transform axis in this run's queries")
+    return pipe_table(header, ["l", "l", *["r"] * (len(header) - 2)], rows)
+
+
+def open_set(run: RunData, args: dict[str, str]) -> str:
+    """The report's open-set table: each method at its operating point, TPR at each calibrated
+    false-positive target with the threshold and the test FPR."""
+    header, rows, _ = open_set_cells(run, budget_operating_points(run.points, latency_budget(run.points)[0]))
+    if not rows:
+        raise ValueError(f"{run.root}: no absent queries in this run's query set")
+    return pipe_table(header, ["l", "l", *["r"] * (len(header) - 2)], rows)
+
+
 RENDERERS: dict[str, Callable[[RunData, dict[str, str]], str]] = {
     "budget": budget_table, "snr": snr_table, "paired": paired, "speedup": speedups, "e2e": end_to_end,
     "e2e-snr": end_to_end_snr, "ablation": ablation, "ablation-factorial": factorial, "balance": balance,
-    "speedup-decided": decided,
+    "speedup-decided": decided, "robustness": robustness, "open-set": open_set,
 }
 KINDS = (*RENDERERS, *SCALE_RENDERERS)
 

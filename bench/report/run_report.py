@@ -8,12 +8,15 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import pandas as pd
 
 from bench import __version__
+from bench.measure.open_set import FPR_TARGETS, fpr_key, roc_points
 from bench.measure.operating_points import TARGET_SHARES
+from bench.measure.robustness import RETAINED, axis_of, robustness_table
 from bench.run.retime import RETIMED_MS
 from bench.run.store import RESULTS_FORMAT, now
 
@@ -32,8 +35,10 @@ from .tables import (
     end_to_end_cost,
     factorial_ablation,
     latency_budget,
+    method_sort_key,
     paired_table,
     params_text,
+    queries_text,
     reverb_labels,
     reverb_title,
     shown_stages,
@@ -52,6 +57,7 @@ RUN_FILES = {
     "points.parquet": "one row per sweep point over all queries (the Pareto curves)",
     "outcomes.parquet": "one row per query per sweep point",
     "buckets.parquet": "bucket-occupancy histograms (label, size, n_buckets)",
+    "open_set.parquet": "an open-set run's absent and calibration queries, one row per query per sweep point",
 }
 
 DEFINITIONS = [
@@ -426,7 +432,7 @@ def _summary(run: RunData) -> list:
     methods = ", ".join(f"{m} ({_plural(counts[m], 'configuration')}, {_plural(sweep[m], 'sweep point')})"
                         for m in run.methods)
     return [Para(f"Run `{run.run_id}` on corpus **{corpus.get('name', '?')}**: a database of {db.get('segments')} "
-                 f"segments from {db.get('tracks')} tracks, {qs.get('queries')} queries (query set "
+                 f"segments from {db.get('tracks')} tracks, {queries_text(qs)} (query set "
                  f"`{str(qs.get('content_hash', ''))[:12]}`), encoder `{enc.get('name')}` "
                  f"(`{str(enc.get('sha256', ''))[:12]}`, {num(enc.get('ms_per_segment', float('nan')), '.2f')} ms per "
                  f"segment, not included in search latency), {info.get('threads')} search thread(s)."),
@@ -477,6 +483,9 @@ def build_document(run: RunData, out_dir: Path, latency_budget_ms: float | None 
     doc.add(*fig(figures.hit_rate_vs_duration(run.results, ops, fig_dir, note),
                  "Top-1 hit rate vs query duration, one panel per reverb condition ("
                  + ", ".join(reverb_title(r) for r in reverb_labels(run.results)) + "); exact solid, near dashed."))
+
+    doc.add(*robustness_section(run, ops, fig, fig_dir))
+    doc.add(*open_set_section(run, ops, fig, fig_dir))
 
     doc.add(Heading(1, "Accuracy vs cost (Pareto)"))
     doc.add(*fig(figures.pareto(run.points, fig_dir, "latency_mean_ms", budget),
@@ -572,6 +581,108 @@ def build_document(run: RunData, out_dir: Path, latency_budget_ms: float | None 
             Para(f"Rebuild with `python -m bench report {run.root}` (results format {RESULTS_FORMAT}); nothing is "
                  f"recomputed."))
     return doc, drawn
+
+
+def _at_point(frame: pd.DataFrame, op: pd.Series) -> pd.DataFrame:
+    """The rows of a per-query table at one operating point (label and query parameters)."""
+    return frame[(frame["label"] == op["label"]) & (frame["query_params"] == op["query_params"])]
+
+
+def robustness_cells(run: RunData, ops: pd.DataFrame) -> tuple[list[str], list[list[str]], dict[str, pd.DataFrame]]:
+    """The robustness table's header and rows (each method at its operating point: exact hit rate
+    per transform with its interval and survival decision) and each method's robustness table;
+    no rows for a run without a transform axis."""
+    if run.outcomes is None or "transform" not in run.outcomes.columns:
+        return [], [], {}
+    seed = int(run.info.get("seed", 0) or 0)
+    tables = {op["method"]: robustness_table(_at_point(run.outcomes, op), seed=seed) for _, op in ops.iterrows()}
+    methods = sorted(tables, key=method_sort_key)
+    by_transform = {m: tables[m].set_index("transform") for m in methods}
+    rows = []
+    for transform in dict.fromkeys(t for table in tables.values() for t in table["transform"]):
+        cells = []
+        for m in methods:
+            if transform not in by_transform[m].index:
+                cells.append("")
+                continue
+            r = by_transform[m].loc[transform]
+            text = f"{pct(r['exact'])} [{pct(r['exact_lo'])}, {pct(r['exact_hi'])}]"
+            if transform != "none":
+                text += f" {r['decision']} ({num(100 * r['retained'], '.0f')}% kept)"
+            cells.append(text)
+        rows.append([transform, axis_of(transform), *cells])
+    return ["transform", "axis", *methods], rows, tables
+
+
+ROBUSTNESS_CAPTION = ("Top-1 exact hit rate (%) [95% Wilson interval] of each method at its operating point, per "
+                      f"transform, and its decision: **survives** when the whole 95% interval of the share of its "
+                      f"untransformed rate it keeps is ≥ {RETAINED:.0%}, **fails** when the whole interval is below, "
+                      "**undetermined** otherwise (a seeded bootstrap of both cells' queries).")
+
+
+def robustness_section(run: RunData, ops: pd.DataFrame, fig: Callable[[list[Path], str], list],
+                       fig_dir: Path) -> list:
+    """Hit rate per transform of each method at its operating point, with the survival decisions
+    and the figure (nothing for a run without a transform axis)."""
+    header, rows, tables = robustness_cells(run, ops)
+    if not rows:
+        return []
+    return [Heading(1, "Robustness: tempo, pitch, speed, codecs, phone line"),
+            Table(header, rows, caption=ROBUSTNESS_CAPTION),
+            *fig(figures.robustness_lines(tables, fig_dir),
+                 "Top-1 exact hit rate against each transform axis (95% intervals), one panel per axis, each "
+                 "method at its operating point; its untransformed rate dotted.")]
+
+
+def open_set_cells(run: RunData, ops: pd.DataFrame) -> tuple[list[str], list[list[str]], dict[str, pd.DataFrame]]:
+    """The open-set table's header and rows (each method at its operating point: TPR at each
+    calibrated false-positive target, the threshold and the test FPR) and each method's ROC; no
+    rows for a run without absent queries."""
+    if run.open_set is None or run.outcomes is None or "tpr_1pct" not in run.points.columns:
+        return [], [], {}
+    rows, rocs = [], {}
+    points = run.points.set_index(["label", "query_params"])
+    for _, op in ops.sort_values("method", key=lambda s: s.map(method_sort_key)).iterrows():
+        p = points.loc[(op["label"], op["query_params"])]
+        point = f"{params_text(op['build_params'])}; {params_text(op['query_params'])}"
+        counts = f"{int(p['n_present'])} / {int(p['n_absent'])} / {int(p['n_calibration'])}"
+        if not bool(p["score_meaningful"]):
+            rows.append([op["method"], point, *["no meaningful score: its answers cannot be ranked"] * 2, counts])
+            continue
+        cells = []
+        for fpr in FPR_TARGETS:
+            key = fpr_key(fpr)
+            res = "" if bool(p[f"resolved_{key}"]) else " (calibration max)"
+            cells.append(f"{pct(p[f'tpr_{key}'])} [{pct(p[f'tpr_{key}_lo'])}, {pct(p[f'tpr_{key}_hi'])}] at "
+                         f"> {num(p[f'threshold_{key}'])}{res}; test FPR {pct(p[f'fpr_{key}'])} "
+                         f"[{pct(p[f'fpr_{key}_lo'])}, {pct(p[f'fpr_{key}_hi'])}]")
+        rows.append([op["method"], point, *cells, counts])
+        rocs[op["method"]] = roc_points(pd.concat([_at_point(run.outcomes, op), _at_point(run.open_set, op)]))
+    header = ["method", "operating point", *[f"TPR at {fpr:.1%} FPR" for fpr in FPR_TARGETS],
+              "present / absent / calibration"]
+    return header, rows, rocs
+
+
+OPEN_SET_CAPTION = ("Open set: each method at its operating point answers every query with a score (its offset-aligned "
+                    "vote's summed similarity; aligned landmarks for audfprint). The threshold is chosen on the "
+                    "calibration queries (songs in no DB, from held-out val tracks) so that at most the target share "
+                    "of them is accepted, then applied unchanged to the test queries: TPR = present queries accepted "
+                    "with an exact hit (%), test FPR = absent songs accepted (%), both with 95% Wilson intervals. "
+                    "'(calibration max)': fewer calibration queries than 1/target, so the threshold is their highest "
+                    "score.")
+
+
+def open_set_section(run: RunData, ops: pd.DataFrame, fig: Callable[[list[Path], str], list],
+                     fig_dir: Path) -> list:
+    """True-positive rates at calibrated false-positive rates of each method at its operating point,
+    and the ROC curves (nothing for a run without absent queries)."""
+    header, rows, rocs = open_set_cells(run, ops)
+    if not rows:
+        return []
+    return [Heading(1, "Open set: songs that are not in the catalogue"), Table(header, rows, caption=OPEN_SET_CAPTION),
+            *fig(figures.roc_curves(rocs, fig_dir),
+                 "Open-set ROC of each method at its operating point on the test queries; the false-positive "
+                 "targets dashed.")]
 
 
 def write_report(run: RunData, out_dir: Path | str | None = None, latency_budget_ms: float | None = None,

@@ -7,7 +7,7 @@ import pandas as pd
 
 from bench.measure.operating_points import speedup
 
-from .tables import budget_operating_points, end_to_end_cost, latency_budget, latency_cost
+from .tables import budget_operating_points, end_to_end_cost, latency_budget, latency_cost, queries_text
 
 FOCUS = "flowhash"
 
@@ -78,7 +78,8 @@ def format_summary(results: pd.DataFrame, points: pd.DataFrame, info: dict,
     ops = budget_operating_points(points, budget)
     with pd.option_context("display.width", 200, "display.max_columns", 30):
         parts = [
-            f"run {info['run_id']}: {info['queryset']['queries']} queries (query set {info['queryset']['content_hash'][:12]}), "
+            f"run {info['run_id']}: {queries_text(info['queryset'])} "
+            f"(query set {info['queryset']['content_hash'][:12]}), "
             f"DB {info['db']['segments']} segments of {info['db']['tracks']} tracks, encoder {info['encoder']['name']} "
             f"({info['encoder']['sha256'][:12]}, {info['encoder']['ms_per_segment']:.2f} ms/segment), "
             f"{info['threads']} thread(s)",

@@ -56,6 +56,14 @@ def reverb_title(label: str) -> str:
     return "no reverb" if label == "none" else f"RT60 {label} s"
 
 
+def queries_text(queryset: dict) -> str:
+    """'3150 queries (1050 present, 1050 absent, 1050 calibration)' from run.json's queryset record
+    (the roles only for an open set)."""
+    roles = (queryset.get("open_set") or {}).get("roles") or {}
+    counts = ", ".join(f"{n} {role}" for role, n in sorted(roles.items(), key=lambda kv: kv[0] != "present"))
+    return f"{queryset.get('queries')} queries" + (f" ({counts})" if roles else "")
+
+
 def params_text(params_json: str) -> str:
     """'{"K": 16, "L": 4}' -> 'K=16, L=4' ('-' when empty)."""
     d = json.loads(params_json)

@@ -8,7 +8,7 @@ from importlib import metadata
 from pathlib import Path
 
 LIBRARIES = ("torch", "torchaudio", "faiss-cpu", "nflows", "numpy", "scipy", "pandas", "pyarrow",
-             "soundfile", "pyroomacoustics", "datasketch", "matplotlib")
+             "soundfile", "pyroomacoustics", "datasketch", "matplotlib", "pedalboard")
 REPO = Path(__file__).resolve().parents[2]
 
 

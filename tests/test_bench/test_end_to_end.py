@@ -65,3 +65,33 @@ def test_audfprint_and_the_ann_libraries_run_beside_exact_search(tmp_path: Path,
     part = next(p for p in (tmp_path / "run" / "parts").glob("*.json")
                 if json.loads(p.read_text()).get("input", {}).get("kind") == "audio")
     assert json.loads(part.read_text())["input"]["frontend_ms_per_segment"] == 0.0
+
+
+@pytest.mark.slow
+def test_an_open_set_run_with_a_transform_axis_reports_robustness_and_thresholds(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from bench.report.run_report import write_run_report
+
+    write_rirs(tmp_path / "rirs")
+    monkeypatch.setenv("FLOWHASH_BENCH_CACHE", str(tmp_path / "cache"))
+    queries = QuerySetConfig(durations=(3.0,), snrs=(None,), reverbs=(None,), per_cell=6, seed=2,
+                             transforms=("none", "speed:1.05"), absent_share=0.5)
+    config = RunConfig(synth_tracks=40, rooms=str(tmp_path / "rirs"), queries=queries, timing=TIMING,
+                       db_splits=("test",))  # 40 synthetic tracks hold 2 val tracks, 1 of them held out
+    run_benchmark(config, ["exhaustive"], run_dir=tmp_path / "run", progress=False)
+    run = tmp_path / "run"
+    points = pd.read_parquet(run / "points.parquet")
+    outcomes, open_set = pd.read_parquet(run / "outcomes.parquet"), pd.read_parquet(run / "open_set.parquet")
+    assert (outcomes["role"] == "present").all() and len(outcomes) == 6
+    assert open_set["role"].value_counts().to_dict() == {"absent": 6, "calibration": 6}
+    assert not open_set["exact"].any() and not open_set["track"].any()
+    p = points.iloc[0]
+    assert (p["n_queries"], p["n_present"], p["n_absent"], p["n_calibration"]) == (6, 6, 6, 6)
+    assert p["exact"] == outcomes["exact"].mean()
+    assert 0 <= p["fpr_1pct"] <= 1 and 0 <= p["tpr_1pct"] <= p["exact"]
+    results = pd.read_parquet(run / "results.parquet")
+    assert sorted(results["transform"]) == ["none", "speed:1.05"]
+    report = write_run_report(run).with_suffix(".md").read_text()
+    assert "## Robustness: tempo, pitch, speed, codecs, phone line" in report
+    assert "## Open set: songs that are not in the catalogue" in report
+    assert (run / "figures" / "robustness.png").exists() and (run / "figures" / "open_set_roc.png").exists()

@@ -172,3 +172,30 @@ def test_a_sped_up_query_reads_more_source_than_it_lasts(corpus: FolderCorpus, b
     m = qs.manifest()
     assert (m["source_samples"] == 10_000).all() and (m["n_samples"] == 8_000).all()
     assert all(len(qs.load_query(q)) == 8_000 for q in m["query_id"])
+
+
+def test_the_db_leaves_out_the_held_out_tracks_of_every_split(corpus: FolderCorpus, banks, tmp_path: Path) -> None:
+    from bench.run.inputs import _db_table
+
+    noise, rooms = banks
+    qs = build_queryset(corpus, noise, rooms, QuerySetConfig(**GRID, absent_share=0.25), tmp_path, progress=False)
+    db, _ = _db_table(corpus, qs, ("test", "val"), progress=False)
+    held = qs.info["open_set"]["held_out_tracks"]
+    assert held["test"] and held["val"]
+    assert not set(db["track_id"]) & (set(held["test"]) | set(held["val"]))
+    val = {t.track_id for t in corpus.tracks("val")}
+    assert set(db.loc[db["split"] == "val", "track_id"]) == val - set(held["val"])
+
+
+def test_robustness_decisions_follow_the_interval_of_the_share_kept() -> None:
+    from bench.measure.robustness import robustness_table, survival
+
+    assert survival(0.92, 1.1) == "survives" and survival(0.5, 0.85) == "fails" and survival(0.8, 1.0) == "undetermined"
+    rng = np.random.default_rng(0)
+    outcomes = pd.DataFrame({"transform": ["none"] * 400 + ["mp3:64"] * 400 + ["pitch:2"] * 400,
+                             "exact": np.concatenate([rng.random(400) < 0.8, rng.random(400) < 0.8,
+                                                      rng.random(400) < 0.2])})
+    table = robustness_table(outcomes).set_index("transform")
+    assert table.loc["pitch:2", "decision"] == "fails" and table.loc["pitch:2", "axis"] == "pitch shift"
+    assert table.loc["mp3:64", "decision"] == "survives"  # same rate: the share kept is near 1, its interval above 0.9
+    assert table.loc["none", "exact_lo"] < table.loc["none", "exact"] < table.loc["none", "exact_hi"]
