@@ -197,6 +197,9 @@ def test_cli_help_lists_subcommands() -> None:
     (["--durations", "0.2"], "query duration 0.2 s is out of range"),
     (["--reverb", "soft"], "reverb RT60 'soft' is not a number"),
     (["--corpus", "spotify"], "invalid choice: 'spotify' (choose from 'synth', 'folder', 'fma', 'debian-music')"),
+    (["--transforms", "none", "warp:2"], "queries.transforms[1]: transform 'warp:2' is not allowed; allowed: 'none'"),
+    (["--transforms", "pitch:1", "Pitch:+1"], "queries.transforms: 'pitch:1' appears twice"),
+    (["--absent-share", "0.7"], "queries.absent_share=0.7: allowed a number in [0, 0.5]"),
 ])
 def test_cli_bad_input_names_value_and_allowed(args: list[str], message: str) -> None:
     out = run_cli("queries", *args)
