@@ -546,7 +546,7 @@ def robustness_lines(tables: dict[str, pd.DataFrame], out_dir: Path, level: str 
         x = {t: i for i, t in enumerate(values)}
         for k, (method, table) in enumerate(sorted(tables.items(), key=lambda kv: method_sort_key(kv[0]))):
             g = table[table["axis"] == axis].copy()
-            g = g.assign(x=g["transform"].map(x) + (k - len(tables) / 2) * 0.04).sort_values("x")
+            g = g.assign(x=g["transform"].map(x) + (k - (len(tables) - 1) / 2) * 0.06).sort_values("x")
             colour = method_colour(method)
             ax.errorbar(g["x"], 100 * g[level], yerr=[100 * (g[level] - g[f"{level}_lo"]),
                                                        100 * (g[f"{level}_hi"] - g[level])],
@@ -556,6 +556,7 @@ def robustness_lines(tables: dict[str, pd.DataFrame], out_dir: Path, level: str 
             if len(base):
                 ax.axhline(100 * float(base.iloc[0]), color=colour, ls=":", lw=0.9)
         ax.set_xticks(range(len(values)), [_transform_value(t) for t in values], fontsize=7)
+        ax.set_xlim(-0.5, len(values) - 0.5)
         ax.set_title(axis)
         ax.set_ylim(0, 100)
         ax.set_ylabel(f"top-1 {level} hit rate (%)")
