@@ -541,7 +541,8 @@ def robustness_lines(tables: dict[str, pd.DataFrame], out_dir: Path, level: str 
         values: list[str] = []
         for table in tables.values():
             values += [t for t in table.loc[table["axis"] == axis, "transform"] if t not in values]
-        if axis not in ("codec", "phone line"):
+        numeric = axis not in ("codec", "phone line")  # categories are not joined by lines
+        if numeric:
             values.sort(key=lambda t: float(_transform_value(t)))
         x = {t: i for i, t in enumerate(values)}
         for k, (method, table) in enumerate(sorted(tables.items(), key=lambda kv: method_sort_key(kv[0]))):
@@ -550,18 +551,18 @@ def robustness_lines(tables: dict[str, pd.DataFrame], out_dir: Path, level: str 
             colour = method_colour(method)
             ax.errorbar(g["x"], 100 * g[level], yerr=[100 * (g[level] - g[f"{level}_lo"]),
                                                        100 * (g[f"{level}_hi"] - g[level])],
-                        color=colour, marker="o", ms=3.5, lw=1.2, capsize=2, label=method if axis == axes_order[0]
-                        else None)
+                        color=colour, marker="o", ms=3.5, lw=1.2 if numeric else 0, capsize=2,
+                        elinewidth=1.2, label=method if axis == axes_order[0] else None)
             base = table.loc[table["transform"] == "none", level]
             if len(base):
                 ax.axhline(100 * float(base.iloc[0]), color=colour, ls=":", lw=0.9)
-        ax.set_xticks(range(len(values)), [_transform_value(t) for t in values], fontsize=7)
+        ax.set_xticks(range(len(values)), [_transform_value(t) if numeric else t for t in values], fontsize=7)
         ax.set_xlim(-0.5, len(values) - 0.5)
         ax.set_title(axis)
         ax.set_ylim(0, 100)
         ax.set_ylabel(f"top-1 {level} hit rate (%)")
     _legend_below(fig, len(tables), ncols=min(len(tables), 5))
-    return save(fig, out_dir, "robustness")
+    return save(fig, out_dir, f"robustness_{level}")
 
 
 @_styled

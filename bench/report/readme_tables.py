@@ -300,8 +300,8 @@ def decided(run: RunData, args: dict[str, str]) -> str:
 
 
 def robustness(run: RunData, args: dict[str, str]) -> str:
-    """The report's robustness table: each method at its operating point under the run's default
-    budget, its exact hit rate per transform, interval and survival decision."""
+    """The report's robustness table at the track level: each method at its operating point under
+    the run's default budget, its track hit rate per transform, interval and survival decision."""
     header, rows, _ = robustness_cells(run, budget_operating_points(run.points, latency_budget(run.points)[0]))
     if not rows:
         raise ValueError(f"{run.root}: no transform axis in this run's queries")

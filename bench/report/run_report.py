@@ -588,14 +588,15 @@ def _at_point(frame: pd.DataFrame, op: pd.Series) -> pd.DataFrame:
     return frame[(frame["label"] == op["label"]) & (frame["query_params"] == op["query_params"])]
 
 
-def robustness_cells(run: RunData, ops: pd.DataFrame) -> tuple[list[str], list[list[str]], dict[str, pd.DataFrame]]:
-    """The robustness table's header and rows (each method at its operating point: exact hit rate
-    per transform with its interval and survival decision) and each method's robustness table;
-    no rows for a run without a transform axis."""
+def robustness_cells(run: RunData, ops: pd.DataFrame,
+                     level: str = "track") -> tuple[list[str], list[list[str]], dict[str, pd.DataFrame]]:
+    """The robustness table's header and rows (each method at its operating point: its hit rate at
+    ``level`` per transform with its interval and survival decision) and each method's robustness
+    table; no rows for a run without a transform axis."""
     if run.outcomes is None or "transform" not in run.outcomes.columns:
         return [], [], {}
     seed = int(run.info.get("seed", 0) or 0)
-    tables = {op["method"]: robustness_table(_at_point(run.outcomes, op), seed=seed) for _, op in ops.iterrows()}
+    tables = {op["method"]: robustness_table(_at_point(run.outcomes, op), level, seed) for _, op in ops.iterrows()}
     methods = sorted(tables, key=method_sort_key)
     by_transform = {m: tables[m].set_index("transform") for m in methods}
     rows = []
@@ -606,7 +607,7 @@ def robustness_cells(run: RunData, ops: pd.DataFrame) -> tuple[list[str], list[l
                 cells.append("")
                 continue
             r = by_transform[m].loc[transform]
-            text = f"{pct(r['exact'])} [{pct(r['exact_lo'])}, {pct(r['exact_hi'])}]"
+            text = f"{pct(r[level])} [{pct(r[f'{level}_lo'])}, {pct(r[f'{level}_hi'])}]"
             if transform != "none":
                 text += f" {r['decision']} ({num(100 * r['retained'], '.0f')}% kept)"
             cells.append(text)
@@ -614,24 +615,32 @@ def robustness_cells(run: RunData, ops: pd.DataFrame) -> tuple[list[str], list[l
     return ["transform", "axis", *methods], rows, tables
 
 
-ROBUSTNESS_CAPTION = ("Top-1 exact hit rate (%) [95% Wilson interval] of each method at its operating point, per "
-                      f"transform, and its decision: **survives** when the whole 95% interval of the share of its "
-                      f"untransformed rate it keeps is ≥ {RETAINED:.0%}, **fails** when the whole interval is below, "
-                      "**undetermined** otherwise (a seeded bootstrap of both cells' queries).")
+ROBUSTNESS_CAPTION = ("hit rate (%) [95% Wilson interval] of each method at its operating point, per transform, and "
+                      f"its decision: **survives** when the whole 95% interval of the share of its untransformed rate "
+                      f"it keeps is ≥ {RETAINED:.0%}, **fails** when the whole interval is below, **undetermined** "
+                      "otherwise (a seeded bootstrap of both cells' queries).")
+ROBUSTNESS_LEVELS = {
+    "track": "Top-1 track hit rate (the right song, whatever the offset): the level at which tempo and speed changes "
+             "read fairly, since a stretched query's later segments drift off the DB grid; ",
+    "exact": "Top-1 exact hit rate (the right song and the DB segment nearest the true start; under a tempo or speed "
+             "change the offset-aligned vote may settle one segment off); ",
+}
 
 
 def robustness_section(run: RunData, ops: pd.DataFrame, fig: Callable[[list[Path], str], list],
                        fig_dir: Path) -> list:
     """Hit rate per transform of each method at its operating point, with the survival decisions
     and the figure (nothing for a run without a transform axis)."""
-    header, rows, tables = robustness_cells(run, ops)
-    if not rows:
-        return []
-    return [Heading(1, "Robustness: tempo, pitch, speed, codecs, phone line"),
-            Table(header, rows, caption=ROBUSTNESS_CAPTION),
-            *fig(figures.robustness_lines(tables, fig_dir),
-                 "Top-1 exact hit rate against each transform axis (95% intervals), one panel per axis, each "
-                 "method at its operating point; its untransformed rate dotted.")]
+    out: list = []
+    for level, what in ROBUSTNESS_LEVELS.items():
+        header, rows, tables = robustness_cells(run, ops, level)
+        if not rows:
+            return []
+        out += [Heading(2, f"{level.capitalize()} level"), Table(header, rows, caption=what + ROBUSTNESS_CAPTION),
+                *fig(figures.robustness_lines(tables, fig_dir, level),
+                     f"Top-1 {level} hit rate against each transform axis (95% intervals), one panel per axis, each "
+                     "method at its operating point; its untransformed rate dotted.")]
+    return [Heading(1, "Robustness: tempo, pitch, speed, codecs, phone line"), *out]
 
 
 def open_set_cells(run: RunData, ops: pd.DataFrame) -> tuple[list[str], list[list[str]], dict[str, pd.DataFrame]]:
@@ -653,8 +662,10 @@ def open_set_cells(run: RunData, ops: pd.DataFrame) -> tuple[list[str], list[lis
         for fpr in FPR_TARGETS:
             key = fpr_key(fpr)
             res = "" if bool(p[f"resolved_{key}"]) else " (calibration max)"
+            threshold = float(p[f"threshold_{key}"])
+            accept = "any answer" if threshold == -math.inf else f"> {num(threshold)}"
             cells.append(f"{pct(p[f'tpr_{key}'])} [{pct(p[f'tpr_{key}_lo'])}, {pct(p[f'tpr_{key}_hi'])}] at "
-                         f"> {num(p[f'threshold_{key}'])}{res}; test FPR {pct(p[f'fpr_{key}'])} "
+                         f"{accept}{res}; test FPR {pct(p[f'fpr_{key}'])} "
                          f"[{pct(p[f'fpr_{key}_lo'])}, {pct(p[f'fpr_{key}_hi'])}]")
         rows.append([op["method"], point, *cells, counts])
         rocs[op["method"]] = roc_points(pd.concat([_at_point(run.outcomes, op), _at_point(run.open_set, op)]))
@@ -669,7 +680,8 @@ OPEN_SET_CAPTION = ("Open set: each method at its operating point answers every 
                     "of them is accepted, then applied unchanged to the test queries: TPR = present queries accepted "
                     "with an exact hit (%), test FPR = absent songs accepted (%), both with 95% Wilson intervals. "
                     "'(calibration max)': fewer calibration queries than 1/target, so the threshold is their highest "
-                    "score.")
+                    "score. 'any answer': fewer calibration queries than the target share got an answer at all (a "
+                    "method with its own no-match rule, as audfprint's min_count), so every answer is accepted.")
 
 
 def open_set_section(run: RunData, ops: pd.DataFrame, fig: Callable[[list[Path], str], list],

@@ -94,4 +94,4 @@ def test_an_open_set_run_with_a_transform_axis_reports_robustness_and_thresholds
     report = write_run_report(run).with_suffix(".md").read_text()
     assert "## Robustness: tempo, pitch, speed, codecs, phone line" in report
     assert "## Open set: songs that are not in the catalogue" in report
-    assert (run / "figures" / "robustness.png").exists() and (run / "figures" / "open_set_roc.png").exists()
+    assert (run / "figures" / "robustness_track.png").exists() and (run / "figures" / "open_set_roc.png").exists()
