@@ -11,28 +11,15 @@ import pytest
 from bench.measure.metrics import query_outcomes
 from bench.measure.open_set import calibrated_threshold, open_set_measures, roc_points
 from datasets.corpora.folder import FolderCorpus
-from datasets.noise.synth import SynthNoiseBank
 from datasets.protocol import Protocol
 from datasets.queries.matching import hit_levels
 from datasets.queries.open_set import ABSENT, CALIBRATION, PRESENT, ROLE
 from datasets.queries.queryset import QuerySetConfig, build_queryset
-from datasets.rooms import SimulatedRoomBank
 from methods.base import SearchResult
 from tests.conftest import write_tracks
 
 FRACTIONS = {"train": 0.3, "val": 0.3, "test": 0.4}
 GRID = dict(durations=(1.0,), snrs=(None, 10.0), reverbs=(None,), per_cell=4, seed=5)
-
-
-@pytest.fixture(scope="module")
-def banks(tmp_path_factory: pytest.TempPathFactory) -> tuple[SynthNoiseBank, SimulatedRoomBank]:
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("FLOWHASH_BENCH_CACHE", str(tmp_path_factory.mktemp("bank-cache")))
-        noise = SynthNoiseBank(Protocol(), n_per_kind=2, clip_s=8.0)
-        rooms = SimulatedRoomBank(Protocol(), rt60_levels=(0.6,), rooms_per_level=2, progress=False)
-        for clip in noise.clips():
-            noise.load(clip.noise_id)
-    return noise, rooms
 
 
 @pytest.fixture(scope="module")

@@ -14,27 +14,13 @@ import soundfile as sf
 
 from datasets.corpora.folder import FolderCorpus
 from datasets.folder_lock import FolderBusyError
-from datasets.noise.synth import SynthNoiseBank
 from datasets.protocol import Protocol
 from datasets.queries.degrade import degrade, measured_snr_db
 from datasets.queries.queryset import MANIFEST, QuerySetConfig, build_queryset, load_queryset
-from datasets.rooms import SimulatedRoomBank
 from tests.conftest import write_tracks
 
 FRACTIONS = {"train": 0.5, "val": 0.0, "test": 0.5}
 CONFIG = QuerySetConfig(durations=(1.0, 3.0), snrs=(None, 10.0, 0.0), reverbs=(None, 0.6), per_cell=4, seed=7)
-
-
-@pytest.fixture(scope="module")
-def banks(tmp_path_factory: pytest.TempPathFactory) -> tuple[SynthNoiseBank, SimulatedRoomBank]:
-    """Small noise and room banks, built once for the module."""
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("FLOWHASH_BENCH_CACHE", str(tmp_path_factory.mktemp("bank-cache")))
-        noise = SynthNoiseBank(Protocol(), n_per_kind=2, clip_s=8.0)
-        rooms = SimulatedRoomBank(Protocol(), rt60_levels=(0.3, 0.6), rooms_per_level=2, progress=False)
-        for clip in noise.clips():
-            noise.load(clip.noise_id)
-    return noise, rooms
 
 
 @pytest.fixture(scope="module")
