@@ -26,8 +26,8 @@ from bench.run.store import OUTCOMES, POINTS, RUN_JSON
 from bench.scale.analysis import common_target, finished, growth_table, operating_points, speedups
 
 from .render import pipe_table
-from .run_report import decided_ratio, num, pct
-from .scale_report import decided_by_size
+from .run_report import decided_ratio, factorial_cells, num, pct
+from .scale_report import decided_by_size, factorial_by_size
 from .tables import (
     FOCUS,
     budget_operating_points,
@@ -201,7 +201,23 @@ def decided_table(run: ScaleRun, args: dict[str, str]) -> str:
     return _table(["over", *(f"{size_label(n)} (at {t})" for n, t in zip(sizes, targets))], rows)
 
 
+def factorial_table(run: ScaleRun, args: dict[str, str]) -> str:
+    """The factorial ablation (projection x flow, like with like) at one size (the ``n`` option,
+    default the largest): each cell's highest exact rate, its cost at the group's matched rate, and
+    a flow cell's decided speedup over the same projection without it."""
+    if run.outcomes is None or "latency_ms" not in run.outcomes:
+        raise ValueError(f"{run.root}: no per-query latencies in outcomes.parquet, so no factorial ablation")
+    available = sorted(int(n) for n in finished(run.points)["n_db"].unique())
+    n = int(args["n"]) if "n" in args else available[-1]
+    check_selection("n", [n], available, f"the sizes of {run.root}")
+    table = factorial_by_size(run.outcomes, run.points, run.seed, [n])
+    if table.empty:
+        raise ValueError(f"{run.root}: no two cells of the factorial ablation at N={n:,}")
+    header, rows = factorial_cells(table)
+    return _table(header, rows)
+
+
 RENDERERS: dict[str, Callable[[ScaleRun, dict[str, str]], str]] = {
     "scale-target": target_table, "scale-speedup": speedup_table, "scale-budget": budget_table,
-    "scale-decided": decided_table,
+    "scale-decided": decided_table, "scale-factorial": factorial_table,
 }

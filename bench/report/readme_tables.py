@@ -66,7 +66,7 @@ OPTIONS: dict[str, dict[str, str]] = {
     "e2e": {"methods": NAMES}, "e2e-snr": {"methods": NAMES}, "ablation": {}, "ablation-factorial": {},
     "balance": {"methods": NAMES}, "robustness": {}, "open-set": {},
     "scale-target": {}, "scale-speedup": {"sizes": INTEGERS}, "scale-decided": {"sizes": INTEGERS, "share": NUMBER},
-    "scale-budget": {"n": INTEGER, "budget_ms": NUMBER},
+    "scale-budget": {"n": INTEGER, "budget_ms": NUMBER}, "scale-factorial": {"n": INTEGER},
 }
 REQUIRED: dict[str, tuple[str, ...]] = {"e2e": ("methods",), "e2e-snr": ("methods",)}
 

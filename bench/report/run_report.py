@@ -276,8 +276,9 @@ def ablation_block(table: pd.DataFrame) -> Table:
                  text_columns=1)
 
 
-def factorial_block(table: pd.DataFrame) -> Table:
-    """The factorial ablation (``tables.factorial_ablation``): one row per (K, tau_db, cell)."""
+def factorial_cells(table: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
+    """The factorial ablation's header and rows (``tables.factorial_ablation``): one row per (K,
+    tau_db, cell)."""
     def interval(r: pd.Series) -> str:
         if not math.isfinite(r["flow_speedup"]):
             return "-"
@@ -285,16 +286,24 @@ def factorial_block(table: pd.DataFrame) -> Table:
 
     rows = [[f"{int(r['K'])}", f"{r['tau_db']:g}", r["cell"],
              f"{pct(r['reached'])} [{pct(r['reached_lo'])}, {pct(r['reached_hi'])}]", pct(r["matched"]),
-             num(r["candidates"], ".4g"), num(r["latency_ms"], ".3g"), interval(r), r["decision"] or "-"]
+             num(r["candidates"], ",.0f"), num(r["latency_ms"], ".3g"), interval(r), r["decision"] or "-"]
             for _, r in table.iterrows()]
-    return Table(["K", "tau_db", "cell", "highest exact % [95% CI]", "matched exact %", "candidates", "mean latency ms",
-                  "flow's speedup over the same projection [95% CI]", "decision"], rows,
-                 "Projection (PCA whitening or the learned head) × flow (none or trained), like with like: each "
-                 "(K, tau_db) row group holds only configurations of that K and DB multi-insertion, over the same "
-                 "query sweep, with ITQ and lsh-directed at the same K beside the tau_db 0 group. Candidates and "
-                 "latency are interpolated along each cell's sweep at the highest rate every cell of the group "
-                 "reaches; a flow cell's speedup is the same projection without the flow over it at that rate, "
-                 "with the decided speedups' interval and decision.", text_columns=3)
+    return (["K", "tau_db", "cell", "highest exact % [95% CI]", "matched exact %", "candidates", "mean latency ms",
+             "flow's speedup over the same projection [95% CI]", "decision"], rows)
+
+
+FACTORIAL_CAPTION = (
+    "Projection (PCA whitening or the learned head) × flow (none or trained), like with like: each (K, tau_db) row "
+    "group holds only configurations of that K and DB multi-insertion, over the same query sweep, with ITQ and "
+    "lsh-directed at the same K beside the tau_db 0 group. Candidates and latency are interpolated along each cell's "
+    "sweep at the highest rate every cell of the group reaches; a flow cell's speedup is the same projection without "
+    "the flow over it at that rate, with the decided speedups' interval and decision.")
+
+
+def factorial_block(table: pd.DataFrame) -> Table:
+    """The factorial ablation (``tables.factorial_ablation``) as a report table."""
+    header, rows = factorial_cells(table)
+    return Table(header, rows, FACTORIAL_CAPTION, text_columns=3)
 
 
 def latent_block(training: dict) -> Table:

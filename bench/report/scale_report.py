@@ -27,8 +27,8 @@ from bench.scale.analysis import (
 
 from . import scale_figures
 from .render import Bullets, Document, FigureBlock, Heading, Para, Table, write_document
-from .run_report import decided_ratio
-from .tables import decided_speedups, method_sort_key
+from .run_report import FACTORIAL_CAPTION, decided_ratio, factorial_cells
+from .tables import decided_speedups, factorial_ablation, method_sort_key
 
 FIGURES = "figures"
 STEM = "report"
@@ -66,6 +66,17 @@ def decided_by_size(outcomes: pd.DataFrame, points: pd.DataFrame, seed: int,
     frames = [decided_speedups(outcomes[outcomes["n_db"] == n], pts[pts["n_db"] == n], shares=shares,
                                seed=seed).assign(n_db=n)
               for n in (sorted(pts["n_db"].unique()) if sizes is None else sizes)]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def factorial_by_size(outcomes: pd.DataFrame, points: pd.DataFrame, seed: int,
+                      sizes: list[int] | None = None) -> pd.DataFrame:
+    """``tables.factorial_ablation`` (projection x flow, like with like) at each size of a scaling
+    run (``sizes``, default every size), an ``n_db`` column added."""
+    pts = finished(points)
+    frames = [factorial_ablation(outcomes[outcomes["n_db"] == n], pts[pts["n_db"] == n], seed=seed).assign(n_db=n)
+              for n in (sorted(pts["n_db"].unique()) if sizes is None else sizes)]
+    frames = [f for f in frames if len(f)]
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
@@ -213,6 +224,13 @@ def write_scale_report(root: Path | str) -> Path:
                                   f"mean latencies over each draw's timed queries (docs/protocol.md, Uncertainty). "
                                   f"Faster above 1.1, slower below 1/1.1, equivalent within 10% inside both, else "
                                   f"undetermined."))
+    if (root / OUTCOMES).exists():
+        fa = factorial_by_size(pd.read_parquet(root / OUTCOMES), points, int(info.get("seed", 0) or 0))
+        if len(fa):
+            doc.add(Heading(2, "Ablation: projection × flow at each N, like with like"))
+            for n, table in fa.groupby("n_db", sort=True):
+                header, rows = factorial_cells(table)
+                doc.add(Table(header, rows, text_columns=3, caption=f"N = {int(n):,}. {FACTORIAL_CAPTION}"))
     skipped = points[points.get("status", pd.Series(dtype=str)) != "ok"] if "status" in points else points[:0]
     if len(skipped):
         doc.add(Heading(2, "Not run within budget"))
