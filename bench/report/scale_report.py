@@ -73,6 +73,8 @@ def factorial_by_size(outcomes: pd.DataFrame, points: pd.DataFrame, seed: int,
                       sizes: list[int] | None = None) -> pd.DataFrame:
     """``tables.factorial_ablation`` (projection x flow, like with like) at each size of a scaling
     run (``sizes``, default every size), an ``n_db`` column added."""
+    if "latency_ms" not in outcomes.columns or "n_db" not in outcomes.columns:
+        return pd.DataFrame()  # a run whose every configuration was skipped, or one without latencies
     pts = finished(points)
     frames = [factorial_ablation(outcomes[outcomes["n_db"] == n], pts[pts["n_db"] == n], seed=seed).assign(n_db=n)
               for n in (sorted(pts["n_db"].unique()) if sizes is None else sizes)]
