@@ -8,8 +8,9 @@ A table in a Markdown file is tied to its run by a marker line before it and a c
 
 Kinds from a ``bench run`` folder: ``budget``, ``snr``, ``paired``, ``speedup``, ``e2e``, ``e2e-snr``,
 ``ablation``, ``ablation-factorial``, ``balance``, ``robustness``, ``open-set``; from a ``bench scale``
-folder, the ``scale-*`` kinds of ``readme_scale_tables``. ``check_tables`` renders every marked table afresh from the run it names
-and lists the ones whose text differs; ``write_tables`` rewrites them. ``python -m bench readme``
+folder, the ``scale-*`` kinds of ``readme_scale_tables``. ``check_tables`` renders every marked
+table afresh from the run it names and lists the ones whose text differs; ``write_tables`` rewrites
+them. ``python -m bench readme``
 runs either. A line that looks like a marker (an HTML comment whose first word is ``bench-table`` in
 any case or spelling) must parse, and a marker's options must be its kind's (``OPTIONS``), of their
 type, and name what its run holds: anything else is an error naming the line, never skipped.
@@ -299,22 +300,25 @@ def decided(run: RunData, args: dict[str, str]) -> str:
                        "latency speedup [95% CI]", "decision"], ["l", "r", "r", "r", "l"], rows)
 
 
-def robustness(run: RunData, args: dict[str, str]) -> str:
-    """The report's robustness table at the track level: each method at its operating point under
-    the run's default budget, its track hit rate per transform, interval and survival decision."""
-    header, rows, _ = robustness_cells(run, budget_operating_points(run.points, latency_budget(run.points)[0]))
+def _report_cells_table(run: RunData, cells: Callable, missing: str) -> str:
+    """A report table built by ``cells`` (``robustness_cells`` or ``open_set_cells``) at the report's
+    own operating points (its default latency budget), as a pipe table; ``missing`` when it has no rows."""
+    header, rows, _ = cells(run, budget_operating_points(run.points, latency_budget(run.points)[0]))
     if not rows:
-        raise ValueError(f"{run.root}: no transform axis in this run's queries")
+        raise ValueError(f"{run.root}: {missing}")
     return pipe_table(header, ["l", "l", *["r"] * (len(header) - 2)], rows)
+
+
+def robustness(run: RunData, args: dict[str, str]) -> str:
+    """The report's robustness table at the track level: each method at its operating point, its
+    track hit rate per transform, interval and survival decision."""
+    return _report_cells_table(run, robustness_cells, "no transform axis in this run's queries")
 
 
 def open_set(run: RunData, args: dict[str, str]) -> str:
     """The report's open-set table: each method at its operating point, TPR at each calibrated
     false-positive target with the threshold and the test FPR."""
-    header, rows, _ = open_set_cells(run, budget_operating_points(run.points, latency_budget(run.points)[0]))
-    if not rows:
-        raise ValueError(f"{run.root}: no absent queries in this run's query set")
-    return pipe_table(header, ["l", "l", *["r"] * (len(header) - 2)], rows)
+    return _report_cells_table(run, open_set_cells, "no absent queries in this run's query set")
 
 
 RENDERERS: dict[str, Callable[[RunData, dict[str, str]], str]] = {

@@ -275,7 +275,8 @@ def sweep_method(built: BuiltMethod, inputs: RunInputs, query_grid: list[dict], 
                                 inputs.corpus.protocol.hop_s)
         if not method.counts_candidates:
             scored["candidates"] = np.nan  # the library does not say what it scored
-        out = scored[present_mask(scored)].copy()  # hit rates count the queries whose song is in the DB
+        present = present_mask(scored)
+        out = scored[present].copy()  # hit rates count the queries whose song is in the DB
         stages: dict[str, float] = {}
         t_timing = time.perf_counter()
         if timed:
@@ -299,7 +300,7 @@ def sweep_method(built: BuiltMethod, inputs: RunInputs, query_grid: list[dict], 
         results.append(by_condition(out, lat, len(inputs.db), e2e).assign(**point))
         points.append({**point, **overall(out, lat, len(inputs.db), e2e, cfg.seed), **stages,
                        **open_set_measures(scored)})
-        others = scored[~present_mask(scored)]  # an open set's absent and calibration queries, scored only
+        others = scored[~present]  # an open set's absent and calibration queries, scored only
         outcomes.append(pd.concat([out, others]).assign(label=built.label, query_params=point["query_params"]))
     return pd.concat(results, ignore_index=True), pd.DataFrame(points), pd.concat(outcomes, ignore_index=True)
 

@@ -519,16 +519,18 @@ def _library_identity(config: QuerySetConfig) -> dict:
 
 
 def _pools(config: QuerySetConfig, corpus: Corpus, scans: dict[str, _TrackScan], eligible: list[str],
+           longest: int,
            progress: bool) -> tuple[dict[str, list[str]], dict[str, list[str]], dict[str, _TrackScan], list[dict]]:
-    """The eligible tracks of each query role; the held-out tracks of the query split and of the
-    calibration split (both kept out of every DB); the calibration split's scans and unreadable tracks."""
+    """The eligible tracks of each query role (``eligible``: the query split's tracks of at least
+    ``longest`` samples); the held-out tracks of the query split and of the calibration split (both
+    kept out of every DB); the calibration split's scans and unreadable tracks."""
     if not config.absent_share:
         return {PRESENT: eligible}, {}, {}, []
     held = held_out_tracks(scans, config.absent_share)
     cal_scans, cal_unreadable = _scan_tracks(corpus, CALIBRATION_SPLIT, progress)
     cal_held = held_out_tracks(cal_scans, config.absent_share)
     pools = {PRESENT: [t for t in eligible if t not in held], ABSENT: [t for t in eligible if t in held],
-             CALIBRATION: sorted(t for t in cal_held if cal_scans[t].n_samples >= _longest(config, corpus))}
+             CALIBRATION: sorted(t for t in cal_held if cal_scans[t].n_samples >= longest)}
     for role, pool in pools.items():
         if not pool:
             split = CALIBRATION_SPLIT if role == CALIBRATION else config.split
@@ -539,7 +541,7 @@ def _pools(config: QuerySetConfig, corpus: Corpus, scans: dict[str, _TrackScan],
 
 
 def _longest(config: QuerySetConfig, corpus: Corpus) -> int:
-    """Source samples of the longest query of the grid (a slowed-down query reads more than it lasts)."""
+    """Source samples of the longest query of the grid (a sped-up query reads more than it lasts)."""
     n = int(round(max(config.durations) * corpus.protocol.sample_rate))
     return max(source_samples(t, n) for t in config.transforms)
 
@@ -585,7 +587,7 @@ def _build_locked(corpus: Corpus, noise: NoiseBank, rooms: RoomBank, config: Que
         raise ValueError(f"corpus {corpus.name!r}: no readable {config.split}-split track is at least "
                          f"{max(config.durations):g} s long ({len(short)} too short, "
                          f"{len(unreadable)} unreadable)")
-    pools, held_out, cal_scans, cal_unreadable = _pools(config, corpus, scans, eligible, progress)
+    pools, held_out, cal_scans, cal_unreadable = _pools(config, corpus, scans, eligible, longest, progress)
     manifest = _draw_manifest(config, corpus, {**cal_scans, **scans}, pools, noise, rooms)
     rendered = _render(manifest, corpus, noise, rooms, root, progress)
     manifest["gain"] = [rendered[q]["gain"] for q in manifest["query_id"]]
