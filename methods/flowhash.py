@@ -89,7 +89,7 @@ PROJECTIONS = ("pca", "learned")
 VALIDATION_FRACTION = 0.1  # of the train pairs, held out for early stopping when no held-out pairs are given
 MAX_THRESHOLD_BITS = 8     # threshold probing / multi-insertion expand at most 2^8 codes per row (docs/fidelity.md)
 _FITTED: dict[tuple, tuple] = {}  # fitted flows by (inputs, training parameters, seed)
-_FITTED_MAX = 4
+_FITTED_MAX = 16  # a flow is small (K x hidden); binary-index configurations reuse theirs
 
 
 @register

@@ -8,6 +8,7 @@ from datasets.queries.matching import hit_levels, vote_sequences
 from datasets.queries.open_set import ROLE
 from methods.base import SearchResult
 
+from .recall import RECALL_KS, recall_column
 from .uncertainty import mean_interval, stratified_rate_interval, wilson_interval
 
 CONDITION = ["duration_s", "snr", "reverb"]
@@ -17,9 +18,12 @@ TIME_LEVEL = "time"  # right track, predicted start within +-TIME_TOLERANCE_S of
 TIME_TOLERANCE_S = 0.25
 #: Result columns fixed by the seed and the data alone (the same on any engine or machine, bit for
 #: bit): hit rates, candidates, counts, index size and bucket balance. Timings are not among them.
-DETERMINISTIC_COLUMNS = ("n_queries", "exact", "near", "track", "time", "seg_exact", "seg_near", "seg_track",
+DETERMINISTIC_COLUMNS = ("n_queries", "exact", "near", "track", "time", "seg_exact", "seg_near", "seg_track", "recall1", "recall10",
                          "candidates_mean", "candidates_frac", "n_db", "k", "index_bytes")
 
+
+#: Recall@k columns of outcomes, results and points (embedding methods only)
+RECALL_COLUMNS = tuple(recall_column(k) for k in RECALL_KS)
 
 #: Suffixes of a hit rate's 95% interval columns (``exact_lo``, ``exact_hi``, ...): Wilson per
 #: condition cell, a seeded bootstrap stratified by cell over all queries (bench/measure/uncertainty.py)
@@ -100,6 +104,13 @@ def query_outcomes(result: SearchResult, query_index: pd.DataFrame, manifest: pd
     return out
 
 
+def _recalls(outcomes: pd.DataFrame) -> dict[str, float]:
+    """Recall@k against exact search (``bench.measure.recall``) over the query segments, for a
+    method that searches embeddings (its outcomes carry the columns); nothing otherwise."""
+    return {col: float(np.average(outcomes[col], weights=outcomes["n_segments"]))
+            for col in RECALL_COLUMNS if col in outcomes.columns}
+
+
 def _levels(outcomes: pd.DataFrame) -> tuple[str, ...]:
     """The sequence-level hit levels the outcomes carry (the time level only when a hop was given)."""
     return LEVELS + ((TIME_LEVEL,) if TIME_LEVEL in outcomes.columns else ())
@@ -147,7 +158,7 @@ def by_condition(outcomes: pd.DataFrame, latency_s: pd.Series, n_db: int,
         rows.append({**dict(zip(columns, key)), "n_queries": len(g),
                      **{lv: float(g[lv].mean()) for lv in _levels(g)}, **cell_intervals(g, _levels(g)),
                      **{f"seg_{lv}": float(np.average(g[f"seg_{lv}"], weights=g["n_segments"])) for lv in LEVELS},
-                     "candidates_mean": float(g["candidates"].mean()),
+                     **_recalls(g), "candidates_mean": float(g["candidates"].mean()),
                      "candidates_frac": float(g["candidates"].mean() / (g["n_segments"].mean() * n_db)),
                      **latency_stats(timed.to_numpy()), **latency_stats(e2e_s[same].to_numpy(), "e2e")})
     return pd.DataFrame(rows)
@@ -162,7 +173,7 @@ def overall(outcomes: pd.DataFrame, latency_s: pd.Series, n_db: int,
             **overall_intervals(outcomes, _levels(outcomes), seed),
             **{f"seg_{lv}": float(np.average(outcomes[f"seg_{lv}"], weights=outcomes["n_segments"]))
                for lv in LEVELS},
-            "candidates_mean": float(outcomes["candidates"].mean()),
+            **_recalls(outcomes), "candidates_mean": float(outcomes["candidates"].mean()),
             "candidates_frac": float(outcomes["candidates"].sum() / (outcomes["n_segments"].sum() * n_db)),
             **latency_stats(latency_s.to_numpy()), **latency_spread(latency_s, seed),
             **latency_stats(e2e_s.to_numpy(), "e2e")}

@@ -1,6 +1,7 @@
 """Everything a run searches with, prepared once: corpus, query set, encoder, embeddings, train pairs."""
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -8,6 +9,7 @@ from functools import cached_property
 import numpy as np
 import pandas as pd
 
+from bench.measure.recall import RECALL_KS, cached_exact_scores
 from datasets.corpora.corpus import Corpus
 from datasets.corpora.registry import open_corpus
 from datasets.noise.bank import NoiseBank
@@ -60,6 +62,15 @@ class RunInputs:
                  for n, part in ((self.config.train_pairs, "fit"), (self.config.held_out_pairs, "held-out"))]
         self.stage_seconds["train_pairs"] = time.perf_counter() - t0
         return TrainData(*pairs[0], *pairs[1])
+
+    @cached_property
+    def exact_scores(self) -> np.ndarray:
+        """[query segments, max(RECALL_KS)] exact top scores of every query segment over the DB
+        (``bench.measure.recall``), on all cores; computed on first use, kept on disk."""
+        t0 = time.perf_counter()
+        scores = cached_exact_scores(self.db, self.query_emb, max(RECALL_KS), len(os.sched_getaffinity(0)))
+        self.stage_seconds["exact_neighbours"] = time.perf_counter() - t0
+        return scores
 
     @cached_property
     def spectrogram(self) -> tuple[np.ndarray, np.ndarray]:

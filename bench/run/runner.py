@@ -20,6 +20,7 @@ from bench.measure.metrics import by_condition, end_to_end_seconds, overall, que
 from bench.measure.open_set import open_set_measures
 from bench.measure.operating_points import REFERENCE
 from bench.measure.overhead import harness_overhead
+from bench.measure.recall import per_query, segment_recalls
 from bench.measure.timing import latency_sample, time_batch, time_queries
 from datasets.cache import stable_hash
 from datasets.folder_lock import FolderBusyError, folder_lock
@@ -273,6 +274,10 @@ def sweep_method(built: BuiltMethod, inputs: RunInputs, query_grid: list[dict], 
         check_search_result(res, built.label, qp, len(queries), cfg.k, len(inputs.db))
         scored = query_outcomes(res, inputs.query_index, inputs.manifest, codes, tracks, db_segment,
                                 inputs.corpus.protocol.hop_s)
+        if method.input_kind == "embedding":  # recall against exact search over the same embeddings
+            recalls = segment_recalls(inputs.db, queries, res.ids, inputs.exact_scores)
+            for col, values in per_query(recalls, inputs.query_index["query"].to_numpy(), len(scored)).items():
+                scored[col] = values.to_numpy()
         if not method.counts_candidates:
             scored["candidates"] = np.nan  # the library does not say what it scored
         present = present_mask(scored)
