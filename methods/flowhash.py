@@ -170,6 +170,7 @@ class FlowHash(Method):
             self.hasher = _identity
             return
         key = self._fit_key(train)
+        self._fitted_key = key
         if key in _FITTED:
             self.transform, self.base, self.history, self.training = _FITTED[key]
             self.flow = make_flow(self.transform, self.base)
@@ -201,9 +202,15 @@ class FlowHash(Method):
         self.training["fit_s"] = time.perf_counter() - t0
         self.transform.eval()
         self.hasher = self._replay()
-        _FITTED[key] = (self.transform, self.base, self.history, self.training)
-        while len(_FITTED) > _FITTED_MAX:
-            _FITTED.pop(next(iter(_FITTED)))
+        _remember(key, (self.transform, self.base, self.history, self.training))
+
+    def __setstate__(self, state: dict) -> None:
+        """Unpickled (e.g. from the harness's fit cache): its flow is remembered as if fitted here,
+        so other configurations with the same flow (``binary-index`` over its codes) reuse it."""
+        self.__dict__.update(state)
+        key = state.get("_fitted_key")
+        if key is not None and key not in _FITTED:
+            _remember(key, (self.transform, self.base, self.history, self.training))
 
     def _held_out(self, train: TrainData) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """(fit anchors, fit positives, held-out anchors, held-out positives): the given held-out
@@ -377,6 +384,12 @@ class FlowHash(Method):
                            "curve": list(getattr(self.projection, "curve", []))},
             "latent": getattr(self, "diagnostics", {}),
         }
+
+
+def _remember(key: tuple, fitted: tuple) -> None:
+    _FITTED[key] = fitted
+    while len(_FITTED) > _FITTED_MAX:
+        _FITTED.pop(next(iter(_FITTED)))
 
 
 def _identity(x: np.ndarray) -> np.ndarray:

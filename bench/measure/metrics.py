@@ -18,7 +18,8 @@ TIME_LEVEL = "time"  # right track, predicted start within +-TIME_TOLERANCE_S of
 TIME_TOLERANCE_S = 0.25
 #: Result columns fixed by the seed and the data alone (the same on any engine or machine, bit for
 #: bit): hit rates, candidates, counts, index size and bucket balance. Timings are not among them.
-DETERMINISTIC_COLUMNS = ("n_queries", "exact", "near", "track", "time", "seg_exact", "seg_near", "seg_track", "recall1", "recall10",
+DETERMINISTIC_COLUMNS = ("n_queries", "exact", "near", "track", "time", "seg_exact", "seg_near", "seg_track",
+                         "recall1", "recall10",
                          "candidates_mean", "candidates_frac", "n_db", "k", "index_bytes")
 
 

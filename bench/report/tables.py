@@ -14,7 +14,17 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from bench.measure.operating_points import REFERENCE, TARGET_SHARES, best_under_budget, cheapest, speedup
+from bench.measure.metrics import RECALL_COLUMNS
+from bench.measure.operating_points import (
+    RECALL_TARGET,
+    RECALL_TARGETS,
+    REFERENCE,
+    TARGET_SHARES,
+    best_under_budget,
+    cheapest,
+    cheapest_reaching,
+    speedup,
+)
 from bench.measure.uncertainty import wilson_interval
 from bench.run.retime import RETIMED_MS
 
@@ -287,7 +297,9 @@ class _SweepMatrices:
         from bench.measure.metrics import condition_cells
 
         ordered, self.rows_of = _point_outcomes(outcomes)
-        self.exact = ordered["exact"].to_numpy(dtype=float)
+        self.values = {col: ordered[col].to_numpy(dtype=float)
+                       for col in ("exact", *RECALL_COLUMNS) if col in ordered.columns}
+        self.exact = self.values["exact"]
         self.latency = ordered["latency_ms"].to_numpy(dtype=float)
         self.retimed = (ordered[RETIMED_MS].to_numpy(dtype=float) if RETIMED_MS in ordered
                         else np.full(len(ordered), np.nan))
@@ -300,11 +312,12 @@ class _SweepMatrices:
         """Whether any of the points ``pts`` was re-timed."""
         return any(np.isfinite(self.retimed[i]).any() for i in self._rows(pts))
 
-    def of(self, pts: pd.DataFrame, retimed: bool) -> tuple[np.ndarray, np.ndarray]:
-        """[points, queries] hits and latencies of ``pts`` (re-timed latencies where ``retimed``)."""
+    def of(self, pts: pd.DataFrame, retimed: bool, rate: str = "exact") -> tuple[np.ndarray, np.ndarray]:
+        """[points, queries] per-query ``rate`` (exact hits, or a recall) and latencies of ``pts``
+        (re-timed latencies where ``retimed``)."""
         rows = self._rows(pts)
         lat = [self.retimed[i] if retimed and np.isfinite(self.retimed[i]).any() else self.latency[i] for i in rows]
-        return np.array([self.exact[i] for i in rows]), np.array(lat)
+        return np.array([self.values[rate][i] for i in rows]), np.array(lat)
 
 
 def paired_table(outcomes: pd.DataFrame, ops: pd.DataFrame, against: str, seed: int = 0) -> pd.DataFrame:
@@ -393,36 +406,81 @@ def decided_speedups(outcomes: pd.DataFrame, points: pd.DataFrame, focus: str = 
     searches raw audio is compared end to end in the speedup table instead, and left out here.
     Empty when the focus method or the reference did not run.
     """
+    methods = set(points["method"])
+    if focus not in methods or REFERENCE not in methods:
+        return pd.DataFrame(columns=DECIDED_COLUMNS)
+    best = float(points.loc[points["method"] == REFERENCE, "exact"].max())
+    others = [o for o in sorted(methods - {focus}, key=method_sort_key) if latency_cost(points, o) == "latency_mean_ms"]
+    return _decided(outcomes, points, focus, others, "exact", [(share, share * best) for share in shares], True,
+                    seed, n_boot)
+
+
+def decided_recall_speedups(outcomes: pd.DataFrame, points: pd.DataFrame, focus: str = FOCUS,
+                            targets: tuple[float, ...] = RECALL_TARGETS, rate: str = "recall10", seed: int = 0,
+                            n_boot: int = 1000) -> pd.DataFrame:
+    """As :func:`decided_speedups`, at fixed recall targets (``rate``: recall@k against exact search,
+    column ``share`` holding the target itself) over every other method with a recall (those that
+    search the embeddings). The sweep latencies are read on both sides: the interleaved re-timing
+    chose its points by hit rate, not by recall. Empty when the focus method has no recall."""
+    has = set(points.loc[points[rate].notna(), "method"]) if rate in points.columns else set()
+    if focus not in has:
+        return pd.DataFrame(columns=DECIDED_COLUMNS)
+    others = [o for o in sorted(has - {focus}, key=method_sort_key)]
+    return _decided(outcomes, points, focus, others, rate, [(t, t) for t in targets], False, seed, n_boot)
+
+
+DECIDED_COLUMNS = ["share", "other", "target", "focus_ms", "other_ms", "speedup", "low", "high", "decision"]
+
+
+def _decided(outcomes: pd.DataFrame, points: pd.DataFrame, focus: str, others: list[str], rate: str,
+             targets: list[tuple[float, float]], allow_retimed: bool, seed: int, n_boot: int) -> pd.DataFrame:
+    """The decided speedups of ``focus`` over ``others`` at each (label, target) of ``targets`` on
+    the per-query ``rate``; re-timed latencies where ``allow_retimed`` and both sides have them."""
     from bench.measure.operating_points import interpolated_cost
     from bench.measure.uncertainty import decide_speedup, timed_speedup_interval
 
-    cols = ["share", "other", "target", "focus_ms", "other_ms", "speedup", "low", "high", "decision"]
-    methods = set(points["method"])
-    if focus not in methods or REFERENCE not in methods:
-        return pd.DataFrame(columns=cols)
-    best = float(points.loc[points["method"] == REFERENCE, "exact"].max())
     sweeps = _SweepMatrices(outcomes)
-    of_method = {m: points[points["method"] == m] for m in methods}
+    of_method = {m: points[points["method"] == m] for m in {focus, *others}}
 
     def mean_cost(hits: np.ndarray, lat: np.ndarray, target: float) -> float:
         return float(interpolated_cost(hits.mean(axis=1), np.nanmean(lat, axis=1), target))
 
-    others = [o for o in sorted(methods - {focus}, key=method_sort_key) if latency_cost(points, o) == "latency_mean_ms"]
     # like with like: re-timed latencies on both sides, or the sweep's on both (exhaustive search at
     # a scaling run's large sizes is not re-timed: against it the focus method is read at its sweep's)
-    retimed = {other: sweeps.was_retimed(of_method[focus]) and sweeps.was_retimed(of_method[other])
+    retimed = {other: allow_retimed and sweeps.was_retimed(of_method[focus]) and sweeps.was_retimed(of_method[other])
                for other in others}
-    focus_mats = {flag: sweeps.of(of_method[focus], flag) for flag in set(retimed.values())}
-    mats = {other: sweeps.of(of_method[other], retimed[other]) for other in others}
+    focus_mats = {flag: sweeps.of(of_method[focus], flag, rate) for flag in set(retimed.values())}
+    mats = {other: sweeps.of(of_method[other], retimed[other], rate) for other in others}
     rows = []
-    for share in sorted(shares, reverse=True):
-        target = share * best
+    for label, target in sorted(targets, reverse=True):
         for other in others:
             ha, la = focus_mats[retimed[other]]
             hb, lb = mats[other]
             iv = timed_speedup_interval(ha, la, hb, lb, sweeps.cells, target, n_boot=n_boot, seed=seed)
-            rows.append([share, other, target, mean_cost(ha, la, target), mean_cost(hb, lb, target), iv.estimate,
+            rows.append([label, other, target, mean_cost(ha, la, target), mean_cost(hb, lb, target), iv.estimate,
                          iv.low, iv.high, decide_speedup(iv)])
+    return pd.DataFrame(rows, columns=DECIDED_COLUMNS)
+
+
+def ann_table(points: pd.DataFrame, target: float = RECALL_TARGET, rate: str = "recall10") -> pd.DataFrame:
+    """The ANN view of each method with a recall (it searches the embeddings): its highest ``rate``
+    (recall@10 against exact search) and, at the cheapest point (mean latency, over all its build
+    configurations) whose ``rate`` reaches ``target``, its QPS on one thread (1000 / mean latency
+    ms, as ann-benchmarks counts queries a second), recall@1 and exact hit rate; NaN where no
+    point reaches it. Methods by name, the reference first."""
+    cols = ["method", "best_recall", "label", "query_params", "recall", "recall1", "exact", "latency_ms", "qps"]
+    if rate not in points.columns:
+        return pd.DataFrame(columns=cols)
+    rows = []
+    for method in sorted(set(points.loc[points[rate].notna(), "method"]), key=method_sort_key):
+        pts = points[(points["method"] == method) & points[rate].notna()]
+        at = cheapest_reaching(pts, target, rate)
+        row = [method, float(pts[rate].max()), "", "", *[float("nan")] * 5]
+        if at is not None:
+            lat = float(at["latency_mean_ms"])
+            row[2:] = [at["label"], at["query_params"], float(at[rate]), float(at.get("recall1", np.nan)),
+                       float(at["exact"]), lat, 1e3 / lat if lat > 0 else float("nan")]
+        rows.append(row)
     return pd.DataFrame(rows, columns=cols)
 
 
