@@ -42,6 +42,7 @@ METHOD_COLOURS = {  # tab10, fixed per method; unknown methods draw from EXTRA_C
     "exhaustive": "#4d4d4d", "flowhash": "#d62728", "lsh": "#1f77b4", "ivf": "#2ca02c", "ivfpq": "#9467bd",
     "hnsw": "#ff7f0e", "minhash": "#8c564b", "itq": "#e377c2", "binary-hash": "#17becf", "lsh-directed": "#bcbd22",
     "pca-sign": "#98df8a", "audfprint": "#000000", "hnswlib": "#ffbb78", "scann": "#aec7e8", "usearch": "#c5b0d5",
+    "rabitq": "#393b79", "ivf-rabitq": "#6b6ecf", "binary-index": "#e7ba52",
 }
 EXTRA_COLOURS = ("#bcbd22", "#aec7e8", "#ffbb78", "#98df8a", "#ff9896", "#c5b0d5", "#c49c94", "#f7b6d2", "#dbdb8d",
                  "#9edae5")
@@ -222,12 +223,12 @@ def _error_bars(ax, g: pd.DataFrame, cost: str, colour: str) -> None:
 
 @_styled
 def pareto(points: pd.DataFrame, out_dir: Path, cost: str = "latency_mean_ms",
-           budget_ms: float | None = None) -> list[Path]:
-    """Top-1 exact hit rate vs ``cost`` over each method configuration's query-parameter sweep.
-
-    One line per build configuration (method colour; marker and style per configuration), the
-    exhaustive reference as a star with a dotted line at its hit rate, and on the latency plot the
-    latency budget as a vertical dashed line.
+           budget_ms: float | None = None, per_config: bool = False) -> list[Path]:
+    """Top-1 exact hit rate vs ``cost``: one frontier per method, as ann-benchmarks draws its
+    algorithms (``pareto_front`` over all the method's build configurations and query points), or,
+    with ``per_config``, one line per build configuration (method colour; marker and style per
+    configuration; saved as ``<name>_configs``). The exhaustive reference is a star with a dotted
+    line at its hit rate; on the latency plot the latency budget is a vertical dashed line.
     """
     name, xlabel, what = COSTS[cost]
     fig = Figure(figsize=(11.5, 5.0), layout="constrained")
@@ -236,6 +237,15 @@ def pareto(points: pd.DataFrame, out_dir: Path, cost: str = "latency_mean_ms",
         return []  # a run from before the column existed
     for method in sorted(set(points["method"]) - {REFERENCE}, key=method_sort_key):
         sub = points[points["method"] == method]
+        if not per_config:
+            front = pareto_front(sub.dropna(subset=[cost]), "exact", cost)
+            if front.empty:
+                continue
+            n = sub["label"].nunique()
+            ax.plot(front[cost], 100 * front["exact"], color=method_colour(method), marker="o", ms=4, lw=1.5,
+                    label=f"{method} ({n} configuration{'s' if n > 1 else ''})")
+            _error_bars(ax, front, cost, method_colour(method))
+            continue
         styles = _config_style(list(set(sub["label"])))
         for label, (marker, ls) in styles.items():
             g = sub[sub["label"] == label].sort_values("param_index")
@@ -255,9 +265,40 @@ def pareto(points: pd.DataFrame, out_dir: Path, cost: str = "latency_mean_ms",
     ax.set_xlabel(xlabel)
     ax.set_ylabel("top-1 exact hit rate (%)")
     ax.set_ylim(0, 102)
-    _legend_below(fig, len(ax.get_legend_handles_labels()[1]))
-    fig.suptitle(f"Pareto: top-1 exact hit rate vs {what} over each method's query-parameter sweep")
-    return save(fig, out_dir, name)
+    _legend_below(fig, len(ax.get_legend_handles_labels()[1]), ncols=2 if per_config else 4)
+    over = ("each build configuration's query-parameter sweep" if per_config
+            else "each method's frontier over all its configurations")
+    fig.suptitle(f"Pareto: top-1 exact hit rate vs {what}, {over}")
+    return save(fig, out_dir, f"{name}_configs" if per_config else name)
+
+
+@_styled
+def recall_qps(points: pd.DataFrame, out_dir: Path, rate: str = "recall10",
+               target: float | None = None) -> list[Path]:
+    """The ANN view, as ann-benchmarks plots it: queries per second on one thread (1000 / mean
+    latency per query) against recall@k of the exact top-k, one frontier per method with a recall
+    (``pareto_front`` over all its configurations), log QPS; a dashed line at ``target``."""
+    if rate not in points.columns or points[rate].isna().all():
+        return []
+    k = rate.removeprefix("recall")
+    fig = Figure(figsize=(11.5, 5.0), layout="constrained")
+    ax = fig.subplots()
+    have = points[points[rate].notna() & (points["latency_mean_ms"] > 0)]
+    for method in sorted(set(have["method"]), key=method_sort_key):
+        sub = have[have["method"] == method]
+        front = pareto_front(sub, rate, "latency_mean_ms")
+        style = dict(ls="none", marker="*", ms=15) if method == REFERENCE else dict(marker="o", ms=4, lw=1.5)
+        ax.plot(front[rate], 1e3 / front["latency_mean_ms"], color=method_colour(method), label=method, **style)
+    if target is not None:
+        ax.axvline(target, color="0.5", ls="--", lw=1, label=f"recall@{k} = {target:g}")
+    ax.set_yscale("log")
+    _plain_log(ax.yaxis)
+    ax.set_xlabel(f"recall@{k} of the exact top-{k} (per query segment, tie-aware)")
+    ax.set_ylabel("queries per second, one thread (log scale)")
+    ax.set_xlim(0, 1.02)
+    _legend_below(fig, len(ax.get_legend_handles_labels()[1]), ncols=5)
+    fig.suptitle(f"Recall@{k} against QPS: each method's frontier over all its configurations (up and right is better)")
+    return save(fig, out_dir, f"recall{k}_qps")
 
 
 @_styled

@@ -21,13 +21,13 @@ from typing import Callable
 import pandas as pd
 
 from bench.measure.metrics import overall_intervals
-from bench.measure.operating_points import TARGET_SHARES
+from bench.measure.operating_points import RECALL_TARGET, RECALL_TARGETS, TARGET_SHARES
 from bench.run.store import OUTCOMES, POINTS, RUN_JSON
 from bench.scale.analysis import common_target, finished, growth_table, operating_points, speedups
 
 from .render import pipe_table
 from .run_report import decided_ratio, factorial_cells, num, pct
-from .scale_report import decided_by_size, factorial_by_size
+from .scale_report import ann_by_size, decided_by_size, decided_recall_by_size, factorial_by_size
 from .tables import (
     FOCUS,
     budget_operating_points,
@@ -177,25 +177,77 @@ def decided_share(args: dict[str, str]) -> float:
     return share
 
 
+def recall_target(args: dict[str, str]) -> float:
+    """A recall table's ``target`` option (default the highest), one of ``RECALL_TARGETS``."""
+    target = float(args.get("target", max(RECALL_TARGETS)))
+    if not any(math.isclose(target, t) for t in RECALL_TARGETS):
+        raise ValueError(f"target={args['target']}: the decided speedups at matched recall are read at recall@10 "
+                         f"{', '.join(f'{t:g}' for t in RECALL_TARGETS)}")
+    return target
+
+
+def _sizes(run: ScaleRun, args: dict[str, str]) -> list[int]:
+    """The ``sizes`` option (default every size the run finished configurations at), checked."""
+    available = sorted(int(n) for n in finished(run.points)["n_db"].unique())
+    sizes = [int(n) for n in args["sizes"].split(",")] if "sizes" in args else available
+    check_selection("sizes", sizes, available, f"the sizes of {run.root}")
+    return sizes
+
+
+def ann_scale_table(run: ScaleRun, args: dict[str, str]) -> str:
+    """Each method's QPS at recall@10 >= 0.9 (one thread) and its best recall@10 at every size,
+    'QPS (best recall)', or 'not reached (best)'."""
+    sizes = _sizes(run, args)
+    table = ann_by_size(run.points, sizes)
+    if table.empty:
+        raise ValueError(f"{run.root}: no recall in this run (runs before recall was measured)")
+    rows = []
+    for method in _sorted_methods(set(table["method"])):
+        mine = table[table["method"] == method].set_index("n_db")
+        rows.append([method, *((f"{num(mine.loc[n, 'qps'], ',.0f')} ({mine.loc[n, 'best_recall']:.3f})"
+                                if math.isfinite(mine.loc[n, "qps"]) else
+                                f"not reached ({mine.loc[n, 'best_recall']:.3f})") if n in mine.index else "-"
+                               for n in sizes)])
+    return _table(["method", *(f"{size_label(n)}: QPS at recall@10 ≥ {RECALL_TARGET:g} (best recall@10)"
+                               for n in sizes)], rows)
+
+
+def _decided_rows(decided: pd.DataFrame, sizes: list[int]) -> list[list[str]]:
+    """One row per rival: 'speedup [95% CI]: decision' at each size ('-' where it did not run)."""
+    rows = []
+    for rival in _sorted_methods(set(decided["other"])):
+        mine = decided[decided["other"] == rival].set_index("n_db")
+        rows.append([rival, *(f"{decided_ratio(mine.loc[n])}: {mine.loc[n, 'decision']}" if n in mine.index else "-"
+                              for n in sizes)])
+    return rows
+
+
+def decided_recall_table(run: ScaleRun, args: dict[str, str]) -> str:
+    """FlowHash's speedup over each method with a recall per size at the ``target`` recall@10
+    (``tables.decided_recall_speedups``), 'speedup [95% CI]: decision'."""
+    if run.outcomes is None or "recall10" not in run.outcomes or "latency_ms" not in run.outcomes:
+        raise ValueError(f"{run.root}: no per-query recall and latencies in outcomes.parquet")
+    sizes = _sizes(run, args)
+    target = recall_target(args)
+    decided = decided_recall_by_size(run.outcomes, run.points, run.seed, sizes, targets=(target,))
+    if decided.empty:
+        raise ValueError(f"{run.root}: {FOCUS} has no recall in this run")
+    rows = _decided_rows(decided, sizes)
+    return _table(["over", *(f"{size_label(n)} (at recall@10 {target:g})" for n in sizes)], rows)
+
+
 def decided_table(run: ScaleRun, args: dict[str, str]) -> str:
     """FlowHash's speedup over each rival per size at the fixed target (``tables.decided_speedups``:
     the ``share`` option's share, default 90%, of exhaustive search's rate at that size),
     'speedup [95% CI]: decision'."""
     if run.outcomes is None or "latency_ms" not in run.outcomes:
         raise ValueError(f"{run.root}: no per-query latencies in outcomes.parquet, so no decided speedups")
-    pts = finished(run.points)
-    available = sorted(int(n) for n in pts["n_db"].unique())
-    sizes = [int(n) for n in args["sizes"].split(",")] if "sizes" in args else available
-    check_selection("sizes", sizes, available, f"the sizes of {run.root}")
+    sizes = _sizes(run, args)
     share = decided_share(args)
     decided = decided_by_size(run.outcomes, run.points, run.seed, sizes, shares=(share,))
     if decided.empty:
         raise ValueError(f"{run.root}: {FOCUS} or exhaustive search did not run")
-    rows = []
-    for rival in _sorted_methods(set(decided["other"])):
-        mine = decided[decided["other"] == rival].set_index("n_db")
-        rows.append([rival, *(f"{decided_ratio(mine.loc[n])}: {mine.loc[n, 'decision']}" if n in mine.index else "-"
-                              for n in sizes)])
+    rows = _decided_rows(decided, sizes)
     target = decided.groupby("n_db")["target"].first()
     targets = [f"{pct(target[n])}%" if n in target.index else "-" for n in sizes]
     return _table(["over", *(f"{size_label(n)} (at {t})" for n, t in zip(sizes, targets))], rows)
@@ -219,5 +271,6 @@ def factorial_table(run: ScaleRun, args: dict[str, str]) -> str:
 
 RENDERERS: dict[str, Callable[[ScaleRun, dict[str, str]], str]] = {
     "scale-target": target_table, "scale-speedup": speedup_table, "scale-budget": budget_table,
-    "scale-decided": decided_table, "scale-factorial": factorial_table,
+    "scale-decided": decided_table, "scale-factorial": factorial_table, "scale-ann": ann_scale_table,
+    "scale-decided-recall": decided_recall_table,
 }

@@ -31,16 +31,18 @@ from bench.measure.operating_points import highest_rate
 
 from .data import RunData, load_run
 from .readme_scale_tables import RENDERERS as SCALE_RENDERERS
-from .readme_scale_tables import ScaleRun, check_selection, decided_share, load_scale_run
+from .readme_scale_tables import ScaleRun, check_selection, decided_share, load_scale_run, recall_target
 from .render import pipe_table
-from .run_report import decided_cells, num, open_set_cells, pct, pct_ci, robustness_cells
+from .run_report import ann_cells, decided_cells, num, open_set_cells, pct, pct_ci, robustness_cells
 from .tables import (
     FOCUS,
     REFERENCE,
     ablation_table,
+    ann_table,
     balance_table,
     budget_operating_points,
     condition_rates,
+    decided_recall_speedups,
     decided_speedups,
     end_to_end_cost,
     factorial_ablation,
@@ -65,7 +67,8 @@ OPTIONS: dict[str, dict[str, str]] = {
     "budget": {"budget_ms": NUMBER}, "snr": {"budget_ms": NUMBER},
     "paired": {"budget_ms": NUMBER, "against": NAME}, "speedup": {}, "speedup-decided": {"share": NUMBER},
     "e2e": {"methods": NAMES}, "e2e-snr": {"methods": NAMES}, "ablation": {}, "ablation-factorial": {},
-    "balance": {"methods": NAMES}, "robustness": {}, "open-set": {},
+    "balance": {"methods": NAMES}, "robustness": {}, "open-set": {}, "ann": {}, "decided-recall": {"target": NUMBER},
+    "scale-ann": {"sizes": INTEGERS}, "scale-decided-recall": {"sizes": INTEGERS, "target": NUMBER},
     "scale-target": {}, "scale-speedup": {"sizes": INTEGERS}, "scale-decided": {"sizes": INTEGERS, "share": NUMBER},
     "scale-budget": {"n": INTEGER, "budget_ms": NUMBER}, "scale-factorial": {"n": INTEGER},
 }
@@ -300,6 +303,30 @@ def decided(run: RunData, args: dict[str, str]) -> str:
                        "latency speedup [95% CI]", "decision"], ["l", "r", "r", "r", "l"], rows)
 
 
+def ann(run: RunData, args: dict[str, str]) -> str:
+    """The report's ANN table: each method's best recall@10 and its QPS at recall@10 >= 0.9."""
+    table = ann_table(run.points)
+    if table.empty:
+        raise ValueError(f"{run.root}: no recall in this run (runs before recall was measured)")
+    header, rows = ann_cells(table)
+    return pipe_table(header, ["l", *["r"] * (len(header) - 2), "l"], rows)
+
+
+def decided_recall(run: RunData, args: dict[str, str]) -> str:
+    """FlowHash's speedup over each method with a recall at the ``target`` recall@10 option
+    (``tables.decided_recall_speedups``), with its interval and decision."""
+    if run.outcomes is None or "recall10" not in run.outcomes or "latency_ms" not in run.outcomes:
+        raise ValueError(f"{run.root}: no per-query recall and latencies in outcomes.parquet")
+    target = recall_target(args)
+    table = decided_recall_speedups(run.outcomes, run.points, targets=(target,),
+                                    seed=int(run.info.get("seed", 0) or 0))
+    if table.empty:
+        raise ValueError(f"{run.root}: {FOCUS} has no recall in this run")
+    rows = [[r["other"], *decided_cells(r)] for _, r in table.iterrows()]
+    return pipe_table(["over", f"{FOCUS} ms at recall@10 {target:g}", "other ms", "latency speedup [95% CI]",
+                       "decision"], ["l", "r", "r", "r", "l"], rows)
+
+
 def _report_cells_table(run: RunData, cells: Callable, missing: str) -> str:
     """A report table built by ``cells`` (``robustness_cells`` or ``open_set_cells``) at the report's
     own operating points (its default latency budget), as a pipe table; ``missing`` when it has no rows."""
@@ -324,7 +351,8 @@ def open_set(run: RunData, args: dict[str, str]) -> str:
 RENDERERS: dict[str, Callable[[RunData, dict[str, str]], str]] = {
     "budget": budget_table, "snr": snr_table, "paired": paired, "speedup": speedups, "e2e": end_to_end,
     "e2e-snr": end_to_end_snr, "ablation": ablation, "ablation-factorial": factorial, "balance": balance,
-    "speedup-decided": decided, "robustness": robustness, "open-set": open_set,
+    "speedup-decided": decided, "robustness": robustness, "open-set": open_set, "ann": ann,
+    "decided-recall": decided_recall,
 }
 KINDS = (*RENDERERS, *SCALE_RENDERERS)
 

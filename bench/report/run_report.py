@@ -15,7 +15,7 @@ import pandas as pd
 
 from bench import __version__
 from bench.measure.open_set import FPR_TARGETS, fpr_key, roc_points
-from bench.measure.operating_points import TARGET_SHARES
+from bench.measure.operating_points import RECALL_TARGET, RECALL_TARGETS, TARGET_SHARES
 from bench.measure.robustness import RETAINED, axis_of, robustness_table
 from bench.run.retime import RETIMED_MS
 from bench.run.store import RESULTS_FORMAT, now
@@ -27,10 +27,12 @@ from .tables import (
     FOCUS,
     REFERENCE,
     ablation_table,
+    ann_table,
     balance_table,
     budget_operating_points,
     build_table,
     condition_rates,
+    decided_recall_speedups,
     decided_speedups,
     end_to_end_cost,
     factorial_ablation,
@@ -498,9 +500,11 @@ def build_document(run: RunData, out_dir: Path, latency_budget_ms: float | None 
 
     doc.add(Heading(1, "Accuracy vs cost (Pareto)"))
     doc.add(*fig(figures.pareto(run.points, fig_dir, "latency_mean_ms", budget),
-                 "Top-1 exact hit rate vs mean search latency (log axis) over each build configuration's "
-                 "query-parameter sweep; the exhaustive reference as a star, its hit rate dotted; the latency "
-                 "budget dashed."))
+                 "Top-1 exact hit rate vs mean search latency (log axis): each method's frontier over all its "
+                 "build configurations and query points (the points no other point of the method beats on both); "
+                 "the exhaustive reference as a star, its hit rate dotted; the latency budget dashed."))
+    doc.add(*fig(figures.pareto(run.points, fig_dir, "latency_mean_ms", budget, per_config=True),
+                 "The same, one line per build configuration (each configuration's query-parameter sweep)."))
     doc.add(*fig(figures.pareto(run.points, fig_dir, "e2e_mean_ms"),
                  "The same against mean end-to-end latency: search plus the front end of the query's segments "
                  "(the encoder for embedding methods, measured on one segment at a time at the run's threads; "
@@ -508,6 +512,8 @@ def build_document(run: RunData, out_dir: Path, latency_budget_ms: float | None 
                  "landmark fingerprinting compare."))
     doc.add(*fig(figures.pareto(run.points, fig_dir, "candidates_mean"),
                  "The same against candidates scanned per query (deterministic for a seed)."))
+
+    doc.add(*ann_section(run, fig, fig_dir))
 
     doc.add(Heading(1, f"Speedup of {FOCUS} at matched hit rate"))
     sp = speedup_table(run.points)
@@ -704,6 +710,62 @@ def open_set_section(run: RunData, ops: pd.DataFrame, fig: Callable[[list[Path],
             *fig(figures.roc_curves(rocs, fig_dir),
                  "Open-set ROC of each method at its operating point on the test queries; the false-positive "
                  "targets dashed.")]
+
+
+def ann_cells(table: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
+    """Header and rows of the ANN table (``tables.ann_table``), shared by the report and the README."""
+    rows = [[r["method"], num(r["best_recall"], ".3f"),
+             num(r["qps"], ",.0f") if math.isfinite(r["qps"]) else "not reached",
+             num(r["recall"], ".3f"), num(r["recall1"], ".3f"), pct(r["exact"]) if math.isfinite(r["exact"]) else "-",
+             _point_text(r)]
+            for _, r in table.iterrows()]
+    return (["method", "best recall@10", f"QPS at recall@10 ≥ {RECALL_TARGET:g}", "recall@10 there",
+             "recall@1 there", "exact % there", "point"], rows)
+
+
+def _point_text(row: pd.Series) -> str:
+    """A sweep point as 'label query-params' (the label alone when it has no query parameters)."""
+    if not row["label"]:
+        return "-"
+    params = params_text(row["query_params"])
+    return row["label"] if params == "-" else f"{row['label']} {params}"
+
+
+def ann_section(run: RunData, fig: Callable[[list[Path], str], list], fig_dir: Path) -> list:
+    """The ANN view: recall against exact search, QPS at a recall target, and the decided speedups
+    at fixed recall targets; nothing for a run from before recall was measured."""
+    if "recall10" not in run.points.columns or run.points["recall10"].isna().all():
+        return []
+    seed = int(run.info.get("seed", 0) or 0)
+    header, rows = ann_cells(ann_table(run.points))
+    out = [Heading(1, "Recall against exact search (the ANN view)"),
+           Para("Recall@k of a query segment is the share of its exact top-k by inner product over the same DB "
+                "(exhaustive search) that the method returns in its own top k; an item tied with the k-th exact "
+                "score counts as found (tie-aware, docs/protocol.md). It separates losing the neighbour (the "
+                "index) from ranking a wrong neighbour first (the encoder): a method can beat exact search at the "
+                "task and still miss neighbours. Methods that do not search the embeddings have no recall."),
+           *fig(figures.recall_qps(run.points, fig_dir, target=RECALL_TARGET),
+                "Queries per second on one thread (1000 / mean latency per query) against recall@10, each "
+                "method's frontier over all its configurations, as ann-benchmarks draws it."),
+           Table(header, rows, f"Each method's highest recall@10 and, at its cheapest point (mean latency, over all "
+                               f"its configurations) reaching recall@10 ≥ {RECALL_TARGET:g}, its QPS on one thread, "
+                               f"recall and exact hit rate.", text_columns=1)]
+    if run.outcomes is not None and "recall10" in run.outcomes.columns and "latency_ms" in run.outcomes:
+        table = decided_recall_speedups(run.outcomes, run.points, seed=seed)
+        if len(table):
+            out.append(decided_recall_block(table))
+    return out
+
+
+def decided_recall_block(table: pd.DataFrame) -> Table:
+    """The decided speedups at fixed recall@10 targets (``tables.decided_recall_speedups``)."""
+    rows = [[f"recall@10 {r['target']:g}", r["other"], *decided_cells(r)] for _, r in table.iterrows()]
+    return Table(["target", "over", f"{FOCUS} ms", "other ms", "latency speedup × [95% CI]", "decision"], rows,
+                 f"Speedup of {FOCUS} at matched recall: at fixed recall@10 targets "
+                 f"({', '.join(f'{t:g}' for t in RECALL_TARGETS)}), each method's mean latency interpolated along "
+                 f"its sweep, read at the sweep's timing on both sides (the interleaved re-timing chose its points "
+                 f"by hit rate); the interval resamples the queries (stratified by condition cell) with their "
+                 f"recalls and latencies. Decisions as for the hit-rate targets.", text_columns=2)
 
 
 def write_report(run: RunData, out_dir: Path | str | None = None, latency_budget_ms: float | None = None,

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from bench import __version__
-from bench.measure.operating_points import TARGET_SHARES
+from bench.measure.operating_points import RECALL_TARGET, RECALL_TARGETS, TARGET_SHARES
 from bench.run.store import OUTCOMES, POINTS, RUN_JSON, now
 from bench.scale.analysis import (
     MATCH_POINTS,
@@ -28,7 +28,7 @@ from bench.scale.analysis import (
 from . import scale_figures
 from .render import Bullets, Document, FigureBlock, Heading, Para, Table, write_document
 from .run_report import FACTORIAL_CAPTION, decided_ratio, factorial_cells
-from .tables import decided_speedups, factorial_ablation, method_sort_key
+from .tables import ann_table, decided_recall_speedups, decided_speedups, factorial_ablation, method_sort_key
 
 FIGURES = "figures"
 STEM = "report"
@@ -69,6 +69,32 @@ def decided_by_size(outcomes: pd.DataFrame, points: pd.DataFrame, seed: int,
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
+def decided_recall_by_size(outcomes: pd.DataFrame, points: pd.DataFrame, seed: int,
+                           sizes: list[int] | None = None,
+                           targets: tuple[float, ...] = RECALL_TARGETS) -> pd.DataFrame:
+    """``tables.decided_recall_speedups`` at each size of a scaling run (``sizes``, default every
+    size) and each recall@10 target, an ``n_db`` column added; empty for a run without recall."""
+    if "recall10" not in outcomes.columns or "latency_ms" not in outcomes.columns:
+        return pd.DataFrame()
+    pts = finished(points)
+    frames = [decided_recall_speedups(outcomes[outcomes["n_db"] == n], pts[pts["n_db"] == n], targets=targets,
+                                      seed=seed).assign(n_db=n)
+              for n in (sorted(pts["n_db"].unique()) if sizes is None else sizes)]
+    frames = [f for f in frames if len(f)]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def ann_by_size(points: pd.DataFrame, sizes: list[int] | None = None) -> pd.DataFrame:
+    """``tables.ann_table`` (best recall@10, QPS at recall@10 >= 0.9) at each size, ``n_db`` added."""
+    pts = finished(points)
+    if "recall10" not in pts.columns:
+        return pd.DataFrame()
+    frames = [ann_table(pts[pts["n_db"] == n]).assign(n_db=n)
+              for n in (sorted(pts["n_db"].unique()) if sizes is None else sizes)]
+    frames = [f for f in frames if len(f)]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
 def factorial_by_size(outcomes: pd.DataFrame, points: pd.DataFrame, seed: int,
                       sizes: list[int] | None = None) -> pd.DataFrame:
     """``tables.factorial_ablation`` (projection x flow, like with like) at each size of a scaling
@@ -80,6 +106,38 @@ def factorial_by_size(outcomes: pd.DataFrame, points: pd.DataFrame, seed: int,
               for n in (sorted(pts["n_db"].unique()) if sizes is None else sizes)]
     frames = [f for f in frames if len(f)]
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def ann_blocks(root: Path, points: pd.DataFrame, seed: int) -> list:
+    """The ANN view at each size: QPS at recall@10 >= RECALL_TARGET and the best recall@10 per
+    method, and FlowHash's decided speedups at fixed recall@10 targets; nothing without recall."""
+    ann = ann_by_size(points)
+    if ann.empty:
+        return []
+    out = [Heading(2, "Recall against exact search at each N (the ANN view)"),
+           Table(["method", "N", "best recall@10", f"QPS at recall@10 ≥ {RECALL_TARGET:g}", "recall@1 there",
+                  "exact % there", "configuration"],
+                 [[r["method"], _int(r["n_db"]), _num(r["best_recall"]),
+                   _int(r["qps"]) if math.isfinite(r["qps"]) else "not reached", _num(r["recall1"]), _pct(r["exact"]),
+                   r["label"] or "-"]
+                  for r in _sorted(ann).to_dict("records")], text_columns=1,
+                 caption="Recall@10 of each query segment's exact top-10 over the DB of that size (tie-aware, "
+                         "docs/protocol.md); QPS on one thread is 1000 / mean latency per query at the cheapest "
+                         "point (over all the method's configurations) reaching the recall.")]
+    if (root / OUTCOMES).exists():
+        decided = decided_recall_by_size(pd.read_parquet(root / OUTCOMES), points, seed)
+        if len(decided):
+            out.append(Table(["recall@10", "N", "rival", "flowhash ms", "rival ms", "speedup [95% CI]", "decision"],
+                             [[f"{r['target']:g}", _int(r["n_db"]), r["other"], _ms(r["focus_ms"]), _ms(r["other_ms"]),
+                               decided_ratio(pd.Series(r)), r["decision"]]
+                              for r in decided.sort_values(["target", "other", "n_db"],
+                                                           ascending=[False, True, True]).to_dict("records")],
+                             text_columns=3,
+                             caption=f"Decided at matched recall: at fixed recall@10 targets "
+                                     f"({', '.join(f'{t:g}' for t in RECALL_TARGETS)}), each method's mean latency "
+                                     f"interpolated along its sweep at the sweep's timing; the interval resamples "
+                                     f"the queries with their recalls and latencies."))
+    return out
 
 
 def write_scale_report(root: Path | str) -> Path:
@@ -226,6 +284,7 @@ def write_scale_report(root: Path | str) -> Path:
                                   f"mean latencies over each draw's timed queries (docs/protocol.md, Uncertainty). "
                                   f"Faster above 1.1, slower below 1/1.1, equivalent within 10% inside both, else "
                                   f"undetermined."))
+    doc.add(*ann_blocks(root, points, int(info.get("seed", 0) or 0)))
     if (root / OUTCOMES).exists():
         fa = factorial_by_size(pd.read_parquet(root / OUTCOMES), points, int(info.get("seed", 0) or 0))
         if len(fa):

@@ -26,6 +26,8 @@ def method_table(ops: pd.DataFrame) -> pd.DataFrame:
         "lat_ms": ops["latency_mean_ms"], "p99_ms": ops["latency_p99_ms"], "qps": ops["qps"],
         "cand": ops["candidates_mean"], "cand%db": 100 * ops["candidates_frac"],
     })
+    if "recall10" in ops:  # recall@10 against exact search (methods that search the embeddings)
+        table["recall@10"] = ops["recall10"]
     if "balance_expected_vs_random" in ops:
         table["E[b]/rand"] = ops["balance_expected_vs_random"]
         table["H/K"] = ops["balance_normalised_entropy"]

@@ -6,7 +6,8 @@ The harness pickles the fitted method under a digest of exactly those, in
 ``cache_dir("fits")``, with the seconds the fit took; a later fit of the same configuration on
 the same pairs loads it and reports those seconds as its ``fit_s`` (the cost of fitting it, not
 of loading it). A file lock per entry makes a second process wait for a fit in progress instead
-of training the same configuration twice. A method that does not pickle is fitted every time.
+of training the same configuration twice. A method that does not pickle, or fits in under a
+second, is fitted every time.
 """
 from __future__ import annotations
 
@@ -25,6 +26,9 @@ from methods.base import Method, TrainData
 from methods.registry import method_code_hash
 
 log = logging.getLogger(__name__)
+#: Fits quicker than this are not kept: storing a method that only keeps its train arrays (IVF's
+#: training set) would cost more disk than fitting it again costs time.
+MIN_KEPT_FIT_S = 1.0
 
 
 def fit_key(name: str, build_params: dict, seed: int, device: str, train: TrainData) -> str:
@@ -68,6 +72,8 @@ def cached_fit(method: Method, name: str, build_params: dict, train: TrainData) 
         t0 = time.perf_counter()
         method.fit(train)
         fit_s = time.perf_counter() - t0
+        if fit_s < MIN_KEPT_FIT_S:
+            return method, fit_s, False
         try:
             payload = pickle.dumps({"method": method, "fit_s": fit_s}, protocol=pickle.HIGHEST_PROTOCOL)
         except Exception as exc:  # noqa: BLE001 - not every method pickles; it is then fitted each time

@@ -62,6 +62,14 @@ def test_audfprint_and_the_ann_libraries_run_beside_exact_search(tmp_path: Path,
     clean = results[(results["method"] == "audfprint") & (results["duration_s"] == 6.0)
                     & (results["snr"].astype(str) == "clean")]
     assert clean["exact"].max() >= 0.75
+    # recall against exact search: 1 for exact search, within [0, 1] for the embedding methods, none
+    # for audfprint (it does not search the embeddings); per query in the outcomes too
+    assert (exact["recall1"], exact["recall10"]) == (1.0, 1.0)
+    embedding = points[points["method"].isin(["hnswlib", "scann", "usearch"])]
+    assert embedding["recall10"].between(0, 1).all() and embedding["recall10"].max() > 0.9
+    assert points.loc[points["method"] == "audfprint", "recall10"].isna().all()
+    outcomes = pd.read_parquet(tmp_path / "run" / "outcomes.parquet")
+    assert outcomes.loc[outcomes["label"] == "exhaustive", "recall10"].eq(1.0).all()
     part = next(p for p in (tmp_path / "run" / "parts").glob("*.json")
                 if json.loads(p.read_text()).get("input", {}).get("kind") == "audio")
     assert json.loads(part.read_text())["input"]["frontend_ms_per_segment"] == 0.0

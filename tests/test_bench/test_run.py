@@ -225,3 +225,27 @@ def test_run_command_end_to_end_with_flowhash(setup, tmp_path: Path) -> None:
     assert {"exhaustive", "flowhash"} == set(res["method"])
     again = run_cli(*args)
     assert again.returncode == 0 and "done in an earlier run, skipped" in again.stdout
+
+
+def test_a_fitted_configuration_is_loaded_not_trained_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    from bench.run import fit_cache
+    from methods import TrainData, get_method
+
+    monkeypatch.setattr(fit_cache, "MIN_KEPT_FIT_S", 0.0)
+    rng = np.random.default_rng(4)
+    anchors = rng.standard_normal((600, 16)).astype(np.float32)
+    train = TrainData(anchors, (anchors + 0.1 * rng.standard_normal(anchors.shape)).astype(np.float32))
+    params = {"K": 6, "epochs": 2, "patience": 0, "hidden": 16, "n_blocks": 2}
+
+    def fit(p: dict, data: TrainData) -> tuple:
+        return fit_cache.cached_fit(get_method("flowhash", **p), "flowhash", p, data)
+
+    first, first_s, first_hit = fit(params, train)
+    again, again_s, again_hit = fit(params, train)
+    assert (first_hit, again_hit) == (False, True)
+    assert again_s == first_s  # the cost of the original fit, not of loading it
+    np.testing.assert_array_equal(again.latent(anchors), first.latent(anchors))
+    # another parameter, or other train pairs, is another fit
+    assert not fit({**params, "hidden": 8}, train)[2]
+    other = TrainData(anchors[::-1].copy(), train.positives[::-1].copy())
+    assert not fit(params, other)[2]
