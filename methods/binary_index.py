@@ -65,7 +65,8 @@ class BinaryIndex(Method):
     def _check_query_params(self, params: dict[str, Any]) -> None:
         check_int_range("n_probes", params["n_probes"], 1)
         check_int_range("efSearch", params["efSearch"], 1)
-        check_int_range("nprobe", params["nprobe"], 1, self.params["nlist"])
+        # nprobe is the inverted file's knob: an HNSW configuration ignores it, whatever its value
+        check_int_range("nprobe", params["nprobe"], 1, self.params["nlist"] if self.params["index"] == "ivf" else None)
 
     def _fit(self, train: TrainData) -> None:
         p = self.params

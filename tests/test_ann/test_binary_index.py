@@ -78,6 +78,7 @@ def test_bad_parameters_are_named() -> None:
         get_method("binary-index", codes="lsh")
     with pytest.raises(ValueError, match="projection='learned' is not allowed with codes='itq'"):
         get_method("binary-index", codes="itq", projection="learned")
-    method = get_method("binary-index", nlist=8)
+    method = get_method("binary-index", index="ivf", nlist=8)
     with pytest.raises(ValueError, match="nprobe"):
         method.set_query_params(nprobe=9)
+    get_method("binary-index", index="hnsw", nlist=8).set_query_params(nprobe=1024)  # not its knob
