@@ -28,9 +28,11 @@ REFERENCE = "exhaustive"
 TARGET_SHARES = (0.8, 0.9)
 TARGET_SHARE = 0.9
 #: The ANN view (docs/protocol.md, "Recall"): QPS at recall@10 of at least RECALL_TARGET, as
-#: ann-benchmarks reads its plots, and the decided speedups at each of RECALL_TARGETS (recall@10).
+#: ann-benchmarks reads its plots, and the decided speedups at each of RECALL_TARGETS (recall@10):
+#: 0.9, the ANN convention, and 0.5, where the bucket-probing hash methods, which stop at a
+#: recall@10 of 0.55 to 0.77 in the headline run, can be compared at all.
 RECALL_TARGET = 0.9
-RECALL_TARGETS = (0.8, 0.9)
+RECALL_TARGETS = (0.5, 0.9)
 #: Front points within this many hit-rate units of the target are compared too: a bootstrap draw
 #: moves the rates by about this much (two standard errors at 2,000 queries), and with them the
 #: points that bracket the target.
