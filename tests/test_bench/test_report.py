@@ -23,8 +23,9 @@ from tests.test_bench.test_run import QUERIES, TIMING, write_rirs
 
 GRIDS = {"flowhash": {"build": [{"K": 8, "max_steps": 50}], "query": [{"n_probes": 1}, {"n_probes": 8}]},
          "lsh": {"build": [{"K": 8, "L": 1}], "query": [{"radius": 0}, {"radius": 1}]}}
-FIGURE_NAMES = {"hit_rate_vs_snr", "hit_rate_vs_duration", "pareto_latency", "pareto_e2e_latency", "pareto_candidates", "bucket_occupancy",
-                "speedup", "build_cost", "ablation", "stages", "training_curves", "latent_abs_z"}
+FIGURE_NAMES = {"hit_rate_vs_snr", "hit_rate_vs_duration", "pareto_latency", "pareto_latency_configs",
+                "pareto_e2e_latency", "pareto_candidates", "recall10_qps", "bucket_occupancy", "speedup", "build_cost",
+                "ablation", "stages", "training_curves", "latent_abs_z"}
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync",
                   "--hide-scrollbars"]
