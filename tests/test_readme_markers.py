@@ -61,7 +61,8 @@ def test_a_bad_option_names_the_option_the_value_and_the_expected_type(tmp_path:
 
 @pytest.mark.parametrize("marker, message", [
     (f"<!-- bench-table balance run={RUN} methods=nosuch -->",
-     f"methods=nosuch: nosuch not among the methods with buckets of {RUN}; available: binary-hash, binary-index, flowhash, "),
+     f"methods=nosuch: nosuch not among the methods with buckets of {RUN}; "
+     "available: binary-hash, binary-index, flowhash, "),
     (f"<!-- bench-table e2e run={RUN} methods=flowhash,nosuch -->",
      f"methods=flowhash,nosuch: nosuch not among the methods of {RUN}; available: exhaustive, "),
     (f"<!-- bench-table paired run={RUN} against=nosuch -->",
