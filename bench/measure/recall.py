@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 from threadpoolctl import threadpool_limits
 
-from datasets.cache import atomic_path, cache_dir
+from datasets.cache import atomic_save_npy, cache_dir
 
 #: The recall depths reported: recall@1 and recall@10 (columns ``recall1``, ``recall10``).
 RECALL_KS = (1, 10)
@@ -49,8 +49,7 @@ def cached_exact_scores(db: np.ndarray, queries: np.ndarray, k: int, threads: in
         except (OSError, ValueError):
             pass  # damaged: computed again below
     scores = exact_top_scores(db, queries, k, threads)
-    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
-        np.save(fh, scores)
+    atomic_save_npy(path, scores)
     return scores
 
 

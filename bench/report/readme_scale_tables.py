@@ -168,22 +168,25 @@ def budget_table(run: ScaleRun, args: dict[str, str]) -> str:
                    *(s if s == "clean" else f"{s} dB" for s in snrs), "all [95% CI]", "ms"], rows)
 
 
+def _stated(args: dict[str, str], option: str, stated: tuple[float, ...], read_at: str) -> float:
+    """A decided table's ``option`` (default the highest of ``stated``), one of the ``stated``
+    targets; any other value is refused, naming what the decided speedups are ``read_at``."""
+    value = float(args.get(option, max(stated)))
+    if not any(math.isclose(value, s) for s in stated):
+        raise ValueError(f"{option}={args[option]}: the decided speedups are read at {read_at}")
+    return value
+
+
 def decided_share(args: dict[str, str]) -> float:
     """A decided table's ``share`` option (default the highest), one of ``TARGET_SHARES``."""
-    share = float(args.get("share", max(TARGET_SHARES)))
-    if not any(math.isclose(share, s) for s in TARGET_SHARES):
-        raise ValueError(f"share={args['share']}: the decided speedups are read at shares "
-                         f"{', '.join(f'{s:g}' for s in TARGET_SHARES)} of exhaustive search's rate")
-    return share
+    return _stated(args, "share", TARGET_SHARES,
+                   f"shares {', '.join(f'{s:g}' for s in TARGET_SHARES)} of exhaustive search's rate")
 
 
 def recall_target(args: dict[str, str]) -> float:
     """A recall table's ``target`` option (default the highest), one of ``RECALL_TARGETS``."""
-    target = float(args.get("target", max(RECALL_TARGETS)))
-    if not any(math.isclose(target, t) for t in RECALL_TARGETS):
-        raise ValueError(f"target={args['target']}: the decided speedups at matched recall are read at recall@10 "
-                         f"{', '.join(f'{t:g}' for t in RECALL_TARGETS)}")
-    return target
+    return _stated(args, "target", RECALL_TARGETS,
+                   f"matched recall@10 {', '.join(f'{t:g}' for t in RECALL_TARGETS)}")
 
 
 def _sizes(run: ScaleRun, args: dict[str, str]) -> list[int]:

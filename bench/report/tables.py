@@ -299,7 +299,6 @@ class _SweepMatrices:
         ordered, self.rows_of = _point_outcomes(outcomes)
         self.values = {col: ordered[col].to_numpy(dtype=float)
                        for col in ("exact", *RECALL_COLUMNS) if col in ordered.columns}
-        self.exact = self.values["exact"]
         self.latency = ordered["latency_ms"].to_numpy(dtype=float)
         self.retimed = (ordered[RETIMED_MS].to_numpy(dtype=float) if RETIMED_MS in ordered
                         else np.full(len(ordered), np.nan))
@@ -393,6 +392,11 @@ def speedup_intervals(outcomes: pd.DataFrame, points: pd.DataFrame, focus: str =
     return pd.DataFrame(rows, columns=cols)
 
 
+#: The columns of a decided-speedups table (``share``: the target's share of exhaustive search's
+#: rate, or a recall target itself)
+DECIDED_COLUMNS = ["share", "other", "target", "focus_ms", "other_ms", "speedup", "low", "high", "decision"]
+
+
 def decided_speedups(outcomes: pd.DataFrame, points: pd.DataFrame, focus: str = FOCUS,
                      shares: tuple[float, ...] = TARGET_SHARES, seed: int = 0, n_boot: int = 1000) -> pd.DataFrame:
     """The focus method's speedup over every other method that searches embeddings or spectral
@@ -425,11 +429,8 @@ def decided_recall_speedups(outcomes: pd.DataFrame, points: pd.DataFrame, focus:
     has = set(points.loc[points[rate].notna(), "method"]) if rate in points.columns else set()
     if focus not in has:
         return pd.DataFrame(columns=DECIDED_COLUMNS)
-    others = [o for o in sorted(has - {focus}, key=method_sort_key)]
+    others = sorted(has - {focus}, key=method_sort_key)
     return _decided(outcomes, points, focus, others, rate, [(t, t) for t in targets], False, seed, n_boot)
-
-
-DECIDED_COLUMNS = ["share", "other", "target", "focus_ms", "other_ms", "speedup", "low", "high", "decision"]
 
 
 def _decided(outcomes: pd.DataFrame, points: pd.DataFrame, focus: str, others: list[str], rate: str,

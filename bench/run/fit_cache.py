@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 from typing import Iterator
 
-from datasets.cache import atomic_path, cache_dir
+from datasets.cache import atomic_write_bytes, cache_dir
 from methods.base import Method, TrainData
 from methods.registry import method_code_hash
 
@@ -79,6 +79,5 @@ def cached_fit(method: Method, name: str, build_params: dict, train: TrainData) 
         except Exception as exc:  # noqa: BLE001 - not every method pickles; it is then fitted each time
             log.info("%s: not kept in the fit cache (%s)", name, exc)
             return method, fit_s, False
-        with atomic_path(path) as tmp:
-            tmp.write_bytes(payload)
+        atomic_write_bytes(path, payload)
         return method, fit_s, False
