@@ -17,7 +17,7 @@ from datasets.protocol import Protocol
 from datasets.queries.matching import query_segment_count
 from datasets.queries.queryset import QuerySet, segment_table
 
-from .checkpoint import Encoder
+from .nafp.checkpoint import Encoder
 
 SILENCE_PEAK = 1e-6
 #: Segments per forward pass. Small batches keep the convolution activations in cache: on the

@@ -23,8 +23,8 @@ from datasets.corpora.corpus import Corpus
 from datasets.noise.bank import NoiseBank
 from datasets.rooms import RoomBank
 
-from .checkpoint import Encoder
 from .embed import embed_segments
+from .nafp.checkpoint import Encoder
 from .train import PairSampler, TrainConfig
 
 HELD_OUT_SHARE = 0.1  # of the train split's tracks, kept for held-out pairs

@@ -20,8 +20,8 @@ import numpy as np
 
 from datasets.corpora.corpus import Corpus
 
-from .checkpoint import Encoder
 from .embed import BATCH_SIZE, Job, TrackStream, decoded_tracks, embed_segments, track_label
+from .nafp.checkpoint import Encoder
 from .store import track_rows
 
 #: Segments per shard: enough that a shard takes seconds (Ray's per-task cost is milliseconds),

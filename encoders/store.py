@@ -43,7 +43,6 @@ from datasets.cache import atomic_write_json, atomic_write_parquet, flat_differe
 from datasets.corpora.corpus import Corpus
 from datasets.folder_lock import folder_lock
 
-from .checkpoint import Encoder
 from .embed import (
     BATCH_SIZE,
     Job,
@@ -55,6 +54,7 @@ from .embed import (
     load_checked,
     track_label,
 )
+from .nafp.checkpoint import Encoder
 
 ROWS = "rows.npy"
 INDEX = "index.parquet"

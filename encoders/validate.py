@@ -8,8 +8,8 @@ from datasets.corpora.corpus import Corpus
 from datasets.queries.matching import hit_levels, vote_sequences
 from datasets.queries.queryset import QuerySet
 
-from .checkpoint import Encoder
 from .embed import embed_db, embed_queries
+from .nafp.checkpoint import Encoder
 
 TOP_K = 10
 

@@ -45,8 +45,8 @@ def run(args: argparse.Namespace) -> int:
     """Embed and print audio seconds per wall second."""
     import torch
 
-    from encoders.checkpoint import load_checkpoint
     from encoders.embed import BATCH_SIZE, corpus_segments, db_cache_key, db_identity, embed_db
+    from encoders.nafp.checkpoint import load_checkpoint
 
     if args.batch_size is not None and args.batch_size < 1:
         raise ValueError(f"--batch-size {args.batch_size}: allowed >= 1 (segments per forward pass); pass a positive "

@@ -49,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
     """Build (or reuse) the query set, embed, search exhaustively and print the grid."""
     from datasets.queries.queryset import build_queryset, default_queryset_dir
     from datasets.queries.repeats import repeat_similarity, repeat_table
-    from encoders.checkpoint import load_checkpoint, untrained_encoder
+    from encoders.nafp.checkpoint import load_checkpoint, untrained_encoder
     from encoders.validate import query_outcomes
 
     if args.max_lag_s < 0:

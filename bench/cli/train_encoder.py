@@ -20,7 +20,7 @@ from .options import (
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``bench train-encoder``."""
-    from encoders.model import EncoderConfig
+    from encoders.nafp.model import EncoderConfig
     from encoders.train import LOSSES, TrainConfig
 
     add_corpus_arguments(parser)
@@ -70,8 +70,8 @@ def run(args: argparse.Namespace) -> int:
     """Train and report where the checkpoint is."""
     from dataclasses import replace
 
-    from encoders.checkpoint import load_checkpoint
-    from encoders.model import EncoderConfig
+    from encoders.nafp.checkpoint import load_checkpoint
+    from encoders.nafp.model import EncoderConfig
     from encoders.train import TrainConfig, total_train_seconds, train_encoder
 
     set_threads(args.threads)

@@ -11,8 +11,8 @@ from __future__ import annotations
 from typing import Any, Callable, Iterator, Mapping
 
 from datasets.corpora.corpus import Corpus
-from encoders.checkpoint import Encoder
 from encoders.embed import TrackStream
+from encoders.nafp.checkpoint import Encoder
 from encoders.ray_embed import SHARD_ROWS, ray_stream
 
 from .cluster import Node, cluster_nodes, connect, nodes_by_kind, require_ray

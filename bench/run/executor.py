@@ -6,8 +6,8 @@ from __future__ import annotations
 from typing import Any, Callable, Iterator, Mapping, Protocol
 
 from datasets.corpora.corpus import Corpus
-from encoders.checkpoint import Encoder
 from encoders.embed import TrackStream
+from encoders.nafp.checkpoint import Encoder
 from encoders.store import CHUNK_ROWS
 
 

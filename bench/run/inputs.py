@@ -18,8 +18,8 @@ from datasets.overlap import check_no_leak
 from datasets.queries.queryset import QuerySet, build_queryset, default_queryset_dir
 from datasets.queries.split_segments import split_segments
 from datasets.rooms import RoomBank, open_room_bank
-from encoders.checkpoint import Encoder, load_checkpoint
 from encoders.embed import cut_segments, embed_db, embed_queries, embed_segments, query_matrix
+from encoders.nafp.checkpoint import Encoder, load_checkpoint
 from encoders.pairs import embed_train_pairs
 from encoders.spectral import SpectralConfig, SpectralImage, spectral_db, spectral_queries
 from methods.base import INPUT_KINDS, AudioDB, TrainData, audio_query_rows

@@ -16,7 +16,7 @@ from .model import ARCHITECTURE, EncoderConfig, FingerprintEncoder
 
 FORMAT = "flowhash-bench-encoder"
 FORMAT_VERSION = 1
-SHIPPED_DIR = Path(__file__).resolve().parent / "checkpoints"
+SHIPPED_DIR = Path(__file__).resolve().parents[1] / "checkpoints"  # encoders/checkpoints
 DEFAULT_ENCODER = "synth-default"
 
 
