@@ -9,14 +9,13 @@ from bench import __version__
 
 from . import corpus as cmd_corpus
 from . import embed as cmd_embed
-from . import eval_encoder as cmd_eval_encoder
+from . import encoder as cmd_encoder
 from . import list as cmd_list
 from . import queries as cmd_queries
 from . import regress as cmd_regress
 from . import report as cmd_report
 from . import run as cmd_run
 from . import scale as cmd_scale
-from . import train_encoder as cmd_train_encoder
 
 COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]] = {
     "run": ("run the benchmark: build each method's index, sweep its query parameters, record "
@@ -34,11 +33,11 @@ COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callab
     "queries": ("build a standardized degraded query set (manifest, audio, DB segments, hash)",
                 cmd_queries.add_arguments, cmd_queries.run),
     "train-encoder": ("train the fingerprint encoder contrastively (NT-Xent) on a corpus's train split",
-                      cmd_train_encoder.add_arguments, cmd_train_encoder.run),
+                      cmd_encoder.add_train_arguments, cmd_encoder.run_train),
     "embed": ("embed a corpus's DB segments with an encoder and print throughput",
               cmd_embed.add_arguments, cmd_embed.run),
     "eval-encoder": ("an encoder's top-1 hit rate over a query grid under exact search",
-                     cmd_eval_encoder.add_arguments, cmd_eval_encoder.run),
+                     cmd_encoder.add_eval_arguments, cmd_encoder.run_eval),
     "corpus": ("describe a corpus: tracks per split, hours, skipped files (fetches debian-music)",
                cmd_corpus.add_arguments, cmd_corpus.run),
 }
