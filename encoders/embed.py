@@ -8,7 +8,6 @@ from typing import Callable, Iterator, Sequence
 
 import numpy as np
 import pandas as pd
-import torch
 from tqdm.auto import tqdm
 
 from datasets.cache import atomic_save_npy, atomic_write_parquet, cache_dir, stable_hash
@@ -17,7 +16,7 @@ from datasets.protocol import Protocol
 from datasets.queries.matching import query_segment_count
 from datasets.queries.queryset import QuerySet, segment_table
 
-from .nafp.checkpoint import Encoder
+from .interface import Encoder, check_rows
 
 SILENCE_PEAK = 1e-6
 #: Segments per forward pass. Small batches keep the convolution activations in cache: on the
@@ -53,16 +52,14 @@ def cut_segments(audio: np.ndarray, protocol: Protocol, n_segments: int | None =
     return np.ascontiguousarray(windows, dtype=np.float32)
 
 
-@torch.inference_mode()
 def embed_segments(encoder: Encoder, segments: np.ndarray, batch_size: int = BATCH_SIZE,
                    progress: bool = False, desc: str = "embed") -> np.ndarray:
-    """Embeddings [n, d] (float32, L2-normalised) of equal-length waveform segments."""
-    model = encoder.model
-    device = next(model.parameters()).device
-    out = np.empty((len(segments), model.config.dim), dtype=np.float32)
+    """Embeddings [n, d] (float32, L2-normalised) of equal-length waveform segments, ``batch_size``
+    segments per call of the encoder's ``embed``; each call's rows are checked for shape."""
+    out = np.empty((len(segments), encoder.dim), dtype=np.float32)
     for i in tqdm(range(0, len(segments), batch_size), desc=desc, disable=not progress):
-        x = torch.from_numpy(segments[i:i + batch_size]).to(device)
-        out[i:i + batch_size] = model(x).cpu().numpy()
+        batch = np.ascontiguousarray(segments[i:i + batch_size], dtype=np.float32)
+        out[i:i + len(batch)] = check_rows(encoder, encoder.embed(batch), len(batch))
     return out
 
 
@@ -220,7 +217,7 @@ def _streamed_db(encoder: Encoder, corpus: Corpus, segments: pd.DataFrame, strea
         return hit[0], True
     rows = segments.reset_index(drop=True)
     jobs, where = track_jobs(rows, "corpus")
-    out = np.empty((len(rows), encoder.model.config.dim), dtype=np.float32)
+    out = np.empty((len(rows), encoder.dim), dtype=np.float32)
     with tqdm(total=len(rows), unit="seg", desc="embed DB", disable=not progress) as bar:
         for idx, block in zip(where, stream(jobs)):
             out[idx] = block
@@ -244,7 +241,7 @@ def embed_db(encoder: Encoder, corpus: Corpus, segments: pd.DataFrame, progress:
     if stream is not None:
         return _streamed_db(encoder, corpus, segments, stream, db_cache_key(encoder, corpus, segments), progress,
                             cache)
-    return db_matrix(lambda segs: embed_segments(encoder, segs, batch_size), encoder.model.config.dim, corpus,
+    return db_matrix(lambda segs: embed_segments(encoder, segs, batch_size), encoder.dim, corpus,
                      segments, db_cache_key(encoder, corpus, segments), ("embeddings", "db"), "embed DB",
                      progress, cache, producer=encoder_label(encoder))
 
@@ -270,9 +267,8 @@ def embed_queries(encoder: Encoder, queryset: QuerySet, protocol: Protocol, prog
 
 
 def encoder_label(encoder: Encoder) -> str:
-    """How errors name an encoder: its name, checkpoint file and hash."""
-    where = f" ({encoder.path}, sha256 {encoder.sha256[:12]})" if encoder.path else f" (sha256 {encoder.sha256[:12]})"
-    return f"encoder {encoder.name!r}{where}"
+    """How errors name an encoder: ``encoder`` and its label (for a checkpoint: name, file and hash)."""
+    return f"encoder {encoder.label}"
 
 
 def corpus_segments(corpus: Corpus, split: str | None = None) -> pd.DataFrame:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import fields
+from typing import Iterator
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -24,7 +25,7 @@ from datasets.noise.bank import NoiseBank
 from datasets.rooms import RoomBank
 
 from .embed import embed_segments
-from .nafp.checkpoint import Encoder
+from .interface import Encoder
 from .train import PairSampler, TrainConfig
 
 HELD_OUT_SHARE = 0.1  # of the train split's tracks, kept for held-out pairs
@@ -34,8 +35,8 @@ PARTS = ("fit", "held-out")
 
 
 def pair_recipe(encoder: Encoder, seed: int = 0) -> TrainConfig:
-    """The degradation recipe of ``encoder``'s own training (its checkpoint record's shift, SNR
-    range, noise, reverb and equaliser probabilities), else the training defaults."""
+    """The degradation recipe of ``encoder``'s own training (its record's shift, SNR range, noise,
+    reverb and equaliser probabilities), else the training defaults."""
     recorded = encoder.record.get("config", {}) if isinstance(encoder.record, dict) else {}
     known = {f.name for f in fields(TrainConfig)}
     recipe = {k: (tuple(v) if isinstance(v, list) else v) for k, v in recorded.items()
@@ -64,16 +65,37 @@ def part_tracks(corpus: Corpus, part: str) -> list[str]:
     return [t for t in ids if (t in held) == (part == "held-out")]
 
 
+def shard_size(n_pairs: int) -> int:
+    """Pairs per cached shard when ``n_pairs`` are asked for."""
+    if n_pairs < 1:
+        raise ValueError(f"n_pairs={n_pairs}: allowed >= 1")
+    return min(SHARD, n_pairs)
+
+
+def shard_waveforms(sampler: PairSampler, seed: int, shard_no: int, shard: int,
+                    chunk: int = 512) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """The (anchor, positive) waveform chunks of shard ``shard_no``, drawn from its own generator
+    ``[seed, shard_no]``: the same pairs whoever draws them (the embedding here, ``bench export-audio``)."""
+    rng = np.random.default_rng([seed, shard_no])
+    for start in range(0, shard, chunk):
+        yield sampler.sample(rng, min(chunk, shard - start))
+
+
+def pair_sampler(encoder: Encoder, corpus: Corpus, noise: NoiseBank, rooms: RoomBank, part: str, seed: int,
+                 progress: bool = True) -> PairSampler:
+    """The sampler of the ``part`` train pairs (``"fit"`` or ``"held-out"``), with ``encoder``'s recipe."""
+    return PairSampler(corpus, noise, rooms, pair_recipe(encoder, seed), progress=progress,
+                       track_ids=part_tracks(corpus, part))
+
+
 def embed_train_pairs(encoder: Encoder, corpus: Corpus, noise: NoiseBank, rooms: RoomBank, n_pairs: int,
                       seed: int = 0, progress: bool = True, part: str = "fit",
                       chunk: int = 512) -> tuple[np.ndarray, np.ndarray]:
     """``n_pairs`` (clean anchor, degraded positive) embeddings from the ``part`` tracks of the
     train split (``"fit"`` or ``"held-out"``), drawn with the encoder's recipe; cached by shard."""
-    if n_pairs < 1:
-        raise ValueError(f"n_pairs={n_pairs}: allowed >= 1")
     tracks = part_tracks(corpus, part)
     recipe = pair_recipe(encoder, seed)
-    shard = min(SHARD, n_pairs)
+    shard = shard_size(n_pairs)
     key = stable_hash({"encoder": encoder.sha256, "corpus": stable_hash(corpus.identity(), n=32),
                        "noise": stable_hash(noise.identity(), n=32), "rooms": stable_hash(rooms.identity(), n=32),
                        "tracks": tracks, "recipe": {k: getattr(recipe, k) for k in RECIPE_FIELDS},
@@ -87,10 +109,8 @@ def embed_train_pairs(encoder: Encoder, corpus: Corpus, noise: NoiseBank, rooms:
         bar = tqdm(total=len(missing) * shard, desc=f"embed train pairs ({part})", unit="pair",
                    disable=not progress)
         for i in missing:
-            rng = np.random.default_rng([seed, i])
             anchors, positives = [], []
-            for start in range(0, shard, chunk):
-                a, p = sampler.sample(rng, min(chunk, shard - start))
+            for a, p in shard_waveforms(sampler, seed, i, shard, chunk):
                 anchors.append(embed_segments(encoder, a))
                 positives.append(embed_segments(encoder, p))
                 bar.update(len(a))

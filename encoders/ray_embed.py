@@ -13,7 +13,6 @@ The caller connects to Ray first (``bench.distributed.cluster.connect``).
 from __future__ import annotations
 
 import itertools
-from dataclasses import replace
 from typing import Iterator, Mapping
 
 import numpy as np
@@ -21,7 +20,7 @@ import numpy as np
 from datasets.corpora.corpus import Corpus
 
 from .embed import BATCH_SIZE, Job, TrackStream, decoded_tracks, embed_segments, track_label
-from .nafp.checkpoint import Encoder
+from .interface import Encoder
 from .store import track_rows
 
 #: Segments per shard: enough that a shard takes seconds (Ray's per-task cost is milliseconds),
@@ -51,7 +50,7 @@ class EmbedWorker:
         import torch
 
         torch.set_num_threads(threads)
-        self.encoder = replace(encoder, model=encoder.model.to(device).eval())
+        self.encoder = encoder.to(device)
         self.sources = dict(sources)
         self.batch_size = batch_size
 
@@ -91,7 +90,7 @@ def ray_stream(encoder: Encoder, sources: Mapping[str, Corpus], workers: int | N
             return
         gpus = 1 if str(device).startswith("cuda") else 0
         actor = ray.remote(EmbedWorker).options(num_cpus=threads_per_worker, num_gpus=gpus)
-        cpu_encoder = replace(encoder, model=encoder.model.to("cpu"))
+        cpu_encoder = encoder.to("cpu")
         encoder_ref, sources_ref = ray.put(cpu_encoder), ray.put(dict(sources))
         n = min(workers or cluster_workers(threads_per_worker), len(shards))
         actors = [actor.remote(encoder_ref, sources_ref, batch_size, device, threads_per_worker) for _ in range(n)]

@@ -51,10 +51,11 @@ from .embed import (
     cut_segments,
     decoded_tracks,
     embed_segments,
+    encoder_label,
     load_checked,
     track_label,
 )
-from .nafp.checkpoint import Encoder
+from .interface import Encoder
 
 ROWS = "rows.npy"
 INDEX = "index.parquet"
@@ -313,7 +314,7 @@ def fill_store(root: Path | str, key: str, index: pd.DataFrame, sources: Mapping
     if unknown:
         raise ValueError(f"index names source(s) {unknown} that are not among {sorted(sources)}")
     index = index[list(INDEX_COLUMNS)].reset_index(drop=True)
-    dim = encoder.model.config.dim
+    dim = encoder.dim
     identity = None if identity is None else json.loads(json.dumps(identity))  # as state.json holds it
     state = _read_state(root)
     _check_key(root, state, key, identity)  # before the lock, so that a refused folder is left untouched
@@ -335,7 +336,7 @@ def fill_store(root: Path | str, key: str, index: pd.DataFrame, sources: Mapping
 def _fill_locked(root: Path, key: str, identity: dict | None, state: dict | None, index: pd.DataFrame,
                  sources: Mapping[str, Corpus], encoder: Encoder, progress: bool, workers: int, chunk_rows: int,
                  batch_size: int, head: np.ndarray | None, stream: TrackStream | None) -> None:
-    dim = encoder.model.config.dim
+    dim = encoder.dim
     n_head = 0 if head is None else len(head)
     if state is None or not (root / ROWS).is_file():
         root.mkdir(parents=True, exist_ok=True)
@@ -376,7 +377,7 @@ def _fill_locked(root: Path, key: str, identity: dict | None, state: dict | None
             if len(block) != stop - start:
                 raise StoreError(f"chunk {start}..{stop}: {len(block)} rows embedded")
             part = index.iloc[start:stop]
-            _check_finite(block, f"encoder {encoder.name!r}",
+            _check_finite(block, encoder_label(encoder),
                           lambda i: f"track {part['track_id'].iat[i]!r} segment {part['segment'].iat[i]}")
             rows[start:stop] = block
             rows.flush()

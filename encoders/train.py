@@ -29,7 +29,7 @@ from datasets.queries.degrade import degrade
 from datasets.queries.queryset import QuerySetConfig, activity, build_queryset
 from datasets.rooms import RoomBank
 
-from .nafp.checkpoint import Encoder, checkpoint_bytes, load_checkpoint
+from .nafp.checkpoint import CheckpointEncoder, checkpoint_bytes, load_checkpoint
 from .nafp.frontend import FrontendConfig
 from .nafp.model import EncoderConfig, FingerprintEncoder
 from .validate import exact_hit_rates
@@ -220,7 +220,7 @@ def _state_path(out: Path) -> Path:
     return out.with_name(out.name + ".state")
 
 
-def _initial_weights(init_from: Encoder, model_config: EncoderConfig, protocol) -> dict:
+def _initial_weights(init_from: CheckpointEncoder, model_config: EncoderConfig, protocol) -> dict:
     """What a fine-tuning run records of its starting checkpoint; refuses one that does not fit."""
     where = init_from.path or init_from.name
     if init_from.model.config != model_config:
@@ -248,7 +248,7 @@ def train_encoder(corpus: Corpus, noise: NoiseBank, rooms: RoomBank, out: Path |
                   config: TrainConfig = TrainConfig(), model_config: EncoderConfig = EncoderConfig(),
                   device: str = "cpu", progress: bool = True, validate: bool = True,
                   on_epoch: Callable[[int, dict], None] | None = None,
-                  init_from: Encoder | None = None) -> Encoder:
+                  init_from: CheckpointEncoder | None = None) -> CheckpointEncoder:
     """Train (or resume training) an encoder and write its checkpoint to ``out``.
 
     ``init_from``: start from that checkpoint's weights instead of a random initialisation (its
@@ -319,7 +319,7 @@ def train_encoder(corpus: Corpus, noise: NoiseBank, rooms: RoomBank, out: Path |
         model.eval()
         record["losses"].append(float(np.mean(losses)))
         if val_qs is not None and ((epoch + 1) % config.val_every == 0 or epoch + 1 == config.epochs):
-            enc = Encoder(model, protocol, record, sha256=f"training-epoch-{epoch}")
+            enc = CheckpointEncoder(model, protocol, record, weights_sha256=f"training-epoch-{epoch}")
             rates = exact_hit_rates(enc, corpus, val_qs, progress=False, cache=False)
             record["val"].append({"epoch": epoch + 1, **rates})
             print(f"epoch {epoch + 1}: loss {record['losses'][-1]:.4f}; val top-1 exact "

@@ -9,7 +9,7 @@ from datasets.queries.matching import hit_levels, vote_sequences
 from datasets.queries.queryset import QuerySet
 
 from .embed import embed_db, embed_queries
-from .nafp.checkpoint import Encoder
+from .interface import Encoder
 
 TOP_K = 10
 

@@ -9,7 +9,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("datasets", "encoders", "methods", "bench")   # the flow: each imports only those before it
-BENCH_ORDER = ("measure", "run", "distributed", "scale", ("report", "regress"), "cli")  # bench's subpackages, same rule
+BENCH_ORDER = ("measure", "run", "distributed", "scale", ("report", "regress", "export"), "cli")  # bench's subpackages, same rule
 MAX_MODULES = 12
 
 

@@ -23,7 +23,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``bench embed``."""
     add_corpus_arguments(parser)
     parser.add_argument("--encoder", default="synth-default",
-                        help="shipped encoder name or checkpoint path (default %(default)s)")
+                        help="a checkpoint name or path (default %(default)s), a registered encoder name or a plugin "
+                             "file (FILE.py or FILE.py:NAME)")
     parser.add_argument("--split", choices=("test", "val", "train", "all"), default="test",
                         help="which tracks to embed (default %(default)s)")
     parser.add_argument("--no-cache", action="store_true", help="embed again even if cached (to measure speed)")
@@ -46,7 +47,6 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from encoders.embed import BATCH_SIZE, corpus_segments, db_cache_key, db_identity, embed_db
-    from encoders.nafp.checkpoint import load_checkpoint
 
     if args.batch_size is not None and args.batch_size < 1:
         raise ValueError(f"--batch-size {args.batch_size}: allowed >= 1 (segments per forward pass); pass a positive "
@@ -56,7 +56,9 @@ def run(args: argparse.Namespace) -> int:
     threads = set_threads(args.threads)
     corpus = corpus_from(args)
     # on Ray the workers move the encoder to --device; the driver needs no GPU of its own
-    encoder = load_checkpoint(args.encoder, corpus.protocol, "cpu" if args.engine == "ray" else args.device)
+    from encoders.registry import open_encoder
+
+    encoder = open_encoder(args.encoder, corpus.protocol, "cpu" if args.engine == "ray" else args.device)
     segments = corpus_segments(corpus, None if args.split == "all" else args.split)
     audio_s = sum(t.duration_s for t in corpus.tracks(None if args.split == "all" else args.split))
     executor = executor_from(args)

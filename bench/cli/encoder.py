@@ -113,7 +113,8 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
     add_grid_arguments(parser)
     add_bank_arguments(parser)
     parser.add_argument("--encoder", default="synth-default",
-                        help="shipped name or checkpoint path (default %(default)s)")
+                        help="a checkpoint name or path (default %(default)s), a registered encoder name or a plugin "
+                             "file (FILE.py or FILE.py:NAME)")
     parser.add_argument("--untrained", action="store_true",
                         help="also evaluate a randomly initialised encoder of the same architecture")
     parser.add_argument("--level", choices=("exact", "near", "track"), default="exact",
@@ -138,7 +139,8 @@ def run_eval(args: argparse.Namespace) -> int:
     """Build (or reuse) the query set, embed, search exhaustively and print the grid."""
     from datasets.queries.queryset import build_queryset, default_queryset_dir
     from datasets.queries.repeats import repeat_similarity, repeat_table
-    from encoders.nafp.checkpoint import load_checkpoint, untrained_encoder
+    from encoders.nafp.checkpoint import CheckpointEncoder, untrained_encoder
+    from encoders.registry import open_encoder
     from encoders.validate import query_outcomes
 
     if args.max_lag_s < 0:
@@ -149,8 +151,10 @@ def run_eval(args: argparse.Namespace) -> int:
     config = config_from(args)
     out = args.out or default_queryset_dir(corpus, config, noise, rooms)
     qs = build_queryset(corpus, noise, rooms, config, out, progress=not args.no_progress)
-    encoders = [load_checkpoint(args.encoder, corpus.protocol, args.device)]
+    encoders = [open_encoder(args.encoder, corpus.protocol, args.device)]
     if args.untrained:
+        if not isinstance(encoders[0], CheckpointEncoder):
+            raise ValueError(f"--untrained: {args.encoder} is not a checkpoint of the built-in architecture")
         encoders.append(untrained_encoder(corpus.protocol, encoders[0].model.config, device=args.device))
     print(f"query set {qs.root} (hash {qs.content_hash[:16]}...), {qs.info['counts']['queries']} queries, "
           f"DB {qs.info['counts']['db_segments']} segments; exact inner-product search, top-1 {args.level} hit rate %")

@@ -10,6 +10,7 @@ from bench import __version__
 from . import corpus as cmd_corpus
 from . import embed as cmd_embed
 from . import encoder as cmd_encoder
+from . import export as cmd_export
 from . import list as cmd_list
 from . import queries as cmd_queries
 from . import regress as cmd_regress
@@ -38,6 +39,11 @@ COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callab
               cmd_embed.add_arguments, cmd_embed.run),
     "eval-encoder": ("an encoder's top-1 hit rate over a query grid under exact search",
                      cmd_encoder.add_eval_arguments, cmd_encoder.run_eval),
+    "export-audio": ("write the audio a run embeds (DB tracks, degraded queries, train pairs) with the ids of every "
+                     "row, for an outside encoder whose vectors `--encoder precomputed:DIR` reads back",
+                     cmd_export.add_audio_arguments, cmd_export.run_audio),
+    "export": ("write a finished run's vectors with their exact neighbours in ann-benchmarks' HDF5 or "
+               "VectorDBBench's Parquet layout", cmd_export.add_arguments, cmd_export.run),
     "corpus": ("describe a corpus: tracks per split, hours, skipped files (fetches debian-music)",
                cmd_corpus.add_arguments, cmd_corpus.run),
 }

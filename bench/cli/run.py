@@ -19,7 +19,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", type=Path, default=None, help="YAML file of RunConfig fields (see README)")
     parser.add_argument("--corpus", choices=CORPORA, default=None, help="override the config's corpus")
     parser.add_argument("--corpus-path", default=None, help="folder of the corpus (folder, fma, debian-music)")
-    parser.add_argument("--encoder", default=None, help="encoder name or checkpoint path (default synth-default)")
+    parser.add_argument("--encoder", default=None,
+                        help="the encoder: a checkpoint name or path (default synth-default), a registered encoder "
+                             "name, a plugin file (FILE.py or FILE.py:NAME), or precomputed:DIR (docs/adding-an-encoder.md)")
     parser.add_argument("--per-cell", type=int, default=None, help="override queries per condition cell")
     parser.add_argument("--threads", type=int, default=None, help="search threads for torch and faiss (default 1)")
     parser.add_argument("--device", default=None, help="torch device for the encoder and flows (default cpu)")

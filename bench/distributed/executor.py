@@ -12,7 +12,7 @@ from typing import Any, Callable, Iterator, Mapping
 
 from datasets.corpora.corpus import Corpus
 from encoders.embed import TrackStream
-from encoders.nafp.checkpoint import Encoder
+from encoders.interface import Encoder
 from encoders.ray_embed import SHARD_ROWS, ray_stream
 
 from .cluster import Node, cluster_nodes, connect, nodes_by_kind, require_ray

@@ -47,7 +47,8 @@ class RunConfig:
     synth_seed: int = 0
     noise: str = "synth"
     rooms: str = "simulated"
-    encoder: str = "synth-default"
+    encoder: str = "synth-default"  # encoders.registry.open_encoder: a checkpoint, a plugin, or precomputed:DIR
+    encoder_params: dict[str, Any] = field(default_factory=dict)  # a plugin encoder's constructor arguments
     queries: QuerySetConfig = QuerySetConfig()
     db_splits: tuple[str, ...] = ("test", "val")
     hop_s: float = DEFAULT_HOP_S  # the DB hop (docs/protocol.md); queries are cut at it too
@@ -87,6 +88,8 @@ class RunConfig:
         d["db_splits"] = list(self.db_splits)
         d["queries"] = self.queries.to_dict()  # without the transform and open-set fields at their defaults
         del d["call_limit_s"]
+        if not self.encoder_params:  # runs made before encoder plugins keep their identity
+            del d["encoder_params"]
         del d["timing"]["interleaved_repeats"]  # the re-timing part records its rounds and is redone when they change
         if self.hop_s == DEFAULT_HOP_S:  # runs made before the hop was a field keep their identity
             del d["hop_s"]
@@ -151,8 +154,8 @@ def _queries_from(raw: Any, source: str) -> QuerySetConfig:
             where = f"{source}: queries.{name}"
             values = []
             for i, x in enumerate(_list_of(where, out[name], example)):
-                try:
-                    values.append(parse(x))
+                try:  # None: a clean / dry cell as run.json records it
+                    values.append(None if x is None and name in ("snrs", "reverbs") else parse(x))
                 except ValueError as exc:
                     raise ValueError(f"{where}[{i}]: {exc}") from None
             out[name] = tuple(values)
@@ -186,7 +189,13 @@ def config_from_dict(raw: Any, source: str) -> RunConfig:
     """A RunConfig from a mapping of any subset of its fields; errors name ``source``."""
     raw = dict(_section(raw, RunConfig, source))
     try:
-        raw = _check_fields(RunConfig, raw, f"{source}: ", skip=("queries", "timing", "db_splits", "grids"))
+        raw = _check_fields(RunConfig, raw, f"{source}: ",
+                            skip=("queries", "timing", "db_splits", "grids", "encoder_params"))
+        if "encoder_params" in raw:
+            params = raw["encoder_params"] or {}
+            if not isinstance(params, dict) or not all(isinstance(k, str) for k in params):
+                raise _type_error(f"{source}: encoder_params", "a mapping of parameter names to values", params)
+            raw["encoder_params"] = dict(params)
         if "queries" in raw:
             raw["queries"] = _queries_from(raw["queries"] or {}, source)
         if "timing" in raw:

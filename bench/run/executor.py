@@ -7,7 +7,7 @@ from typing import Any, Callable, Iterator, Mapping, Protocol
 
 from datasets.corpora.corpus import Corpus
 from encoders.embed import TrackStream
-from encoders.nafp.checkpoint import Encoder
+from encoders.interface import Encoder
 from encoders.store import CHUNK_ROWS
 
 

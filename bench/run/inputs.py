@@ -18,9 +18,18 @@ from datasets.overlap import check_no_leak
 from datasets.queries.queryset import QuerySet, build_queryset, default_queryset_dir
 from datasets.queries.split_segments import split_segments
 from datasets.rooms import RoomBank, open_room_bank
-from encoders.embed import cut_segments, embed_db, embed_queries, embed_segments, query_matrix
-from encoders.nafp.checkpoint import Encoder, load_checkpoint
+from encoders.embed import (
+    cut_segments,
+    embed_db,
+    embed_queries,
+    embed_segments,
+    query_matrix,
+    query_segment_index,
+)
+from encoders.interface import Encoder
 from encoders.pairs import embed_train_pairs
+from encoders.precomputed import PrecomputedEncoder, db_ids, query_ids
+from encoders.registry import open_encoder
 from encoders.spectral import SpectralConfig, SpectralImage, spectral_db, spectral_queries
 from methods.base import INPUT_KINDS, AudioDB, TrainData, audio_query_rows
 
@@ -57,9 +66,12 @@ class RunInputs:
         fitting pairs, and the held-out pairs from train tracks none of them comes from."""
         t0 = time.perf_counter()
         set_threads(0)
-        pairs = [embed_train_pairs(self.encoder, self.corpus, self.noise, self.rooms, n, self.config.seed,
-                                   self.progress, part=part)
-                 for n, part in ((self.config.train_pairs, "fit"), (self.config.held_out_pairs, "held-out"))]
+        wanted = ((self.config.train_pairs, "fit"), (self.config.held_out_pairs, "held-out"))
+        if isinstance(self.encoder, PrecomputedEncoder):
+            pairs = [self.encoder.pairs(part, n) for n, part in wanted]
+        else:
+            pairs = [embed_train_pairs(self.encoder, self.corpus, self.noise, self.rooms, n, self.config.seed,
+                                       self.progress, part=part) for n, part in wanted]
         self.stage_seconds["train_pairs"] = time.perf_counter() - t0
         return TrainData(*pairs[0], *pairs[1])
 
@@ -126,7 +138,9 @@ class RunInputs:
     @cached_property
     def encoder_ms(self) -> float:
         """The encoder's median time to embed one query segment alone, at the run's timing threads
-        (measured once, on first use)."""
+        (measured once, on first use); NaN for precomputed vectors, whose encoder is not here."""
+        if isinstance(self.encoder, PrecomputedEncoder):
+            return float("nan")
         return encoder_ms_per_segment(self.encoder, self.query_segments_sample(), self.config.timing.threads)
 
     @cached_property
@@ -218,9 +232,23 @@ def encoder_ms_per_segment(encoder: Encoder, segments: np.ndarray, threads: int)
     return 1e3 * float(np.median(times))
 
 
-def prepare_inputs(config: RunConfig, progress: bool = True, executor: Executor | None = None) -> RunInputs:
-    """Open the data, build or reuse the query set, load the encoder and embed DB and queries
-    (the DB's tracks on the ``executor``'s workers when it has any, e.g. Ray's)."""
+@dataclass
+class RunData:
+    """A run's data before any encoder runs: corpus, noise, rooms, query set and the DB segment table."""
+
+    corpus: Corpus
+    noise: NoiseBank
+    rooms: RoomBank
+    queryset: QuerySet
+    db_segments: pd.DataFrame
+    stage_seconds: dict[str, float]
+    content_overlap: dict[str, int]
+    unreadable_tracks: list[dict]
+
+
+def open_run_data(config: RunConfig, progress: bool = True) -> RunData:
+    """Open the corpus, noise and rooms, check their splits share no content, build or reuse the
+    query set and draw up the DB segment table (what ``bench export-audio`` writes out)."""
     stages: dict[str, float] = {}
     t0 = time.perf_counter()
     set_threads(0)
@@ -236,12 +264,32 @@ def prepare_inputs(config: RunConfig, progress: bool = True, executor: Executor 
     queryset = build_queryset(corpus, noise, rooms, config.queries,
                               default_queryset_dir(corpus, config.queries, noise, rooms), progress=progress)
     stages["queries"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    encoder = load_checkpoint(config.encoder, corpus.protocol, config.device)
     db_segments, unreadable = _db_table(corpus, queryset, config.db_splits, progress)
-    stream = executor.track_stream(encoder, {"corpus": corpus}, config.device) if executor is not None else None
-    db, _ = embed_db(encoder, corpus, db_segments, progress, stream=stream)
-    query_emb, query_index, _ = embed_queries(encoder, queryset, corpus.protocol, progress)
+    return RunData(corpus, noise, rooms, queryset, db_segments, stages, overlap, unreadable)
+
+
+def expected_query_index(data: RunData) -> pd.DataFrame:
+    """One row per query segment (``encoders.embed.query_segment_index``) of the run's query set."""
+    return query_segment_index(data.queryset.manifest(), data.corpus.protocol)
+
+
+def prepare_inputs(config: RunConfig, progress: bool = True, executor: Executor | None = None) -> RunInputs:
+    """Open the data (:func:`open_run_data`), open the encoder and embed DB and queries (the DB's
+    tracks on the ``executor``'s workers when it has any, e.g. Ray's), or read them from
+    precomputed vectors."""
+    data = open_run_data(config, progress)
+    corpus, stages = data.corpus, data.stage_seconds
+    t0 = time.perf_counter()
+    encoder = open_encoder(config.encoder, corpus.protocol, config.device, config.encoder_params)
+    if isinstance(encoder, PrecomputedEncoder):
+        query_index = expected_query_index(data)
+        db = encoder.rows("db", db_ids(data.db_segments["track_id"], data.db_segments["segment"]))
+        query_emb = encoder.rows("queries", query_ids(query_index["query_id"], query_index["j"]))
+    else:
+        stream = executor.track_stream(encoder, {"corpus": corpus}, config.device) if executor is not None else None
+        db, _ = embed_db(encoder, corpus, data.db_segments, progress, stream=stream)
+        query_emb, query_index, _ = embed_queries(encoder, data.queryset, corpus.protocol, progress)
     stages["embed"] = time.perf_counter() - t0
-    return RunInputs(config, corpus, noise, rooms, queryset, encoder, db_segments, db, query_emb, query_index,
-                     queryset.manifest(), progress, stages, overlap, unreadable)
+    return RunInputs(config, corpus, data.noise, data.rooms, data.queryset, encoder, data.db_segments, db, query_emb,
+                     query_index, data.queryset.manifest(), progress, stages, data.content_overlap,
+                     data.unreadable_tracks)

@@ -546,7 +546,7 @@ def _run_methods(config: RunConfig, names: list[str], grids: dict, inputs: RunIn
             "methods": names,
             "environment": environment(), "threads": config.timing.threads, "seed": config.seed,
             "encoder": {"name": inputs.encoder.name, "sha256": inputs.encoder.sha256,
-                        "ms_per_segment": inputs.encoder_ms},
+                        "ms_per_segment": inputs.encoder_ms, "identity": inputs.encoder.identity},
             "queryset": {"content_hash": inputs.queryset.content_hash, "root": str(inputs.queryset.root),
                          "queries": len(inputs.manifest),
                          **{k: v for k, v in inputs.queryset.info.items() if k in ("libraries", "open_set")}},

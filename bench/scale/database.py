@@ -12,6 +12,8 @@ from bench.run.inputs import RunInputs
 from datasets.cache import cache_dir, stable_hash
 from datasets.distractors import DistractorSet, assemble_distractors, distractor_segments
 from encoders.embed import db_identity
+from encoders.interface import EncoderError
+from encoders.precomputed import PrecomputedEncoder
 from encoders.store import CHUNK_ROWS, EmbeddingStore, fill_store
 
 from .config import ScaleConfig
@@ -48,6 +50,9 @@ def build_scale_db(config: ScaleConfig, inputs: RunInputs, progress: bool = True
     (``cache_dir("embeddings", "store", <key>)``), reusing the run's own DB embeddings; the rows
     are embedded on the ``executor``'s workers when it has any (Ray's), else in ``config.workers``
     processes."""
+    if isinstance(inputs.encoder, PrecomputedEncoder):
+        raise EncoderError(f"{inputs.encoder.label}: a scaling run embeds distractors, which precomputed vectors "
+                           f"do not hold; run bench scale with the encoder itself (a checkpoint or a plugin)")
     corpus = inputs.corpus
     base = inputs.db_segments[["track_id", "segment"]].assign(source=CORPUS_SOURCE, key=inputs.db_segments["track_id"],
                                                             real=True)
