@@ -3,7 +3,7 @@
 An encoder plugin is a subclass of :class:`encoders.interface.Encoder` registered with
 ``@register_encoder``; the run builds it as ``cls(**encoder_params)``. Plugins come from:
 
-- this package: the built-in ``checkpoint`` encoder (:class:`encoders.nafp.checkpoint.CheckpointEncoder`);
+- this package: the built-in ``checkpoint`` encoder (:class:`encoders.builtin.checkpoint.CheckpointEncoder`);
 - an installed package's entry point in the group ``bench.encoders`` naming a module (whose
   import registers its classes) or an Encoder subclass;
 - a module file: ``encoder: path/to/my_encoder.py`` (it must register exactly one encoder) or
@@ -24,8 +24,8 @@ from typing import Any
 
 from datasets.protocol import Protocol
 
+from .builtin.checkpoint import CheckpointEncoder, load_checkpoint
 from .interface import Encoder, EncoderError, check_declaration
-from .nafp.checkpoint import CheckpointEncoder, load_checkpoint
 
 ENTRY_POINT_GROUP = "bench.encoders"
 PRECOMPUTED = "precomputed:"

@@ -29,9 +29,9 @@ from datasets.queries.degrade import degrade
 from datasets.queries.queryset import QuerySetConfig, activity, build_queryset
 from datasets.rooms import RoomBank
 
-from .nafp.checkpoint import CheckpointEncoder, checkpoint_bytes, load_checkpoint
-from .nafp.frontend import FrontendConfig
-from .nafp.model import EncoderConfig, FingerprintEncoder
+from .builtin.checkpoint import CheckpointEncoder, checkpoint_bytes, load_checkpoint
+from .builtin.frontend import FrontendConfig
+from .builtin.nafp import EncoderConfig, FingerprintEncoder
 from .validate import exact_hit_rates
 
 log = logging.getLogger(__name__)

@@ -25,7 +25,7 @@ from .queries import add_grid_arguments, config_from
 
 def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``bench train-encoder``."""
-    from encoders.nafp.model import EncoderConfig
+    from encoders.builtin.nafp import EncoderConfig
     from encoders.train import LOSSES, TrainConfig
 
     add_corpus_arguments(parser)
@@ -75,8 +75,8 @@ def run_train(args: argparse.Namespace) -> int:
     """Train and report where the checkpoint is."""
     from dataclasses import replace
 
-    from encoders.nafp.checkpoint import load_checkpoint
-    from encoders.nafp.model import EncoderConfig
+    from encoders.builtin.checkpoint import load_checkpoint
+    from encoders.builtin.nafp import EncoderConfig
     from encoders.train import TrainConfig, total_train_seconds, train_encoder
 
     set_threads(args.threads)
@@ -139,7 +139,7 @@ def run_eval(args: argparse.Namespace) -> int:
     """Build (or reuse) the query set, embed, search exhaustively and print the grid."""
     from datasets.queries.queryset import build_queryset, default_queryset_dir
     from datasets.queries.repeats import repeat_similarity, repeat_table
-    from encoders.nafp.checkpoint import CheckpointEncoder, untrained_encoder
+    from encoders.builtin.checkpoint import CheckpointEncoder, untrained_encoder
     from encoders.registry import open_encoder
     from encoders.validate import query_outcomes
 

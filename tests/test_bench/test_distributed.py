@@ -23,9 +23,9 @@ from bench.run.runner import run_benchmark
 from bench.run.store import PARTS, RunStoreError
 from datasets.corpora.synth import SynthCorpus
 from datasets.protocol import Protocol
+from encoders.builtin.checkpoint import untrained_encoder
+from encoders.builtin.nafp import EncoderConfig
 from encoders.embed import corpus_segments
-from encoders.nafp.checkpoint import untrained_encoder
-from encoders.nafp.model import EncoderConfig
 from encoders.ray_embed import ray_stream, shard_jobs
 from encoders.store import fill_store, open_store
 

@@ -37,8 +37,8 @@ from datasets.overlap import SplitLeakError, check_no_leak
 from datasets.protocol import Protocol
 from datasets.queries.split_segments import readable_tracks
 from datasets.rooms import open_room_bank
+from encoders.builtin.checkpoint import load_checkpoint, save_checkpoint
 from encoders.embed import NonFiniteFeatures, db_cache_key
-from encoders.nafp.checkpoint import load_checkpoint, save_checkpoint
 from methods import registry
 from methods.base import SearchResult
 from methods.registry import METHODS, load_plugin, resolve_grid

@@ -16,10 +16,10 @@ from datasets.noise.synth import SynthNoiseBank
 from datasets.protocol import Protocol
 from datasets.queries.queryset import QuerySetConfig, build_queryset
 from datasets.rooms import SimulatedRoomBank
+from encoders.builtin.checkpoint import CheckpointError, load_checkpoint, save_checkpoint, untrained_encoder
+from encoders.builtin.frontend import FrontendConfig, LogMelFrontend
+from encoders.builtin.nafp import EncoderConfig, FingerprintEncoder
 from encoders.embed import AudioContentError, corpus_segments, embed_db, embed_queries
-from encoders.nafp.checkpoint import CheckpointError, load_checkpoint, save_checkpoint, untrained_encoder
-from encoders.nafp.frontend import FrontendConfig, LogMelFrontend
-from encoders.nafp.model import EncoderConfig, FingerprintEncoder
 from encoders.train import (
     PairSampler,
     TrainConfig,

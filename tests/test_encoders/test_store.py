@@ -18,9 +18,9 @@ import pytest
 
 from datasets.corpora.synth import SynthCorpus
 from datasets.protocol import Protocol
+from encoders.builtin.checkpoint import untrained_encoder
+from encoders.builtin.nafp import EncoderConfig
 from encoders.embed import corpus_segments, embed_db
-from encoders.nafp.checkpoint import untrained_encoder
-from encoders.nafp.model import EncoderConfig
 from encoders.store import STATE, StoreError, chunk_bounds, fill_store, open_store
 
 PROTOCOL = Protocol(hop_s=0.25)
@@ -67,9 +67,9 @@ KILLED_FILL = """
 import sys
 from datasets.corpora.synth import SynthCorpus
 from datasets.protocol import Protocol
-from encoders.nafp.checkpoint import untrained_encoder
+from encoders.builtin.checkpoint import untrained_encoder
 from encoders.embed import corpus_segments
-from encoders.nafp.model import EncoderConfig
+from encoders.builtin.nafp import EncoderConfig
 from encoders.store import fill_store
 protocol = Protocol(hop_s=0.25)
 corpus = SynthCorpus(protocol, n_tracks=int(sys.argv[2]), min_duration_s=30, max_duration_s=40, progress=False)
@@ -243,9 +243,9 @@ WORKER_STREAM = """
 import time
 from datasets.corpora.synth import SynthCorpus
 from datasets.protocol import Protocol
-from encoders.nafp.checkpoint import untrained_encoder
+from encoders.builtin.checkpoint import untrained_encoder
 from encoders.embed import corpus_segments, track_jobs
-from encoders.nafp.model import EncoderConfig
+from encoders.builtin.nafp import EncoderConfig
 from encoders.store import process_stream
 protocol = Protocol(hop_s=0.25)
 corpus = SynthCorpus(protocol, n_tracks=2, min_duration_s=30, max_duration_s=40, progress=False)

@@ -15,7 +15,7 @@ from datasets.protocol import Protocol
 
 from ..interface import Encoder, module_sha256
 from .frontend import FrontendConfig
-from .model import ARCHITECTURE, EncoderConfig, FingerprintEncoder
+from .nafp import ARCHITECTURE, EncoderConfig, FingerprintEncoder
 
 FORMAT = "flowhash-bench-encoder"
 FORMAT_VERSION = 1
