@@ -29,9 +29,9 @@ from datasets.queries.degrade import degrade
 from datasets.queries.queryset import QuerySetConfig, activity, build_queryset
 from datasets.rooms import RoomBank
 
-from .builtin.checkpoint import CheckpointEncoder, checkpoint_bytes, load_checkpoint
+from .builtin.checkpoint import CheckpointEncoder, ModelConfig, build_model, checkpoint_bytes, load_checkpoint
 from .builtin.frontend import FrontendConfig
-from .builtin.nafp import EncoderConfig, FingerprintEncoder
+from .builtin.nafp import EncoderConfig
 from .validate import exact_hit_rates
 
 log = logging.getLogger(__name__)
@@ -220,7 +220,7 @@ def _state_path(out: Path) -> Path:
     return out.with_name(out.name + ".state")
 
 
-def _initial_weights(init_from: CheckpointEncoder, model_config: EncoderConfig, protocol) -> dict:
+def _initial_weights(init_from: CheckpointEncoder, model_config: ModelConfig, protocol) -> dict:
     """What a fine-tuning run records of its starting checkpoint; refuses one that does not fit."""
     where = init_from.path or init_from.name
     if init_from.model.config != model_config:
@@ -245,14 +245,16 @@ def total_train_seconds(record: dict) -> float:
 
 
 def train_encoder(corpus: Corpus, noise: NoiseBank, rooms: RoomBank, out: Path | str,
-                  config: TrainConfig = TrainConfig(), model_config: EncoderConfig = EncoderConfig(),
+                  config: TrainConfig = TrainConfig(), model_config: ModelConfig = EncoderConfig(),
                   device: str = "cpu", progress: bool = True, validate: bool = True,
                   on_epoch: Callable[[int, dict], None] | None = None,
                   init_from: CheckpointEncoder | None = None) -> CheckpointEncoder:
     """Train (or resume training) an encoder and write its checkpoint to ``out``.
 
     ``init_from``: start from that checkpoint's weights instead of a random initialisation (its
-    architecture must be ``model_config``); the optimiser and schedule start afresh.
+    architecture and size must be ``model_config``'s: an ``EncoderConfig`` builds the NAFP-style
+    convolutional model, a ``TransformerConfig`` the mel-patch transformer); the optimiser and
+    schedule start afresh.
     ``on_epoch(epoch, record)`` is called after each epoch's checkpoint is written.
     """
     out = Path(out)
@@ -265,7 +267,7 @@ def train_encoder(corpus: Corpus, noise: NoiseBank, rooms: RoomBank, out: Path |
         identity["init_from"] = initial["sha256"]
     run_key = stable_hash(identity, n=32)
     torch.manual_seed(config.seed)
-    model = FingerprintEncoder(model_config, FrontendConfig(sample_rate=protocol.sample_rate)).to(device)
+    model = build_model(model_config, FrontendConfig(sample_rate=protocol.sample_rate)).to(device)
     if init_from is not None:
         model.load_state_dict(init_from.model.state_dict())
     optim = torch.optim.Adam(model.parameters(), lr=config.lr)
@@ -332,7 +334,7 @@ def train_encoder(corpus: Corpus, noise: NoiseBank, rooms: RoomBank, out: Path |
     return load_checkpoint(out, protocol, device)
 
 
-def _save(out: Path, model: FingerprintEncoder, protocol, record: dict, optim, sched,
+def _save(out: Path, model: torch.nn.Module, protocol, record: dict, optim, sched,
           rng: np.random.Generator, finished: bool) -> None:
     with atomic_path(out) as tmp:
         tmp.write_bytes(checkpoint_bytes(model, protocol, record))

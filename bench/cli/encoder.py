@@ -62,6 +62,10 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
                    help="start from this checkpoint's weights (a shipped name such as debian-music-v2, or a "
                         "path) instead of a random initialisation: fine-tuning; the model size is the "
                         "checkpoint's, the optimiser and learning-rate schedule start afresh")
+    g.add_argument("--architecture", choices=("nafp", "transformer"), default=None,
+                   help="nafp: the NAFP-style separable convolutions (encoders/builtin/nafp.py); transformer: a "
+                        "transformer over log-mel patches (encoders/builtin/transformer.py) (default nafp, or the "
+                        "--init-from checkpoint's)")
     g.add_argument("--channels", type=int, nargs="+", default=None,
                    help=f"channels of the separable blocks (default {list(EncoderConfig.channels)}, "
                         "or the --init-from checkpoint's)")
@@ -77,12 +81,18 @@ def run_train(args: argparse.Namespace) -> int:
 
     from encoders.builtin.checkpoint import load_checkpoint
     from encoders.builtin.nafp import EncoderConfig
+    from encoders.builtin.transformer import TransformerConfig
     from encoders.train import TrainConfig, total_train_seconds, train_encoder
 
     set_threads(args.threads)
     init = load_checkpoint(args.init_from, protocol_from(args)) if args.init_from else None
-    model_config = init.model.config if init else EncoderConfig()
+    fresh = TransformerConfig() if args.architecture == "transformer" else EncoderConfig()
+    model_config = init.model.config if init else fresh
+    if args.architecture is not None and type(model_config) is not type(fresh):
+        raise ValueError(f"--architecture {args.architecture}: the --init-from checkpoint is of another architecture")
     if args.channels is not None:
+        if not isinstance(model_config, EncoderConfig):
+            raise ValueError("--channels: the separable blocks' channels apply to --architecture nafp only")
         model_config = replace(model_config, channels=tuple(args.channels))
     if args.dim is not None:
         model_config = replace(model_config, dim=args.dim)

@@ -14,8 +14,31 @@ from datasets.cache import atomic_write_bytes
 from datasets.protocol import Protocol
 
 from ..interface import Encoder, module_sha256
+from . import nafp, transformer
 from .frontend import FrontendConfig
-from .nafp import ARCHITECTURE, EncoderConfig, FingerprintEncoder
+from .nafp import EncoderConfig, FingerprintEncoder
+from .transformer import MelPatchTransformer, TransformerConfig
+
+#: architecture name -> (model class, its config class); a checkpoint names its architecture
+ARCHITECTURES: dict[str, tuple[type, type]] = {
+    nafp.ARCHITECTURE: (FingerprintEncoder, EncoderConfig),
+    transformer.ARCHITECTURE: (MelPatchTransformer, TransformerConfig),
+}
+ModelConfig = EncoderConfig | TransformerConfig
+
+
+def architecture_of(model_or_config: object) -> str:
+    """The architecture name of a built-in model, or of its config."""
+    for name, classes in ARCHITECTURES.items():
+        if isinstance(model_or_config, classes):
+            return name
+    raise TypeError(f"{type(model_or_config).__name__} is not a built-in encoder model or config "
+                    f"(architectures: {', '.join(ARCHITECTURES)})")
+
+
+def build_model(config: ModelConfig, frontend: FrontendConfig) -> torch.nn.Module:
+    """A fresh model of ``config``'s architecture."""
+    return ARCHITECTURES[architecture_of(config)][0](config, frontend)
 
 FORMAT = "flowhash-bench-encoder"
 FORMAT_VERSION = 1
@@ -38,7 +61,7 @@ class CheckpointEncoder(Encoder):
     embeddings (docs/adding-an-encoder.md, "Identity").
     """
 
-    model: FingerprintEncoder
+    model: FingerprintEncoder | MelPatchTransformer
     protocol: Protocol
     record: dict = field(default_factory=dict)
     weights_sha256: str = ""
@@ -77,8 +100,8 @@ class CheckpointEncoder(Encoder):
     @property
     def identity(self) -> dict:
         """Plugin name, checkpoint, architecture, the model code's sha256 and the weights' sha256."""
-        return {"name": "checkpoint", "checkpoint": self.name, "architecture": ARCHITECTURE,
-                "module": FingerprintEncoder.__module__, "module_sha256": module_sha256(FingerprintEncoder),
+        return {"name": "checkpoint", "checkpoint": self.name, "architecture": architecture_of(self.model),
+                "module": type(self.model).__module__, "module_sha256": module_sha256(type(self.model)),
                 "weights_sha256": self.weights_sha256, "params": {"checkpoint": str(self.path) if self.path else None}}
 
     @property
@@ -103,10 +126,10 @@ class CheckpointEncoder(Encoder):
         return replace(self, model=self.model.to(device).eval())
 
 
-def checkpoint_bytes(model: FingerprintEncoder, protocol: Protocol, record: dict) -> bytes:
-    """Serialise a model with everything needed to rebuild and check it."""
+def checkpoint_bytes(model: torch.nn.Module, protocol: Protocol, record: dict) -> bytes:
+    """Serialise a built-in model with everything needed to rebuild and check it."""
     payload = {
-        "format": FORMAT, "format_version": FORMAT_VERSION, "architecture": ARCHITECTURE,
+        "format": FORMAT, "format_version": FORMAT_VERSION, "architecture": architecture_of(model),
         "model_config": model.config.to_dict(), "frontend_config": model.frontend_config.to_dict(),
         "protocol": protocol.to_dict(), "record": record,
         "state_dict": {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()},
@@ -116,7 +139,7 @@ def checkpoint_bytes(model: FingerprintEncoder, protocol: Protocol, record: dict
     return buf.getvalue()
 
 
-def save_checkpoint(path: Path | str, model: FingerprintEncoder, protocol: Protocol, record: dict) -> str:
+def save_checkpoint(path: Path | str, model: torch.nn.Module, protocol: Protocol, record: dict) -> str:
     """Write a checkpoint atomically; returns its sha256."""
     blob = checkpoint_bytes(model, protocol, record)
     atomic_write_bytes(path, blob)
@@ -153,17 +176,18 @@ def load_checkpoint(name_or_path: str | Path, protocol: Protocol | None = None,
         raise CheckpointError(f"{path}: not a readable encoder checkpoint ({type(exc).__name__}: {exc})") from exc
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not a FlowHash bench encoder checkpoint")
-    if payload.get("architecture") != ARCHITECTURE:
+    if payload.get("architecture") not in ARCHITECTURES:
         raise CheckpointError(f"{path}: architecture {payload.get('architecture')!r}, this code builds "
-                              f"{ARCHITECTURE!r}")
+                              f"{', '.join(map(repr, ARCHITECTURES))}")
+    model_class, config_class = ARCHITECTURES[payload["architecture"]]
     saved_protocol = Protocol(**payload["protocol"])
     if protocol is not None and not same_signal(saved_protocol, protocol):
         raise CheckpointError(f"{path}: trained for protocol {saved_protocol.to_dict()}, "
                               f"asked to run with {protocol.to_dict()} (sample rate and segment length "
                               f"must match; the DB hop may differ)")
     try:
-        model = FingerprintEncoder(EncoderConfig.from_dict(payload["model_config"]),
-                                   FrontendConfig(**payload["frontend_config"]))
+        model = model_class(config_class.from_dict(payload["model_config"]),
+                            FrontendConfig(**payload["frontend_config"]))
         model.load_state_dict(payload["state_dict"])
     except (KeyError, TypeError, RuntimeError, ValueError) as exc:
         raise CheckpointError(f"{path}: weights do not fit the architecture ({exc})") from exc
@@ -172,10 +196,10 @@ def load_checkpoint(name_or_path: str | Path, protocol: Protocol | None = None,
                              hashlib.sha256(blob).hexdigest(), path)
 
 
-def untrained_encoder(protocol: Protocol = Protocol(), config: EncoderConfig = EncoderConfig(),
+def untrained_encoder(protocol: Protocol = Protocol(), config: ModelConfig = EncoderConfig(),
                       seed: int = 0, device: str = "cpu") -> CheckpointEncoder:
-    """A randomly initialised encoder of the same architecture (the 'no training' reference)."""
+    """A randomly initialised encoder of ``config``'s architecture (the 'no training' reference)."""
     torch.manual_seed(seed)
-    model = FingerprintEncoder(config, FrontendConfig(sample_rate=protocol.sample_rate)).eval().to(device)
+    model = build_model(config, FrontendConfig(sample_rate=protocol.sample_rate)).eval().to(device)
     blob = checkpoint_bytes(model, protocol, {"trained": False, "seed": seed})
     return CheckpointEncoder(model, protocol, {"trained": False, "seed": seed}, hashlib.sha256(blob).hexdigest())

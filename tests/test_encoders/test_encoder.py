@@ -19,6 +19,7 @@ from datasets.rooms import SimulatedRoomBank
 from encoders.builtin.checkpoint import CheckpointError, load_checkpoint, save_checkpoint, untrained_encoder
 from encoders.builtin.frontend import FrontendConfig, LogMelFrontend
 from encoders.builtin.nafp import EncoderConfig, FingerprintEncoder
+from encoders.builtin.transformer import MelPatchTransformer, TransformerConfig
 from encoders.embed import AudioContentError, corpus_segments, embed_db, embed_queries
 from encoders.train import (
     PairSampler,
@@ -135,12 +136,13 @@ def test_equalised_positives_differ_from_plain_ones_under_the_same_seed(small_wo
         assert not np.allclose(p0, p1, atol=1e-3)
 
 
-def test_loss_decreases_in_a_few_steps(small_world) -> None:
+@pytest.mark.parametrize("architecture", ["nafp", "transformer"])
+def test_loss_decreases_in_a_few_steps(small_world, architecture: str) -> None:
     corpus, noise, rooms = small_world
     torch.manual_seed(0)
     config = TrainConfig(batch_pairs=16)
     sampler = PairSampler(corpus, noise, rooms, config, progress=False)
-    model = FingerprintEncoder(TINY)
+    model = FingerprintEncoder(TINY) if architecture == "nafp" else MelPatchTransformer(TransformerConfig(depth=2))
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)
     rng = np.random.default_rng(0)
     batch = [torch.from_numpy(x) for x in sampler.sample(rng, 16)]

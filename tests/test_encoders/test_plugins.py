@@ -15,6 +15,8 @@ import pytest
 import yaml
 
 from datasets.protocol import Protocol
+from encoders.builtin.checkpoint import save_checkpoint, untrained_encoder
+from encoders.builtin.transformer import TransformerConfig
 from encoders.embed import embed_segments
 from encoders.interface import Encoder, EncoderError, check_declaration
 from encoders.registry import encoder_names, load_encoder_plugin, open_encoder
@@ -30,9 +32,16 @@ def _segments(n: int, protocol: Protocol, seed: int = 0) -> np.ndarray:
     return (tones + 0.05 * rng.standard_normal((n, len(t)))).astype(np.float32)
 
 
-@pytest.mark.parametrize("spec", [*[n for n in encoder_names()], str(TEMPLATE)])
-def test_every_registered_encoder_and_the_template_conform(spec: str) -> None:
+TRANSFORMER = "a transformer checkpoint"
+
+
+@pytest.mark.parametrize("spec", [*encoder_names(), str(TEMPLATE), TRANSFORMER])
+def test_every_registered_encoder_and_the_template_conform(spec: str, tmp_path: Path) -> None:
     protocol = Protocol()
+    if spec == TRANSFORMER:  # the built-in plugin's second architecture, from its own checkpoint file
+        model = untrained_encoder(protocol, TransformerConfig(depth=2), seed=1).model
+        save_checkpoint(tmp_path / "transformer.pt", model, protocol, {"trained": False})
+        spec = str(tmp_path / "transformer.pt")
     encoder = open_encoder(spec, protocol)
     assert isinstance(encoder, Encoder)
     check_declaration(encoder)
