@@ -83,7 +83,7 @@ def format_summary(results: pd.DataFrame, points: pd.DataFrame, info: dict,
             f"run {info['run_id']}: {queries_text(info['queryset'])} "
             f"(query set {info['queryset']['content_hash'][:12]}), "
             f"DB {info['db']['segments']} segments of {info['db']['tracks']} tracks, encoder {info['encoder']['name']} "
-            f"({info['encoder']['sha256'][:12]}, {info['encoder']['ms_per_segment']:.2f} ms/segment), "
+            f"({info['encoder']['sha256'][:12]}, {_encoder_ms(info['encoder']['ms_per_segment'])}), "
             f"{info['threads']} thread(s)",
             f"\nEach method at its operating point (best_under_budget, as in report.md: its highest exact hit rate "
             f"with {why}; a method with no point within it at its cheapest point):",
@@ -102,3 +102,8 @@ def format_summary(results: pd.DataFrame, points: pd.DataFrame, info: dict,
             parts += ["\nDecided (95% interval with the timing inside, at a fixed 90% of exhaustive search's exact "
                       "rate; faster > 1.1x, slower < 1/1.1x, equivalent within 10%, else undetermined):", *decided]
     return "\n".join(parts)
+
+
+def _encoder_ms(ms: float) -> str:
+    """The encoder's time per segment, or why there is none (precomputed vectors run no encoder)."""
+    return "encoder time not measured" if ms != ms else f"{ms:.2f} ms/segment"
