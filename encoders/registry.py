@@ -30,7 +30,7 @@ from .interface import Encoder, EncoderError, check_declaration
 ENTRY_POINT_GROUP = "bench.encoders"
 PRECOMPUTED = "precomputed:"
 ENCODERS: dict[str, type[Encoder]] = {}
-_entry_points_done = False
+_entry_points_loaded: set[tuple[str, str]] = set()  # (entry point name, value)
 _plugins_loaded: dict[Path, list[str]] = {}
 
 
@@ -50,19 +50,19 @@ def register_encoder(cls: type[Encoder], name: str | None = None) -> type[Encode
 
 
 def _load_entry_points() -> None:
-    global _entry_points_done
-    if _entry_points_done:
-        return
+    """Load the ``bench.encoders`` entry points not loaded yet; a failing one raises, naming itself."""
     for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+        if (ep.name, ep.value) in _entry_points_loaded:
+            continue
         dist = getattr(ep.dist, "name", None) or "an unknown distribution"
         try:
             obj = ep.load()
             if isinstance(obj, type) and issubclass(obj, Encoder) and ENCODERS.get(obj.name) is not obj:
                 register_encoder(obj)
         except Exception as exc:
-            raise RuntimeError(f"entry point {ep.name!r} = {ep.value!r} (group {ENTRY_POINT_GROUP!r}, from {dist}): "
+            raise EncoderError(f"entry point {ep.name!r} = {ep.value!r} (group {ENTRY_POINT_GROUP!r}, from {dist}): "
                                f"{type(exc).__name__}: {exc}") from exc
-    _entry_points_done = True
+        _entry_points_loaded.add((ep.name, ep.value))
 
 
 def encoder_names() -> list[str]:

@@ -108,6 +108,26 @@ def test_bad_plugins_are_refused_with_what_is_wrong(tmp_path: Path) -> None:
         open_encoder("synth-default", Protocol(), params={"dim": 3})
 
 
+def test_an_installed_package_registers_an_encoder_by_entry_point(tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "fhb_enc_demo.py").write_text(TEMPLATE.read_text().replace('name = "random-mel"', 'name = "ep-mel"'))
+    info = site / "fhb_enc_demo-0.1.dist-info"
+    info.mkdir()
+    info.joinpath("METADATA").write_text("Metadata-Version: 2.1\nName: fhb-enc-demo\nVersion: 0.1\n")
+    info.joinpath("entry_points.txt").write_text("[bench.encoders]\nep-mel = fhb_enc_demo\n")
+    monkeypatch.syspath_prepend(str(site))
+    assert "ep-mel" in encoder_names()
+    encoder = open_encoder("ep-mel", Protocol(), params={"dim": 16})
+    x = _segments(3, Protocol())
+    # an importable class pickles, so worker processes and Ray can run it
+    assert np.array_equal(pickle.loads(pickle.dumps(encoder)).embed(x), encoder.embed(x))
+    info.joinpath("entry_points.txt").write_text("[bench.encoders]\nep-broken = fhb_no_such_module\n")
+    with pytest.raises(EncoderError, match="entry point 'ep-broken' = 'fhb_no_such_module'.*fhb-enc-demo"):
+        encoder_names()
+
+
 @pytest.mark.slow
 def test_a_plugin_encoder_in_a_file_outside_the_repository_runs_bench_run_end_to_end(tmp_path: Path) -> None:
     from tests.test_bench.test_run import write_rirs
