@@ -52,8 +52,10 @@ class CheckpointError(ValueError):
 
 @dataclass(eq=False)
 class CheckpointEncoder(Encoder):
-    """The built-in encoder (plugin name ``checkpoint``): a loaded checkpoint's model, the protocol
-    it was trained for, its training record and the checkpoint file's sha256.
+    """The built-in encoder (plugin name ``checkpoint``): runs a checkpoint of a built-in architecture.
+
+    It holds the loaded model, the protocol it was trained for, its training record and the
+    checkpoint file's sha256.
 
     Its cache key (:attr:`sha256`) is the checkpoint's sha256 alone: the checkpoint names its
     architecture, which loading checks, so the model code's hash is recorded in :attr:`identity`
