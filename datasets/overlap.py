@@ -202,17 +202,6 @@ def _reverberant_part(rir: np.ndarray, sample_rate: int) -> np.ndarray:
     return tail if tail.size and np.any(tail) else h  # a dry RIR is compared whole
 
 
-def peak_ncc(a: np.ndarray, b: np.ndarray) -> float:
-    """Peak of |normalised cross-correlation| of two signals over all lags (0 if one is silent)."""
-    na, nb = float(np.linalg.norm(a)), float(np.linalg.norm(b))
-    if na == 0 or nb == 0:
-        return 0.0
-    n = a.size + b.size - 1
-    size = 1 << (n - 1).bit_length()
-    xc = np.fft.irfft(np.fft.rfft(a, size) * np.conj(np.fft.rfft(b, size)), size)
-    return float(np.max(np.abs(xc)) / (na * nb))
-
-
 def room_overlap_pairs(bank: RoomBank, ncc_threshold: float = ROOM_NCC_THRESHOLD) -> list[RoomMatch]:
     """Pairs (train RIR, val or test RIR) that are the same response: equal once quantised to
     16 bits, or with peak normalised cross-correlation of the reverberant parts >= ``ncc_threshold``."""

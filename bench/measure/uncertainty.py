@@ -119,12 +119,6 @@ def mean_interval(values: np.ndarray, level: float = LEVEL, n_boot: int = N_BOOT
     return Interval(float(values.mean()), lo, hi, f"bootstrap ({n_boot}, seed {seed})")
 
 
-def queries_for_half_width(half_width: float, rate: float = 0.5, level: float = LEVEL) -> int:
-    """Queries a cell needs for a normal-approximation interval of +-``half_width`` at ``rate``."""
-    z = float(norm.ppf(0.5 + level / 2))
-    return int(np.ceil(z * z * rate * (1 - rate) / half_width ** 2))
-
-
 def stratified_weights(cells: np.ndarray, n_boot: int, seed: int) -> np.ndarray:
     """[n_boot, n queries] bootstrap multiplicities: each draw resamples the queries of every cell
     within the cell (a multinomial over the cell's queries), the cell sizes kept."""

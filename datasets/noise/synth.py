@@ -277,8 +277,3 @@ class SynthNoiseBank(NoiseBank):
         audio = synth_noise(clip.kind, index, self.seed, self.clip_s, self.protocol.sample_rate)
         atomic_save_npy(path, audio)
         return audio
-
-    def generate_all(self) -> None:
-        """Generate (or check the cache for) every clip now instead of on first load."""
-        for clip in self.clips():
-            self._read(clip)

@@ -13,7 +13,6 @@ from bench.measure.uncertainty import (
     decide_speedup,
     mean_interval,
     paired_difference,
-    queries_for_half_width,
     stratified_rate_interval,
     timed_speedup_interval,
     wilson_interval,
@@ -85,11 +84,6 @@ def test_intervals_are_seeded_and_named() -> None:
     assert one == two and "seed 7" in one.method and one.low < one.estimate < one.high
     lat = mean_interval(np.random.default_rng(6).exponential(1.0, 400), seed=1)
     assert lat.low < lat.estimate < lat.high and lat.high - lat.low < 0.3
-
-
-def test_queries_a_cell_needs() -> None:
-    assert queries_for_half_width(0.02) == 2401  # +-2 points at 50%, 95%
-    assert queries_for_half_width(0.09) == 119
 
 
 def test_speedup_interval_brackets_the_matched_rate_speedup() -> None:

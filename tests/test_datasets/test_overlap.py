@@ -15,7 +15,6 @@ from datasets.overlap import (
     noise_fingerprints,
     noise_overlap,
     noise_overlap_pairs,
-    peak_ncc,
     room_overlap,
     room_overlap_pairs,
     track_fingerprints,
@@ -188,11 +187,6 @@ def test_folder_noise_bank_keeps_recordings_that_share_audio_in_one_split(data):
     assert FolderNoiseBank(data / "clean_noise").identity()["content_groups"] == []
 
 
-def test_peak_ncc():
-    x = np.random.default_rng(0).standard_normal(500)
-    assert peak_ncc(x, np.concatenate([np.zeros(37), -2 * x])) == pytest.approx(1.0)
-    assert peak_ncc(x, np.random.default_rng(1).standard_normal(500)) < 0.3
-    assert peak_ncc(x, np.zeros(10)) == 0.0
 
 
 def test_content_overlap(data):
