@@ -103,7 +103,7 @@ def assemble_distractors(corpus: Corpus, need_segments: int, seed: int = 0, real
     parts, dropped, notes = [], [], []
     if real:
         from datasets.corpora.debian_distractors import DebianDistractorCorpus
-        from datasets.corpora.debian_music import DebianFetchError
+        from datasets.debian_packages import DebianFetchError
 
         try:
             extra = {} if packages is None else {"packages": packages}

@@ -3,7 +3,7 @@
 Recipe (the packages come the way :mod:`datasets.corpora.debian_music` fetches them):
 
 1. **Fetch** the packages of :data:`RECIPE` with ``apt-get download`` + ``dpkg -x``
-   (:func:`datasets.corpora.debian_music.fetch_packages`) into ``<root>/debs/`` and ``<root>/<PKG>/``;
+   (:func:`datasets.debian_packages.fetch_packages`) into ``<root>/debs/`` and ``<root>/<PKG>/``;
    a ``.deb`` the debian-music cache already holds is linked instead of downloaded again.
    Nothing is fetched for a package whose extracted tree is already under ``root``.
 2. **Select** the files :data:`RECIPE` names (a path or an ``fnmatch`` pattern inside a
@@ -45,11 +45,10 @@ import numpy as np
 from datasets.audio_io import AUDIO_EXTENSIONS, AudioReadError, audio_info, read_audio, warn_skip
 from datasets.cache import atomic_path, cache_dir, cache_root
 from datasets.corpora.corpus import Skipped
-from datasets.corpora.debian_music import (
-    Candidate,
-    Exclusion,
-    _find_deb,
+from datasets.corpora.debian_music import Candidate, Exclusion
+from datasets.debian_packages import (
     fetch_packages,
+    find_deb,
     find_extracted,
     is_extracted,
     licence_path,
@@ -341,10 +340,10 @@ def reuse_debs(packages: Iterable[str], dest: Path | str, sources: Iterable[Path
     debs = Path(dest) / "debs"
     done = []
     for pkg in packages:
-        if is_extracted(Path(dest) / pkg) or (debs.is_dir() and _find_deb(debs, pkg)):
+        if is_extracted(Path(dest) / pkg) or (debs.is_dir() and find_deb(debs, pkg)):
             continue
         for src in map(Path, sources):
-            deb = _find_deb(src, pkg) if src.is_dir() else None
+            deb = find_deb(src, pkg) if src.is_dir() else None
             if deb is None:
                 continue
             debs.mkdir(parents=True, exist_ok=True)

@@ -16,15 +16,13 @@ import soundfile as sf
 
 from datasets.audio_io import resample
 from datasets.corpora.debian_music import (
-    MARKER,
-    DebianFetchError,
     DebianMusicCorpus,
     build_catalogue,
-    fetch_packages,
     is_music_path,
     select_music_files,
     sped_up_reason,
 )
+from datasets.debian_packages import MARKER, DebianFetchError, fetch_packages
 from datasets.splits import split_of
 from tests.test_datasets.test_dedup import music_like
 

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from datasets.audio_io import read_audio
-from datasets.corpora.debian_music import MARKER, DebianFetchError
+from datasets.debian_packages import MARKER, DebianFetchError
 from datasets.dedup import Overlap, content_groups, find_overlaps, fingerprint
 from datasets.noise.bank import CombinedNoiseBank, NoiseBankError
 from datasets.noise.debian import (
