@@ -8,10 +8,12 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from datasets.errors import UserError
+
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff")
 
 
-class AudioReadError(RuntimeError):
+class AudioReadError(UserError, RuntimeError):
     """An audio file could not be read; the message names the file."""
 
 

@@ -14,10 +14,12 @@ import warnings
 from pathlib import Path
 from typing import Iterable, Sequence
 
+from datasets.errors import UserError
+
 MARKER = ".flowhash-package.json"  # written into an extracted tree once its extraction is complete
 
 
-class DebianFetchError(RuntimeError):
+class DebianFetchError(UserError, RuntimeError):
     """A package could not be fetched or extracted (apt-get/dpkg missing, or a command failed)."""
 
 

@@ -18,10 +18,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterator
 
+from datasets.errors import UserError
+
 LOCK_FILE = ".flowhash-lock"
 
 
-class FolderBusyError(RuntimeError):
+class FolderBusyError(UserError, RuntimeError):
     """Another process holds the folder's lock."""
 
 

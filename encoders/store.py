@@ -41,6 +41,7 @@ from tqdm.auto import tqdm
 
 from datasets.cache import atomic_write_json, atomic_write_parquet, flat_differences
 from datasets.corpora.corpus import Corpus
+from datasets.errors import UserError
 from datasets.folder_lock import folder_lock
 
 from .embed import (
@@ -64,7 +65,7 @@ INDEX_COLUMNS = ("source", "track_id", "segment")
 CHUNK_ROWS = 50_000
 
 
-class StoreError(RuntimeError):
+class StoreError(UserError, RuntimeError):
     """A store folder that cannot be used as asked (another key, a damaged chunk, unfinished)."""
 
 

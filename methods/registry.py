@@ -33,6 +33,11 @@ from methods.base import INPUT_KINDS, Method
 from methods.yaml_file import read_yaml
 
 ENTRY_POINT_GROUP = "bench.methods"
+
+
+class PluginError(ValueError):
+    """A method plugin or entry point that cannot be loaded; the message names it."""
+
 METHODS: dict[str, type[Method]] = {}
 _discovered = False
 _entry_points_done = False
@@ -108,11 +113,11 @@ def load_entry_points() -> list[str]:
         except Exception as exc:
             METHODS.clear()
             METHODS.update(before)
-            raise RuntimeError(f"{where}: {type(exc).__name__}: {exc}") from exc
+            raise PluginError(f"{where}: {type(exc).__name__}: {exc}") from exc
         names = _added_since(before)
         if not names and not any(m.__module__ == getattr(obj, "__name__", None) or m is obj
                                  for m in METHODS.values()):
-            raise RuntimeError(f"{where} registered no method: it must name a module whose Method subclasses "
+            raise PluginError(f"{where} registered no method: it must name a module whose Method subclasses "
                                f"are decorated with @register, or a Method subclass")
         _entry_points_loaded[key] = names
         added += names

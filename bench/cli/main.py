@@ -63,13 +63,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Parse ``argv`` and run the command; user errors print one clear line and exit 2."""
+    """Parse ``argv`` and run the command; user errors (``datasets.errors.UserError``, ValueError,
+    OSError) print one clear line and exit 2; anything else is a bug and keeps its traceback."""
+    from datasets.errors import UserError
+
     parser = build_parser()
     args = parser.parse_args(argv)
     _, _, run = COMMANDS[args.command]
     try:
         return run(args)
-    except (ValueError, OSError, KeyError, RuntimeError) as exc:
+    except (ValueError, OSError, UserError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

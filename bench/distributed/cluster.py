@@ -6,13 +6,14 @@ from collections import defaultdict
 from dataclasses import dataclass
 
 from bench.run.environment import node_kind, this_node
+from datasets.errors import UserError
 
 INSTALL_HINT = "pip install -e '.[ray]' (or: pip install 'ray[default]>=2.40')"
 #: Seconds to wait for the cluster's address to answer before giving up (Ray itself retries for minutes).
 CONNECT_TIMEOUT_S = 10.0
 
 
-class RayUnavailable(RuntimeError):
+class RayUnavailable(UserError, RuntimeError):
     """Ray is not installed, or the cluster cannot be reached."""
 
 

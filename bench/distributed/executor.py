@@ -15,7 +15,7 @@ from encoders.embed import TrackStream
 from encoders.interface import Encoder
 from encoders.ray_embed import SHARD_ROWS, ray_stream
 
-from .cluster import Node, cluster_nodes, connect, nodes_by_kind, require_ray
+from .cluster import Node, RayUnavailable, cluster_nodes, connect, nodes_by_kind, require_ray
 
 
 def _call(fn: Callable[..., Any], *args: Any) -> Any:
@@ -36,7 +36,7 @@ class RayExecutor:
         self.resources = connect(address, num_cpus)
         groups = nodes_by_kind(cluster_nodes())
         if not groups:
-            raise RuntimeError("the Ray cluster has no alive node with CPUs")
+            raise RayUnavailable("the Ray cluster has no alive node with CPUs")
         if node_kind is not None and node_kind not in groups:
             raise ValueError(f"--node-kind {node_kind!r}: the cluster's node kinds are {sorted(groups)}")
         self.mix_nodes = mix_nodes

@@ -486,3 +486,21 @@ def test_an_unreachable_ray_cluster_is_an_error_not_a_hang() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=ROOT,
                          env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert "RayUnavailable: cannot reach the Ray cluster at 127.0.0.1:1: nothing answered" in out.stderr
+
+
+@pytest.mark.parametrize("error, user", [(ValueError("bad value"), True), (FileNotFoundError("no file"), True),
+                                         (FolderBusyError("busy"), True), (KeyError("bug"), False),
+                                         (RuntimeError("bug"), False)])
+def test_the_cli_reports_user_errors_in_one_line_and_lets_bugs_through(monkeypatch, capsys, error, user) -> None:
+    from bench.cli import main as cli
+
+    def fail(args):
+        raise error
+
+    monkeypatch.setitem(cli.COMMANDS, "list", (*cli.COMMANDS["list"][:2], fail))
+    if user:
+        assert cli.main(["list"]) == 2
+        assert capsys.readouterr().err.strip() == f"error: {error}"
+    else:
+        with pytest.raises(type(error)):
+            cli.main(["list"])

@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from methods import get_method, load_grid, method_class, method_names, registry
-from methods.registry import METHODS, load_entry_points, load_plugin, plugin_methods
+from methods.registry import METHODS, PluginError, load_entry_points, load_plugin, plugin_methods
 from tests.test_bench.test_run import write_rirs
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -134,7 +134,7 @@ def test_entry_point_registers_a_method(tmp_path: Path, monkeypatch: pytest.Monk
 def test_broken_entry_point_names_itself(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     site = make_site(tmp_path / "site", "fhb_ep_broken", "fhb_ep_no_such_module", "ep-broken")
     monkeypatch.syspath_prepend(str(site))
-    with pytest.raises(RuntimeError, match=r"entry point 'ep-broken' = 'fhb_ep_no_such_module' \(group "
+    with pytest.raises(PluginError, match=r"entry point 'ep-broken' = 'fhb_ep_no_such_module' \(group "
                                            r"'bench.methods', from fhb-ep-broken\): ModuleNotFoundError"):
         load_entry_points()
 
