@@ -114,7 +114,7 @@ def fetch_packages(packages: Iterable[str], dest: Path | str, progress: bool = T
     the data set it was for), and its error is stored in ``errors`` (when given); if every
     package fails, raise.
     """
-    from tqdm.auto import tqdm
+    from datasets.progress import tqdm
 
     dest = Path(dest)
     packages = list(dict.fromkeys(packages))

@@ -69,9 +69,8 @@ def track_fingerprints(corpus: Corpus, params: FingerprintParams = DEFAULT_PARAM
     other track from ``corpus.load``, uncached. A track whose audio does not decode is left
     out, as query sets and the DB leave it out.
     """
-    from tqdm.auto import tqdm
-
     from datasets.corpora.synth import SynthCorpus
+    from datasets.progress import tqdm
 
     tracks = corpus.tracks()
     file_cache = cache_dir("fingerprints", params.key(), "files")

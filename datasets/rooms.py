@@ -459,7 +459,7 @@ class SimulatedRoomBank(RoomBank):
                        for rid, m in self._meta.items()}
 
     def _run(self, todo: list, progress: bool, workers: int) -> None:
-        from tqdm import tqdm
+        from datasets.progress import tqdm
 
         pool = None
         if workers > 1 and len(todo) > 1:
@@ -563,13 +563,14 @@ class FolderRoomBank(RoomBank):
         return self._rirs[rir_id].copy()
 
 
-def open_room_bank(spec: str, protocol: Protocol = Protocol(), **kwargs) -> RoomBank:
+def open_room_bank(spec: str, protocol: Protocol = Protocol(), progress: bool = True, **kwargs) -> RoomBank:
     """A room bank from a spec: 'simulated' (the default bank) or the path of a folder of RIRs.
 
-    Extra keyword arguments go to the bank's constructor.
+    Extra keyword arguments go to the bank's constructor; ``progress=False`` hides the bar of
+    the simulated bank's first build.
     """
     if spec == "simulated":
-        return SimulatedRoomBank(protocol, **kwargs)
+        return SimulatedRoomBank(protocol, **{"progress": progress, **kwargs})
     path = Path(spec).expanduser()
     if path.is_dir():
         return FolderRoomBank(path, protocol, **kwargs)

@@ -8,10 +8,10 @@ from typing import Callable, Iterator, Sequence
 
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
 
 from datasets.cache import atomic_save_npy, atomic_write_parquet, cache_dir, stable_hash
 from datasets.corpora.corpus import Corpus
+from datasets.progress import tqdm
 from datasets.protocol import Protocol
 from datasets.queries.matching import query_segment_count
 from datasets.queries.queryset import QuerySet, segment_table

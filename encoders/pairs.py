@@ -17,11 +17,11 @@ from dataclasses import fields
 from typing import Iterator
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from datasets.cache import atomic_save_npy, cache_dir, stable_hash
 from datasets.corpora.corpus import Corpus
 from datasets.noise.bank import NoiseBank
+from datasets.progress import tqdm
 from datasets.rooms import RoomBank
 
 from .embed import embed_segments

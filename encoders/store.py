@@ -37,12 +37,12 @@ from typing import Iterator, Mapping
 import numpy as np
 import pandas as pd
 import torch
-from tqdm.auto import tqdm
 
 from datasets.cache import atomic_write_json, atomic_write_parquet, flat_differences
 from datasets.corpora.corpus import Corpus
 from datasets.errors import UserError
 from datasets.folder_lock import folder_lock
+from datasets.progress import tqdm
 
 from .embed import (
     BATCH_SIZE,

@@ -20,11 +20,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 import torchaudio.functional as AF
-from tqdm.auto import tqdm
 
 from datasets.cache import atomic_path, cache_dir, stable_hash
 from datasets.corpora.corpus import Corpus
 from datasets.noise.bank import NoiseBank
+from datasets.progress import tqdm
 from datasets.queries.degrade import degrade
 from datasets.queries.queryset import QuerySetConfig, activity, build_queryset
 from datasets.rooms import RoomBank

@@ -77,7 +77,8 @@ def banks_from(args: argparse.Namespace):
     from datasets.rooms import open_room_bank
 
     protocol = protocol_from(args)
-    return open_noise_bank(args.noise, protocol), open_room_bank(args.rooms, protocol)
+    progress = not getattr(args, "no_progress", False)
+    return open_noise_bank(args.noise, protocol, progress), open_room_bank(args.rooms, protocol, progress)
 
 
 def add_device_arguments(parser: argparse.ArgumentParser, default_threads: int = 1) -> None:

@@ -27,11 +27,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import soundfile as sf
-from tqdm.auto import tqdm
 
 from bench.run.config import RunConfig
 from bench.run.inputs import RunData, expected_query_index, open_run_data
 from datasets.cache import atomic_path, atomic_save_npy, atomic_write_json, atomic_write_parquet, stable_hash
+from datasets.progress import tqdm
 from encoders.embed import embed_db, embed_queries, load_checked
 from encoders.interface import Encoder
 from encoders.pairs import RECIPE_FIELDS, pair_recipe, pair_sampler, shard_size, shard_waveforms

@@ -16,7 +16,6 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import pandas as pd
 from threadpoolctl import threadpool_limits
-from tqdm.auto import tqdm
 
 from bench.measure.metrics import CONDITION
 from bench.measure.operating_points import highest_rate, speedup
@@ -25,6 +24,7 @@ from bench.run.environment import environment
 from bench.run.inputs import RunInputs, prepare_inputs
 from bench.run.runner import BuiltMethod, build_method, method_label, needs_training, sweep_method, timed_query_rows
 from datasets.cache import stable_hash
+from datasets.progress import tqdm
 from methods.registry import method_class, resolve_grid
 
 from .scenario import Scenario

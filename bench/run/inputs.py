@@ -254,8 +254,8 @@ def open_run_data(config: RunConfig, progress: bool = True) -> RunData:
     set_threads(0)
     corpus = open_corpus(config.corpus, config.protocol(), path=config.corpus_path, fma_size=config.fma_size,
                          synth_tracks=config.synth_tracks, synth_seed=config.synth_seed, progress=progress)
-    noise = open_noise_bank(config.noise, corpus.protocol)
-    rooms = open_room_bank(config.rooms, corpus.protocol)
+    noise = open_noise_bank(config.noise, corpus.protocol, progress)
+    rooms = open_room_bank(config.rooms, corpus.protocol, progress)
     stages["data"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     overlap = check_no_leak(corpus, noise, rooms)  # before any query is rendered or segment embedded

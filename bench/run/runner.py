@@ -14,7 +14,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from threadpoolctl import threadpool_limits
-from tqdm.auto import tqdm
 
 from bench.measure.metrics import by_condition, end_to_end_seconds, overall, query_outcomes
 from bench.measure.open_set import open_set_measures
@@ -24,6 +23,7 @@ from bench.measure.recall import per_query, segment_recalls
 from bench.measure.timing import latency_sample, time_batch, time_queries
 from datasets.cache import stable_hash
 from datasets.folder_lock import FolderBusyError, folder_lock
+from datasets.progress import tqdm
 from datasets.queries.open_set import present_mask
 from methods.base import Method, SearchResult
 from methods.common.balance import bucket_balance

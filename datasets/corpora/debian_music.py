@@ -264,7 +264,7 @@ def build_catalogue(candidates: Sequence[Candidate], fingerprint_dir: Path | str
     (the longest of a group is kept, ties by id). ``versions`` maps package to version
     (else read from the tree, :func:`package_version`).
     """
-    from tqdm.auto import tqdm
+    from datasets.progress import tqdm
 
     fp_dir = Path(fingerprint_dir) if fingerprint_dir is not None else None
     if fp_dir is not None:

@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Callable, Mapping
 
 import numpy as np
-from tqdm import tqdm
 
 from datasets.cache import atomic_save_npy, atomic_write_json, cache_dir, stable_hash
+from datasets.progress import tqdm
 from datasets.protocol import Protocol
 from datasets.splits import DEFAULT_FRACTIONS
 

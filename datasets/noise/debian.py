@@ -455,7 +455,7 @@ class DebianNoiseBank(NoiseBank):
                  ) -> tuple[dict[str, Fingerprint], dict[str, str], dict[str, Activity]]:
         """Fingerprint and silence analysis of every candidate (both cached by sha256);
         candidates that do not decode or fail the silence rules are excluded."""
-        from tqdm.auto import tqdm
+        from datasets.progress import tqdm
 
         fp_dir = self.root / "fingerprints" / self.params.key()
         act_dir = self.root / "activity" / f"{ACTIVITY_VERSION}{SILENCE_DB:g}"

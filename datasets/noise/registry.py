@@ -14,13 +14,13 @@ from .folder import FolderNoiseBank
 from .synth import SynthNoiseBank
 
 
-def _open_one(spec: str, protocol: Protocol, **kwargs) -> NoiseBank:
+def _open_one(spec: str, protocol: Protocol, progress: bool = True, **kwargs) -> NoiseBank:
     if spec == "synth":
         return SynthNoiseBank(protocol, **kwargs)
     if spec == "debian":
         from .debian import DebianNoiseBank
 
-        return DebianNoiseBank(protocol, **kwargs)
+        return DebianNoiseBank(protocol, **{"progress": progress, **kwargs})
     path = Path(spec).expanduser()
     if spec and path.is_dir():
         return FolderNoiseBank(path, protocol, **kwargs)
@@ -29,7 +29,7 @@ def _open_one(spec: str, protocol: Protocol, **kwargs) -> NoiseBank:
                          f"({path} is not a directory)")
 
 
-def open_noise_bank(spec: str, protocol: Protocol = Protocol(), **kwargs) -> NoiseBank:
+def open_noise_bank(spec: str, protocol: Protocol = Protocol(), progress: bool = True, **kwargs) -> NoiseBank:
     """A noise bank from a spec.
 
     ``'synth'``: synthetic noise (:class:`SynthNoiseBank`); ``'debian'``: real ambience from
@@ -39,6 +39,7 @@ def open_noise_bank(spec: str, protocol: Protocol = Protocol(), **kwargs) -> Noi
     ``'synth+debian'``: a :class:`CombinedNoiseBank` in which each member keeps its own clips
     and splits. Extra keyword arguments go to the bank's constructor; for a combined spec,
     pass one dict per member, keyed by its part of the spec (``debian={"fetch": False}``).
+    ``progress=False`` hides the bars of a bank that fetches or analyses its clips.
     """
     if "+" in spec and not Path(spec).expanduser().is_dir():
         parts = spec.split("+")
@@ -53,5 +54,5 @@ def open_noise_bank(spec: str, protocol: Protocol = Protocol(), **kwargs) -> Noi
         bad = sorted(k for k, v in kwargs.items() if not isinstance(v, Mapping))
         if bad:
             raise NoiseBankError(f"noise bank spec {spec!r}: options for {bad} must be dicts of constructor options")
-        return CombinedNoiseBank([_open_one(p, protocol, **dict(kwargs.get(p, {}))) for p in parts])
-    return _open_one(spec, protocol, **kwargs)
+        return CombinedNoiseBank([_open_one(p, protocol, progress, **dict(kwargs.get(p, {}))) for p in parts])
+    return _open_one(spec, protocol, progress, **kwargs)

@@ -20,7 +20,6 @@ from typing import Iterator, Mapping
 import numpy as np
 import pandas as pd
 import soundfile as sf
-from tqdm.auto import tqdm
 
 from datasets.audio_io import AudioReadError, warn_skip
 from datasets.cache import (
@@ -35,6 +34,7 @@ from datasets.cache import (
 from datasets.corpora.corpus import Corpus
 from datasets.folder_lock import folder_lock
 from datasets.noise.bank import NoiseBank
+from datasets.progress import tqdm
 from datasets.protocol import Protocol
 from datasets.rooms import RoomBank
 

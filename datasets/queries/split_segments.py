@@ -11,11 +11,11 @@ import json
 from dataclasses import dataclass
 
 import pandas as pd
-from tqdm.auto import tqdm
 
 from datasets.audio_io import AudioReadError, warn_skip
 from datasets.cache import atomic_write_json, cache_dir, stable_hash
 from datasets.corpora.corpus import Corpus
+from datasets.progress import tqdm
 
 from .queryset import segment_table
 
