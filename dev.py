@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Set up and run FlowHash bench with nothing but Python 3.11: ``python3 dev.py bench|test [ARGS]``.
+"""Set up and run FlowHash bench with nothing but Python 3.11: ``python3 dev.py bench|test|regress|lint [ARGS]``.
 
 Creates a small tools environment holding tox (``.venv-tools/``) on first use; tox then builds
 the project's one environment (``.tox/py311``) from pyproject.toml and runs the command in it.
@@ -21,6 +21,7 @@ COMMANDS: dict[str, list[str] | None] = {
     "test": None,
     "tests": None,
     "regress": ["python", "-m", "bench", "regress"],
+    "lint": ["ruff", "check", "."],  # the rules in pyproject.toml, [tool.ruff.lint]
 }
 
 
@@ -45,6 +46,7 @@ def main(argv: list[str]) -> int:
               "  bench    run the main job on the embedded default data\n"
               "  test     run the test suite\n"
               "  regress  the CI speedup check against reports/baselines/ci.json\n"
+              "  lint     ruff over the repository (the rules in pyproject.toml)\n"
               "ARGS go to the underlying command (python -m bench ... or pytest).", file=sys.stderr)
         return 2
     command = COMMANDS[argv[0]]

@@ -9,7 +9,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("datasets", "encoders", "methods", "bench")   # the flow: each imports only those before it
-BENCH_ORDER = ("measure", "run", "distributed", "scale", ("report", "regress", "export"), "cli")  # bench's subpackages, same rule
+# bench's subpackages, same rule
+BENCH_ORDER = ("measure", "run", "distributed", "scale", ("report", "regress", "export"), "cli")
 MAX_MODULES = 12
 
 
@@ -104,7 +105,8 @@ def write_tree(root: Path, files: dict[str, str]) -> None:
 
 def test_a_planted_cycle_is_found_through_a_lazy_relative_import(tmp_path):
     write_tree(tmp_path, {"datasets/__init__.py": "", "datasets/a.py": "from .b import x\n",
-                          "datasets/b.py": "def x():\n    from datasets import a\n", "datasets/c.py": "import datasets.a\n"})
+                          "datasets/b.py": "def x():\n    from datasets import a\n",
+                          "datasets/c.py": "import datasets.a\n"})
     cycle = find_cycle(import_graph(tmp_path, ("datasets",)))
     assert cycle is not None and cycle[0] == cycle[-1] and set(cycle) == {"datasets.a", "datasets.b"}
 

@@ -38,7 +38,8 @@ def run_audio(args: argparse.Namespace) -> int:
     counts = manifest["counts"]
     print(f"{args.out}: {counts['db_segments']} DB segments of {counts['db_tracks']} tracks, "
           f"{counts['query_segments']} query segments"
-          + (f", {counts['train_pairs_fit']} + {counts['train_pairs_held-out']} train pairs" if manifest["pairs"] else "")
+          + (f", {counts['train_pairs_fit']} + {counts['train_pairs_held-out']} train pairs"
+             if manifest["pairs"] else "")
           + (f"; the encoder's vectors in {args.out / 'vectors'}" if args.embed else ""))
     print("embed them as docs/adding-an-encoder.md says, then: python -m bench run --encoder precomputed:DIR ...")
     return 0

@@ -25,7 +25,8 @@ def add_protocol_arguments(parser: argparse.ArgumentParser) -> None:
     """--sample-rate, --segment, --hop."""
     g = parser.add_argument_group("protocol")
     g.add_argument("--sample-rate", type=int, default=Protocol.sample_rate, help="Hz (default %(default)s)")
-    g.add_argument("--segment", type=float, default=Protocol.segment_s, help="DB segment length, s (default %(default)s)")
+    g.add_argument("--segment", type=float, default=Protocol.segment_s,
+                   help="DB segment length, s (default %(default)s)")
     g.add_argument("--hop", type=float, default=Protocol.hop_s, help="DB segment hop, s (default %(default)s)")
 
 

@@ -21,12 +21,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--corpus-path", default=None, help="folder of the corpus (folder, fma, debian-music)")
     parser.add_argument("--encoder", default=None,
                         help="the encoder: a checkpoint name or path (default synth-default), a registered encoder "
-                             "name, a plugin file (FILE.py or FILE.py:NAME), or precomputed:DIR (docs/adding-an-encoder.md)")
+                             "name, a plugin file (FILE.py or FILE.py:NAME), or precomputed:DIR "
+                             "(docs/adding-an-encoder.md)")
     parser.add_argument("--per-cell", type=int, default=None, help="override queries per condition cell")
     parser.add_argument("--threads", type=int, default=None, help="search threads for torch and faiss (default 1)")
     parser.add_argument("--device", default=None, help="torch device for the encoder and flows (default cpu)")
-    parser.add_argument("--out", type=Path, default=Path("reports"), help="parent folder of run folders (default %(default)s)")
-    parser.add_argument("--run-dir", type=Path, default=None, help="exact run folder (default OUT/<corpus>-<config hash>)")
+    parser.add_argument("--out", type=Path, default=Path("reports"),
+                        help="parent folder of run folders (default %(default)s)")
+    parser.add_argument("--run-dir", type=Path, default=None,
+                        help="exact run folder (default OUT/<corpus>-<config hash>)")
     parser.add_argument("--force", action="store_true",
                         help="when the run folder holds a run of another configuration, discard its results and "
                              "start over (without it such a folder is refused, naming the differing fields)")

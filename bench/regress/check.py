@@ -172,7 +172,8 @@ def speedup_metrics(points: pd.DataFrame, built: dict[str, BuiltMethod], inputs:
         out[f"latency_speedup {scenario.focus} over {rival}"] = Metric(
             LATENCY_SPEEDUP, float(np.median(ratios)), None,
             {"hit_rate": target, "rounds": [round(float(x), 4) for x in ratios],
-             f"{rival}_ms": 1e3 * float(np.median(cost_rival)), f"{scenario.focus}_ms": 1e3 * float(np.median(cost_focus)),
+             f"{rival}_ms": 1e3 * float(np.median(cost_rival)),
+             f"{scenario.focus}_ms": 1e3 * float(np.median(cost_focus)),
              "points": {"focus": [list(e) for e in mine], "rival": [list(e) for e in theirs]}})
     return out
 

@@ -144,7 +144,8 @@ def operating_point_table(ops: pd.DataFrame, budget_text: str) -> Table:
                f"bootstrap interval of the mean over the timed queries, and IQR is the interquartile range of the "
                f"per-query latencies (each the median of its repeats), where the run stored them.")
     return Table(["method", "build", "query", "within budget", "exact %", "near %", "track %", "mean latency ms",
-                  "IQR ms", "p99 ms", "end-to-end ms", "candidates/query", "candidates % of DB", "QPS (batch)"], rows, caption, text_columns=4)
+                  "IQR ms", "p99 ms", "end-to-end ms", "candidates/query", "candidates % of DB", "QPS (batch)"],
+                 rows, caption, text_columns=4)
 
 
 def paired_block(table: pd.DataFrame) -> Table:
@@ -565,7 +566,8 @@ def build_document(run: RunData, out_dir: Path, latency_budget_ms: float | None 
     occ = figures.bucket_occupancy(run.buckets, run.points, fig_dir)
     if occ:
         doc.add(*fig(occ, f"Distribution of bucket sizes (log-log: how many buckets hold each number of DB items) "
-                          f"for {FOCUS} and LSH, one panel per K, with random (uniform, independent) hashing's expected curve "
+                          f"for {FOCUS} and LSH, one panel per K, with random (uniform, independent) hashing's "
+                          f"expected curve "
                           f"(B · Binomial(N, 1/B)); empty buckets are counted in the table."))
     else:
         doc.add(Para(f"No bucket-occupancy histograms for {FOCUS} or LSH in this run (`buckets.parquet` is written by "

@@ -57,7 +57,8 @@ def speedups(points: pd.DataFrame, focus: str = FOCUS) -> list[str]:
         what = "end-to-end latency" if end_to_end_cost(cost) else "latency"
         lines.append(f"{focus} over {other} at {100 * lat['hit_rate']:.1f}% exact: {lat['speedup']:.2f}x in mean "
                      f"{what} ({other} {lat['cost_b']:.3f} ms, {focus} {lat['cost_a']:.3f} ms), "
-                     f"{cand['speedup']:.2f}x in candidates ({other} {cand['cost_b']:.0f}, {focus} {cand['cost_a']:.0f})")
+                     f"{cand['speedup']:.2f}x in candidates ({other} {cand['cost_b']:.0f}, "
+                     f"{focus} {cand['cost_a']:.0f})")
     return lines
 
 

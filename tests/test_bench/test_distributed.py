@@ -143,7 +143,8 @@ def test_bench_run_on_ray_gives_the_local_runs_deterministic_columns(local_ray, 
 def test_a_run_mixing_node_kinds_is_refused_unless_asked_for(shared_cache, tmp_path):
     config = replace(CONFIG, grids={"lsh": {"build": [{"K": 8, "L": 2}], "query": [{"radius": 0}]}})
     run_benchmark(config, ["lsh"], run_dir=tmp_path / "run", progress=False)
-    marker = next(p for p in (tmp_path / "run" / PARTS).glob("*.json") if json.loads(p.read_text())["label"] != "exhaustive")
+    marker = next(p for p in (tmp_path / "run" / PARTS).glob("*.json")
+                  if json.loads(p.read_text())["label"] != "exhaustive")
     meta = json.loads(marker.read_text())
     meta["node"] = {**meta["node"], "cpu": "Another CPU 9000"}
     marker.write_text(json.dumps(meta))

@@ -368,7 +368,8 @@ def test_a_leak_between_noise_recordings_is_refused_before_any_embedding_naming_
     spec = f"{tmp_path / 'bank_a'}+{tmp_path / 'bank_b'}"
     with pytest.raises(SplitLeakError, match=rf"noise: .*'rain/take' \(.*take\.wav\) and .*'storm/copy{i}' "
                                              rf"\(.*copy{i}\.wav\) share"):
-        check_no_leak(_tiny_corpus(tmp_path), open_noise_bank(spec, Protocol()), open_room_bank(config.rooms, Protocol()))
+        check_no_leak(_tiny_corpus(tmp_path), open_noise_bank(spec, Protocol()),
+                      open_room_bank(config.rooms, Protocol()))
     embeddings = cache_root() / "embeddings"
     before = set(embeddings.rglob("*")) if embeddings.exists() else set()
     with pytest.raises(SplitLeakError):

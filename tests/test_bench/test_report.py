@@ -41,7 +41,8 @@ window.addEventListener('error', function (e) {
 window.addEventListener('load', function () {
   var imgs = Array.prototype.slice.call(document.images), b = document.body;
   b.setAttribute('data-images', String(imgs.length));
-  b.setAttribute('data-broken', String(imgs.filter(function (i) { return !i.complete || i.naturalWidth === 0; }).length));
+  b.setAttribute('data-broken',
+                 String(imgs.filter(function (i) { return !i.complete || i.naturalWidth === 0; }).length));
   b.setAttribute('data-errors', JSON.stringify(window.__errors));
   b.setAttribute('data-probe', 'done');
 });

@@ -182,7 +182,8 @@ def test_folder_noise_bank_keeps_recordings_that_share_audio_in_one_split(data):
     assert ungrouped.clip("rain/0").split != ungrouped.clip("rain/1").split  # what the grouping must prevent
     bank = FolderNoiseBank(data / "leaky_noise")
     assert bank.clip("rain/0").split == bank.clip("rain/1").split
-    assert bank.groups["rain/0"] == bank.groups["rain/1"] and bank.identity()["content_groups"] == [["rain/0", "rain/1"]]
+    assert bank.groups["rain/0"] == bank.groups["rain/1"]
+    assert bank.identity()["content_groups"] == [["rain/0", "rain/1"]]
     assert noise_overlap(bank) == 0
     assert FolderNoiseBank(data / "clean_noise").identity()["content_groups"] == []
 
@@ -193,6 +194,7 @@ def test_content_overlap(data):
     clean = content_overlap(FolderCorpus(data / "clean_corpus"), FolderNoiseBank(data / "clean_noise"),
                             FolderRoomBank(data / "clean_rooms"))
     assert clean == {"tracks": 0, "noise": 0, "rooms": 0}
-    leaky = content_overlap(FolderCorpus(data / "leaky_corpus"), FolderNoiseBank(data / "leaky_noise", min_overlap_s=1e9),
+    leaky = content_overlap(FolderCorpus(data / "leaky_corpus"),
+                            FolderNoiseBank(data / "leaky_noise", min_overlap_s=1e9),
                             FolderRoomBank(data / "leaky_rooms"))
     assert leaky == {"tracks": 0, "noise": 1, "rooms": 1}  # tracks: 12 s < the 20 s default

@@ -19,8 +19,9 @@ def small(tmp_path_factory: pytest.TempPathFactory):
     root = tmp_path_factory.mktemp("export")
     write_rirs(root / "rirs")
     config = RunConfig(synth_tracks=12, rooms=str(root / "rirs"), queries=QUERIES, train_pairs=200, held_out_pairs=50,
-                       timing=TIMING, grids={"lsh": {"build": [{"K": 8, "L": 2}], "query": [{"radius": 0}, {"radius": 1}]},
-                                             "pca-sign": {"build": [{"K": 8}], "query": [{"n_probes": 1}, {"n_probes": 4}]}})
+                       timing=TIMING,
+                       grids={"lsh": {"build": [{"K": 8, "L": 2}], "query": [{"radius": 0}, {"radius": 1}]},
+                              "pca-sign": {"build": [{"K": 8}], "query": [{"n_probes": 1}, {"n_probes": 4}]}})
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("FLOWHASH_BENCH_CACHE", str(root / "cache"))
         yield config, root

@@ -36,7 +36,8 @@ def test_precomputed_vectors_of_the_builtin_encoder_reproduce_its_hit_rates_bit_
     _, _, _, builtin, precomputed = exported
     a, b = (pd.read_parquet(d / "outcomes.parquet").astype({"query_params": str})
             .sort_values(["label", "query_params", "query_id"]).reset_index(drop=True) for d in (builtin, precomputed))
-    cols = ["exact", "seg_exact", "near", "seg_near", "track", "seg_track", "score", "candidates", "recall1", "recall10"]
+    cols = ["exact", "seg_exact", "near", "seg_near", "track", "seg_track", "score", "candidates",
+            "recall1", "recall10"]
     assert set(a["label"]) == set(b["label"]) and len(a) == len(b) > 0 and a["exact"].any()
     assert any(label.startswith("pca-sign") for label in a["label"])  # a fitted method: the train pairs too
     pd.testing.assert_frame_equal(a[["label", "query_id", *cols]], b[["label", "query_id", *cols]], check_exact=True)

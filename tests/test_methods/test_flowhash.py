@@ -155,9 +155,12 @@ def test_gmm_base_trains_and_hashes(train: TrainData) -> None:
 def test_two_mode_gaussian_density_and_samples() -> None:
     base = TwoModeGaussian(3)
     x = torch.tensor([[0.0, 2.0, -2.0], [1.0, -3.0, 5.0]])
+
+    def pdf(v: float, m: float) -> float:
+        return math.exp(-0.5 * (v - m) ** 2) / math.sqrt(2 * math.pi)
+
     def mixture(v: float) -> float:
-        pdf = lambda m: math.exp(-0.5 * (v - m) ** 2) / math.sqrt(2 * math.pi)
-        return math.log(0.5 * pdf(-2.0) + 0.5 * pdf(2.0))
+        return math.log(0.5 * pdf(v, -2.0) + 0.5 * pdf(v, 2.0))
     expected = [sum(mixture(float(v)) for v in row) for row in x]
     np.testing.assert_allclose(base.log_prob(x).numpy(), expected, rtol=1e-5)
     torch.manual_seed(0)

@@ -202,9 +202,10 @@ def test_plugin_method_runs_end_to_end_beside_minhash(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_template_passes_the_conformance_test() -> None:
-    """The documented way to check a plugin file: BENCH_PLUGINS=FILE pytest tests/test_methods/test_methods_conformance.py."""
+    """The documented way to check a plugin file:
+    BENCH_PLUGINS=FILE pytest tests/test_methods/test_methods_conformance.py."""
     out = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-k", "my-method",
-                          str(ROOT / "tests" / "test_methods" / "test_methods_conformance.py")], capture_output=True, text=True,
-                         cwd=ROOT, env={**os.environ, "BENCH_PLUGINS": str(TEMPLATE)})
+                          str(ROOT / "tests" / "test_methods" / "test_methods_conformance.py")],
+                         capture_output=True, text=True, cwd=ROOT, env={**os.environ, "BENCH_PLUGINS": str(TEMPLATE)})
     assert out.returncode == 0, out.stdout[-3000:]
     assert " passed" in out.stdout and " failed" not in out.stdout

@@ -81,7 +81,8 @@ def test_manifest_rows_follow_the_protocol(music: Path, banks, tmp_path: Path) -
     assert set(wet["rir_id"]) <= {r.rir_id for r in rooms.rooms("test")}
     assert (np.abs(wet["rt60_measured_s"] - wet["rt60_target_s"]) <= CONFIG.rt60_tolerance).all()
     counts = qs.info["counts"]
-    assert counts["tracks_excluded_short"]["track_ids"] == (["short.wav"] if corpus.split("short.wav") == "test" else [])
+    expected = ["short.wav"] if corpus.split("short.wav") == "test" else []
+    assert counts["tracks_excluded_short"]["track_ids"] == expected
     assert counts["files_skipped"]["count"] == 1 and "broken.flac" in counts["files_skipped"]["items"][0]["path"]
     seg = qs.segments()
     assert set(seg["track_id"]) == test_tracks
