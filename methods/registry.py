@@ -26,6 +26,7 @@ import importlib.metadata
 import importlib.util
 import pkgutil
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -122,6 +123,35 @@ def load_entry_points() -> list[str]:
         _entry_points_loaded[key] = names
         added += names
     return added
+
+
+@dataclass(frozen=True)
+class RegistryState:
+    """What :func:`snapshot` saves: the registered methods, the plugin files and entry points loaded,
+    and the names of the modules imported so far."""
+
+    methods: dict[str, type[Method]]
+    plugins: dict[Path, list[str]]
+    entry_points: dict[tuple[str, str], list[str]]
+    modules: frozenset[str]
+
+
+def snapshot() -> RegistryState:
+    """The registry's state now, for :func:`restore` (tests that register plugins use the pair)."""
+    return RegistryState(dict(METHODS), dict(_plugins_loaded), dict(_entry_points_loaded), frozenset(sys.modules))
+
+
+def restore(state: RegistryState) -> None:
+    """Put the registry back as :func:`snapshot` saw it: methods, plugins and entry points registered
+    since are forgotten, and the modules that registered them since are unloaded."""
+    added = {cls.__module__ for name, cls in METHODS.items() if name not in state.methods}
+    for store, saved in ((METHODS, state.methods), (_plugins_loaded, state.plugins),
+                         (_entry_points_loaded, state.entry_points)):
+        store.clear()
+        store.update(saved)
+    for name in set(sys.modules) - state.modules:
+        if name in added or name.startswith("bench_plugin_"):
+            del sys.modules[name]
 
 
 def loaded_plugins() -> list[Path]:

@@ -49,3 +49,14 @@ def write_tracks(root: Path, specs: list[tuple[str, float, int, str]]) -> None:
             sf.write(path, np.stack([audio, 0.5 * audio], axis=1), sr)
         else:
             sf.write(path, audio, sr, format=fmt)
+
+
+@pytest.fixture
+def restore_registry() -> Iterator[None]:
+    """Whatever a test registers (plugin files, entry points, their modules) is gone afterwards."""
+    from methods import registry
+
+    state = registry.snapshot()
+    yield
+    registry.restore(state)
+

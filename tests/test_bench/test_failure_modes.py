@@ -39,9 +39,8 @@ from datasets.queries.split_segments import readable_tracks
 from datasets.rooms import open_room_bank
 from encoders.builtin.checkpoint import load_checkpoint, save_checkpoint
 from encoders.embed import NonFiniteFeatures, db_cache_key
-from methods import registry
 from methods.base import SearchResult
-from methods.registry import METHODS, load_plugin, resolve_grid
+from methods.registry import load_plugin, resolve_grid
 from tests.conftest import tone_track
 from tests.test_bench.test_run import QUERIES, TIMING, write_rirs
 
@@ -59,17 +58,6 @@ def small(tmp_path_factory: pytest.TempPathFactory):
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("FLOWHASH_BENCH_CACHE", str(root / "cache"))
         yield config, root
-
-
-@pytest.fixture
-def restore_registry():
-    """Methods a test registers from a plugin are gone afterwards."""
-    methods, plugins = dict(METHODS), dict(registry._plugins_loaded)
-    yield
-    METHODS.clear()
-    METHODS.update(methods)
-    registry._plugins_loaded.clear()
-    registry._plugins_loaded.update(plugins)
 
 
 def write_plugin(folder: Path, name: str, search_body: str, build_body: str = "") -> Path:

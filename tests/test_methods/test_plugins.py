@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from methods import get_method, load_grid, method_class, method_names, registry
+from methods import get_method, load_grid, method_class, method_names
 from methods.registry import METHODS, PluginError, load_entry_points, load_plugin, plugin_methods
 from tests.test_bench.test_run import write_rirs
 
@@ -34,20 +34,8 @@ class {cls}(Exhaustive):
 GRID = "build:\n  - {}\nquery:\n  - {}\n"
 
 
-@pytest.fixture(autouse=True)
-def restore_registry():
-    """Whatever a test registers is gone afterwards."""
-    methods, plugins, eps = dict(METHODS), dict(registry._plugins_loaded), dict(registry._entry_points_loaded)
-    modules = set(sys.modules)
-    yield
-    METHODS.clear()
-    METHODS.update(methods)
-    for store, saved in ((registry._plugins_loaded, plugins), (registry._entry_points_loaded, eps)):
-        store.clear()
-        store.update(saved)
-    for name in set(sys.modules) - modules:
-        if name.startswith(("bench_plugin_", "fhb_ep_")):
-            del sys.modules[name]
+# tests/conftest.py: each test leaves the method registry as it found it
+pytestmark = pytest.mark.usefixtures("restore_registry")
 
 
 def write_plugin(folder: Path, module: str, name: str, body: str | None = None) -> Path:
@@ -209,3 +197,15 @@ def test_template_passes_the_conformance_test() -> None:
                          capture_output=True, text=True, cwd=ROOT, env={**os.environ, "BENCH_PLUGINS": str(TEMPLATE)})
     assert out.returncode == 0, out.stdout[-3000:]
     assert " passed" in out.stdout and " failed" not in out.stdout
+
+
+def test_snapshot_and_restore_forget_what_was_registered_since(tmp_path: Path) -> None:
+    from methods import registry
+
+    state = registry.snapshot()
+    names = load_plugin(write_plugin(tmp_path, "fhb_snapshot_demo", "snap-exact"))
+    assert names == ["snap-exact"] and "snap-exact" in METHODS
+    module = METHODS["snap-exact"].__module__
+    registry.restore(state)
+    assert "snap-exact" not in METHODS and module not in sys.modules and registry.loaded_plugins() == list(
+        state.plugins)
