@@ -570,7 +570,7 @@ def open_room_bank(spec: str, protocol: Protocol = Protocol(), progress: bool = 
     the simulated bank's first build.
     """
     if spec == "simulated":
-        return SimulatedRoomBank(protocol, **{"progress": progress, **kwargs})
+        return SimulatedRoomBank(protocol, progress=progress, **kwargs)
     path = Path(spec).expanduser()
     if path.is_dir():
         return FolderRoomBank(path, protocol, **kwargs)

@@ -20,7 +20,7 @@ def _open_one(spec: str, protocol: Protocol, progress: bool = True, **kwargs) ->
     if spec == "debian":
         from .debian import DebianNoiseBank
 
-        return DebianNoiseBank(protocol, **{"progress": progress, **kwargs})
+        return DebianNoiseBank(protocol, progress=progress, **kwargs)
     path = Path(spec).expanduser()
     if spec and path.is_dir():
         return FolderNoiseBank(path, protocol, **kwargs)
@@ -54,5 +54,7 @@ def open_noise_bank(spec: str, protocol: Protocol = Protocol(), progress: bool =
         bad = sorted(k for k, v in kwargs.items() if not isinstance(v, Mapping))
         if bad:
             raise NoiseBankError(f"noise bank spec {spec!r}: options for {bad} must be dicts of constructor options")
-        return CombinedNoiseBank([_open_one(p, protocol, progress, **dict(kwargs.get(p, {}))) for p in parts])
+        members = {p: dict(kwargs.get(p, {})) for p in parts}
+        return CombinedNoiseBank([_open_one(p, protocol, members[p].pop("progress", progress), **members[p])
+                                  for p in parts])
     return _open_one(spec, protocol, progress, **kwargs)
