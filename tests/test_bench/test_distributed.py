@@ -160,7 +160,7 @@ def test_the_scaling_sweep_on_ray_gives_the_local_sweeps_deterministic_columns(l
 
     from bench.scale.config import scale_config_from_dict
     from bench.scale.sweep import run_scale
-    from tests.test_bench.test_scale import TINY
+    from tests.helpers import TINY
 
     config = scale_config_from_dict(copy.deepcopy(TINY), "tiny")
     on_ray = run_scale(config, tmp_path / "ray", progress=False, executor=RayExecutor())  # embeds the store on Ray

@@ -13,7 +13,7 @@ import pytest
 from bench.run.config import RunConfig, TimingConfig
 from bench.run.runner import run_benchmark
 from datasets.queries.queryset import QuerySetConfig
-from tests.test_bench.test_run import write_rirs
+from tests.helpers import write_rirs
 
 QUERIES = QuerySetConfig(durations=(3.0, 6.0), snrs=(None, 10.0), reverbs=(None,), per_cell=8, seed=2)
 TIMING = TimingConfig(warmup=2, repeats=1, latency_queries=12, batch_repeats=1)

@@ -42,7 +42,7 @@ from encoders.embed import NonFiniteFeatures, db_cache_key
 from methods.base import SearchResult
 from methods.registry import load_plugin, resolve_grid
 from tests.conftest import tone_track
-from tests.test_bench.test_run import QUERIES, TIMING, write_rirs
+from tests.helpers import QUERIES, TIMING, write_rirs
 
 ROOT = Path(__file__).resolve().parents[2]
 GRIDS = {"lsh": {"build": [{"K": 8, "L": 1}], "query": [{"radius": 0}, {"radius": 1}]}}

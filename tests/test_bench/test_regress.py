@@ -11,7 +11,7 @@ import yaml
 
 from bench.cli.main import main
 from bench.regress.check import DETERMINISTIC
-from tests.test_bench.test_run import write_rirs
+from tests.helpers import write_rirs
 
 pytestmark = pytest.mark.slow
 

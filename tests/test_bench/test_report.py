@@ -19,7 +19,7 @@ from bench.report.run_report import write_run_report
 from bench.run.config import RunConfig
 from bench.run.runner import run_benchmark
 from bench.run.store import RESULTS_FORMAT, RUN_JSON, RunStore
-from tests.test_bench.test_run import QUERIES, TIMING, write_rirs
+from tests.helpers import QUERIES, TIMING, write_rirs
 
 GRIDS = {"flowhash": {"build": [{"K": 8, "max_steps": 50}], "query": [{"n_probes": 1}, {"n_probes": 8}]},
          "lsh": {"build": [{"K": 8, "L": 1}], "query": [{"radius": 0}, {"radius": 1}]}}

@@ -11,31 +11,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-import soundfile as sf
 import yaml
 
 from bench.measure.operating_points import pareto_front, speedup
 from bench.report.summary import format_summary
 from bench.report.tables import budget_operating_points, latency_budget
-from bench.run.config import RunConfig, TimingConfig, load_config
+from bench.run.config import RunConfig, load_config
 from bench.run.retime import select_compared
 from bench.run.runner import accuracy_search, retime_run, run_benchmark
 from bench.run.store import RunStoreError
-from datasets.queries.queryset import QuerySetConfig
-
-QUERIES = QuerySetConfig(durations=(1.0, 2.0), snrs=(None, 5.0), reverbs=(None, 0.3), per_cell=6, seed=1)
-TIMING = TimingConfig(warmup=2, repeats=1, latency_queries=12, batch_repeats=1)
-
-
-def write_rirs(root: Path) -> None:
-    """Four exponentially decaying noise RIRs: two near RT60 0.3 s, two near 0.6 s."""
-    rng = np.random.default_rng(0)
-    root.mkdir(parents=True, exist_ok=True)
-    for i, rt60 in enumerate((0.3, 0.3, 0.6, 0.6)):
-        t = np.arange(int(1.2 * rt60 * 8000)) / 8000
-        rir = rng.standard_normal(len(t)) * np.exp(-6.9 * t / rt60) * 0.3
-        rir[0] = 1.0
-        sf.write(root / f"room{i}.wav", rir.astype(np.float32), 8000, subtype="FLOAT")
+from tests.helpers import QUERIES, TIMING, write_rirs
 
 
 @pytest.fixture(scope="module")

@@ -18,21 +18,7 @@ from bench.run.store import RunStore
 from bench.scale.config import scale_config_from_dict
 from bench.scale.sweep import STATUS_OVER_BUDGET, run_scale
 from datasets.distractors import FILL_SOURCE
-
-TINY = {
-    "run": {"corpus": "synth", "synth_tracks": 10, "encoder": "synth-default", "hop_s": 0.25,
-            "queries": {"durations": [1, 2], "snrs": ["clean", 0], "reverbs": ["none"], "per_cell": 4, "seed": 0},
-            "db_splits": ["test"], "train_pairs": 300,
-            "timing": {"threads": 1, "warmup": 2, "repeats": 1, "latency_queries": 8, "batch_repeats": 1},
-            "grids": {"flowhash": {"build": [{"K": 8, "n_blocks": 2, "epochs": 2, "max_steps": 20}],
-                                   "query": [{"n_probes": 1}, {"n_probes": 8}]},
-                      "lsh-directed": {"build": [{"K": 8, "L": 1, "center": True}],
-                                       "query": [{"n_probes": 1}, {"n_probes": 8}]}}},
-    "sizes": ["base", 2500, "max"],
-    "methods": ["flowhash", "lsh-directed"],
-    "distractors": {"real": False, "fill": True},
-    "workers": 1,
-}
+from tests.helpers import TINY
 
 
 @pytest.fixture(scope="module")

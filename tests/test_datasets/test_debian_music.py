@@ -12,7 +12,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-import soundfile as sf
 
 from datasets.audio_io import resample
 from datasets.corpora.debian_music import (
@@ -24,21 +23,13 @@ from datasets.corpora.debian_music import (
 )
 from datasets.debian_packages import MARKER, DebianFetchError, fetch_packages
 from datasets.splits import split_of
-from tests.test_datasets.test_dedup import music_like
+from tests.helpers import music_like, write_audio
 
 SR = 8000
 MUSIC_A = "usr/share/games/pkga/music"
 MUSIC_B = "usr/share/pkgb/data/Music"
 
 
-def _write(path: Path, audio: np.ndarray, sr: int = SR, fmt: str = "OGG") -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if sr != SR:
-        audio = resample(audio, SR, sr)
-    if fmt == "OGG":
-        sf.write(path, audio, sr, format="OGG", subtype="VORBIS")
-    else:
-        sf.write(path, audio, sr, format=fmt)
 
 
 def make_tree(root: Path) -> Path:
@@ -46,16 +37,16 @@ def make_tree(root: Path) -> Path:
     a, b = root / "pkga", root / "pkgb"
     alpha = music_like(50, seed=1)
     beta = music_like(70, seed=2)
-    _write(a / MUSIC_A / "alpha.ogg", alpha)
-    _write(a / MUSIC_A / "beta.ogg", beta, 22050)
+    write_audio(a / MUSIC_A / "alpha.ogg", alpha)
+    write_audio(a / MUSIC_A / "beta.ogg", beta, 22050)
     # A sped-up copy (70 s played in 60 s): left out by its name.
-    _write(a / MUSIC_A / "beta_fast.ogg", resample(beta, 7 * SR, 6 * SR))
-    _write(a / MUSIC_A / "gamma.ogg", music_like(55, seed=3))
-    _write(a / MUSIC_A / "gamma_f.ogg", music_like(50, seed=4))    # beside gamma.ogg: sped-up
-    _write(a / MUSIC_A / "jingle.ogg", music_like(10, seed=5))     # too short
+    write_audio(a / MUSIC_A / "beta_fast.ogg", resample(beta, 7 * SR, 6 * SR))
+    write_audio(a / MUSIC_A / "gamma.ogg", music_like(55, seed=3))
+    write_audio(a / MUSIC_A / "gamma_f.ogg", music_like(50, seed=4))    # beside gamma.ogg: sped-up
+    write_audio(a / MUSIC_A / "jingle.ogg", music_like(10, seed=5))     # too short
     (a / MUSIC_A / "broken.ogg").write_bytes(b"OggS" + bytes(range(256)) * 20)  # corrupt
-    _write(a / "usr/share/games/pkga/sounds/boom.wav", music_like(2, seed=6), fmt="WAV")
-    _write(a / "usr/share/games/pkga/sounds/ambience.ogg", music_like(60, seed=7))  # not music
+    write_audio(a / "usr/share/games/pkga/sounds/boom.wav", music_like(2, seed=6), fmt="WAV")
+    write_audio(a / "usr/share/games/pkga/sounds/ambience.ogg", music_like(60, seed=7))  # not music
     (a / "usr/share/doc/pkga").mkdir(parents=True)
     (a / "usr/share/doc/pkga/copyright").write_text("Format: https://www.debian.org/doc/packaging-manuals/"
                                                     "copyright-format/1.0/\nLicense: CC-BY-SA-3.0\n")
@@ -63,10 +54,10 @@ def make_tree(root: Path) -> Path:
         fh.write("pkga (1.2-3) unstable; urgency=medium\n\n  * Fake.\n")
     # Package b: alpha re-encoded under another name (shorter by 1 s), a partial copy of
     # beta (30 s of it), and one new track.
-    _write(b / MUSIC_B / "theme.ogg", 0.6 * alpha[: 49 * SR], 16000)
-    _write(b / MUSIC_B / "partial.flac", np.concatenate([music_like(25, seed=8), beta[20 * SR:50 * SR]]),
+    write_audio(b / MUSIC_B / "theme.ogg", 0.6 * alpha[: 49 * SR], 16000)
+    write_audio(b / MUSIC_B / "partial.flac", np.concatenate([music_like(25, seed=8), beta[20 * SR:50 * SR]]),
            fmt="FLAC")
-    _write(b / MUSIC_B / "delta.wav", music_like(48, seed=9), fmt="WAV")
+    write_audio(b / MUSIC_B / "delta.wav", music_like(48, seed=9), fmt="WAV")
     (b / "usr/share/doc/pkgb").mkdir(parents=True)
     (b / "usr/share/doc/pkgb/copyright").write_text("License: GPL-2+\n")
     (b / MARKER).write_text(json.dumps({"package": "pkgb", "version": "2:0.9-1"}))
@@ -193,7 +184,7 @@ def test_fetch_with_fake_apt(tmp_path, monkeypatch):
     (src / "DEBIAN").mkdir(parents=True)
     (src / "DEBIAN/control").write_text("Package: good\nVersion: 1.0-1\nArchitecture: all\n"
                                         "Maintainer: t <t@example.org>\nDescription: test\n")
-    _write(src / "usr/share/games/good/music/song.ogg", music_like(46, seed=12))
+    write_audio(src / "usr/share/games/good/music/song.ogg", music_like(46, seed=12))
     (src / "usr/share/doc/good").mkdir(parents=True)
     (src / "usr/share/doc/good/copyright").write_text("License: CC0\n")
     deb = tmp_path / "good_1.0-1_all.deb"

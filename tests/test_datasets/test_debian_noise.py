@@ -31,30 +31,13 @@ from datasets.noise.registry import open_noise_bank
 from datasets.noise.synth import SynthNoiseBank
 from datasets.overlap import noise_overlap, noise_overlap_pairs
 from datasets.protocol import Protocol
-from tests.test_datasets.test_debian_music import _write as write
+from tests.helpers import ambience, write_audio
 
 SR = 8000
 A = "usr/share/games/pkga/sounds"
 B = "usr/share/pkgb/sfx"
 
 
-def ambience(seconds: float, seed: int) -> np.ndarray:
-    """Noise-like test ambience: a faint bed with random chirps and noise bursts, ~8 a second."""
-    rng = np.random.default_rng(seed)
-    n = int(round(seconds * SR))
-    out = 0.02 * rng.standard_normal(n)
-    t = 0.0
-    while t < seconds:
-        m, s = int(rng.uniform(0.05, 0.3) * SR), int(t * SR)
-        tt = np.arange(m) / SR
-        if rng.random() < 0.5:
-            ev = np.sin(2 * np.pi * (rng.uniform(300, 3000) * tt + rng.uniform(-800, 800) * tt**2))
-        else:
-            ev = rng.standard_normal(m)
-        seg = out[s:s + m]
-        seg += (ev * np.hanning(m) * rng.uniform(0.1, 0.5))[:seg.size]
-        t += rng.exponential(0.12)
-    return (0.5 * out / np.abs(out).max()).astype(np.float32)
 
 
 
@@ -66,24 +49,24 @@ WIND = ambience(10, 4)
 def make_tree(root: Path) -> Path:
     """Two fake packages: ambience, copies under other names, a partial overlap, bad files."""
     a, b = root / "pkga", root / "pkgb"
-    write(a / A / "ambient/forest_day.ogg", ambience(8, 1))
-    write(a / A / "ambient/forest_night.wav", ambience(6, 2), fmt="WAV")
-    write(a / A / "ambient/rain.ogg", RAIN, 22050)
-    write(a / A / "loops/drizzle.ogg", 0.7 * RAIN)                       # a copy, other name and folder
-    write(a / A / "loops/wind.ogg", WIND)
-    write(a / A / "loops/wind_gust.wav", np.concatenate([WIND[3 * SR:5 * SR], ambience(2, 5)]), fmt="WAV")
+    write_audio(a / A / "ambient/forest_day.ogg", ambience(8, 1))
+    write_audio(a / A / "ambient/forest_night.wav", ambience(6, 2), fmt="WAV")
+    write_audio(a / A / "ambient/rain.ogg", RAIN, 22050)
+    write_audio(a / A / "loops/drizzle.ogg", 0.7 * RAIN)                       # a copy, other name and folder
+    write_audio(a / A / "loops/wind.ogg", WIND)
+    write_audio(a / A / "loops/wind_gust.wav", np.concatenate([WIND[3 * SR:5 * SR], ambience(2, 5)]), fmt="WAV")
     (a / A / "ambient/forest_link.ogg").symlink_to("forest_day.ogg")
     (a / "usr/share/doc/pkga").mkdir(parents=True)
     (a / "usr/share/doc/pkga/copyright").write_text("License: CC-BY-SA-3.0\n")
-    write(b / B / "river.flac", np.concatenate([ambience(6, 6), np.zeros(SR, np.float32)]), fmt="FLAC")
-    write(b / B / "waterfall.ogg", ambience(5, 7), 16000)
-    write(b / B / "machine_1.wav", ambience(4, 8), fmt="WAV")
-    write(b / B / "machine_2.wav", ambience(4, 9), fmt="WAV")
-    write(b / B / "rain_loop.wav", 0.3 * RAIN[: 6 * SR], 11025, fmt="WAV")  # copy in another package
-    write(b / B / "beep.wav", ambience(1, 10), fmt="WAV")
+    write_audio(b / B / "river.flac", np.concatenate([ambience(6, 6), np.zeros(SR, np.float32)]), fmt="FLAC")
+    write_audio(b / B / "waterfall.ogg", ambience(5, 7), 16000)
+    write_audio(b / B / "machine_1.wav", ambience(4, 8), fmt="WAV")
+    write_audio(b / B / "machine_2.wav", ambience(4, 9), fmt="WAV")
+    write_audio(b / B / "rain_loop.wav", 0.3 * RAIN[: 6 * SR], 11025, fmt="WAV")  # copy in another package
+    write_audio(b / B / "beep.wav", ambience(1, 10), fmt="WAV")
     gappy = ambience(6, 11)
     gappy[2 * SR:4 * SR] = 0.0
-    write(b / B / "gappy.wav", gappy, fmt="WAV")
+    write_audio(b / B / "gappy.wav", gappy, fmt="WAV")
     (b / B / "broken.ogg").write_bytes(b"OggS" + bytes(range(256)) * 20)
     (b / MARKER).write_text('{"package": "pkgb", "version": "2.0-1"}')
     return root
@@ -292,7 +275,7 @@ def test_missing_package_without_fetch(tree, tmp_path):
 
 def test_no_usable_file(tmp_path):
     root = tmp_path / "root"
-    write(root / "pkgc/usr/share/c/beep.wav", ambience(1, 1), fmt="WAV")
+    write_audio(root / "pkgc/usr/share/c/beep.wav", ambience(1, 1), fmt="WAV")
     with pytest.raises(NoiseBankError, match="no usable recording"):
         DebianNoiseBank(Protocol(), root=root, recipe=[RecipeEntry("pkgc", "usr/share/c/*.wav", "fire")],
                         fetch=False, progress=False)

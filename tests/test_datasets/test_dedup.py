@@ -9,36 +9,11 @@ import soundfile as sf
 
 from datasets.audio_io import read_audio
 from datasets.dedup import Fingerprint, deduplicate, find_overlaps, fingerprint
+from tests.helpers import music_like
 
 SR = 8000
 
 
-def music_like(seconds: float, seed: int, sr: int = SR) -> np.ndarray:
-    """A random-ish music-like signal: notes with harmonics and envelopes, drum hits, noise."""
-    rng = np.random.default_rng(seed)
-    n = int(round(seconds * sr))
-    out = np.zeros(n, np.float64)
-    t = 0.0
-    while t < seconds:
-        dur = rng.uniform(0.12, 0.6)
-        for _ in range(rng.integers(1, 4)):  # a chord of 1-3 notes
-            f0 = 110.0 * 2 ** (rng.integers(0, 36) / 12)
-            m = int(dur * sr * 1.5)
-            start = int(t * sr)
-            tt = np.arange(m) / sr
-            env = np.exp(-tt * rng.uniform(2, 8)) * np.minimum(1.0, tt / 0.01)
-            note = sum((0.6 ** h) * np.sin(2 * np.pi * f0 * (h + 1) * tt + rng.uniform(0, 6.3))
-                       for h in range(5) if f0 * (h + 1) < sr / 2)
-            seg = out[start:start + m]
-            seg += (note * env)[:seg.size] * rng.uniform(0.1, 0.3)
-        if rng.random() < 0.4:  # a drum hit
-            m = int(0.08 * sr)
-            start = int(t * sr)
-            seg = out[start:start + m]
-            seg += (rng.standard_normal(m) * np.exp(-np.arange(m) / (0.015 * sr)))[:seg.size] * 0.3
-        t += dur
-    out += rng.standard_normal(n) * 0.003
-    return (0.5 * out / np.abs(out).max()).astype(np.float32)
 
 
 def _ber(a: np.ndarray, b: np.ndarray) -> float:

@@ -16,7 +16,7 @@ from datasets.dedup import find_overlaps
 from datasets.distractors import FILL_SOURCE, REAL_SOURCE, assemble_distractors, distractor_segments
 from datasets.overlap import track_fingerprints
 from datasets.protocol import Protocol
-from tests.test_datasets.test_dedup import music_like
+from tests.helpers import music_like
 
 SR = 8000
 PROTOCOL = Protocol(hop_s=0.25)

@@ -24,9 +24,7 @@ from datasets.overlap import (
 from datasets.protocol import Protocol
 from datasets.rooms import FolderRoomBank
 from datasets.splits import DEFAULT_FRACTIONS, split_of
-from tests.test_datasets.test_debian_noise import ambience
-from tests.test_datasets.test_dedup import music_like
-from tests.test_datasets.test_rooms import decaying_noise
+from tests.helpers import ambience, decaying_noise, music_like
 
 SR = 8000
 

@@ -16,15 +16,12 @@ from datasets.rooms import (
     normalize_rir,
     open_room_bank,
 )
+from tests.helpers import decaying_noise
 
 SR = 8000
 LEVELS = (0.3, 0.7)
 
 
-def decaying_noise(rt60: float, sr: int, seconds: float, seed: int = 0) -> np.ndarray:
-    """Gaussian noise under an exponential envelope whose energy falls 60 dB in ``rt60`` s."""
-    t = np.arange(int(seconds * sr)) / sr
-    return np.random.default_rng(seed).standard_normal(t.size) * 10 ** (-3 * t / rt60)
 
 
 @pytest.fixture(scope="module")

@@ -130,7 +130,7 @@ def test_an_installed_package_registers_an_encoder_by_entry_point(tmp_path: Path
 
 @pytest.mark.slow
 def test_a_plugin_encoder_in_a_file_outside_the_repository_runs_bench_run_end_to_end(tmp_path: Path) -> None:
-    from tests.test_bench.test_run import write_rirs
+    from tests.helpers import write_rirs
 
     plugin = tmp_path / "elsewhere" / "my_encoder.py"
     plugin.parent.mkdir()

@@ -7,7 +7,7 @@ import pytest
 
 from bench.run.config import RunConfig, TimingConfig
 from datasets.queries.queryset import QuerySetConfig
-from tests.test_bench.test_run import write_rirs
+from tests.helpers import write_rirs
 
 QUERIES = QuerySetConfig(durations=(1.0, 2.0), snrs=(None, 5.0), reverbs=(None,), per_cell=5, seed=3)
 TIMING = TimingConfig(warmup=1, repeats=1, latency_queries=8, batch_repeats=0, interleaved_repeats=1)

@@ -15,7 +15,7 @@ import yaml
 
 from methods import get_method, load_grid, method_class, method_names
 from methods.registry import METHODS, PluginError, load_entry_points, load_plugin, plugin_methods
-from tests.test_bench.test_run import write_rirs
+from tests.helpers import write_rirs
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "docs" / "method_template.py"
