@@ -10,7 +10,7 @@ EXIT_REGRESSED = 1
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``bench regress``."""
-    from bench.regress.baseline import DEFAULT_BASELINE
+    from bench.regress.decide import DEFAULT_BASELINE
     from bench.regress.scenario import DEFAULT_SCENARIO
 
     parser.add_argument("--baseline", type=Path, default=DEFAULT_BASELINE,
@@ -27,8 +27,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Measure the scenario, then compare with the baseline (exit 1 naming each regression) or update it."""
-    from bench.regress.baseline import compare, load_baseline, verdict_summary, verdict_table, write_baseline
-    from bench.regress.check import measure
+    from bench.regress.decide import compare, load_baseline, verdict_summary, verdict_table, write_baseline
+    from bench.regress.measure import measure
     from bench.regress.scenario import load_scenario
     from datasets.cache import atomic_write_json
 

@@ -19,7 +19,7 @@ import pytest
 import soundfile as sf
 import torch
 
-from bench.regress.baseline import BaselineError, load_baseline
+from bench.regress.decide import BaselineError, load_baseline
 from bench.regress.scenario import load_scenario
 from bench.report.data import ReportDataError, load_run
 from bench.run.config import RunConfig, config_from_dict, load_config

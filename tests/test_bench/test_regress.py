@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from bench.cli.main import main
-from bench.regress.check import DETERMINISTIC
+from bench.regress.measure import DETERMINISTIC
 from tests.helpers import write_rirs
 
 pytestmark = pytest.mark.slow
@@ -149,7 +149,7 @@ def test_missing_or_malformed_baseline_is_a_clear_error(shared_cache: Path, tmp_
 
 
 def test_default_scenario_and_committed_baseline_agree() -> None:
-    from bench.regress.baseline import DEFAULT_BASELINE, load_baseline
+    from bench.regress.decide import DEFAULT_BASELINE, load_baseline
     from bench.regress.scenario import load_scenario
 
     repo = Path(__file__).resolve().parents[2]

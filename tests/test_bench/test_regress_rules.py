@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bench.regress.baseline import DEFAULT_BASELINE, BaselineError, compare, load_baseline, verdict_summary
-from bench.regress.check import CANDIDATE_SPEEDUP, HIT_RATE, Measurement, Metric
+from bench.regress.decide import DEFAULT_BASELINE, BaselineError, compare, load_baseline, verdict_summary
+from bench.regress.measure import CANDIDATE_SPEEDUP, HIT_RATE, Measurement, Metric
 from bench.regress.scenario import Tolerances, load_scenario
 
 N = 600

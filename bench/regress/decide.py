@@ -14,7 +14,7 @@ from bench.run.environment import environment
 from bench.run.store import now
 from datasets.cache import atomic_write_json
 
-from .check import (
+from .measure import (
     CANDIDATE_SPEEDUP,
     ENTROPY,
     EXPECTED_SIZE,
