@@ -1,6 +1,9 @@
 """Per-query outcomes of a search and their aggregation by condition (definitions in docs/protocol.md)."""
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Callable
+
 import numpy as np
 import pandas as pd
 
@@ -105,11 +108,42 @@ def query_outcomes(result: SearchResult, query_index: pd.DataFrame, manifest: pd
     return out
 
 
-def _recalls(outcomes: pd.DataFrame) -> dict[str, float]:
-    """Recall@k against exact search (``bench.measure.recall``) over the query segments, for a
-    method that searches embeddings (its outcomes carry the columns); nothing otherwise."""
-    return {col: float(np.average(outcomes[col], weights=outcomes["n_segments"]))
-            for col in RECALL_COLUMNS if col in outcomes.columns}
+@dataclass(frozen=True)
+class Measure:
+    """One measure a condition cell and the whole run both report: its column, unit, how it is
+    computed from the cell's query outcomes and the DB size, and the outcome column it needs (the
+    measure is left out where that column is missing)."""
+
+    name: str
+    unit: str
+    compute: Callable[[pd.DataFrame, int], float]
+    needs: str | None = None
+
+
+def _share(column: str) -> Callable[[pd.DataFrame, int], float]:
+    return lambda g, n_db: float(g[column].mean())
+
+
+def _per_segment(column: str) -> Callable[[pd.DataFrame, int], float]:
+    return lambda g, n_db: float(np.average(g[column], weights=g["n_segments"]))
+
+
+#: The measures of ``by_condition`` and ``overall``, in their column order (each adds its intervals
+#: and latency beside them).
+MEASURES: tuple[Measure, ...] = (
+    *(Measure(lv, "share of queries", _share(lv), needs=lv) for lv in (*LEVELS, TIME_LEVEL)),
+    *(Measure(f"seg_{lv}", "share of query segments", _per_segment(f"seg_{lv}")) for lv in LEVELS),
+    *(Measure(col, "share of the exact top-k, per query segment", _per_segment(col), needs=col)
+      for col in RECALL_COLUMNS),  # embedding methods only (bench/measure/recall.py)
+    Measure("candidates_mean", "DB items scored per query", lambda g, n_db: float(g["candidates"].mean())),
+    Measure("candidates_frac", "share of the DB scored per query segment",
+            lambda g, n_db: float(g["candidates"].sum() / (g["n_segments"].sum() * n_db))),
+)
+
+
+def measures(outcomes: pd.DataFrame, n_db: int) -> dict[str, float]:
+    """Every applicable measure of ``MEASURES`` over ``outcomes`` (a condition cell, or all queries)."""
+    return {m.name: m.compute(outcomes, n_db) for m in MEASURES if m.needs is None or m.needs in outcomes.columns}
 
 
 def _levels(outcomes: pd.DataFrame) -> tuple[str, ...]:
@@ -156,11 +190,8 @@ def by_condition(outcomes: pd.DataFrame, latency_s: pd.Series, n_db: int,
         duration = key[0]
         same = outcomes.loc[latency_s.index, "duration_s"] == duration
         timed = latency_s[same]
-        rows.append({**dict(zip(columns, key)), "n_queries": len(g),
-                     **{lv: float(g[lv].mean()) for lv in _levels(g)}, **cell_intervals(g, _levels(g)),
-                     **{f"seg_{lv}": float(np.average(g[f"seg_{lv}"], weights=g["n_segments"])) for lv in LEVELS},
-                     **_recalls(g), "candidates_mean": float(g["candidates"].mean()),
-                     "candidates_frac": float(g["candidates"].mean() / (g["n_segments"].mean() * n_db)),
+        rows.append({**dict(zip(columns, key)), "n_queries": len(g), **measures(g, n_db),
+                     **cell_intervals(g, _levels(g)),
                      **latency_stats(timed.to_numpy()), **latency_stats(e2e_s[same].to_numpy(), "e2e")})
     return pd.DataFrame(rows)
 
@@ -170,11 +201,7 @@ def overall(outcomes: pd.DataFrame, latency_s: pd.Series, n_db: int,
     """The same measures over all queries: one point of the method's Pareto curve (the hit rates'
     intervals bootstrapped with ``seed``)."""
     e2e_s = latency_s * np.nan if e2e_s is None else e2e_s
-    return {"n_queries": len(outcomes), **{lv: float(outcomes[lv].mean()) for lv in _levels(outcomes)},
+    return {"n_queries": len(outcomes), **measures(outcomes, n_db),
             **overall_intervals(outcomes, _levels(outcomes), seed),
-            **{f"seg_{lv}": float(np.average(outcomes[f"seg_{lv}"], weights=outcomes["n_segments"]))
-               for lv in LEVELS},
-            **_recalls(outcomes), "candidates_mean": float(outcomes["candidates"].mean()),
-            "candidates_frac": float(outcomes["candidates"].sum() / (outcomes["n_segments"].sum() * n_db)),
             **latency_stats(latency_s.to_numpy()), **latency_spread(latency_s, seed),
             **latency_stats(e2e_s.to_numpy(), "e2e")}
