@@ -19,8 +19,8 @@ from datasets.cache import stable_hash
 
 from . import figures
 from .data import RunData
-from .render import Bullets, Cell, Document, FigureBlock, Heading, Para, Pre, Table, write_document
-from .run_report import ReportFiles, environment_text, num, pct
+from .render import Bullets, Cell, Document, FigureBlock, Heading, Para, Pre, Table, num, pct, write_document
+from .run_report import ReportFiles, environment_text
 from .tables import (
     balance_table,
     budget_operating_points,

@@ -25,8 +25,8 @@ from bench.measure.operating_points import RECALL_TARGET, RECALL_TARGETS, TARGET
 from bench.run.store import OUTCOMES, POINTS, RUN_JSON
 from bench.scale.analysis import common_target, finished, growth_table, operating_points, speedups
 
-from .render import pipe_table
-from .run_report import decided_ratio, factorial_cells, num, pct
+from .render import num, pct, pipe_table
+from .run_report import decided_ratio, factorial_cells
 from .scale_report import ann_by_size, decided_by_size, decided_recall_by_size, factorial_by_size
 from .tables import (
     FOCUS,

@@ -32,8 +32,8 @@ from bench.measure.operating_points import highest_rate
 from .data import RunData, load_run
 from .readme_scale_tables import RENDERERS as SCALE_RENDERERS
 from .readme_scale_tables import ScaleRun, check_selection, decided_share, load_scale_run, recall_target
-from .render import pipe_table
-from .run_report import ann_cells, decided_cells, num, open_set_cells, pct, pct_ci, robustness_cells
+from .render import num, pct, pipe_table
+from .run_report import ann_cells, decided_cells, open_set_cells, pct_ci, robustness_cells
 from .tables import (
     FOCUS,
     REFERENCE,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import html
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -105,6 +106,21 @@ class Document:
     def add(self, *blocks: Block) -> None:
         """Append blocks."""
         self.blocks.extend(blocks)
+
+
+def pct(x: float | None, missing: str = "-") -> str:
+    """A 0..1 rate as a percentage with one decimal (``missing`` when there is none)."""
+    return missing if x is None or not math.isfinite(float(x)) else f"{100 * x:.1f}"
+
+
+def num(x: float | None, fmt: str = ".3g", missing: str = "-") -> str:
+    """A number in ``fmt`` (``missing`` when there is none or it is not finite)."""
+    return missing if x is None or not math.isfinite(float(x)) else format(float(x), fmt)
+
+
+def count(x: float | None, missing: str = "-") -> str:
+    """A count, rounded, with thousands separators (``missing`` when there is none)."""
+    return missing if x is None or not math.isfinite(float(x)) else f"{int(round(float(x))):,}"
 
 
 def pipe_table(header: list[str], align: list[str], rows: list[list[str]]) -> str:

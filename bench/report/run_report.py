@@ -22,7 +22,7 @@ from bench.run.store import RESULTS_FORMAT, now
 
 from . import figures
 from .data import RunData, load_run
-from .render import Bullets, Document, FigureBlock, Heading, Para, Pre, Table, write_document
+from .render import Bullets, Document, FigureBlock, Heading, Para, Pre, Table, num, pct, write_document
 from .tables import (
     FOCUS,
     REFERENCE,
@@ -87,16 +87,6 @@ class ReportFiles:
     markdown: Path
     html: Path
     figures: list[Path]
-
-
-def pct(x: float) -> str:
-    """A 0..1 rate as a percentage with one decimal ('-' when missing)."""
-    return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{100 * x:.1f}"
-
-
-def num(x: float, fmt: str = ".3g") -> str:
-    """A number in ``fmt`` ('-' when missing or not finite)."""
-    return "-" if x is None or not math.isfinite(float(x)) else format(float(x), fmt)
 
 
 def _figure(paths: list[Path], root: Path, caption: str) -> list:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -26,28 +27,29 @@ from bench.scale.analysis import (
 )
 
 from . import scale_figures
-from .render import Bullets, Document, FigureBlock, Heading, Para, Table, write_document
+from .render import Bullets, Document, FigureBlock, Heading, Para, Table, count, num, pct, write_document
 from .run_report import FACTORIAL_CAPTION, decided_ratio, factorial_cells
 from .tables import ann_table, decided_recall_speedups, decided_speedups, factorial_ablation, method_sort_key
 
+
+def _ms(v: float | None) -> str:
+    return num(v, ".3g", missing="")
+
+
+def _pct(v: float | None) -> str:
+    return pct(v, missing="")
+
+
+def _num(v: float | None, digits: int = 3) -> str:
+    return num(v, f".{digits}g", missing="")
+
+
+def _int(v: float | None) -> str:
+    return count(v, missing="")
+
+
 FIGURES = "figures"
 STEM = "report"
-
-
-def _ms(v: float) -> str:
-    return "" if v is None or not math.isfinite(v) else f"{v:.3g}"
-
-
-def _pct(v: float) -> str:
-    return "" if v is None or not math.isfinite(v) else f"{100 * v:.1f}"
-
-
-def _num(v: float, digits: int = 3) -> str:
-    return "" if v is None or not math.isfinite(v) else f"{v:.{digits}g}"
-
-
-def _int(v: float) -> str:
-    return "" if v is None or not math.isfinite(v) else f"{int(round(v)):,}"
 
 
 def _figure(paths: list[Path], root: Path, caption: str) -> FigureBlock:
@@ -140,9 +142,37 @@ def ann_blocks(root: Path, points: pd.DataFrame, seed: int) -> list:
     return out
 
 
-def write_scale_report(root: Path | str) -> Path:
-    """Write the report and its tables into the scaling run folder ``root``; returns report.md."""
-    root = Path(root)
+@dataclass
+class _ScaleTables:
+    """What every section of a scaling report reads: the run's record, points and derived tables."""
+
+    root: Path
+    info: dict
+    points: pd.DataFrame
+    budget: float
+    target: float
+    ops: pd.DataFrame
+    per_config: pd.DataFrame
+    growth: pd.DataFrame
+    growth_target: pd.DataFrame
+    spd: pd.DataFrame
+    extra: pd.DataFrame
+    figs: dict[str, list[Path]]
+
+    @property
+    def seed(self) -> int:
+        """The run's seed (the intervals' bootstrap seed)."""
+        return int(self.info.get("seed", 0) or 0)
+
+    @property
+    def outcomes(self) -> pd.DataFrame | None:
+        """The per-query outcomes, where the run kept them."""
+        return pd.read_parquet(self.root / OUTCOMES) if (self.root / OUTCOMES).exists() else None
+
+
+def _tables(root: Path) -> _ScaleTables:
+    """Read the run, derive its operating points, growth, speedups and extrapolation, write them as
+    CSV files and draw the figures."""
     info = json.loads((root / RUN_JSON).read_text())
     points = pd.read_parquet(root / POINTS)
     budget = float(info["config"]["latency_budget_ms"])
@@ -174,27 +204,63 @@ def write_scale_report(root: Path | str) -> Path:
     }
     if len(spd):
         figs["speedup"] = scale_figures.speedup_vs_n(spd, fig_dir)
+    return _ScaleTables(root, info, points, budget, target, ops, per_config, growth, growth_target, spd, extra, figs)
 
+
+def write_scale_report(root: Path | str) -> Path:
+    """Write the report and its tables into the scaling run folder ``root``; returns report.md."""
+    t = _tables(Path(root))
     doc = Document("FlowHash bench: scaling run", f"{now()} by flowhash-bench {__version__} from the stored results")
+    for section in (_intro, _db_section, _matched_section, _target_section, _growth_section, _budget_section,
+                    _configs_section, _speedup_section, _ann_section, _factorial_section, _skipped_section,
+                    _extrapolation_section, _time_section):
+        doc.add(*section(t))
+    md, _ = write_document(doc, t.root, STEM)
+    return md
+
+
+def _intro(t: _ScaleTables) -> list:
+    """The run in one paragraph: queries, encoder, hop, threads, how the DB grows."""
+    info = t.info
+    proto = info["protocol"]
+    blocks: list = []
+    add = blocks.append
+    add(Para(f"Query set {info['queryset']['content_hash'][:12]} ({info['queryset']['queries']} queries, "
+             f"{info['queryset']['query_segments']} query segments), encoder {info['encoder']['name']} "
+             f"({info['encoder']['sha256'][:12]}), DB hop {proto['hop_s']:g} s for targets, distractors and "
+             f"queries alike; latency on {info['threads']} thread(s). The DB of size N is the first N rows of "
+             f"one store: "
+             f"the {info['db']['base_segments']:,} segments of the run's own DB tracks (query tracks and the "
+             f"corpus's other DB tracks), then distractors in a fixed shuffled order."))
+    return blocks
+
+
+def _db_section(t: _ScaleTables) -> list:
+    """The DB at each size: corpus and distractor segments, tracks."""
+    info = t.info
     sizes = info["db"]["sizes"]
     dist = info["distractors"]
-    proto = info["protocol"]
-    doc.add(Para(f"Query set {info['queryset']['content_hash'][:12]} ({info['queryset']['queries']} queries, "
-                 f"{info['queryset']['query_segments']} query segments), encoder {info['encoder']['name']} "
-                 f"({info['encoder']['sha256'][:12]}), DB hop {proto['hop_s']:g} s for targets, distractors and "
-                 f"queries alike; latency on {info['threads']} thread(s). The DB of size N is the first N rows of "
-                 f"one store: "
-                 f"the {info['db']['base_segments']:,} segments of the run's own DB tracks (query tracks and the "
-                 f"corpus's other DB tracks), then distractors in a fixed shuffled order."))
-    doc.add(Heading(2, "The DB at each size"))
-    doc.add(Table(["N", "corpus segments", "real-music distractor segments", "synthetic distractor segments",
-                   "tracks"],
-                  [[_int(s["n_db"]), _int(s["corpus_segments"]), _int(s["real_distractor_segments"]),
-                    _int(s["synthetic_distractor_segments"]), _int(s["tracks"])] for s in sizes],
-                  caption=f"Distractors: {dist['tracks']} tracks, {dist['segments']:,} segments, of which "
-                          f"{dist['real_segments']:,} real music ({len(dist['packages'])} Debian packages; "
-                          f"{len(dist['dropped_sharing_audio'])} tracks left out for sharing audio with the corpus)."))
-    doc.add(Heading(2, "Matched hit rate: latency, candidates, build and memory against N"))
+    blocks: list = []
+    add = blocks.append
+    add(Heading(2, "The DB at each size"))
+    add(Table(["N", "corpus segments", "real-music distractor segments", "synthetic distractor segments",
+               "tracks"],
+              [[_int(s["n_db"]), _int(s["corpus_segments"]), _int(s["real_distractor_segments"]),
+                _int(s["synthetic_distractor_segments"]), _int(s["tracks"])] for s in sizes],
+              caption=f"Distractors: {dist['tracks']} tracks, {dist['segments']:,} segments, of which "
+                      f"{dist['real_segments']:,} real music ({len(dist['packages'])} Debian packages; "
+                      f"{len(dist['dropped_sharing_audio'])} tracks left out for sharing audio with the corpus)."))
+    return blocks
+
+
+def _matched_section(t: _ScaleTables) -> list:
+    """Each method's fastest point at exhaustive search's hit rate, with the figures."""
+    root = t.root
+    ops = t.ops
+    figs = t.figs
+    blocks: list = []
+    add = blocks.append
+    add(Heading(2, "Matched hit rate: latency, candidates, build and memory against N"))
     matched = _sorted(ops[ops["point"] == "matched"])
     rows = []
     for r in matched.to_dict("records"):
@@ -207,44 +273,84 @@ def write_scale_report(root: Path | str) -> Path:
                      _pct(r.get("time", float("nan"))), _ms(r["latency_mean_ms"]), _ms(r["latency_p50_ms"]),
                      _ms(r["latency_p99_ms"]), _int(r["candidates_mean"]), _num(r["build_s"]),
                      _num(r["index_bytes"] / 2**20), _num(r.get("peak_memory_bytes", float("nan")) / 2**20)])
-    doc.add(Table(["method", "N", "configuration", "exact %", "±0.25 s %", "mean ms", "p50 ms", "p99 ms",
-                   "candidates", "build s", "index MiB", "peak MiB"], rows, text_columns=3,
-                  caption=f"Each method's fastest point (over all its configurations and query parameters) whose "
-                          f"exact hit rate is within {100 * MATCH_POINTS:g} point of exhaustive's at the same N. "
-                          f"Peak memory: anonymous RSS above the level before the configuration's fit, build and "
-                          f"sweep (memory-mapped DB pages not counted)."))
-    doc.add(_figure(figs["latency"], root, "Mean latency per query at matched hit rate against N (log-log)."))
-    doc.add(_figure(figs["candidates"], root, "Candidates per query at matched hit rate against N (log-log)."))
-    doc.add(Heading(2, f"At {100 * target:.1f}% exact: the highest hit rate FlowHash reaches at every N"))
+    add(Table(["method", "N", "configuration", "exact %", "±0.25 s %", "mean ms", "p50 ms", "p99 ms",
+               "candidates", "build s", "index MiB", "peak MiB"], rows, text_columns=3,
+              caption=f"Each method's fastest point (over all its configurations and query parameters) whose "
+                      f"exact hit rate is within {100 * MATCH_POINTS:g} point of exhaustive's at the same N. "
+                      f"Peak memory: anonymous RSS above the level before the configuration's fit, build and "
+                      f"sweep (memory-mapped DB pages not counted)."))
+    add(_figure(figs["latency"], root, "Mean latency per query at matched hit rate against N (log-log)."))
+    add(_figure(figs["candidates"], root, "Candidates per query at matched hit rate against N (log-log)."))
+    return blocks
+
+
+def _target_section(t: _ScaleTables) -> list:
+    """Each method's fastest point at the common target (FlowHash's reach at every N)."""
+    root = t.root
+    target = t.target
+    ops = t.ops
+    figs = t.figs
+    blocks: list = []
+    add = blocks.append
+    add(Heading(2, f"At {100 * target:.1f}% exact: the highest hit rate FlowHash reaches at every N"))
     tgt = _sorted(ops[ops["point"] == "target"])
-    doc.add(Table(["method", "N", "configuration", "exact %", "mean ms", "p99 ms", "candidates"],
-                  [[r["method"], _int(r["n_db"]),
-                    f"{r['label']} {r['query_params']}" if r["reached"] else "not reached",
-                    _pct(r.get("exact", float("nan"))), _ms(r.get("latency_mean_ms", float("nan"))),
-                    _ms(r.get("latency_p99_ms", float("nan"))), _int(r.get("candidates_mean", float("nan")))]
-                   for r in tgt.to_dict("records")], text_columns=3,
-                  caption="Each method's fastest point reaching that exact hit rate: where FlowHash cannot match "
-                          "exhaustive search, this is where it compares with every rival at equal accuracy."))
-    doc.add(_figure(figs["latency_target"], root, f"Mean latency per query at {100 * target:.1f}% exact against N "
-                                                  f"(log-log)."))
-    doc.add(Heading(2, "Growth exponents (cost ~ N^a)"))
-    doc.add(Table(["method", "at", "sizes", "N range", "a latency", "a candidates", "a build", "a index bytes",
-                   "a peak memory"],
-                  [[g["method"], "matched" if g["point"] == "matched" else f"{100 * target:.1f}%", str(g["sizes"]),
-                    f"{g['n_min']:,}..{g['n_max']:,}", _num(g.get("a_latency_mean_ms"), 2),
-                    _num(g.get("a_candidates_mean"), 2), _num(g.get("a_build_s"), 2), _num(g.get("a_index_bytes"), 2),
-                    _num(g.get("a_peak_memory_bytes"), 2)]
-                   for g in pd.concat([growth, growth_target], ignore_index=True).to_dict("records")], text_columns=2,
-                  caption="Least-squares slope of log cost on log N over the sizes where the method reached the "
-                          "operating point (its configuration may change with N)."))
-    doc.add(Heading(2, f"Under a {budget:g} ms latency budget"))
+    add(Table(["method", "N", "configuration", "exact %", "mean ms", "p99 ms", "candidates"],
+              [[r["method"], _int(r["n_db"]),
+                f"{r['label']} {r['query_params']}" if r["reached"] else "not reached",
+                _pct(r.get("exact", float("nan"))), _ms(r.get("latency_mean_ms", float("nan"))),
+                _ms(r.get("latency_p99_ms", float("nan"))), _int(r.get("candidates_mean", float("nan")))]
+               for r in tgt.to_dict("records")], text_columns=3,
+              caption="Each method's fastest point reaching that exact hit rate: where FlowHash cannot match "
+                      "exhaustive search, this is where it compares with every rival at equal accuracy."))
+    add(_figure(figs["latency_target"], root, f"Mean latency per query at {100 * target:.1f}% exact against N "
+                                              f"(log-log)."))
+    return blocks
+
+
+def _growth_section(t: _ScaleTables) -> list:
+    """The fitted growth exponents of cost against N."""
+    target = t.target
+    growth_target = t.growth_target
+    growth = t.growth
+    blocks: list = []
+    add = blocks.append
+    add(Heading(2, "Growth exponents (cost ~ N^a)"))
+    add(Table(["method", "at", "sizes", "N range", "a latency", "a candidates", "a build", "a index bytes",
+               "a peak memory"],
+              [[g["method"], "matched" if g["point"] == "matched" else f"{100 * target:.1f}%", str(g["sizes"]),
+                f"{g['n_min']:,}..{g['n_max']:,}", _num(g.get("a_latency_mean_ms"), 2),
+                _num(g.get("a_candidates_mean"), 2), _num(g.get("a_build_s"), 2), _num(g.get("a_index_bytes"), 2),
+                _num(g.get("a_peak_memory_bytes"), 2)]
+               for g in pd.concat([growth, growth_target], ignore_index=True).to_dict("records")], text_columns=2,
+              caption="Least-squares slope of log cost on log N over the sizes where the method reached the "
+                      "operating point (its configuration may change with N)."))
+    return blocks
+
+
+def _budget_section(t: _ScaleTables) -> list:
+    """Each method's best point under the latency budget."""
+    budget = t.budget
+    ops = t.ops
+    blocks: list = []
+    add = blocks.append
+    add(Heading(2, f"Under a {budget:g} ms latency budget"))
     bud = _sorted(ops[ops["point"] == "budget"])
-    doc.add(Table(["method", "N", "configuration", "exact %", "mean ms", "candidates"],
-                  [[r["method"], _int(r["n_db"]),
-                    f"{r['label']} {r['query_params']}" if r["reached"] else "none under budget",
-                    _pct(r.get("exact", float("nan"))), _ms(r.get("latency_mean_ms", float("nan"))),
-                    _int(r.get("candidates_mean", float("nan")))] for r in bud.to_dict("records")], text_columns=3))
-    doc.add(Heading(2, "Every configuration at every size"))
+    add(Table(["method", "N", "configuration", "exact %", "mean ms", "candidates"],
+              [[r["method"], _int(r["n_db"]),
+                f"{r['label']} {r['query_params']}" if r["reached"] else "none under budget",
+                _pct(r.get("exact", float("nan"))), _ms(r.get("latency_mean_ms", float("nan"))),
+                _int(r.get("candidates_mean", float("nan")))] for r in bud.to_dict("records")], text_columns=3))
+    return blocks
+
+
+def _configs_section(t: _ScaleTables) -> list:
+    """Every configuration's matched point at every size, and the hit-rate and build figures."""
+    root = t.root
+    per_config = t.per_config
+    figs = t.figs
+    blocks: list = []
+    add = blocks.append
+    add(Heading(2, "Every configuration at every size"))
     cfg_rows = []
     for r in _sorted(per_config[per_config["point"] == "matched"]).to_dict("records"):
         cfg_rows.append([r["label"], _int(r["n_db"]), r["query_params"] if r["reached"] else
@@ -252,74 +358,123 @@ def write_scale_report(root: Path | str) -> Path:
                          _ms(r["latency_p50_ms"]), _ms(r["latency_p99_ms"]), _int(r["candidates_mean"]),
                          _num(r["build_s"]), _num(r["index_bytes"] / 2**20),
                          _num(r.get("peak_memory_bytes", float("nan")) / 2**20)])
-    doc.add(Table(["configuration", "N", "query params", "exact %", "mean ms", "p50 ms", "p99 ms", "candidates",
-                   "build s", "index MiB", "peak MiB"], cfg_rows, text_columns=3,
-                  caption="Each configuration's fastest query parameters within 1 point of exhaustive's exact hit "
-                          "rate, or, where it never gets there, its best point; build, index and memory belong to "
-                          "the configuration at that N."))
-    doc.add(_figure(figs["hits"], root, "Exhaustive's hit rates, and each method's best under the budget, against N."))
-    doc.add(_figure(figs["build"], root, "Build time, index bytes and peak memory at matched hit rate against N."))
+    add(Table(["configuration", "N", "query params", "exact %", "mean ms", "p50 ms", "p99 ms", "candidates",
+               "build s", "index MiB", "peak MiB"], cfg_rows, text_columns=3,
+              caption="Each configuration's fastest query parameters within 1 point of exhaustive's exact hit "
+                      "rate, or, where it never gets there, its best point; build, index and memory belong to "
+                      "the configuration at that N."))
+    add(_figure(figs["hits"], root, "Exhaustive's hit rates, and each method's best under the budget, against N."))
+    add(_figure(figs["build"], root, "Build time, index bytes and peak memory at matched hit rate against N."))
+    return blocks
+
+
+def _speedup_section(t: _ScaleTables) -> list:
+    """FlowHash's matched-rate speedups, and the decided ones at the fixed targets."""
+    root = t.root
+    points = t.points
+    spd = t.spd
+    figs = t.figs
+    blocks: list = []
+    add = blocks.append
     if len(spd):
-        doc.add(Heading(2, "FlowHash's speedup over each rival"))
-        doc.add(Table(["N", "rival", "hit rate %", "flowhash ms", "rival ms", "speedup", "candidate ratio"],
-                      [[_int(r["n_db"]), r["rival"], _pct(r["hit_rate"]), _ms(r["subject_ms"]), _ms(r["rival_ms"]),
-                        _num(r["speedup"]), _num(r["candidate_ratio"])]
-                       for r in spd.sort_values(["rival", "n_db"]).to_dict("records")], text_columns=2,
-                      caption="At the highest exact hit rate both reach at that N (each at its cheapest point reaching "
-                              "it); above 1, FlowHash is faster."))
-        doc.add(_figure(figs["speedup"], root, "FlowHash's latency speedup over each rival against N."))
+        add(Heading(2, "FlowHash's speedup over each rival"))
+        add(Table(["N", "rival", "hit rate %", "flowhash ms", "rival ms", "speedup", "candidate ratio"],
+                  [[_int(r["n_db"]), r["rival"], _pct(r["hit_rate"]), _ms(r["subject_ms"]), _ms(r["rival_ms"]),
+                    _num(r["speedup"]), _num(r["candidate_ratio"])]
+                   for r in spd.sort_values(["rival", "n_db"]).to_dict("records")], text_columns=2,
+                  caption="At the highest exact hit rate both reach at that N (each at its cheapest point reaching "
+                          "it); above 1, FlowHash is faster."))
+        add(_figure(figs["speedup"], root, "FlowHash's latency speedup over each rival against N."))
         if (root / OUTCOMES).exists():
-            decided = decided_by_size(pd.read_parquet(root / OUTCOMES), points, int(info.get("seed", 0) or 0))
-            doc.add(Table(["share", "N", "rival", "target exact %", "flowhash ms", "rival ms", "speedup [95% CI]",
-                           "decision"],
-                          [[f"{100 * r['share']:.0f}%", _int(r["n_db"]), r["other"], _pct(r["target"]),
-                            _ms(r["focus_ms"]), _ms(r["other_ms"]), decided_ratio(pd.Series(r)), r["decision"]]
-                           for r in decided.sort_values(["share", "other", "n_db"],
-                                                        ascending=[False, True, True]).to_dict("records")],
-                          text_columns=3,
-                          caption=f"Decided: at fixed targets ({', '.join(f'{100 * s:.0f}%' for s in TARGET_SHARES)} "
-                                  f"of exhaustive search's rate at that N), each method's mean latency interpolated "
-                                  f"along its sweep; the compared points re-timed in interleaved rounds after each "
-                                  f"size's sweep; the interval resamples the queries and recomputes hit rates and "
-                                  f"mean latencies over each draw's timed queries (docs/protocol.md, Uncertainty). "
-                                  f"Faster above 1.1, slower below 1/1.1, equivalent within 10% inside both, else "
-                                  f"undetermined."))
-    doc.add(*ann_blocks(root, points, int(info.get("seed", 0) or 0)))
+            decided = decided_by_size(pd.read_parquet(root / OUTCOMES), points, t.seed)
+            add(Table(["share", "N", "rival", "target exact %", "flowhash ms", "rival ms", "speedup [95% CI]",
+                       "decision"],
+                      [[f"{100 * r['share']:.0f}%", _int(r["n_db"]), r["other"], _pct(r["target"]),
+                        _ms(r["focus_ms"]), _ms(r["other_ms"]), decided_ratio(pd.Series(r)), r["decision"]]
+                       for r in decided.sort_values(["share", "other", "n_db"],
+                                                    ascending=[False, True, True]).to_dict("records")],
+                      text_columns=3,
+                      caption=f"Decided: at fixed targets ({', '.join(f'{100 * s:.0f}%' for s in TARGET_SHARES)} "
+                              f"of exhaustive search's rate at that N), each method's mean latency interpolated "
+                              f"along its sweep; the compared points re-timed in interleaved rounds after each "
+                              f"size's sweep; the interval resamples the queries and recomputes hit rates and "
+                              f"mean latencies over each draw's timed queries (docs/protocol.md, Uncertainty). "
+                              f"Faster above 1.1, slower below 1/1.1, equivalent within 10% inside both, else "
+                              f"undetermined."))
+    return blocks
+
+
+def _ann_section(t: _ScaleTables) -> list:
+    """The ANN view: QPS at recall, the decided tables at matched recall."""
+    return ann_blocks(t.root, t.points, t.seed)
+
+
+def _factorial_section(t: _ScaleTables) -> list:
+    """The projection x flow ablation at each N."""
+    root = t.root
+    points = t.points
+    blocks: list = []
+    add = blocks.append
     if (root / OUTCOMES).exists():
-        fa = factorial_by_size(pd.read_parquet(root / OUTCOMES), points, int(info.get("seed", 0) or 0))
+        fa = factorial_by_size(pd.read_parquet(root / OUTCOMES), points, t.seed)
         if len(fa):
-            doc.add(Heading(2, "Ablation: projection × flow at each N, like with like"))
+            add(Heading(2, "Ablation: projection × flow at each N, like with like"))
             for n, table in fa.groupby("n_db", sort=True):
                 header, rows = factorial_cells(table)
-                doc.add(Table(header, rows, text_columns=3, caption=f"N = {int(n):,}. {FACTORIAL_CAPTION}"))
+                add(Table(header, rows, text_columns=3, caption=f"N = {int(n):,}. {FACTORIAL_CAPTION}"))
+    return blocks
+
+
+def _skipped_section(t: _ScaleTables) -> list:
+    """Configurations not run within budget."""
+    points = t.points
+    blocks: list = []
+    add = blocks.append
     skipped = points[points.get("status", pd.Series(dtype=str)) != "ok"] if "status" in points else points[:0]
     if len(skipped):
-        doc.add(Heading(2, "Not run within budget"))
-        doc.add(Bullets([f"{r['label']} at N={int(r['n_db']):,}: {r['status_detail']}"
-                         for r in skipped.to_dict("records")]))
-    doc.add(Heading(2, "Extrapolated, not measured: 10M and 100M segments"))
-    doc.add(Table(["method", "N", "from N", "index GB", "peak memory GB", "build s", "mean ms"],
-                  [[r["method"], _int(r["n_db"]), _int(r["from_n_db"]), _num(r["index_gb"]), _num(r["peak_memory_gb"]),
-                    _num(r["build_s"]), _ms(r["latency_mean_ms"])] for r in extra.to_dict("records")],
-                  caption=f"At the {'%.1f%% exact' % (100 * target) if np.isfinite(target) else 'matched'} "
-                          f"operating point: index and memory bytes per item held at the largest measured size's; "
-                          f"build time and latency grown by the fitted exponents (1 where none could be fitted). "
-                          f"Extrapolated from this machine's measurements; running there is the distributed-engine "
-                          f"issue."))
+        add(Heading(2, "Not run within budget"))
+        add(Bullets([f"{r['label']} at N={int(r['n_db']):,}: {r['status_detail']}"
+                     for r in skipped.to_dict("records")]))
+    return blocks
+
+
+def _extrapolation_section(t: _ScaleTables) -> list:
+    """Extrapolated (not measured) costs at 10M and 100M segments."""
+    target = t.target
+    extra = t.extra
+    blocks: list = []
+    add = blocks.append
+    add(Heading(2, "Extrapolated, not measured: 10M and 100M segments"))
+    add(Table(["method", "N", "from N", "index GB", "peak memory GB", "build s", "mean ms"],
+              [[r["method"], _int(r["n_db"]), _int(r["from_n_db"]), _num(r["index_gb"]), _num(r["peak_memory_gb"]),
+                _num(r["build_s"]), _ms(r["latency_mean_ms"])] for r in extra.to_dict("records")],
+              caption=f"At the {'%.1f%% exact' % (100 * target) if np.isfinite(target) else 'matched'} "
+                      f"operating point: index and memory bytes per item held at the largest measured size's; "
+                      f"build time and latency grown by the fitted exponents (1 where none could be fitted). "
+                      f"Extrapolated from this machine's measurements; running there is the distributed-engine "
+                      f"issue."))
+    return blocks
+
+
+def _time_section(t: _ScaleTables) -> list:
+    """Where the run's time went."""
+    info = t.info
+    points = t.points
+    blocks: list = []
+    add = blocks.append
     stages = info.get("stage_seconds", {})
     if stages:
-        doc.add(Heading(2, "Where the run's time went"))
-        doc.add(Bullets([f"{k}: {v:.0f} s" for k, v in stages.items()]
-                        + [f"peak RSS of the run: {info.get('peak_rss_bytes', 0) / 2**30:.1f} GiB"]))
+        add(Heading(2, "Where the run's time went"))
+        add(Bullets([f"{k}: {v:.0f} s" for k, v in stages.items()]
+                    + [f"peak RSS of the run: {info.get('peak_rss_bytes', 0) / 2**30:.1f} GiB"]))
         spent = time_spent(points, info.get("retime_seconds") or {})
         if len(spent):
-            doc.add(Table(["N", "fit s", "build s", "accuracy passes s", "latency timing s", "re-timing s", "total s"],
-                          [[_int(r["n_db"]), _num(r["fit_s"]), _num(r["build_s"]), _num(r["accuracy_s"]),
-                            _num(r["timing_s"]), _num(r["retime_s"]), _num(r["total_s"])]
-                           for r in spent.to_dict("records")],
-                          caption="The methods stage by size: fitting (once per configuration, at the first size), "
-                                  "building, the untimed accuracy passes over every query (on the accuracy threads), "
-                                  "the sweep's latency timing of every point, and the interleaved re-timing of the "
-                                  "compared points."))
-    md, _ = write_document(doc, root, STEM)
-    return md
+            add(Table(["N", "fit s", "build s", "accuracy passes s", "latency timing s", "re-timing s", "total s"],
+                      [[_int(r["n_db"]), _num(r["fit_s"]), _num(r["build_s"]), _num(r["accuracy_s"]),
+                        _num(r["timing_s"]), _num(r["retime_s"]), _num(r["total_s"])]
+                       for r in spent.to_dict("records")],
+                      caption="The methods stage by size: fitting (once per configuration, at the first size), "
+                              "building, the untimed accuracy passes over every query (on the accuracy threads), "
+                              "the sweep's latency timing of every point, and the interleaved re-timing of the "
+                              "compared points."))
+    return blocks
