@@ -181,8 +181,11 @@ def test_unknown_method_lists_the_choices() -> None:
 def test_list_shows_every_method_with_its_grid() -> None:
     out = run_cli("list")
     assert out.returncode == 0
-    for name in ("exhaustive", "lsh", "flowhash", "ivf", "ivfpq", "hnsw", "itq", "binary-hash", "minhash"):
-        assert f"{name}:" in out.stdout
+    from methods.registry import load_grid, method_names
+
+    for name in method_names():  # every registered method, with its default build and its sweep
+        assert f"\n{name}: " in "\n" + out.stdout, name
+        assert f"  build (default): {load_grid(name)['build'][0]}" in out.stdout
     assert "query sweep" in out.stdout
 
 
