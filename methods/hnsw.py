@@ -2,7 +2,9 @@
 
 ``candidates`` is the number of distance computations faiss reports
 (``faiss.cvar.hnsw_stats.ndis``) for the whole batch, divided by the number of queries and
-capped at N: the same value for every row of one ``search`` call. The build is
+capped at N: the same value for every row of one ``search`` call, raised where a row returned
+more ids than that average (every returned id was scored; with k far above efSearch's reach
+the batch average can fall below one row's count). The build is
 deterministic for a seed with ``threads=1``; parallel insertion may vary between runs.
 """
 from __future__ import annotations
@@ -44,7 +46,7 @@ class HNSW(FaissMethod):
         distances, labels = self.index.search(q, k)
         self.clock.lap("library")
         per_query = min(self.index.ntotal, round(faiss.cvar.hnsw_stats.ndis / q.shape[0]))
-        return self.result(distances, labels, np.full(q.shape[0], per_query, dtype=np.int64))
+        return self.result(distances, labels, np.maximum(per_query, (labels >= 0).sum(axis=1)).astype(np.int64))
 
     def _stats(self) -> dict[str, Any]:
         return {"index_bytes": self.index_bytes(), "M": self.params["M"],

@@ -19,6 +19,7 @@ from typing import Any, Callable
 import numpy as np
 import pytest
 
+from bench.run.result_checks import check_search_result
 from datasets.protocol import Protocol
 from encoders.embed import cut_segments
 from encoders.spectral import SpectralConfig, SpectralImage
@@ -160,30 +161,20 @@ def at_point(case: tuple[str, dict[str, Any]], built: Callable[[str], Method],
     return method, inputs(name)["queries"]
 
 
-def check_result(result: Any, nq: int, k: int) -> None:
-    """Shapes, dtypes, valid ids unique per row, scores descending, -1/-inf padding at the end."""
-    assert result.ids.shape == (nq, k) and result.ids.dtype == np.int64
-    assert result.scores.shape == (nq, k) and result.scores.dtype == np.float32
-    assert result.candidates.shape == (nq,) and result.candidates.dtype == np.int64
-    assert np.all((result.candidates >= 0) & (result.candidates <= N))
-    assert np.all((result.ids >= -1) & (result.ids < N))
-    padding = result.ids == -1
-    assert np.array_equal(padding, np.isneginf(result.scores)), "-1 ids and -inf scores go together"
-    assert np.all(np.diff(padding.astype(int), axis=1) >= 0), "padding only after the valid entries"
-    assert not np.any(np.isnan(result.scores))
-    with np.errstate(invalid="ignore"):
-        steps = np.diff(result.scores, axis=1)
-    assert np.all((steps <= 0) | np.isnan(steps)), "scores descending per row"
-    for row in result.ids:
-        valid = row[row >= 0]
-        assert np.unique(valid).size == valid.size, "ids unique per row"
+def check_result(method: Method, result: Any, nq: int, k: int) -> None:
+    """The harness's own checks of every search result (``bench.run.result_checks``), then what
+    ``methods.base.pad_result`` guarantees beyond them: exact dtypes, and -inf scores exactly where
+    the ids are -1."""
+    check_search_result(result, method.name, method.query_params, nq, k, N)
+    assert result.ids.dtype == np.int64 and result.scores.dtype == np.float32 and result.candidates.dtype == np.int64
+    assert np.array_equal(result.ids == -1, np.isneginf(result.scores)), "-1 ids and -inf scores go together"
 
 
 @pytest.mark.parametrize("case", SWEEP_ENDS, ids=case_id)
 def test_thousand_queries(at_point: tuple[Method, np.ndarray]) -> None:
     method, db = at_point
     result = method.search(db[:1000], 10)
-    check_result(result, 1000, 10)
+    check_result(method, result, 1000, 10)
 
 
 @pytest.mark.parametrize("case", SWEEP_ENDS, ids=case_id)
@@ -192,7 +183,7 @@ def test_one_query_matches_the_batch(at_point: tuple[Method, np.ndarray]) -> Non
     batch = method.search(db[:50], 10)
     for i in (0, 17):
         single = method.search(db[i], 10)  # a 1-d vector is one query
-        check_result(single, 1, 10)
+        check_result(method, single, 1, 10)
         assert single.ids[0, 0] == batch.ids[i, 0]
         np.testing.assert_allclose(single.scores[0, 0], batch.scores[i, 0], rtol=1e-5)
 
@@ -205,7 +196,7 @@ def test_k_beyond_the_candidates_pads(case: tuple[str, dict[str, Any]], at_point
     k = N + 5
     rows = queries[:first[3]] if len(first) > 3 else queries[:3]  # three queries, all their rows
     result = method.search(rows, k)
-    check_result(result, len(rows), k)
+    check_result(method, result, len(rows), k)
     n_valid = (result.ids >= 0).sum(axis=1)
     assert np.all(n_valid <= N) and np.all(n_valid >= 1)
 
