@@ -210,6 +210,11 @@ def plugin_methods() -> dict[str, str]:
     return out
 
 
+def learns(name: str) -> bool:
+    """Whether method ``name`` learns from the train pairs (its class overrides ``Method._fit``)."""
+    return method_class(name)._fit is not Method._fit
+
+
 def method_names() -> list[str]:
     """Names of all registered methods, sorted."""
     discover()

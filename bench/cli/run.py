@@ -74,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
             raise ValueError("--retime-only needs --run-dir: the finished run whose compared points to re-time")
         outcome = retime_run(config, args.run_dir, progress=not args.no_progress, executor=executor_from(args))
     else:
-        outcome = run_benchmark(config, methods, args.out, args.run_dir, progress=not args.no_progress,
+        outcome = run_benchmark(config, methods, args.out, args.run_dir, progress=not args.no_progress, say=print,
                                 force=args.force, redo=tuple(args.redo), executor=executor_from(args),
                                 mix_nodes=args.mix_nodes)
     with folder_lock(outcome.root, "run folder", quiet=True):  # the run released it; no other writer between

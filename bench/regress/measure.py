@@ -22,10 +22,10 @@ from bench.measure.operating_points import highest_rate, speedup
 from bench.measure.timing import time_queries
 from bench.run.environment import environment
 from bench.run.inputs import RunInputs, prepare_inputs
-from bench.run.runner import BuiltMethod, build_method, method_label, needs_training, sweep_method, timed_query_rows
+from bench.run.runner import BuiltMethod, build_method, method_label, sweep_method, timed_query_rows
 from datasets.cache import stable_hash
 from datasets.progress import tqdm
-from methods.registry import method_class, resolve_grid
+from methods.registry import learns, method_class, resolve_grid
 
 from .scenario import Scenario
 
@@ -212,7 +212,7 @@ def measure(scenario: Scenario, progress: bool = True) -> Measurement:
     t0 = time.perf_counter()
     config = scenario.config
     inputs = prepare_inputs(config, progress)
-    if any(needs_training(name) for name in scenario.methods):
+    if any(learns(name) for name in scenario.methods):
         inputs.train  # noqa: B018 - embed the train pairs on all cores, before the thread limit
     for kind in {method_class(name).input_kind for name in scenario.methods}:
         inputs.matrices(kind)  # spectral images, if any method needs them, also before the limit

@@ -10,6 +10,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -29,6 +30,7 @@ from methods.base import Method, SearchResult
 from methods.common.balance import bucket_balance
 from methods.registry import (
     get_method,
+    learns,
     load_plugin,
     loaded_plugins,
     method_class,
@@ -43,6 +45,7 @@ from .executor import Executor, LocalExecutor
 from .fit_cache import cached_fit
 from .guard import guarded, read_only, read_only_db, read_only_train
 from .inputs import RunInputs, prepare_inputs
+from .remote import check_one_node_kind, node_kinds_of, prepare_for_remote, private_inputs
 from .result_checks import check_search_result, check_stage_times
 from .retime import RETIMED_PART, finished_retime, merge_retimed, retime, save_retime, select_compared
 from .store import OUTCOMES, PARTS, POINTS, RESULTS, RUN_JSON, RunStore, RunStoreError, now
@@ -76,11 +79,6 @@ class RunOutcome:
     results: pd.DataFrame
     points: pd.DataFrame
     info: dict
-
-
-def needs_training(name: str) -> bool:
-    """Whether a method learns from the train pairs (its class overrides ``Method._fit``)."""
-    return method_class(name)._fit is not Method._fit
 
 
 def _balance(stats: dict) -> dict[str, float]:
@@ -138,7 +136,7 @@ def fit_method(name: str, build_params: dict, inputs: RunInputs) -> BuiltMethod:
     label = method_label(name, build_params)
     method = make_method(name, build_params, cfg)
     fit_s = 0.0
-    if needs_training(name):
+    if learns(name):
         train = read_only_train(inputs.train)
         with guarded(label, "fit", cfg.call_limit_s):
             method, fit_s, _ = cached_fit(method, name, build_params, train)  # bench/run/fit_cache.py
@@ -317,7 +315,7 @@ def evaluate_method(name: str, build_params: dict, inputs: RunInputs, query_grid
     train pairs are embedded, and the method's input matrices computed, before that, on all cores.
     """
     kind = method_class(name).input_kind
-    if needs_training(name):
+    if learns(name):
         inputs.train  # noqa: B018 - embeds (and caches) the train pairs outside the thread limit
     inputs.matrices(kind)  # spectral images are computed (and cached) on first use, outside the limit
     input_facts = inputs.input_facts(kind)
@@ -340,55 +338,13 @@ def _evaluate_job(inputs: RunInputs, plugins: list[Path], name: str, build_param
     return evaluate_method(name, build_params, private_inputs(inputs), query_grid, progress)
 
 
-def private_inputs(inputs: RunInputs) -> RunInputs:
-    """``inputs`` with its DB and query matrices in this process's own memory: arrays mapped from
-    Ray's shared-memory object store are read-only and, searched in place, slower to scan than
-    the local engine's (about 15% for exhaustive search here), which would make the engines'
-    latencies differ. A scaling run's memory-mapped store is left as it is on both engines."""
-    if inputs.db.flags.writeable or isinstance(inputs.db, np.memmap):
-        return inputs
-    own = replace(inputs, db=np.array(inputs.db), query_emb=np.array(inputs.query_emb))
-    own.__dict__.update({k: v for k, v in inputs.__dict__.items()
-                         if k in ("train", "spectrogram", "audio", "encoder_ms", "spectral_ms")})
-    return own
-
-
-def prepare_for_remote(inputs: RunInputs, names: list[str]) -> None:
-    """Compute here what ``names`` would compute lazily (the train pairs, spectral images, raw
-    audio, the front end's time per segment), so that the copy of ``inputs`` handed to other
-    processes holds it and they all search the same rows and add the same front-end time."""
-    if any(needs_training(n) for n in names):
-        inputs.train  # noqa: B018 - cached on the object
-    for kind in {method_class(n).input_kind for n in names}:
-        inputs.matrices(kind)
-        inputs.frontend_ms_per_segment(kind)
-
-
-def node_kinds_of(store: RunStore, labels: list[str]) -> dict[str, list[str]]:
-    """{node kind: labels of the parts measured on it} (parts that recorded no node are left out)."""
-    kinds: dict[str, list[str]] = {}
-    for label in labels:
-        meta, _ = store.part_meta(label)
-        if meta and meta.get("node"):
-            kinds.setdefault(node_kind(meta["node"]), []).append(label)
-    return kinds
-
-
-def check_one_node_kind(kinds: dict[str, list[str]], allow_mixed: bool) -> None:
-    """Refuse a run whose latencies were measured on nodes of different kinds, unless ``allow_mixed``."""
-    if len(kinds) > 1 and not allow_mixed:
-        listed = "; ".join(f"{kind}: {', '.join(labels[:4])}{' ...' if len(labels) > 4 else ''}"
-                           for kind, labels in kinds.items())
-        raise RunStoreError(f"this run's parts were measured on nodes of {len(kinds)} kinds ({listed}); latencies "
-                            f"are only comparable on one kind of node. Run the others again there (--redo METHOD), "
-                            f"or pass --mix-nodes to accept the mixture (the report then says so)")
-
-
 def run_benchmark(config: RunConfig, requested: list[str], out: Path | str = "reports",
                   run_dir: Path | str | None = None, progress: bool = True, force: bool = False,
                   redo: tuple[str, ...] = (), executor: Executor | None = None,
-                  mix_nodes: bool = False) -> RunOutcome:
+                  mix_nodes: bool = False, say: Callable[[str], None] = print) -> RunOutcome:
     """Run the requested methods (and the exhaustive reference) and write the run folder.
+
+    ``say`` is told, per configuration, why a finished part is reused or run again.
 
     ``executor`` evaluates the method configurations (default: here, one after another; see
     ``bench.distributed.executor.RayExecutor``). Parts measured on nodes of different kinds are
@@ -424,7 +380,7 @@ def run_benchmark(config: RunConfig, requested: list[str], out: Path | str = "re
                 store = RunStore(root)
                 held.enter_context(folder_lock(root, "run folder"))
             return _run_methods(config, names, grids, inputs, store, started, force, redo, progress, executor,
-                                mix_nodes)
+                                mix_nodes, say)
         except BaseException as exc:
             if (created and not isinstance(exc, FolderBusyError) and root.is_dir()
                     and not any((root / PARTS).glob("*.json"))):
@@ -505,35 +461,29 @@ def _retime_compared(store: RunStore, points: pd.DataFrame, names: list[str], in
 
 
 def reuse_part(store: RunStore, name: str, label: str, query_grid: list[dict], code: str,
-               redo: tuple[str, ...]) -> bool:
-    """Whether a finished part of ``label`` can stand, saying why not (or why it stands) when unsure."""
+               redo: tuple[str, ...]) -> tuple[bool, str]:
+    """Whether a finished part of ``label`` can stand, and why (or why not): "" for a part never run."""
     meta, damaged = store.part_meta(label)
     if damaged:
-        print(f"{label}: its finished part in {store.root / PARTS} is damaged ({damaged}); running it again")
-        return False
+        return False, f"its finished part in {store.root / PARTS} is damaged ({damaged}); running it again"
     if meta is None:
-        return False
+        return False, ""
     if name in redo:
-        print(f"{label}: --redo {name}: running it again")
-        return False
+        return False, f"--redo {name}: running it again"
     if "code" not in meta:
-        print(f"{label}: reusing the part finished by an earlier version that did not record its code "
-              f"(pass --redo {name} to run it again)")
-        return True
+        return True, (f"reusing the part finished by an earlier version that did not record its code "
+                      f"(pass --redo {name} to run it again)")
     if meta["code"] != code:
-        print(f"{label}: the method's code changed since its part was finished (code {meta['code']} -> {code}); "
-              f"running it again")
-        return False
+        return False, (f"the method's code changed since its part was finished (code {meta['code']} -> {code}); "
+                       f"running it again")
     if meta.get("query_grid") != query_grid:
-        print(f"{label}: its query sweep changed since its part was finished; running it again")
-        return False
-    print(f"{label}: done in an earlier run, skipped")
-    return True
+        return False, "its query sweep changed since its part was finished; running it again"
+    return True, "done in an earlier run, skipped"
 
 
 def _run_methods(config: RunConfig, names: list[str], grids: dict, inputs: RunInputs, store: RunStore,
                  started: str, force: bool, redo: tuple[str, ...], progress: bool, executor: Executor,
-                 mix_nodes: bool) -> RunOutcome:
+                 mix_nodes: bool, say: Callable[[str], None]) -> RunOutcome:
     root = store.root
     identity = {"config": config.to_dict(), "encoder_sha256": inputs.encoder.sha256,
                 "queryset_content_hash": inputs.queryset.content_hash}
@@ -564,7 +514,10 @@ def _run_methods(config: RunConfig, names: list[str], grids: dict, inputs: RunIn
         for build_params in grids[name]["build"]:
             label = method_label(name, build_params)
             labels.append(label)
-            if not reuse_part(store, name, label, grids[name]["query"], code, redo):
+            reused, why = reuse_part(store, name, label, grids[name]["query"], code, redo)
+            if why:
+                say(f"{label}: {why}")
+            if not reused:
                 pending.append((name, build_params, label, code))
     if pending and executor.remote:
         prepare_for_remote(inputs, [p[0] for p in pending])

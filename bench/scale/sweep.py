@@ -26,6 +26,7 @@ from bench.run.environment import environment, node_kind, this_node
 from bench.run.executor import Executor, LocalExecutor
 from bench.run.guard import guarded
 from bench.run.inputs import RunInputs, prepare_inputs
+from bench.run.remote import check_one_node_kind, node_kinds_of, prepare_for_remote, private_inputs
 from bench.run.retime import (
     RETIMED_PART,
     finished_retime,
@@ -38,14 +39,9 @@ from bench.run.runner import (
     BuiltMethod,
     build_fitted,
     check_methods,
-    check_one_node_kind,
     fit_method,
     json_safe,
     method_label,
-    needs_training,
-    node_kinds_of,
-    prepare_for_remote,
-    private_inputs,
     reuse_part,
     sweep_method,
     timed_query_rows,
@@ -54,7 +50,7 @@ from bench.run.store import RunStore, now
 from datasets.cache import stable_hash
 from datasets.distractors import REAL_SOURCE
 from datasets.folder_lock import folder_lock
-from methods.registry import method_code_hash, resolve_grid
+from methods.registry import learns, method_code_hash, resolve_grid
 
 from .config import ScaleConfig
 from .database import ScaleDatabase, build_scale_db, sized_inputs
@@ -127,7 +123,7 @@ def _run_scale(config: ScaleConfig, store: RunStore, grids: dict, started: str, 
     unknown = sorted(set(redo) - set(config.methods))
     if unknown:
         raise ValueError(f"--redo {' '.join(unknown)}: not among the methods of this run ({', '.join(config.methods)})")
-    if any(needs_training(n) for n in config.methods):
+    if any(learns(n) for n in config.methods):
         t1 = time.perf_counter()
         inputs.train  # noqa: B018 - embedded once, on all cores, shared by every size
         stages["train_pairs"] = time.perf_counter() - t1
@@ -212,8 +208,15 @@ def _sweep_sizes(store: RunStore, config: ScaleConfig, configurations: list[tupl
     """Every configuration at every size not finished yet: each fitted once (the train pairs do not
     depend on N), then size by size (ascending, so that a build's time predicts the next one's)
     built afresh and swept."""
-    todo = {label: [n for n in sizes if not reuse_part(store, name, part_label(n, label), grid, code, redo)]
-            for name, _, label, code, grid in configurations}
+    todo: dict[str, list[int]] = {}
+    for name, _, label, code, grid in configurations:
+        todo[label] = []
+        for n in sizes:
+            reused, why = reuse_part(store, name, part_label(n, label), grid, code, redo)
+            if why:
+                print(f"{part_label(n, label)}: {why}")
+            if not reused:
+                todo[label].append(n)
     fitting = [c for c in configurations if todo[c[2]]]
     if executor.remote and fitting:
         prepare_for_remote(inputs, [c[0] for c in fitting])
