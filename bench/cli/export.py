@@ -53,7 +53,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--format", choices=FORMATS, required=True,
                         help="ann-benchmarks: one HDF5 file (train/test/neighbors/distances); parquet: "
                              "VectorDBBench's train/test/neighbors Parquet files")
-    parser.add_argument("--out", type=Path, default=None, help="folder to write (default RUN_DIR/export-FORMAT)")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="folder to write (default RUN_DIR-export-FORMAT beside the run folder, not in it: a "
+                             "published run folder stays as committed)")
     parser.add_argument("--count", type=int, default=DEFAULT_COUNT,
                         help="exact neighbours per query segment (default %(default)s)")
     parser.add_argument("--codes", choices=CODE_METHODS, default=None,
@@ -66,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
     """Export and list the files written."""
     from bench.export.vectors import export_run
 
-    out = args.out or args.run_dir / f"export-{args.format}"
+    out = args.out or args.run_dir.parent / f"{args.run_dir.resolve().name}-export-{args.format}"
     for path in export_run(args.run_dir, out, args.format, args.count, args.codes, progress=not args.no_progress):
         print(path)
     return 0

@@ -57,11 +57,12 @@ def test_ann_benchmarks_file_has_its_layout_and_exhaustive_neighbours(finished_r
     assert meta["queries"]["conditions"]["per_cell"] == 5
 
 
-def test_parquet_export_follows_vectordbbench_and_the_cli_writes_it(finished_run: Path, tmp_path: Path) -> None:
-    out = tmp_path / "pq"
+def test_parquet_export_follows_vectordbbench_and_the_cli_writes_it(finished_run: Path) -> None:
+    out = finished_run.parent / f"{finished_run.name}-export-parquet"  # the default: beside the run, not in it
     done = subprocess.run([sys.executable, "-m", "bench", "export", str(finished_run), "--format", "parquet",
-                           "--out", str(out), "--count", "10", "--no-progress"], capture_output=True, text=True)
+                           "--count", "10", "--no-progress"], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
+    assert not any(p.name.startswith("export") for p in finished_run.iterdir())
     train, test, neighbors = (pd.read_parquet(out / f"{n}.parquet") for n in ("train", "test", "neighbors"))
     assert list(train.columns) == ["id", "emb"] and list(neighbors.columns)[:2] == ["id", "neighbors_id"]
     train_m, test_m = np.stack(train["emb"]), np.stack(test["emb"])
