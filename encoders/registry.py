@@ -107,10 +107,12 @@ def load_encoder_plugin(path: str | Path) -> list[str]:
 
 def _plugin_class(spec: str) -> type[Encoder] | None:
     """The class a ``FILE.py`` or ``FILE.py:NAME`` spec names (loading the file), else None."""
-    file, _, name = spec.partition(".py:") if ".py:" in spec else (spec, "", "")
-    if ".py:" in spec:
-        file += ".py"
-    elif not spec.endswith(".py"):
+    head, sep, name = spec.partition(".py:")
+    if sep:
+        file = head + ".py"
+    elif spec.endswith(".py"):
+        file = spec
+    else:
         return None
     names = load_encoder_plugin(file)
     if not name:

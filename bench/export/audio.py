@@ -34,7 +34,14 @@ from datasets.cache import atomic_path, atomic_save_npy, atomic_write_json, atom
 from datasets.progress import tqdm
 from encoders.embed import embed_db, embed_queries, load_checked
 from encoders.interface import Encoder
-from encoders.pairs import RECIPE_FIELDS, pair_recipe, pair_sampler, shard_size, shard_waveforms
+from encoders.pairs import (
+    RECIPE_FIELDS,
+    embed_train_pairs,
+    pair_recipe,
+    pair_sampler,
+    shard_size,
+    shard_waveforms,
+)
 from encoders.precomputed import FORMAT as VECTORS_FORMAT
 from encoders.precomputed import PAIR_PARTS, PrecomputedEncoder, db_ids, pair_ids, query_ids, write_ids
 from encoders.registry import open_encoder
@@ -99,8 +106,6 @@ def _pair_audio(config: RunConfig, data: RunData, encoder: Encoder, out: Path, p
 
 def write_vectors(folder: Path, encoder: Encoder, config: RunConfig, data: RunData, progress: bool = True) -> None:
     """The run's own encoder's rows (DB, query segments, train pairs) in the precomputed layout."""
-    from encoders.pairs import embed_train_pairs
-
     protocol = data.corpus.protocol
     folder.mkdir(parents=True, exist_ok=True)
     db, _ = embed_db(encoder, data.corpus, data.db_segments, progress)

@@ -100,8 +100,8 @@ def method_codes(inputs: RunInputs, name: str) -> tuple[np.ndarray, np.ndarray, 
         raise ValueError(f"--codes {name!r}: allowed {', '.join(CODE_METHODS)}")
     build = resolve_grid(name, inputs.config.grids.get(name))["build"][0]
     method = fit_method(name, build, inputs).method
-    return (method.latent(inputs.db) > 0, method.latent(inputs.query_emb) > 0,
-            {"method": name, "build": build, "bits": int(method.latent(inputs.db[:1]).shape[1])})
+    db_bits = method.latent(inputs.db) > 0
+    return db_bits, method.latent(inputs.query_emb) > 0, {"method": name, "build": build, "bits": db_bits.shape[1]}
 
 
 def write_ann_benchmarks(path: Path, train: np.ndarray, test: np.ndarray, ids: np.ndarray, distances: np.ndarray,
