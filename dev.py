@@ -17,7 +17,7 @@ TOOLS = ROOT / ".venv-tools"
 ENV = "py311"
 # the command each verb runs in the environment; None: the tox env's own command (pytest)
 COMMANDS: dict[str, list[str] | None] = {
-    "bench": ["python", "-m", "bench", "run", "--method", "flowhash"],
+    "bench": ["python", "-m", "bench", "run", "--method", "flowhash", "--distractors", "20000"],
     "test": None,
     "tests": None,
     "regress": ["python", "-m", "bench", "regress"],

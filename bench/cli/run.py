@@ -16,7 +16,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--method", action="append", nargs="+", default=None, metavar="NAME",
                         help="method(s) to run, repeatable, or 'all' (default flowhash); "
                              "the exhaustive reference always runs. See `python -m bench list`")
-    parser.add_argument("--config", type=Path, default=None, help="YAML file of RunConfig fields (see README)")
+    parser.add_argument("--config", type=Path, default=None,
+                        help="YAML file of RunConfig fields (docs/running.md; configs/ has examples)")
     parser.add_argument("--corpus", choices=CORPORA, default=None, help="override the config's corpus")
     parser.add_argument("--corpus-path", default=None, help="folder of the corpus (folder, fma, debian-music)")
     parser.add_argument("--encoder", default=None,
@@ -24,6 +25,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "name, a plugin file (FILE.py or FILE.py:NAME), or precomputed:DIR "
                              "(docs/adding-an-encoder.md)")
     parser.add_argument("--per-cell", type=int, default=None, help="override queries per condition cell")
+    parser.add_argument("--distractors", type=int, default=None, metavar="N",
+                        help="append N synthetic distractor segments to the DB only (synthesised tracks under their "
+                             "own seed, as bench scale's fill; embedding methods only): a DB large enough that "
+                             "exact search is not the fastest way (default 0, or the config's)")
     parser.add_argument("--threads", type=int, default=None, help="search threads for torch and faiss (default 1)")
     parser.add_argument("--device", default=None, help="torch device for the encoder and flows (default cpu)")
     parser.add_argument("--out", type=Path, default=Path("reports"),
@@ -62,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
         load_plugin(plugin)
     config = load_config(args.config)
     overrides = {k: v for k, v in {"corpus": args.corpus, "corpus_path": args.corpus_path, "encoder": args.encoder,
-                                   "device": args.device}.items() if v is not None}
+                                   "device": args.device, "distractors": args.distractors}.items() if v is not None}
     if args.per_cell is not None:
         overrides["queries"] = replace(config.queries, per_cell=args.per_cell)
     if args.threads is not None:

@@ -419,6 +419,25 @@ def decided_speedups(outcomes: pd.DataFrame, points: pd.DataFrame, focus: str = 
                     seed, n_boot)
 
 
+#: where the first run decides: this share of the focus method's own best exact rate (a DB where
+#: exact search is not the fastest way to what the focus method reaches)
+FOCUS_BEST_SHARE = 0.9
+
+
+def decided_at_focus_best(outcomes: pd.DataFrame, points: pd.DataFrame, focus: str = FOCUS,
+                          share: float = FOCUS_BEST_SHARE, seed: int = 0, n_boot: int = 1000) -> pd.DataFrame:
+    """As :func:`decided_speedups`, at one target: ``share`` of the focus method's own best exact
+    rate over its sweep (column ``share``), so that the question is whether any rival reaches
+    what the focus method reaches faster, not whether the focus method reaches exact search's rate.
+    Empty when the focus method did not run."""
+    if focus not in set(points["method"]):
+        return pd.DataFrame(columns=DECIDED_COLUMNS)
+    best = float(points.loc[points["method"] == focus, "exact"].max())
+    others = [o for o in sorted(set(points["method"]) - {focus}, key=method_sort_key)
+              if latency_cost(points, o) == "latency_mean_ms"]
+    return _decided(outcomes, points, focus, others, "exact", [(share, share * best)], True, seed, n_boot)
+
+
 def decided_recall_speedups(outcomes: pd.DataFrame, points: pd.DataFrame, focus: str = FOCUS,
                             targets: tuple[float, ...] = RECALL_TARGETS, rate: str = "recall10", seed: int = 0,
                             n_boot: int = 1000) -> pd.DataFrame:

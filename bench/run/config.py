@@ -51,6 +51,9 @@ class RunConfig:
     encoder_params: dict[str, Any] = field(default_factory=dict)  # a plugin encoder's constructor arguments
     queries: QuerySetConfig = QuerySetConfig()
     db_splits: tuple[str, ...] = ("test", "val")
+    # synthetic distractor segments appended to the DB only (datasets/distractors.py's synth fill, as
+    # bench scale adds them): a DB where exact search is no longer the fastest way; embedding methods only
+    distractors: int = 0
     hop_s: float = DEFAULT_HOP_S  # the DB hop (docs/protocol.md); queries are cut at it too
     train_pairs: int = 6000
     held_out_pairs: int = 1000  # from held-out train tracks, for learned methods' early stopping
@@ -71,6 +74,8 @@ class RunConfig:
             raise ValueError(f"call_limit_s={self.call_limit_s}: allowed > 0 (seconds)")
         if "test" not in self.db_splits or any(s not in ("train", "val", "test") for s in self.db_splits):
             raise ValueError(f"db_splits={list(self.db_splits)}: must hold 'test' and only train/val/test")
+        if isinstance(self.distractors, bool) or not isinstance(self.distractors, int) or self.distractors < 0:
+            raise ValueError(f"distractors={self.distractors!r}: allowed integers >= 0 (segments)")
         if self.k < 1:
             raise ValueError(f"k={self.k}: allowed >= 1")
         for name in ("train_pairs", "held_out_pairs"):
@@ -91,6 +96,8 @@ class RunConfig:
         if not self.encoder_params:  # runs made before encoder plugins keep their identity
             del d["encoder_params"]
         del d["timing"]["interleaved_repeats"]  # the re-timing part records its rounds and is redone when they change
+        if not self.distractors:  # runs made before distractors were a field keep their identity
+            del d["distractors"]
         if self.hop_s == DEFAULT_HOP_S:  # runs made before the hop was a field keep their identity
             del d["hop_s"]
         return d

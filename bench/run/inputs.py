@@ -12,6 +12,7 @@ import pandas as pd
 from bench.measure.recall import RECALL_KS, cached_exact_scores
 from datasets.corpora.corpus import Corpus
 from datasets.corpora.registry import open_corpus
+from datasets.distractors import FILL_SOURCE, assemble_distractors, distractor_segments
 from datasets.noise.bank import NoiseBank
 from datasets.noise.registry import open_noise_bank
 from datasets.overlap import check_no_leak
@@ -26,7 +27,7 @@ from encoders.embed import (
     query_matrix,
     query_segment_index,
 )
-from encoders.interface import Encoder
+from encoders.interface import Encoder, EncoderError
 from encoders.pairs import embed_train_pairs
 from encoders.precomputed import PrecomputedEncoder, db_ids, query_ids
 from encoders.registry import open_encoder
@@ -268,6 +269,27 @@ def open_run_data(config: RunConfig, progress: bool = True) -> RunData:
     return RunData(corpus, noise, rooms, queryset, db_segments, stages, overlap, unreadable)
 
 
+def with_distractors(config: RunConfig, corpus: Corpus, encoder: Encoder, db_segments: pd.DataFrame,
+                     db: np.ndarray, progress: bool = True) -> tuple[pd.DataFrame, np.ndarray]:
+    """The DB with ``config.distractors`` synthetic distractor segments appended (the synth fill of
+    :func:`datasets.distractors.assemble_distractors`, under its own seed, tracks sharing audio with
+    the corpus left out): their rows' ``track_id`` is ``"synth-distractors:<id>"``, so none can be a
+    query's answer, and their ``split`` is ``"distractor"``."""
+    if isinstance(encoder, PrecomputedEncoder):
+        raise EncoderError(f"{encoder.label}: distractors={config.distractors} needs the encoder itself to embed "
+                           f"them; precomputed vectors hold only the run's own DB")
+    found = assemble_distractors(corpus, config.distractors, config.seed, real=False, fill=True, progress=progress)
+    table = distractor_segments(found, corpus.protocol, config.distractors)
+    source = found.sources[FILL_SOURCE]
+    emb, _ = embed_db(encoder, source, table[["track_id", "segment"]].reset_index(drop=True), progress)
+    rows = pd.DataFrame({"track_id": table["key"].to_numpy(), "segment": table["segment"].to_numpy(),
+                         "split": "distractor"})
+    for column in db_segments.columns.difference(rows.columns):
+        rows[column] = table[column].to_numpy() if column in table else pd.NA
+    rows = rows[list(db_segments.columns)]
+    return pd.concat([db_segments, rows], ignore_index=True), np.concatenate([db, emb]).astype(db.dtype, copy=False)
+
+
 def expected_query_index(data: RunData) -> pd.DataFrame:
     """One row per query segment (``encoders.embed.query_segment_index``) of the run's query set."""
     return query_segment_index(data.queryset.manifest(), data.corpus.protocol)
@@ -290,6 +312,11 @@ def prepare_inputs(config: RunConfig, progress: bool = True, executor: Executor 
         db, _ = embed_db(encoder, corpus, data.db_segments, progress, stream=stream)
         query_emb, query_index, _ = embed_queries(encoder, data.queryset, corpus.protocol, progress)
     stages["embed"] = time.perf_counter() - t0
-    return RunInputs(config, corpus, data.noise, data.rooms, data.queryset, encoder, data.db_segments, db, query_emb,
+    db_segments = data.db_segments
+    if config.distractors:
+        t0 = time.perf_counter()
+        db_segments, db = with_distractors(config, corpus, encoder, db_segments, db, progress)
+        stages["distractors"] = time.perf_counter() - t0
+    return RunInputs(config, corpus, data.noise, data.rooms, data.queryset, encoder, db_segments, db, query_emb,
                      query_index, data.queryset.manifest(), progress, stages, data.content_overlap,
                      data.unreadable_tracks)

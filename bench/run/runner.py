@@ -8,7 +8,7 @@ import json
 import shutil
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
@@ -124,6 +124,10 @@ def check_methods(names: list[str], grids: dict, config: RunConfig) -> None:
     """Construct every method configuration of the run once, before any data is built, so that a
     configuration the method refuses (a parameter, the seed, the device) fails in seconds."""
     for name in names:
+        kind = method_class(name).input_kind
+        if config.distractors and kind != "embedding":
+            raise ValueError(f"distractors={config.distractors}: method {name} searches {kind}, and distractors are "
+                             f"embedded only; run it without distractors, or leave it out")
         for build_params in grids[name]["build"]:
             make_method(name, build_params, config)
 
@@ -379,8 +383,8 @@ def run_benchmark(config: RunConfig, requested: list[str], out: Path | str = "re
                 created = not root.exists()
                 store = RunStore(root)
                 held.enter_context(folder_lock(root, "run folder"))
-            return _run_methods(config, names, grids, inputs, store, started, force, redo, progress, executor,
-                                mix_nodes, say)
+            options = RunOptions(force, redo, progress, executor, mix_nodes, say)
+            return _run_methods(names, grids, inputs, store, started, options)
         except BaseException as exc:
             if (created and not isinstance(exc, FolderBusyError) and root.is_dir()
                     and not any((root / PARTS).glob("*.json"))):
@@ -481,18 +485,30 @@ def reuse_part(store: RunStore, name: str, label: str, query_grid: list[dict], c
     return True, "done in an earlier run, skipped"
 
 
-def _run_methods(config: RunConfig, names: list[str], grids: dict, inputs: RunInputs, store: RunStore,
-                 started: str, force: bool, redo: tuple[str, ...], progress: bool, executor: Executor,
-                 mix_nodes: bool, say: Callable[[str], None]) -> RunOutcome:
-    root = store.root
+@dataclass(frozen=True)
+class RunOptions:
+    """How ``run_benchmark`` treats a run folder and where it runs: see its docstring."""
+
+    force: bool = False
+    redo: tuple[str, ...] = ()
+    progress: bool = True
+    executor: Executor = field(default_factory=LocalExecutor)
+    mix_nodes: bool = False
+    say: Callable[[str], None] = print
+
+
+def _run_info(names: list[str], inputs: RunInputs, store: RunStore, started: str, options: RunOptions) -> dict:
+    """run.json's first form: identity, environment, encoder, query set, corpus and DB; the run
+    folder's identity checked and the splits' disjointness enforced first."""
+    config = inputs.config
     identity = {"config": config.to_dict(), "encoder_sha256": inputs.encoder.sha256,
                 "queryset_content_hash": inputs.queryset.content_hash}
-    store.check_identity(identity, force)
+    store.check_identity(identity, options.force)
     overlap = inputs.split_overlap()
     overlap.update({f"content_{k}": v for k, v in inputs.content_overlap.items()})
     if any(overlap.values()):
         raise RuntimeError(f"train/test leak (cross-split pairs; all must be 0): {overlap}")
-    info = {"run_id": root.name, "started": started, "identity": identity, "config": config.to_dict(),
+    return {"run_id": store.root.name, "started": started, "identity": identity, "config": config.to_dict(),
             "methods": names,
             "environment": environment(), "threads": config.timing.threads, "seed": config.seed,
             "encoder": {"name": inputs.encoder.name, "sha256": inputs.encoder.sha256,
@@ -503,9 +519,15 @@ def _run_methods(config: RunConfig, names: list[str], grids: dict, inputs: RunIn
             "corpus": {"name": inputs.corpus.name,
                        "identity_hash": stable_hash(inputs.corpus.identity(), n=32)},
             "db": {"segments": len(inputs.db), "tracks": int(inputs.db_segments["track_id"].nunique()),
-                   "splits": list(config.db_splits),
+                   "splits": list(config.db_splits), "distractor_segments": config.distractors,
                    "unreadable_tracks": {"count": len(inputs.unreadable_tracks), "items": inputs.unreadable_tracks}},
-            "split_overlap": overlap, "engine": executor.describe()}
+            "split_overlap": overlap, "engine": options.executor.describe()}
+
+
+def _run_methods(names: list[str], grids: dict, inputs: RunInputs, store: RunStore, started: str,
+                 options: RunOptions) -> RunOutcome:
+    config, root, executor, progress = inputs.config, store.root, options.executor, options.progress
+    info = _run_info(names, inputs, store, started, options)
     store.write_run_json(info)
     labels, pending = [], []
     t_methods = time.perf_counter()
@@ -514,9 +536,9 @@ def _run_methods(config: RunConfig, names: list[str], grids: dict, inputs: RunIn
         for build_params in grids[name]["build"]:
             label = method_label(name, build_params)
             labels.append(label)
-            reused, why = reuse_part(store, name, label, grids[name]["query"], code, redo)
+            reused, why = reuse_part(store, name, label, grids[name]["query"], code, options.redo)
             if why:
-                say(f"{label}: {why}")
+                options.say(f"{label}: {why}")
             if not reused:
                 pending.append((name, build_params, label, code))
     if pending and executor.remote:
@@ -533,7 +555,7 @@ def _run_methods(config: RunConfig, names: list[str], grids: dict, inputs: RunIn
     bar.close()
     inputs.stage_seconds["methods"] = time.perf_counter() - t_methods  # this process's share when resumed
     kinds = node_kinds_of(store, labels)
-    check_one_node_kind(kinds, mix_nodes)
+    check_one_node_kind(kinds, options.mix_nodes)
     results, points = store.combine(labels)
     _retime_compared(store, points, names, inputs, executor)
     points = pd.read_parquet(store.root / POINTS)
