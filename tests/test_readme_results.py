@@ -2,32 +2,43 @@
 check that says so fails when a number is changed."""
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from bench.report.readme_tables import check_tables, find_blocks, write_tables
+from bench.report.readme_tables import check_tables, documents, find_blocks, write_tables
 
 REPO = Path(__file__).resolve().parents[1]
 README = REPO / "README.md"
+RESULTS, SCALING = REPO / "docs" / "results.md", REPO / "docs" / "scaling.md"
 
 
-def test_readme_tables_agree_with_the_committed_runs() -> None:
-    blocks = find_blocks(README.read_text().splitlines(), str(README))
-    assert {b.kind for b in blocks} >= {"budget", "snr", "paired", "speedup", "e2e", "ablation", "balance",
-                                        "scale-target", "scale-speedup", "scale-budget"}
-    assert check_tables(README) == []
+def test_every_document_s_tables_agree_with_the_committed_runs() -> None:
+    docs = documents(REPO)
+    assert docs[0] == README and {RESULTS, SCALING} <= set(docs)
+    kinds = {b.kind for doc in docs for b in find_blocks(doc.read_text().splitlines(), str(doc))}
+    assert kinds >= {"budget", "snr", "paired", "speedup", "e2e", "ablation", "balance",
+                     "scale-target", "scale-speedup", "scale-budget"}
+    assert [problem for doc in docs for problem in check_tables(doc)] == []
 
 
-@pytest.mark.parametrize("kind", ["budget", "scale-target"])
-def test_a_changed_number_is_found_and_written_back(tmp_path: Path, kind: str) -> None:
-    lines = README.read_text().splitlines()
-    block = next(b for b in find_blocks(lines, str(README)) if b.kind == kind)
+def test_the_readme_command_checks_every_document() -> None:
+    out = subprocess.run([sys.executable, "-m", "bench", "readme"], cwd=REPO, capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+    assert f"{RESULTS}: every marked table agrees" in out.stdout and f"{SCALING}: every marked" in out.stdout
+
+
+@pytest.mark.parametrize("doc, kind", [(RESULTS, "budget"), (SCALING, "scale-target")])
+def test_a_changed_number_is_found_and_written_back(tmp_path: Path, doc: Path, kind: str) -> None:
+    lines = doc.read_text().splitlines()
+    block = next(b for b in find_blocks(lines, str(doc)) if b.kind == kind)
     table = lines[block.start + 1:block.end]
     cells = table[2].split(" | ")  # header, separator, then the first data row
     cells[1] = cells[1].replace(cells[1].split()[0], f"{float(cells[1].split()[0]) + 0.1:.1f}", 1)
     table[2] = " | ".join(cells)
-    marker = lines[block.start].replace(" run=reports/", f" run={REPO}/reports/")  # still the committed run
+    marker = lines[block.start].replace(" run=../reports/", f" run={REPO}/reports/")  # still the committed run
     copy = tmp_path / "README.md"
     copy.write_text("\n".join(["# results", "", marker, *table, lines[block.end]]) + "\n")
     [problem] = check_tables(copy)

@@ -28,8 +28,8 @@ COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callab
                "several runs", cmd_report.add_arguments, cmd_report.run),
     "regress": ("check FlowHash's speedups, hit rates and bucket balance against the committed baseline "
                 "(exit 1 naming any regression), or --update it", cmd_regress.add_arguments, cmd_regress.run),
-    "readme": ("check that the README's results tables agree number for number with the committed runs they name "
-               "(or --write them)", cmd_report.add_readme_arguments, cmd_report.run_readme),
+    "readme": ("check that the results tables of the README and docs/ agree number for number with the "
+               "committed runs they name (or --write them)", cmd_report.add_readme_arguments, cmd_report.run_readme),
     "list": ("list search methods with their build grids and query sweeps", cmd_list.add_arguments, cmd_list.run),
     "queries": ("build a standardized degraded query set (manifest, audio, DB segments, hash)",
                 cmd_queries.add_arguments, cmd_queries.run),

@@ -62,25 +62,31 @@ def run(args: argparse.Namespace) -> int:
 
 def add_readme_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``bench readme``: check (or rewrite) a file's results tables against their runs."""
-    parser.add_argument("file", nargs="?", type=Path, default=Path("README.md"),
-                        help="Markdown file whose '<!-- bench-table KIND run=PATH ... -->' tables are checked "
-                             "(default %(default)s); run paths are relative to the file's folder")
+    parser.add_argument("files", nargs="*", type=Path, metavar="FILE",
+                        help="Markdown files whose '<!-- bench-table KIND run=PATH ... -->' tables are checked "
+                             "(default: README.md and every docs/*.md); run paths are relative to each file's folder")
     parser.add_argument("--write", action="store_true",
                         help="rewrite the marked tables from their runs instead of checking them")
 
 
 def run_readme(args: argparse.Namespace) -> int:
-    """Exit 0 when every marked table agrees with its run (or after --write), 1 listing the differences."""
-    from bench.report.readme_tables import check_tables, write_tables
+    """Exit 0 when every marked table of every document agrees with its run (or after --write), 1
+    listing the differences."""
+    from bench.report.readme_tables import check_tables, documents, write_tables
 
-    if not args.file.is_file():
-        raise FileNotFoundError(f"{args.file}: no such file")
-    if args.write:
-        print(f"{args.file}: {write_tables(args.file)} table(s) rewritten from their runs")
-        return 0
-    problems = check_tables(args.file)
-    for p in problems:
-        print(p)
-    print(f"{args.file}: " + (f"{len(problems)} table(s) differ from their runs" if problems
-                              else "every marked table agrees with its run"))
-    return 1 if problems else 0
+    files = args.files or documents(Path.cwd())
+    for file in files:
+        if not file.is_file():
+            raise FileNotFoundError(f"{file}: no such file")
+    failed = 0
+    for file in files:
+        if args.write:
+            print(f"{file}: {write_tables(file)} table(s) rewritten from their runs")
+            continue
+        problems = check_tables(file)
+        for p in problems:
+            print(p)
+        failed += bool(problems)
+        print(f"{file}: " + (f"{len(problems)} table(s) differ from their runs" if problems
+                             else "every marked table agrees with its run"))
+    return 1 if failed else 0

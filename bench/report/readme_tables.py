@@ -456,6 +456,16 @@ def _render(block: Block, root: Path, runs: dict[Path, RunData | ScaleRun]) -> s
     return RENDERERS[block.kind](run, block.args)
 
 
+def documents(root: Path | str) -> list[Path]:
+    """The documents ``bench readme`` checks by default under the repository ``root``: README.md,
+    then every Markdown file of docs/ (those without markers check trivially)."""
+    root = Path(root)
+    if not (root / "README.md").is_file():
+        raise FileNotFoundError(f"{root}: no README.md here; run bench readme from the repository root, or name "
+                                f"the files")
+    return [root / "README.md", *sorted((root / "docs").glob("*.md"))]
+
+
 def check_tables(markdown: Path | str) -> list[str]:
     """A unified diff for every marked table of ``markdown`` that differs from its run's results
     (an empty list when all agree)."""
