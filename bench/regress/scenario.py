@@ -2,10 +2,13 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import Annotated, Any
 
-from bench.run.config import RunConfig, config_from_dict
+from pydantic import AfterValidator, ConfigDict, StrictFloat, StrictInt, StrictStr
+
+from bench.run.config import RunConfig, checked, config_from_dict
 from datasets.cache import stable_hash
 from methods.registry import method_class
 from methods.yaml_file import read_yaml
@@ -28,13 +31,15 @@ class Tolerances:
     (docs/protocol.md, "Uncertainty").
     """
 
-    hit_rate_rule: str = "paired"
-    hit_rate_drop_points: float = 1.0
-    candidate_speedup_min_ratio: float = 0.95
-    latency_speedup_min_ratio: float = 0.8
-    kernel_speedup_min_ratio: float = 0.5
-    expected_size_max_ratio: float = 1.05
-    entropy_drop: float = 0.01
+    __pydantic_config__ = ConfigDict(extra="forbid")
+
+    hit_rate_rule: StrictStr = "paired"
+    hit_rate_drop_points: StrictFloat = 1.0
+    candidate_speedup_min_ratio: StrictFloat = 0.95
+    latency_speedup_min_ratio: StrictFloat = 0.8
+    kernel_speedup_min_ratio: StrictFloat = 0.5
+    expected_size_max_ratio: StrictFloat = 1.05
+    entropy_drop: StrictFloat = 0.01
 
     def __post_init__(self) -> None:
         if self.hit_rate_rule not in HIT_RATE_RULES:
@@ -44,17 +49,45 @@ class Tolerances:
                 raise ValueError(f"tolerances.{f.name}={getattr(self, f.name)}: allowed >= 0")
 
 
+def _method(name: str) -> str:
+    method_class(name)
+    return name
+
+
+def _compiled_entry(entry: dict) -> dict:
+    """One ``compiled`` entry checked: a hash-table method, its build and one query point."""
+    if set(entry) != {"method", "build", "query"}:
+        raise ValueError(f"expected a mapping with exactly method, build and query, got {sorted(entry)}")
+    cls = method_class(str(entry["method"]))
+    if "kernels" not in cls.build_defaults:
+        raise ValueError(f"method {entry['method']!r} has no 'kernels' build parameter to compare")
+    if not isinstance(entry["build"], dict) or "kernels" in entry["build"] or not isinstance(entry["query"], dict):
+        raise ValueError("build and query must be mappings, build without 'kernels' (both are timed)")
+    return {"method": str(entry["method"]), "build": dict(entry["build"]), "query": dict(entry["query"])}
+
+
 @dataclass(frozen=True)
 class Scenario:
-    """What ``bench regress`` runs: a run config (with its grids), the focus method and its rivals."""
+    """What ``bench regress`` runs: a run config (with its grids), the focus method and its rivals.
+    Read from a file, each field is validated against its annotation (``bench.run.config.checked``)."""
+
+    __pydantic_config__ = ConfigDict(extra="forbid")
 
     config: RunConfig
-    focus: str
-    versus: tuple[str, ...]
-    rounds: int
-    tolerances: Tolerances
-    source: str
-    compiled: tuple[dict, ...] = ()  # {method, build, query}: compiled kernels timed against the NumPy reference
+    focus: Annotated[StrictStr, AfterValidator(_method)] = "flowhash"
+    versus: tuple[Annotated[StrictStr, AfterValidator(_method)], ...] = ("lsh", "ivfpq")
+    rounds: StrictInt = 7
+    tolerances: Tolerances = Tolerances()
+    # {method, build, query}: compiled kernels timed against the NumPy reference
+    compiled: tuple[Annotated[dict[str, Any], AfterValidator(_compiled_entry)], ...] = ()
+    source: str = field(default="", compare=False)  # the file it was read from; not part of the file
+
+    def __post_init__(self) -> None:
+        if self.focus in self.versus or not self.versus:
+            raise ValueError(f"versus={list(self.versus)} must name at least one method other than "
+                             f"focus={self.focus!r}")
+        if self.rounds < 1:
+            raise ValueError(f"rounds={self.rounds!r}: allowed an integer >= 1")
 
     @property
     def methods(self) -> list[str]:
@@ -78,39 +111,13 @@ def load_scenario(path: Path | str = DEFAULT_SCENARIO) -> Scenario:
     """Read and check a scenario file; errors name the file and the field."""
     path = Path(path)
     raw = read_yaml(path, "scenario file")
-    allowed = {"config", "focus", "versus", "rounds", "tolerances", "compiled"}
-    if not isinstance(raw, dict) or not set(raw) <= allowed or "config" not in raw:
-        raise ValueError(f"{path}: expected a mapping with 'config' and optionally {sorted(allowed - {'config'})}")
-    config = config_from_dict(raw["config"], f"{path}: config")
-    focus = str(raw.get("focus", "flowhash"))
-    versus = tuple(str(v) for v in raw.get("versus", ["lsh", "ivfpq"]))
-    for name in (focus, *versus):
-        method_class(name)
-    if focus in versus or not versus:
-        raise ValueError(f"{path}: versus={list(versus)} must name at least one method other than focus={focus!r}")
-    rounds = raw.get("rounds", 7)
-    if not isinstance(rounds, int) or rounds < 1:
-        raise ValueError(f"{path}: rounds={rounds!r}: allowed an integer >= 1")
-    tol = raw.get("tolerances") or {}
-    known = {f.name for f in fields(Tolerances)}
-    if not isinstance(tol, dict) or not set(tol) <= known:
-        raise ValueError(f"{path}: tolerances: allowed fields {sorted(known)}")
-    try:
-        tolerances = Tolerances(**{k: str(v) if k == "hit_rate_rule" else float(v) for k, v in tol.items()})
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"{path}: {exc}") from None
-    compiled = tuple(_compiled_entry(entry, f"{path}: compiled[{i}]")
-                     for i, entry in enumerate(raw.get("compiled") or []))
-    return Scenario(config, focus, versus, rounds, tolerances, str(path), compiled)
-
-
-def _compiled_entry(entry: object, where: str) -> dict:
-    """One ``compiled`` entry checked: a hash-table method, its build and one query point."""
-    if not isinstance(entry, dict) or set(entry) != {"method", "build", "query"}:
-        raise ValueError(f"{where}: expected a mapping with exactly method, build and query")
-    cls = method_class(str(entry["method"]))
-    if "kernels" not in cls.build_defaults:
-        raise ValueError(f"{where}: method {entry['method']!r} has no 'kernels' build parameter to compare")
-    if not isinstance(entry["build"], dict) or "kernels" in entry["build"] or not isinstance(entry["query"], dict):
-        raise ValueError(f"{where}: build and query must be mappings, build without 'kernels' (both are timed)")
-    return {"method": str(entry["method"]), "build": dict(entry["build"]), "query": dict(entry["query"])}
+    if isinstance(raw, dict):
+        if "source" in raw or "config" not in raw:
+            raise ValueError(f"{path}: expected a mapping with 'config' and optionally focus, versus, rounds, "
+                             f"tolerances, compiled")
+        raw = {**raw, "config": config_from_dict(raw["config"], f"{path}: config"), "source": str(path)}
+        if raw.get("compiled") is None:
+            raw.pop("compiled", None)
+        if raw.get("tolerances") is None:
+            raw.pop("tolerances", None)
+    return checked(Scenario, raw, str(path))

@@ -5,14 +5,14 @@ command-line options override the file.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args, get_type_hints
+
+from pydantic import ConfigDict, StrictFloat, StrictInt, StrictStr, TypeAdapter, ValidationError
 
 from datasets.protocol import Protocol
-from datasets.queries.conditions import parse_duration, parse_reverb, parse_snr
 from datasets.queries.queryset import QuerySetConfig
-from datasets.queries.transforms import parse_transform
 from methods.yaml_file import read_yaml
 
 DEFAULT_HOP_S = Protocol().hop_s
@@ -22,12 +22,14 @@ DEFAULT_HOP_S = Protocol().hop_s
 class TimingConfig:
     """How latency and throughput are measured (docs/protocol.md: warm-up, repeats, fixed threads)."""
 
-    threads: int = 1
-    warmup: int = 20
-    repeats: int = 3
-    latency_queries: int = 400
-    batch_repeats: int = 3  # 0: no batch QPS (NaN), e.g. where one batch over every query costs too much
-    interleaved_repeats: int = 3  # rounds of the compared points' re-timing (bench/run/retime.py)
+    __pydantic_config__ = ConfigDict(extra="forbid")
+
+    threads: StrictInt = 1
+    warmup: StrictInt = 20
+    repeats: StrictInt = 3
+    latency_queries: StrictInt = 400
+    batch_repeats: StrictInt = 3  # 0: no batch QPS (NaN), e.g. where one batch over every query costs too much
+    interleaved_repeats: StrictInt = 3  # rounds of the compared points' re-timing (bench/run/retime.py)
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -40,31 +42,33 @@ class TimingConfig:
 class RunConfig:
     """Everything a run depends on; its hash names the run folder."""
 
-    corpus: str = "synth"
-    corpus_path: str | None = None
-    fma_size: str = "small"
-    synth_tracks: int | None = None
-    synth_seed: int = 0
-    noise: str = "synth"
-    rooms: str = "simulated"
-    encoder: str = "synth-default"  # encoders.registry.open_encoder: a checkpoint, a plugin, or precomputed:DIR
+    __pydantic_config__ = ConfigDict(extra="forbid")
+
+    corpus: StrictStr = "synth"
+    corpus_path: StrictStr | None = None
+    fma_size: StrictStr = "small"
+    synth_tracks: StrictInt | None = None
+    synth_seed: StrictInt = 0
+    noise: StrictStr = "synth"
+    rooms: StrictStr = "simulated"
+    encoder: StrictStr = "synth-default"  # encoders.registry.open_encoder: a checkpoint, a plugin, or precomputed:DIR
     encoder_params: dict[str, Any] = field(default_factory=dict)  # a plugin encoder's constructor arguments
     queries: QuerySetConfig = QuerySetConfig()
-    db_splits: tuple[str, ...] = ("test", "val")
+    db_splits: tuple[StrictStr, ...] = ("test", "val")
     # synthetic distractor segments appended to the DB only (datasets/distractors.py's synth fill, as
     # bench scale adds them): a DB where exact search is no longer the fastest way; embedding methods only
-    distractors: int = 0
-    hop_s: float = DEFAULT_HOP_S  # the DB hop (docs/protocol.md); queries are cut at it too
-    train_pairs: int = 6000
-    held_out_pairs: int = 1000  # from held-out train tracks, for learned methods' early stopping
-    k: int = 10
-    seed: int = 0
-    device: str = "cpu"
+    distractors: StrictInt = 0
+    hop_s: StrictFloat = DEFAULT_HOP_S  # the DB hop (docs/protocol.md); queries are cut at it too
+    train_pairs: StrictInt = 6000
+    held_out_pairs: StrictInt = 1000  # from held-out train tracks, for learned methods' early stopping
+    k: StrictInt = 10
+    seed: StrictInt = 0
+    device: StrictStr = "cpu"
     timing: TimingConfig = TimingConfig()
     grids: dict[str, dict[str, list[dict[str, Any]]]] = field(default_factory=dict)
     # seconds one method call (fit, build, the accuracy search) or one point's timing loop may take;
     # a guard against a plugin that never returns, not part of the run's identity (no number depends on it)
-    call_limit_s: float = 3600.0
+    call_limit_s: StrictFloat = 3600.0
 
     def __post_init__(self) -> None:
         # synth_seed and synth_tracks are checked as the corpus opens, before any data is built
@@ -103,70 +107,76 @@ class RunConfig:
         return d
 
 
+#: what a list-valued field looks like, for the error naming it
+LIST_EXAMPLES = {"db_splits": "[test, val]"}
+_EXPECTED = {"int_type": "an integer", "int_from_float": "an integer", "int_parsing": "an integer",
+             "float_type": "a number", "float_parsing": "a number", "string_type": "a string",
+             "bool_type": "true or false", "dict_type": "a mapping", "tuple_type": "a non-empty list",
+             "list_type": "a non-empty list", "dataclass_type": "a mapping", "model_type": "a mapping"}
+
+
 def _type_error(where: str, expected: str, value: Any) -> ValueError:
     return ValueError(f"{where}: expected {expected}, got {value!r} ({type(value).__name__})")
 
 
-def _check_scalar(where: str, annotation: str, value: Any) -> Any:
-    """``value`` checked against a scalar field annotation ('int', 'float', 'str', 'str | None', ...)."""
-    optional = annotation.endswith(" | None")
-    base = annotation.removesuffix(" | None")
-    if value is None and optional:
-        return None
-    if base == "int":
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise _type_error(where, "an integer" + (" or null" if optional else ""), value)
-    elif base == "float":
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise _type_error(where, "a number" + (" or null" if optional else ""), value)
-        value = float(value)
-    elif base == "str":
-        if not isinstance(value, str):
-            raise _type_error(where, "a string" + (" or null" if optional else ""), value)
-    return value
+def _where(loc: tuple) -> str:
+    """A pydantic error location as the config names it: ``queries.snrs[0]``."""
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
 
 
-def _check_fields(cls: type, raw: dict, prefix: str, skip: tuple[str, ...] = ()) -> dict:
-    """The scalar fields of ``raw`` checked against dataclass ``cls``'s annotations; errors name
-    ``prefix.field`` and the expected type. Fields in ``skip`` are left to the caller."""
-    types = {f.name: f.type for f in fields(cls)}
-    return {k: v if k in skip else _check_scalar(f"{prefix}{k}", types[k], v) for k, v in raw.items()}
+def _field_type(cls: type, loc: tuple) -> Any:
+    """The annotation of the field at ``loc`` (names through nested dataclasses; list indices
+    skipped), or None where ``loc`` leaves the dataclasses."""
+    annotation: Any = cls
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        if not (isinstance(annotation, type) and is_dataclass(annotation)):
+            return None
+        annotation = get_type_hints(annotation).get(part)
+    return annotation
 
 
-def _list_of(where: str, value: Any, example: str) -> list:
-    if not isinstance(value, (list, tuple)) or not value:
-        raise _type_error(where, f"a non-empty list such as {example}", value)
-    return list(value)
+def _optional(cls: type, loc: tuple) -> bool:
+    """Whether the field at ``loc`` of dataclass ``cls`` may be null."""
+    return type(None) in get_args(_field_type(cls, loc))
 
 
-def _section(raw: Any, cls: type, where: str) -> dict:
-    """``raw`` as a mapping of some of dataclass ``cls``'s fields, or an error naming ``where``."""
+def checked(cls: type, raw: Any, source: str) -> Any:
+    """An instance of dataclass ``cls`` (its fields typed with pydantic's strict scalars and
+    ``extra="forbid"``) from the mapping ``raw``, validated by pydantic against the annotations: the
+    one schema of the run, scale and regression configs. Errors are ValueErrors that name
+    ``source``, the field, the value and what is allowed."""
     if not isinstance(raw, dict):
-        raise _type_error(where, f"a mapping of {cls.__name__} fields", raw)
-    allowed = {f.name for f in fields(cls)}
-    unknown = sorted(set(raw) - allowed)
-    if unknown:
-        raise ValueError(f"{where}: unknown field(s) {unknown}; allowed: {sorted(allowed)}")
-    return raw
-
-
-def _queries_from(raw: Any, source: str) -> QuerySetConfig:
-    raw = _section(raw, QuerySetConfig, f"{source}: queries")
-    lists = {"durations": (parse_duration, "[1, 2]"), "snrs": (parse_snr, "[clean, 10, 0]"),
-             "reverbs": (parse_reverb, "[none, 0.6]"),
-             "transforms": (parse_transform, "[none, stretch:1.05, pitch:-1, speed:1.02, mp3:32, phone:gsm]")}
-    out = _check_fields(QuerySetConfig, raw, f"{source}: queries.", skip=tuple(lists))
-    for name, (parse, example) in lists.items():
-        if name in out:
-            where = f"{source}: queries.{name}"
-            values = []
-            for i, x in enumerate(_list_of(where, out[name], example)):
-                try:  # None: a clean / dry cell as run.json records it
-                    values.append(None if x is None and name in ("snrs", "reverbs") else parse(x))
-                except ValueError as exc:
-                    raise ValueError(f"{where}[{i}]: {exc}") from None
-            out[name] = tuple(values)
-    return QuerySetConfig(**out)
+        raise _type_error(source, f"a mapping of {cls.__name__} fields", raw)
+    try:
+        return TypeAdapter(cls).validate_python(raw)
+    except ValidationError as exc:
+        errors = exc.errors()
+        unknown = sorted({_where(e["loc"]) for e in errors if e["type"] == "unexpected_keyword_argument"})
+        if unknown:
+            loc = next(e["loc"] for e in errors if e["type"] == "unexpected_keyword_argument")[:-1]
+            where = f"{source}: {_where(loc)}" if loc else source
+            names = [u.rpartition(".")[2] for u in unknown]
+            allowed = sorted(f.name for f in fields(_field_type(cls, loc)))
+            raise ValueError(f"{where}: unknown field(s) {names}; allowed: {allowed}") from None
+        first = errors[0]
+        if first["type"] == "missing":
+            raise ValueError(f"{source}: {_where(first['loc'])}: required, and missing") from None
+        if first["type"] in ("value_error", "assertion_error"):
+            message, where = first["msg"].removeprefix("Value error, "), _where(first["loc"])
+            named = not where or where in message  # a check that names its field itself
+            raise ValueError(f"{source}: {message}" if named else f"{source}: {where}: {message}") from None
+        where = _where(first["loc"])
+        expected = _EXPECTED.get(first["type"], first["msg"].lower().removeprefix("input should be "))
+        if expected == "a non-empty list" and where in LIST_EXAMPLES:
+            expected += f" such as {LIST_EXAMPLES[where]}"
+        if _optional(cls, first["loc"]):
+            expected += " or null"
+        raise _type_error(f"{source}: {where}", expected, first["input"]) from None
 
 
 def _grids_from(raw: Any, source: str) -> dict:
@@ -193,27 +203,12 @@ def load_config(path: Path | str | None) -> RunConfig:
 
 
 def config_from_dict(raw: Any, source: str) -> RunConfig:
-    """A RunConfig from a mapping of any subset of its fields; errors name ``source``."""
-    raw = dict(_section(raw, RunConfig, source))
-    try:
-        raw = _check_fields(RunConfig, raw, f"{source}: ",
-                            skip=("queries", "timing", "db_splits", "grids", "encoder_params"))
-        if "encoder_params" in raw:
-            params = raw["encoder_params"] or {}
-            if not isinstance(params, dict) or not all(isinstance(k, str) for k in params):
-                raise _type_error(f"{source}: encoder_params", "a mapping of parameter names to values", params)
-            raw["encoder_params"] = dict(params)
-        if "queries" in raw:
-            raw["queries"] = _queries_from(raw["queries"] or {}, source)
-        if "timing" in raw:
-            timing = _section(raw["timing"] or {}, TimingConfig, f"{source}: timing")
-            raw["timing"] = TimingConfig(**_check_fields(TimingConfig, timing, f"{source}: timing."))
-        if "db_splits" in raw:
-            splits = _list_of(f"{source}: db_splits", raw["db_splits"], "[test, val]")
-            raw["db_splits"] = tuple(_check_scalar(f"{source}: db_splits[{i}]", "str", x) for i, x in enumerate(splits))
+    """A RunConfig from a mapping of any subset of its fields (:func:`checked`); errors name ``source``."""
+    raw = dict(raw) if isinstance(raw, dict) else raw
+    if isinstance(raw, dict):
+        for name in ("queries", "timing", "encoder_params", "grids"):
+            if name in raw and raw[name] is None:  # an empty YAML section: the defaults
+                raw[name] = {}
         if "grids" in raw:
-            raw["grids"] = _grids_from(raw["grids"] or {}, source)
-        return replace(RunConfig(), **raw)
-    except (TypeError, ValueError) as exc:
-        message = str(exc)
-        raise ValueError(message if message.startswith(source) else f"{source}: {message}") from None
+            raw["grids"] = _grids_from(raw["grids"], source)
+    return checked(RunConfig, raw, source)

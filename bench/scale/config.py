@@ -4,34 +4,75 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from bench.run.config import RunConfig, config_from_dict, read_yaml
+from pydantic import AfterValidator, BeforeValidator, ConfigDict, StrictBool, StrictFloat, StrictInt
 
-SECTIONS = ("run", "sizes", "methods", "distractors", "latency_budget_ms", "build_budget_s", "workers",
-            "accuracy_threads")
+from bench.run.config import RunConfig, checked, config_from_dict, read_yaml
+
+DEFAULT_METHODS = ("exhaustive", "flowhash", "lsh-directed", "ivfpq", "hnsw")
+
+
+def _sizes(value: Any) -> tuple[int | str, ...]:
+    return parse_sizes(value, "")
+
+
+def _methods(value: tuple[str, ...]) -> tuple[str, ...]:
+    """Registered methods that search embeddings, the exhaustive reference first."""
+    from methods.registry import method_class
+
+    if not value:
+        raise ValueError(f"methods: expected a list of method names, got {list(value)!r}")
+    for m in value:
+        try:
+            kind = method_class(m).input_kind
+        except (KeyError, ValueError) as exc:
+            raise ValueError(f"methods: {exc}") from None
+        if kind != "embedding":
+            raise ValueError(f"methods: {m} searches spectral images; a scaling run's DB store holds embeddings only")
+    return tuple(dict.fromkeys(["exhaustive", *value]))
+
+
+@dataclass(frozen=True)
+class Distractors:
+    """What a scaling run's DB grows by beyond its own rows (``datasets.distractors``)."""
+
+    __pydantic_config__ = ConfigDict(extra="forbid")
+
+    real: StrictBool = True  # real music (debian-distractors)
+    fill: StrictBool = True  # the synthetic fill, where the real music runs out
 
 
 @dataclass(frozen=True)
 class ScaleConfig:
     """A scaling run: ``run`` fixes everything but the DB size; the DB is the run's DB splits
     (the query tracks and the corpus's other DB tracks) followed by distractors, cut at each of
-    ``sizes`` (ascending; ``"base"`` is the run's own DB alone, ``"max"`` every segment there is)."""
+    ``sizes`` (ascending; ``"base"`` is the run's own DB alone, ``"max"`` every segment there is).
+    Read from a file, each field is validated against its annotation (``bench.run.config.checked``)."""
+
+    __pydantic_config__ = ConfigDict(extra="forbid")
 
     run: RunConfig
-    sizes: tuple[int | str, ...]
-    methods: tuple[str, ...] = ("exhaustive", "flowhash", "lsh-directed", "ivfpq", "hnsw")
-    real_distractors: bool = True
-    synthetic_fill: bool = True
-    latency_budget_ms: float = 2.0
-    build_budget_s: float = 900.0
-    workers: int = 2  # embedding processes for the distractor store
-    accuracy_threads: int = 2  # the untimed accuracy passes; latency stays on run.timing.threads
+    sizes: Annotated[tuple[int | str, ...], BeforeValidator(_sizes)]
+    methods: Annotated[tuple[str, ...], AfterValidator(_methods)] = DEFAULT_METHODS
+    distractors: Distractors = Distractors()
+    latency_budget_ms: StrictFloat = 2.0
+    build_budget_s: StrictFloat = 900.0
+    workers: StrictInt = 2  # embedding processes for the distractor store
+    accuracy_threads: StrictInt = 2  # the untimed accuracy passes; latency stays on run.timing.threads
+
+    def __post_init__(self) -> None:
+        for key in ("latency_budget_ms", "build_budget_s"):
+            if not getattr(self, key) > 0:
+                raise ValueError(f"{key}: expected a positive number, got {getattr(self, key)!r}")
+        for key in ("workers", "accuracy_threads"):
+            if not 1 <= getattr(self, key) <= 64:
+                raise ValueError(f"{key}: expected an integer 1..64, got {getattr(self, key)!r}")
 
     def to_dict(self) -> dict:
         """Plain-dict form for run.json and hashing."""
         return {"run": self.run.to_dict(), "sizes": list(self.sizes), "methods": list(self.methods),
-                "distractors": {"real": self.real_distractors, "fill": self.synthetic_fill},
+                "distractors": {"real": self.distractors.real, "fill": self.distractors.fill},
                 "latency_budget_ms": self.latency_budget_ms, "build_budget_s": self.build_budget_s,
                 "workers": self.workers, "accuracy_threads": self.accuracy_threads}
 
@@ -57,7 +98,7 @@ class ScaleConfig:
 
 
 def _where(source: str, key: str) -> str:
-    return f"{source}: {key}"
+    return f"{source}: {key}" if source else key
 
 
 def _size(value: Any) -> int | str | None:
@@ -92,47 +133,11 @@ def parse_sizes(sizes: Any, source: str) -> tuple[int | str, ...]:
 
 def scale_config_from_dict(raw: Any, source: str) -> ScaleConfig:
     """A ScaleConfig from a mapping (see ``configs/scale.yml``); errors name ``source`` and the field."""
-    if not isinstance(raw, dict):
-        raise ValueError(f"{source}: expected a mapping with sections {', '.join(SECTIONS)}")
-    unknown = sorted(set(raw) - set(SECTIONS))
-    if unknown:
-        raise ValueError(f"{source}: unknown field(s) {unknown}; allowed: {', '.join(SECTIONS)}")
-    run = config_from_dict(raw.get("run") or {}, f"{source}: run")
-    checked = parse_sizes(raw.get("sizes"), source)
-    methods = raw.get("methods", list(ScaleConfig.methods))
-    if not isinstance(methods, list) or not all(isinstance(m, str) for m in methods) or not methods:
-        raise ValueError(f"{_where(source, 'methods')}: expected a list of method names, got {methods!r}")
-    from methods.registry import method_class
-
-    for m in methods:
-        try:
-            method_class(m)
-        except (KeyError, ValueError) as exc:
-            raise ValueError(f"{_where(source, 'methods')}: {exc}") from None
-        if method_class(m).input_kind != "embedding":
-            raise ValueError(f"{_where(source, 'methods')}: {m} searches spectral images; a scaling run's DB "
-                             f"store holds embeddings only")
-    dist = raw.get("distractors") or {}
-    if not isinstance(dist, dict) or set(dist) - {"real", "fill"} or \
-            not all(isinstance(v, bool) for v in dist.values()):
-        raise ValueError(f"{_where(source, 'distractors')}: expected {{real: true|false, fill: true|false}}, "
-                         f"got {dist!r}")
-    numbers = {}
-    for key, default, low in (("latency_budget_ms", ScaleConfig.latency_budget_ms, 0.0),
-                              ("build_budget_s", ScaleConfig.build_budget_s, 0.0)):
-        v = raw.get(key, default)
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or v <= low:
-            raise ValueError(f"{_where(source, key)}: expected a positive number, got {v!r}")
-        numbers[key] = float(v)
-    counts = {}
-    for key, default in (("workers", ScaleConfig.workers), ("accuracy_threads", ScaleConfig.accuracy_threads)):
-        v = raw.get(key, default)
-        if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= 64:
-            raise ValueError(f"{_where(source, key)}: expected an integer 1..64, got {v!r}")
-        counts[key] = v
-    return ScaleConfig(run, checked, tuple(dict.fromkeys(["exhaustive", *methods])),
-                       dist.get("real", True), dist.get("fill", True), numbers["latency_budget_ms"],
-                       numbers["build_budget_s"], counts["workers"], counts["accuracy_threads"])
+    if isinstance(raw, dict):
+        raw = {**raw, "run": config_from_dict(raw.get("run") or {}, f"{source}: run")}
+        if raw.get("distractors") is None:
+            raw.pop("distractors", None)
+    return checked(ScaleConfig, raw, source)
 
 
 def load_scale_config(path: Path | str) -> ScaleConfig:

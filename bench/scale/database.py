@@ -57,8 +57,8 @@ def build_scale_db(config: ScaleConfig, inputs: RunInputs, progress: bool = True
     base = inputs.db_segments[["track_id", "segment"]].assign(source=CORPUS_SOURCE, key=inputs.db_segments["track_id"],
                                                             real=True)
     need = max(0, max(config.counted_sizes, default=0) - len(base))
-    distractors = assemble_distractors(corpus, need, config.run.seed, config.real_distractors,
-                                       config.synthetic_fill, progress=progress)
+    distractors = assemble_distractors(corpus, need, config.run.seed, config.distractors.real,
+                                       config.distractors.fill, progress=progress)
     n_dist = distractors.segments if "max" in config.sizes else need
     dtable = distractor_segments(distractors, corpus.protocol, n_dist)
     table = pd.concat([base, dtable[["source", "track_id", "key", "segment", "real"]]], ignore_index=True)

@@ -15,11 +15,12 @@ import sys
 import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Iterator, Mapping
+from typing import Annotated, Any, Callable, Iterator, Mapping
 
 import numpy as np
 import pandas as pd
 import soundfile as sf
+from pydantic import BeforeValidator, ConfigDict, StrictFloat, StrictInt, StrictStr
 
 from datasets.audio_io import AudioReadError, warn_skip
 from datasets.cache import (
@@ -38,7 +39,7 @@ from datasets.progress import tqdm
 from datasets.protocol import Protocol
 from datasets.rooms import RoomBank
 
-from .conditions import CLEAN, DRY, check_distinct, reverb_label, snr_label
+from .conditions import CLEAN, DRY, check_distinct, parse_duration, parse_reverb, parse_snr, reverb_label, snr_label
 from .degrade import degrade, measured_snr_db
 from .open_set import (
     ABSENT,
@@ -71,20 +72,45 @@ FLAC_BYTES_PER_SAMPLE = 1.7
 RENDER_AUDIO_S_PER_S = 50.0
 
 
+def _condition_list(name: str, parse: Callable[[Any], Any], example: str, none_allowed: bool) -> BeforeValidator:
+    """A config file's list of condition values (labels such as ``clean`` allowed), parsed item by
+    item; errors name ``queries.NAME[i]`` (read by ``bench.run.config.checked``)."""
+    def check(value: Any) -> tuple:
+        if isinstance(value, (str, bytes, dict)) or not isinstance(value, (list, tuple)) or not value:
+            raise ValueError(f"queries.{name}: expected a non-empty list such as {example}, got {value!r}")
+        out = []
+        for i, x in enumerate(value):
+            try:
+                out.append(None if x is None and none_allowed else parse(x))
+            except ValueError as exc:
+                raise ValueError(f"queries.{name}[{i}]: {exc}") from None
+        return tuple(out)
+    return BeforeValidator(check)
+
+
 @dataclass(frozen=True)
 class QuerySetConfig:
-    """The query grid and the sampling rules; every field is part of the query set's identity."""
+    """The query grid and the sampling rules; every field is part of the query set's identity.
+    Read from a config file, each field is validated against its annotation (``bench.run.config.checked``)."""
 
-    durations: tuple[float, ...] = (1.0, 2.0, 3.0, 5.0)
-    snrs: tuple[float | None, ...] = (None, 20.0, 10.0, 5.0, 0.0)
-    reverbs: tuple[float | None, ...] = (None, 0.3, 0.6, 0.9)
-    per_cell: int = 50
-    seed: int = 0
-    split: str = "test"
-    rt60_tolerance: float = 0.1
-    min_active_fraction: float = 0.8
-    transforms: tuple[str, ...] = (NONE,)  # tempo, pitch, speed, codec and phone axes (transforms.py)
-    absent_share: float = 0.0  # open set: the share of queries (and tracks) whose song is in no DB
+    __pydantic_config__ = ConfigDict(extra="forbid")
+
+    durations: Annotated[tuple[float, ...], _condition_list("durations", parse_duration, "[1, 2]", False)] = \
+        (1.0, 2.0, 3.0, 5.0)
+    snrs: Annotated[tuple[float | None, ...], _condition_list("snrs", parse_snr, "[clean, 10, 0]", True)] = \
+        (None, 20.0, 10.0, 5.0, 0.0)
+    reverbs: Annotated[tuple[float | None, ...], _condition_list("reverbs", parse_reverb, "[none, 0.6]", True)] = \
+        (None, 0.3, 0.6, 0.9)
+    per_cell: StrictInt = 50
+    seed: StrictInt = 0
+    split: StrictStr = "test"
+    rt60_tolerance: StrictFloat = 0.1
+    min_active_fraction: StrictFloat = 0.8
+    # tempo, pitch, speed, codec and phone axes (transforms.py)
+    transforms: Annotated[tuple[str, ...], _condition_list(
+        "transforms", parse_transform, "[none, stretch:1.05, pitch:-1, speed:1.02, mp3:32, phone:gsm]", False)] \
+        = (NONE,)
+    absent_share: StrictFloat = 0.0  # open set: the share of queries (and tracks) whose song is in no DB
 
     def __post_init__(self) -> None:
         if self.per_cell < 1:

@@ -189,6 +189,24 @@ def test_config_file_errors_name_the_field(tmp_path: Path) -> None:
         load_config(tmp_path / "snr.yml")
 
 
+def test_every_committed_config_reads_and_keeps_its_run_s_identity() -> None:
+    from bench.regress.scenario import load_scenario
+    from bench.scale.config import load_scale_config
+    from datasets.cache import stable_hash
+
+    repo = Path(__file__).resolve().parents[2]
+    recorded = {name: json.loads((repo / "reports" / name / "run.json").read_text())["config"]
+                for name in ("debian-music", "robustness", "scale")}
+    for name in ("debian-music", "robustness"):  # the schema reads them to the identity their runs were made under
+        assert stable_hash(load_config(repo / "configs" / f"{name}.yml").to_dict()) == stable_hash(recorded[name])
+    assert stable_hash(load_scale_config(repo / "configs" / "scale.yml").to_dict()) == stable_hash(recorded["scale"])
+    baseline = json.loads((repo / "reports" / "baselines" / "ci.json").read_text())
+    assert load_scenario().hash() == baseline["scenario_hash"]
+    for path in sorted((repo / "configs").glob("*.yml")):  # every committed config reads
+        text = path.read_text()
+        assert (load_scale_config(path) if path.name.startswith("scale") else load_config(path)), text[:80]
+
+
 def run_cli(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "bench", *args], capture_output=True, text=True)
 
