@@ -68,3 +68,15 @@ def test_bad_markers_name_the_line(tmp_path: Path, marker: str, message: str) ->
     with pytest.raises(ValueError, match=message) as err:
         check_tables(md)
     assert f"{md}:2" in str(err.value)
+
+
+def test_the_ranking_orders_every_method_by_its_latency_at_the_target(tmp_path: Path) -> None:
+    md = tmp_path / "x.md"
+    md.write_text(f"<!-- bench-table ranking run={REPO}/reports/debian-music share=0.8 -->\n<!-- /bench-table -->\n")
+    assert write_tables(md) == 1
+    rows = [line.split(" | ") for line in md.read_text().splitlines()[3:-1]]
+    ranked = [r for r in rows if r[0].lstrip("| ") != "-"]
+    ms = [float(r[2]) for r in ranked]
+    assert ms == sorted(ms) and [int(r[0].lstrip("| ")) for r in ranked] == list(range(1, len(ranked) + 1))
+    assert any(r[1] == "flowhash" and r[4].strip(" |") == "" for r in ranked)  # FlowHash in its place, no ratio
+    assert {r[1] for r in rows} >= {"exhaustive", "pca-sign", "hnsw"}

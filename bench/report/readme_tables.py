@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
 import pandas as pd
 
 from bench.measure.operating_points import highest_rate
@@ -66,6 +67,7 @@ NAME, NAMES, INTEGERS = "a method name", "comma-separated method names", "comma-
 OPTIONS: dict[str, dict[str, str]] = {
     "budget": {"budget_ms": NUMBER}, "snr": {"budget_ms": NUMBER},
     "paired": {"budget_ms": NUMBER, "against": NAME}, "speedup": {}, "speedup-decided": {"share": NUMBER},
+    "ranking": {"share": NUMBER},
     "e2e": {"methods": NAMES}, "e2e-snr": {"methods": NAMES}, "ablation": {}, "ablation-factorial": {},
     "balance": {"methods": NAMES}, "robustness": {}, "open-set": {}, "ann": {}, "decided-recall": {"target": NUMBER},
     "scale-ann": {"sizes": INTEGERS}, "scale-decided-recall": {"sizes": INTEGERS, "target": NUMBER},
@@ -303,6 +305,29 @@ def decided(run: RunData, args: dict[str, str]) -> str:
                        "latency speedup [95% CI]", "decision"], ["l", "r", "r", "r", "l"], rows)
 
 
+def ranking(run: RunData, args: dict[str, str]) -> str:
+    """Every method that searches embeddings or spectral images ranked by its mean latency at the
+    fixed target (the ``share`` option's share of exhaustive search's exact rate; FlowHash in its
+    place), with FlowHash's decided speedup over each (``tables.decided_speedups``): the ranking to
+    set beside another run's, e.g. another encoder's."""
+    if run.outcomes is None or "latency_ms" not in run.outcomes:
+        raise ValueError(f"{run.root}: no per-query latencies in outcomes.parquet, so no decided speedups")
+    share = decided_share(args)
+    table = decided_speedups(run.outcomes, run.points, shares=(share,), seed=int(run.info.get("seed", 0) or 0))
+    if table.empty:
+        raise ValueError(f"{run.root}: {FOCUS} or exhaustive search did not run")
+    own = {"other": FOCUS, "other_ms": table["focus_ms"].iloc[0]}
+    ordered = pd.concat([table, pd.DataFrame([own])], ignore_index=True).sort_values(["other_ms", "other"])
+    rows = []
+    for rank, (_, r) in enumerate(ordered.iterrows(), start=1):
+        reached = np.isfinite(r["other_ms"])
+        rows.append([str(rank) if reached else "-", r["other"], num(r["other_ms"], ".3f") if reached else "misses",
+                     "" if r["other"] == FOCUS else decided_cells(r)[2],
+                     "" if r["other"] == FOCUS else r["decision"]])
+    return pipe_table(["rank", f"method (at {pct(table['target'].iloc[0])}% exact)", "ms",
+                       f"{FOCUS}'s speedup [95% CI]", "decision"], ["r", "l", "r", "r", "l"], rows)
+
+
 def ann(run: RunData, args: dict[str, str]) -> str:
     """The report's ANN table: each method's best recall@10 and its QPS at recall@10 >= 0.9."""
     table = ann_table(run.points)
@@ -351,7 +376,7 @@ def open_set(run: RunData, args: dict[str, str]) -> str:
 RENDERERS: dict[str, Callable[[RunData, dict[str, str]], str]] = {
     "budget": budget_table, "snr": snr_table, "paired": paired, "speedup": speedups, "e2e": end_to_end,
     "e2e-snr": end_to_end_snr, "ablation": ablation, "ablation-factorial": factorial, "balance": balance,
-    "speedup-decided": decided, "robustness": robustness, "open-set": open_set, "ann": ann,
+    "speedup-decided": decided, "ranking": ranking, "robustness": robustness, "open-set": open_set, "ann": ann,
     "decided-recall": decided_recall,
 }
 KINDS = (*RENDERERS, *SCALE_RENDERERS)
