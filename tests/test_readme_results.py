@@ -20,7 +20,7 @@ def test_every_document_s_tables_agree_with_the_committed_runs() -> None:
     assert docs[0] == README and {RESULTS, SCALING} <= set(docs)
     kinds = {b.kind for doc in docs for b in find_blocks(doc.read_text().splitlines(), str(doc))}
     assert kinds >= {"budget", "snr", "paired", "speedup", "e2e", "ablation", "balance",
-                     "scale-target", "scale-speedup", "scale-budget"}
+                     "scale-target", "scale-speedup", "scale-budget", "ranking"}
     assert [problem for doc in docs for problem in check_tables(doc)] == []
 
 
