@@ -34,7 +34,7 @@ from .data import RunData, load_run
 from .readme_scale_tables import RENDERERS as SCALE_RENDERERS
 from .readme_scale_tables import ScaleRun, check_selection, decided_share, load_scale_run, recall_target
 from .render import num, pct, pipe_table
-from .run_report import ann_cells, decided_cells, open_set_cells, pct_ci, robustness_cells
+from .run_report import ann_cells, decided_cells, decided_ratio, open_set_cells, pct_ci, robustness_cells
 from .tables import (
     FOCUS,
     REFERENCE,
@@ -290,16 +290,23 @@ def balance(run: RunData, args: dict[str, str]) -> str:
                    "expected / random", "H/K", "non-empty %"], ["l", "r", "r", "r", "r", "r"], rows)
 
 
+def _decided_at_share(run: RunData, args: dict[str, str]) -> pd.DataFrame:
+    """``tables.decided_speedups`` at the ``share`` option's share of exhaustive search's rate, or
+    an error naming the run when it cannot be decided there."""
+    if run.outcomes is None or "latency_ms" not in run.outcomes:
+        raise ValueError(f"{run.root}: no per-query latencies in outcomes.parquet, so no decided speedups")
+    table = decided_speedups(run.outcomes, run.points, shares=(decided_share(args),),
+                             seed=int(run.info.get("seed", 0) or 0))
+    if table.empty:
+        raise ValueError(f"{run.root}: {FOCUS} or exhaustive search did not run")
+    return table
+
+
 def decided(run: RunData, args: dict[str, str]) -> str:
     """FlowHash's speedup over each method at the fixed target (``tables.decided_speedups``, at the
     ``share`` option's share of exhaustive search's rate), with the interval that holds the timing
     and the decision."""
-    if run.outcomes is None or "latency_ms" not in run.outcomes:
-        raise ValueError(f"{run.root}: no per-query latencies in outcomes.parquet, so no decided speedups")
-    share = decided_share(args)
-    table = decided_speedups(run.outcomes, run.points, shares=(share,), seed=int(run.info.get("seed", 0) or 0))
-    if table.empty:
-        raise ValueError(f"{run.root}: {FOCUS} or exhaustive search did not run")
+    table = _decided_at_share(run, args)
     rows = [[r["other"], *decided_cells(r)] for _, r in table.iterrows()]
     return pipe_table(["over", f"{FOCUS} ms at {pct(table['target'].iloc[0])}%", "other ms",
                        "latency speedup [95% CI]", "decision"], ["l", "r", "r", "r", "l"], rows)
@@ -310,19 +317,14 @@ def ranking(run: RunData, args: dict[str, str]) -> str:
     fixed target (the ``share`` option's share of exhaustive search's exact rate; FlowHash in its
     place), with FlowHash's decided speedup over each (``tables.decided_speedups``): the ranking to
     set beside another run's, e.g. another encoder's."""
-    if run.outcomes is None or "latency_ms" not in run.outcomes:
-        raise ValueError(f"{run.root}: no per-query latencies in outcomes.parquet, so no decided speedups")
-    share = decided_share(args)
-    table = decided_speedups(run.outcomes, run.points, shares=(share,), seed=int(run.info.get("seed", 0) or 0))
-    if table.empty:
-        raise ValueError(f"{run.root}: {FOCUS} or exhaustive search did not run")
+    table = _decided_at_share(run, args)
     own = {"other": FOCUS, "other_ms": table["focus_ms"].iloc[0]}
     ordered = pd.concat([table, pd.DataFrame([own])], ignore_index=True).sort_values(["other_ms", "other"])
     rows = []
     for rank, (_, r) in enumerate(ordered.iterrows(), start=1):
         reached = np.isfinite(r["other_ms"])
         rows.append([str(rank) if reached else "-", r["other"], num(r["other_ms"], ".3f") if reached else "misses",
-                     "" if r["other"] == FOCUS else decided_cells(r)[2],
+                     "" if r["other"] == FOCUS else decided_ratio(r),
                      "" if r["other"] == FOCUS else r["decision"]])
     return pipe_table(["rank", f"method (at {pct(table['target'].iloc[0])}% exact)", "ms",
                        f"{FOCUS}'s speedup [95% CI]", "decision"], ["r", "l", "r", "r", "l"], rows)

@@ -414,9 +414,15 @@ def decided_speedups(outcomes: pd.DataFrame, points: pd.DataFrame, focus: str = 
     if focus not in methods or REFERENCE not in methods:
         return pd.DataFrame(columns=DECIDED_COLUMNS)
     best = float(points.loc[points["method"] == REFERENCE, "exact"].max())
-    others = [o for o in sorted(methods - {focus}, key=method_sort_key) if latency_cost(points, o) == "latency_mean_ms"]
-    return _decided(outcomes, points, focus, others, "exact", [(share, share * best) for share in shares], True,
-                    seed, n_boot)
+    return _decided(outcomes, points, focus, _latency_rivals(points, focus), "exact",
+                    [(share, share * best) for share in shares], True, seed, n_boot)
+
+
+def _latency_rivals(points: pd.DataFrame, focus: str) -> list[str]:
+    """The methods other than ``focus`` compared on search latency alone (those that search
+    embeddings or spectral images; raw-audio methods are compared end to end instead)."""
+    return [o for o in sorted(set(points["method"]) - {focus}, key=method_sort_key)
+            if latency_cost(points, o) == "latency_mean_ms"]
 
 
 #: where the first run decides: this share of the focus method's own best exact rate (a DB where
@@ -433,9 +439,8 @@ def decided_at_focus_best(outcomes: pd.DataFrame, points: pd.DataFrame, focus: s
     if focus not in set(points["method"]):
         return pd.DataFrame(columns=DECIDED_COLUMNS)
     best = float(points.loc[points["method"] == focus, "exact"].max())
-    others = [o for o in sorted(set(points["method"]) - {focus}, key=method_sort_key)
-              if latency_cost(points, o) == "latency_mean_ms"]
-    return _decided(outcomes, points, focus, others, "exact", [(share, share * best)], True, seed, n_boot)
+    return _decided(outcomes, points, focus, _latency_rivals(points, focus), "exact", [(share, share * best)], True,
+                    seed, n_boot)
 
 
 def decided_recall_speedups(outcomes: pd.DataFrame, points: pd.DataFrame, focus: str = FOCUS,

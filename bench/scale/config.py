@@ -13,10 +13,6 @@ from bench.run.config import RunConfig, checked, config_from_dict, read_yaml
 DEFAULT_METHODS = ("exhaustive", "flowhash", "lsh-directed", "ivfpq", "hnsw")
 
 
-def _sizes(value: Any) -> tuple[int | str, ...]:
-    return parse_sizes(value, "")
-
-
 def _methods(value: tuple[str, ...]) -> tuple[str, ...]:
     """Registered methods that search embeddings, the exhaustive reference first."""
     from methods.registry import method_class
@@ -53,7 +49,7 @@ class ScaleConfig:
     __pydantic_config__ = ConfigDict(extra="forbid")
 
     run: RunConfig
-    sizes: Annotated[tuple[int | str, ...], BeforeValidator(_sizes)]
+    sizes: Annotated[tuple[int | str, ...], BeforeValidator(parse_sizes)]
     methods: Annotated[tuple[str, ...], AfterValidator(_methods)] = DEFAULT_METHODS
     distractors: Distractors = Distractors()
     latency_budget_ms: StrictFloat = 2.0
@@ -97,10 +93,6 @@ class ScaleConfig:
         return out
 
 
-def _where(source: str, key: str) -> str:
-    return f"{source}: {key}" if source else key
-
-
 def _size(value: Any) -> int | str | None:
     """One size: 'base', 'max' or a positive segment count (an integer, or its digits as ``--sizes``
     gives them, '_' or ',' grouping allowed); None when it is none of these."""
@@ -112,21 +104,22 @@ def _size(value: Any) -> int | str | None:
     return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
 
 
-def parse_sizes(sizes: Any, source: str) -> tuple[int | str, ...]:
+def parse_sizes(sizes: Any) -> tuple[int | str, ...]:
     """The ``sizes`` of a scaling config (the YAML list, or ``--sizes``' words): 'base' first if
-    given, rising segment counts, 'max' last if given; errors name ``source`` and the item."""
+    given, rising segment counts, 'max' last if given; errors name the item (``checked`` adds the
+    file)."""
     if not isinstance(sizes, list) or not sizes:
-        raise ValueError(f"{_where(source, 'sizes')}: expected a non-empty list of segment counts, 'base' or 'max', "
+        raise ValueError(f"sizes: expected a non-empty list of segment counts, 'base' or 'max', "
                          f"got {sizes!r}")
     checked = [_size(s) for s in sizes]
     for i, (s, c) in enumerate(zip(sizes, checked)):
         if c is None:
-            raise ValueError(f"{_where(source, f'sizes[{i}]')}: expected a positive integer, 'base' or 'max', "
+            raise ValueError(f"sizes[{i}]: expected a positive integer, 'base' or 'max', "
                              f"got {s!r}")
     numeric = [s for s in checked if s not in ("max", "base")]
     if numeric != sorted(set(numeric)) or ("max" in checked and checked[-1] != "max") or checked.count("max") > 1 \
             or ("base" in checked and checked[0] != "base") or checked.count("base") > 1:
-        raise ValueError(f"{_where(source, 'sizes')}: must rise strictly, with 'base' (if any) first and 'max' "
+        raise ValueError(f"sizes: must rise strictly, with 'base' (if any) first and 'max' "
                          f"(if any) last; got {sizes}")
     return tuple(checked)
 
