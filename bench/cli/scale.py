@@ -28,6 +28,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="when the run folder holds another configuration's run, discard it and start over")
     parser.add_argument("--redo", nargs="+", default=[], metavar="METHOD",
                         help="run these methods again at every size even if finished")
+    parser.add_argument("--validate-model", action="store_true",
+                        help="validate the fingerprint model: run the config with its real-music distractors (into "
+                             "RUN_DIR/real) and with model tracks in their place (RUN_DIR/synthetic), then compare "
+                             "each method at each sweep point and size (RUN_DIR/validation.csv, validation.md)")
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
     add_engine_arguments(parser)
 
@@ -56,9 +60,36 @@ def run(args: argparse.Namespace) -> int:
 
     t0 = time.perf_counter()
     config = scale_config(args)
+    if args.validate_model:
+        return _validate_model(args, config, t0)
     outcome = run_scale(config, args.run_dir, progress=not args.no_progress, force=args.force, redo=tuple(args.redo),
                         executor=executor_from(args), mix_nodes=args.mix_nodes)
     with folder_lock(outcome.root, "run folder", quiet=True):  # the run released it; no other writer between
         print(f"report: {write_scale_report(outcome.root)}")
     print(f"results in {outcome.root}; {time.perf_counter() - t0:.0f} s")
+    return 0
+
+
+def _validate_model(args: argparse.Namespace, config: ScaleConfig, t0: float) -> int:
+    import pandas as pd
+
+    from bench.report.scale_report import write_scale_report, write_validation_report
+    from bench.run.store import OUTCOMES
+    from bench.scale.model_validation import VALIDATION_CSV, sides, validation_table
+    from bench.scale.sweep import run_scale
+    from datasets.cache import atomic_write_bytes
+    from datasets.folder_lock import folder_lock
+
+    roots = {}
+    for side, side_config in sides(config).items():
+        print(f"validation: the {side} side", flush=True)
+        outcome = run_scale(side_config, args.run_dir / side, progress=not args.no_progress, force=args.force,
+                            redo=tuple(args.redo), executor=executor_from(args), mix_nodes=args.mix_nodes)
+        with folder_lock(outcome.root, "run folder", quiet=True):
+            print(f"report: {write_scale_report(outcome.root)}")
+        roots[side] = outcome.root
+    table = validation_table(*(pd.read_parquet(roots[s] / OUTCOMES) for s in sides(config)), seed=config.run.seed)
+    atomic_write_bytes(args.run_dir / VALIDATION_CSV, table.to_csv(index=False).encode())
+    print(f"report: {write_validation_report(args.run_dir)}")
+    print(f"validation in {args.run_dir}; {time.perf_counter() - t0:.0f} s")
     return 0

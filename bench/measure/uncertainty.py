@@ -173,18 +173,45 @@ SPEEDUP_MARGIN = 1.1
 RATE_MARGIN = 0.01
 
 
+def decide_ratio(interval: Interval, margin: float) -> str:
+    """What a ratio's interval decides: "higher" (it lies above ``margin``), "lower" (below
+    ``1 / margin``), "equivalent within N%" (inside both) or "undetermined" (it straddles a bound,
+    or is not finite)."""
+    lo, hi = interval.low, interval.high  # NaN bounds compare false: undetermined
+    if lo > margin:
+        return "higher"
+    if hi < 1 / margin:
+        return "lower"
+    if lo >= 1 / margin and hi <= margin:
+        return f"equivalent within {100 * (margin - 1):.0f}%"
+    return "undetermined"
+
+
 def decide_speedup(interval: Interval, margin: float = SPEEDUP_MARGIN) -> str:
     """What a speedup's interval decides: "faster" (it lies above ``margin``), "slower" (below
     ``1 / margin``), "equivalent within 10%" (inside both), or "undetermined" (it straddles a
     bound, or is not finite)."""
-    lo, hi = interval.low, interval.high  # NaN bounds compare false: undetermined
-    if lo > margin:
-        return "faster"
-    if hi < 1 / margin:
-        return "slower"
-    if lo >= 1 / margin and hi <= margin:
-        return f"equivalent within {100 * (margin - 1):.0f}%"
-    return "undetermined"
+    return {"higher": "faster", "lower": "slower"}.get(decision := decide_ratio(interval, margin), decision)
+
+
+def paired_ratio(a: np.ndarray, b: np.ndarray, cells: np.ndarray, level: float = LEVEL, n_boot: int = N_BOOT,
+                 seed: int = 0) -> Interval:
+    """mean(a) / mean(b) of per-query values measured on the same queries (e.g. candidates, or
+    latencies, under two DBs), with a bootstrap interval that resamples the queries within each
+    cell, the same draw for both."""
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if a.shape != b.shape:
+        raise ValueError(f"paired values must be of the same queries: {a.shape} vs {b.shape}")
+    w = stratified_weights(cells, n_boot, seed)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        point = float(a.mean() / b.mean())
+        draws = (w @ a) / (w @ b)
+    draws = draws[np.isfinite(draws)]
+    method = f"paired stratified bootstrap ({n_boot}, seed {seed})"
+    if len(draws) == 0:
+        return Interval(point, float("nan"), float("nan"), method)
+    lo, hi = _percentile(draws, level)
+    return Interval(point, lo, hi, method)
 
 
 def decide_difference(interval: Interval, margin: float = RATE_MARGIN) -> str:

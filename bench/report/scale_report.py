@@ -426,13 +426,13 @@ def _factorial_section(t: _ScaleTables) -> list:
 
 
 def _skipped_section(t: _ScaleTables) -> list:
-    """Configurations not run within budget."""
+    """Configurations not run: over the build budget, or on model rows the model was not validated for."""
     points = t.points
     blocks: list = []
     add = blocks.append
     skipped = points[points.get("status", pd.Series(dtype=str)) != "ok"] if "status" in points else points[:0]
     if len(skipped):
-        add(Heading(2, "Not run within budget"))
+        add(Heading(2, "Not run"))
         add(Bullets([f"{r['label']} at N={int(r['n_db']):,}: {r['status_detail']}"
                      for r in skipped.to_dict("records")]))
     return blocks
@@ -478,3 +478,78 @@ def _time_section(t: _ScaleTables) -> list:
                               "the sweep's latency timing of every point, and the interleaved re-timing of the "
                               "compared points."))
     return blocks
+
+
+def _interval(estimate: float, lo: float, hi: float, fmt: str) -> str:
+    return f"{format(estimate, fmt)} [{format(lo, fmt)}, {format(hi, fmt)}]" if math.isfinite(estimate) else "-"
+
+
+def validation_rows(table: pd.DataFrame) -> list[list[str]]:
+    """The validation table's rows as the report prints them: method, point, N, then each
+    comparison's estimate [95% CI]: decision."""
+    rows = []
+    for r in table.sort_values(["method", "label", "query_params", "n_db"], key=lambda c: c.map(str)).itertuples():
+        rows.append([r.label, str(r.query_params), count(r.n_db),
+                     f"{pct(r.exact_real)} / {pct(r.exact_synthetic)}",
+                     f"{_interval(100 * r.exact_diff, 100 * r.exact_diff_lo, 100 * r.exact_diff_hi, '+.2f')}: "
+                     f"{r.exact_decision}",
+                     f"{_interval(r.candidates_ratio, r.candidates_lo, r.candidates_hi, '.3f')}: "
+                     f"{r.candidates_decision}",
+                     f"{_interval(r.latency_ratio, r.latency_lo, r.latency_hi, '.3f')}: {r.latency_decision}",
+                     "yes" if r.matches else "**no**"])
+    return rows
+
+
+VERDICT = {True: "matches: measured on synthetic rows",
+           False: "does not match: not measured on synthetic rows"}
+
+
+def write_validation_report(root: Path | str) -> Path:
+    """Write ``validation.md``/``.html`` into the validation folder ``root`` (``bench scale
+    --validate-model``): the model's fit, the fingerprint statistics of real and model rows, and
+    each method compared at fixed sweep points; returns validation.md."""
+    from bench.scale.model_validation import (
+        CANDIDATES_MARGIN,
+        LATENCY_MARGIN,
+        REAL_DIR,
+        SYNTHETIC_DIR,
+        method_verdicts,
+        read_validation,
+    )
+
+    root = Path(root)
+    table = read_validation(root)
+    info = json.loads((root / SYNTHETIC_DIR / RUN_JSON).read_text())
+    model = info.get("fingerprint_model", {})
+    doc = Document("FlowHash bench: does the fingerprint model stand in for real distractors?",
+                   f"{now()} by flowhash-bench {__version__} from the stored results")
+    doc.add(Para(f"One scaling config run twice on the same {info['queryset']['queries']:,} queries: in `{REAL_DIR}/`, "
+                 f"the run's own DB ({info['db']['base_segments']:,} segments) followed by real-music distractors; in "
+                 f"`{SYNTHETIC_DIR}/`, the same rows followed by tracks drawn from the fingerprint model "
+                 f"(`bench/scale/fingerprint_model.py`) in their place. The model was fitted on "
+                 f"{model.get('rows', 0):,} real distractor rows of {model.get('tracks', 0)} tracks (never a corpus "
+                 f"row), {model.get('components', '?')} centroid component(s) by BIC, in "
+                 f"{model.get('fit_seconds', '?')} s; "
+                 f"the draw holds {model.get('model_tracks', 0):,} tracks."))
+    stats = model.get("stats")
+    if stats:
+        doc.add(Heading(2, "Fingerprint statistics, real and model rows"),
+                Table(["statistic", "real", "model"],
+                      [[k, f"{v['real']:.3f}", f"{v['model']:.3f}"] for k, v in stats.items()],
+                      "Mean cosine between two segments of one track k hops apart (lag_k), between two random "
+                      "segments, and between a probe row and its k-th nearest other row (neighbour_k), over "
+                      "the same number of rows of each."))
+    verdicts = method_verdicts(table)
+    doc.add(Heading(2, "Each method at fixed query parameters"),
+            Para(f"Synthetic against real at the same build and query parameters and the same size N. Exact "
+                 f"rate: the paired difference, synthetic minus real, in points, decided equivalent within 1 point. "
+                 f"Candidates: the ratio of means, synthetic over real, decided within "
+                 f"{100 * (CANDIDATES_MARGIN - 1):.0f}%. Latency: the ratio of mean latencies over the queries "
+                 f"timed in both runs (one thread), within {100 * (LATENCY_MARGIN - 1):.0f}%; the two runs were "
+                 f"timed one after the other, not interleaved, so machine drift between them is not inside the "
+                 f"interval. 95% intervals resample the queries within each condition cell, one draw for both sides."),
+            Table(["point", "query", "N", "exact % real / synth.", "exact diff. (points)", "candidates ratio",
+                   "latency ratio", "matches"], validation_rows(table), "", 3),
+            Bullets([f"{m}: {VERDICT[verdicts[m]]}" for m in sorted(verdicts, key=method_sort_key)]))
+    md, _ = write_document(doc, root, "validation")
+    return md

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BeforeValidator, ConfigDict, StrictBool, StrictFloat, StrictInt
+from pydantic import AfterValidator, BeforeValidator, ConfigDict, StrictBool, StrictFloat, StrictInt, StrictStr
 
 from bench.run.config import RunConfig, checked, config_from_dict, read_yaml
 
@@ -37,6 +37,24 @@ class Distractors:
 
     real: StrictBool = True  # real music (debian-distractors)
     fill: StrictBool = True  # the synthetic fill, where the real music runs out
+    # model: the DB beyond the run's own rows (or beyond real_until rows) drawn from the fingerprint model
+    # (bench/scale/fingerprint_model.py), fitted on the distractor rows that real and fill give, up to
+    # real_until rows, else up to the largest size (bench/scale/database.py, build_model_db)
+    model: StrictBool = False
+    real_until: StrictInt | None = None  # with model: those distractors up to this many DB rows, the model beyond
+
+    def __post_init__(self) -> None:
+        if self.real_until is not None and not self.model:
+            raise ValueError("distractors.real_until: applies with distractors.model: true only")
+        if self.real_until is not None and self.real_until <= 0:
+            raise ValueError(f"distractors.real_until: expected a positive segment count, got {self.real_until}")
+
+    def to_dict(self) -> dict:
+        """Plain-dict form; the model's fields only when set, so that earlier runs keep their hashes."""
+        out = {"real": self.real, "fill": self.fill}
+        if self.model:
+            out.update({"model": True, "real_until": self.real_until})
+        return out
 
 
 @dataclass(frozen=True)
@@ -55,6 +73,9 @@ class ScaleConfig:
     latency_budget_ms: StrictFloat = 2.0
     build_budget_s: StrictFloat = 900.0
     workers: StrictInt = 2  # embedding processes for the distractor store
+    # a fingerprint-model validation (bench scale --validate-model's folder or its validation.csv): with
+    # distractors.model, a method it does not find matching is not run at sizes holding model rows
+    model_validation: StrictStr | None = None
     accuracy_threads: StrictInt = 2  # the untimed accuracy passes; latency stays on run.timing.threads
 
     def __post_init__(self) -> None:
@@ -68,9 +89,10 @@ class ScaleConfig:
     def to_dict(self) -> dict:
         """Plain-dict form for run.json and hashing."""
         return {"run": self.run.to_dict(), "sizes": list(self.sizes), "methods": list(self.methods),
-                "distractors": {"real": self.distractors.real, "fill": self.distractors.fill},
+                "distractors": self.distractors.to_dict(),
                 "latency_budget_ms": self.latency_budget_ms, "build_budget_s": self.build_budget_s,
-                "workers": self.workers, "accuracy_threads": self.accuracy_threads}
+                "workers": self.workers, "accuracy_threads": self.accuracy_threads,
+                **({"model_validation": self.model_validation} if self.model_validation else {})}
 
     @property
     def counted_sizes(self) -> tuple[int, ...]:

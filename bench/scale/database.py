@@ -2,7 +2,8 @@
 the distractors, all embedded in one on-disk store, so that the DB of size N is its first N rows."""
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
+from typing import Iterator
 
 import numpy as np
 import pandas as pd
@@ -10,15 +11,21 @@ import pandas as pd
 from bench.run.executor import Executor
 from bench.run.inputs import RunInputs
 from datasets.cache import cache_dir, stable_hash
-from datasets.distractors import DistractorSet, assemble_distractors, distractor_segments
+from datasets.distractors import FILL_SOURCE, REAL_SOURCE, DistractorSet, assemble_distractors, distractor_segments
 from encoders.embed import db_identity
 from encoders.interface import EncoderError
 from encoders.precomputed import PrecomputedEncoder
 from encoders.store import CHUNK_ROWS, EmbeddingStore, fill_store
 
-from .config import ScaleConfig
+from .config import Distractors, ScaleConfig
+from .fingerprint_model import FingerprintModel, fit_fingerprint_model, load_fingerprint_model
+from .fingerprint_stats import fingerprint_stats
 
 CORPUS_SOURCE = "corpus"
+MODEL_SOURCE = "model-distractors"
+MODEL_SEED_OFFSET = 2_000_003  # the model's draws use the run seed plus this
+STATS_ROWS = 200_000
+DISTRACTOR_SOURCES = frozenset({REAL_SOURCE, FILL_SOURCE})
 
 
 @dataclass
@@ -30,6 +37,7 @@ class ScaleDatabase:
     store: EmbeddingStore
     distractors: DistractorSet
     n_base: int
+    model: dict | None = field(default=None)  # the fingerprint model's fit, when it fills the DB
 
     def __len__(self) -> int:
         return len(self.table)
@@ -49,7 +57,9 @@ def build_scale_db(config: ScaleConfig, inputs: RunInputs, progress: bool = True
     """Assemble the distractors the largest size needs, and embed every row into the store
     (``cache_dir("embeddings", "store", <key>)``), reusing the run's own DB embeddings; the rows
     are embedded on the ``executor``'s workers when it has any (Ray's), else in ``config.workers``
-    processes."""
+    processes. With ``distractors.model``, see :func:`build_model_db`."""
+    if config.distractors.model:
+        return build_model_db(config, inputs, progress, executor)
     if isinstance(inputs.encoder, PrecomputedEncoder):
         raise EncoderError(f"{inputs.encoder.label}: a scaling run embeds distractors, which precomputed vectors "
                            f"do not hold; run bench scale with the encoder itself (a checkpoint or a plugin)")
@@ -82,3 +92,81 @@ def sized_inputs(inputs: RunInputs, db: ScaleDatabase, n: int) -> RunInputs:
     if "train" in inputs.__dict__:
         sized.__dict__["train"] = inputs.__dict__["train"]
     return sized
+
+
+def fitted_model(real: ScaleDatabase, seed: int, progress: bool = True) -> tuple[FingerprintModel, str]:
+    """The fingerprint model fitted on ``real``'s distractor rows (never a corpus row),
+    kept in ``cache_dir("fingerprint-models")`` by the store's key; with its key."""
+    key = stable_hash({"store": real.store.state["key"], "seed": seed, "format": 1}, n=32)
+    path = cache_dir("fingerprint-models") / f"{key}.npz"
+    if path.is_file():
+        return load_fingerprint_model(path), key
+    part = real.table.iloc[real.n_base:]
+    rows = np.asarray(real.store.rows[real.n_base:])
+    if progress:
+        print(f"fingerprint model: fitting on {len(rows):,} distractor rows", flush=True)
+    model = fit_fingerprint_model(rows, part["key"].to_numpy(), part["source"].to_numpy(), DISTRACTOR_SOURCES,
+                                  seed=seed)
+    tmp = path.with_name(path.stem + ".tmp.npz")
+    model.save(tmp)
+    tmp.replace(path)
+    return model, key
+
+
+def model_stats(real: ScaleDatabase, model: FingerprintModel, seed: int, rows: int = STATS_ROWS) -> dict:
+    """:func:`~bench.scale.fingerprint_stats.fingerprint_stats` of the first ``rows`` distractor rows
+    of ``real`` and of as many rows drawn from ``model``: {statistic: {"real": .., "model": ..}}."""
+    stop = min(len(real), real.n_base + rows)
+    real_stats = fingerprint_stats(np.asarray(real.store.rows[real.n_base:stop]),
+                                   real.table["key"].to_numpy()[real.n_base:stop], seed=seed)
+    drawn, table = model.sample(stop - real.n_base, seed)
+    model_stats_ = fingerprint_stats(drawn, table["track"].to_numpy(), seed=seed)
+    return {k: {"real": round(v, 4), "model": round(model_stats_[k], 4)} for k, v in real_stats.items()}
+
+
+def _model_stream(model: FingerprintModel, seed: int, lengths: np.ndarray):
+    def stream(jobs: list) -> Iterator[np.ndarray]:
+        for _, track_id, seg_no in jobs:
+            number = int(track_id)
+            yield model.track(seed, number, int(lengths[number]))[seg_no]
+
+    return stream
+
+
+def build_model_db(config: ScaleConfig, inputs: RunInputs, progress: bool = True,
+                   executor: Executor | None = None) -> ScaleDatabase:
+    """A DB filled by the fingerprint model: the run's own rows, the distractors the config gives
+    without the model up to ``distractors.real_until`` rows (none without it), then model tracks up
+    to the largest size. The model is fitted on the distractor rows (real music, else the synthetic
+    fill; never a corpus row) of the DB the config gives without the model, cut at ``real_until``
+    rows, else at the largest size, embedded as :func:`build_scale_db` embeds it; the model's rows
+    are drawn, not embedded."""
+    sizes = config.counted_sizes
+    if not sizes or "max" in config.sizes:
+        raise ValueError("sizes: a DB filled by the fingerprint model needs segment counts ('max' has no bound)")
+    fit_n = config.distractors.real_until or max(sizes)
+    real_config = replace(config, sizes=(fit_n,),
+                          distractors=Distractors(real=config.distractors.real, fill=config.distractors.fill))
+    real = build_scale_db(real_config, inputs, progress, executor)
+    model, model_key = fitted_model(real, config.run.seed, progress)
+    head_n = min(fit_n, len(real), max(sizes)) if config.distractors.real_until else real.n_base
+    seed = config.run.seed + MODEL_SEED_OFFSET
+    lengths = model.draw_lengths(max(sizes) - head_n, seed)
+    tracks = np.repeat(np.arange(len(lengths)), lengths)
+    ids = np.char.zfill(tracks.astype(str), 7)
+    drawn = pd.DataFrame({"source": MODEL_SOURCE, "track_id": ids, "key": np.char.add(f"{MODEL_SOURCE}:", ids),
+                          "segment": np.concatenate([np.arange(n) for n in lengths]) if len(lengths) else [],
+                          "real": False})
+    table = pd.concat([real.table.iloc[:head_n], drawn], ignore_index=True)
+    identity = {"encoder": inputs.encoder.sha256, "head": real.store.state["key"], "head_rows": int(head_n),
+                "model": model_key, "model_rows": len(drawn), "seed": seed}
+    key = stable_hash(identity, n=32)
+    sources = {CORPUS_SOURCE: inputs.corpus, **real.distractors.sources, MODEL_SOURCE: inputs.corpus}
+    store = fill_store(cache_dir("embeddings", "store", key), key, table, sources, inputs.encoder, progress,
+                       head=np.asarray(real.store.rows[:head_n]), stream=_model_stream(model, seed, lengths),
+                       identity=identity)
+    info = {**model.info, "stats": model_stats(real, model, seed), "key": model_key, "seed": seed,
+            "source": MODEL_SOURCE,
+            "fitted_on_store": real.store.state["key"], "fitted_on_rows": fit_n,
+            "model_rows": len(drawn), "model_tracks": len(lengths)}
+    return ScaleDatabase(table, store, real.distractors, real.n_base, info)

@@ -57,6 +57,7 @@ from .database import ScaleDatabase, build_scale_db, sized_inputs
 
 STATUS_OK = "ok"
 STATUS_OVER_BUDGET = "not run: build over budget"
+STATUS_NOT_VALIDATED = "not run: fingerprint model not validated for this method"
 
 
 @dataclass
@@ -75,10 +76,16 @@ def part_label(n: int, label: str) -> str:
 
 
 def _skipped_part(name: str, label: str, build_params: dict, n: int, facts: dict, why: str,
-                  predicted_s: float) -> pd.DataFrame:
+                  predicted_s: float, status: str = STATUS_OVER_BUDGET) -> pd.DataFrame:
     return pd.DataFrame([{"method": name, "label": label, "build_params": json.dumps(build_params, sort_keys=True),
-                          "query_params": "", "status": STATUS_OVER_BUDGET, "status_detail": why,
+                          "query_params": "", "status": status, "status_detail": why,
                           "predicted_build_s": predicted_s, **facts}])
+
+
+def _skip(store: RunStore, part: str, frame: pd.DataFrame, status: str, code: str, grid: list, why: str) -> None:
+    print(f"{part}: {why}; recorded as not run")
+    store.save_part(part, frame.iloc[:0], frame, pd.DataFrame(),
+                    {"status": status, "code": code, "query_grid": grid, "detail": why})
 
 
 def _previous_build_s(store: RunStore, sizes: list[int], n: int, label: str) -> tuple[int, float] | None:
@@ -224,6 +231,11 @@ def _sweep_sizes(store: RunStore, config: ScaleConfig, configurations: list[tupl
     fitted = {fitting[i][2]: f for i, f in executor.map(_fit_job, [(c[0], c[1]) for c in fitting], shared=(inputs,),
                                                         num_cpus=threads)}
     keep = not executor.remote  # the sweep's built methods stay here for the re-timing, where it runs
+    verdicts = None
+    if config.model_validation and db.model is not None:
+        from .model_validation import method_verdicts, read_validation
+
+        verdicts = method_verdicts(read_validation(config.model_validation))
     repeats = config.run.timing.interleaved_repeats
     for n in sizes:
         jobs, waiting = [], []
@@ -233,13 +245,19 @@ def _sweep_sizes(store: RunStore, config: ScaleConfig, configurations: list[tupl
             part = part_label(n, label)
             prev = _previous_build_s(store, sizes, n, label)
             predicted = prev[1] * n / prev[0] if prev else 0.0
+            facts = db.facts(n)
+            if facts["synthetic_distractor_segments"] and verdicts is not None and not verdicts.get(name, False):
+                why = (f"its numbers on model rows did not match those on real distractors in "
+                       f"{config.model_validation}" if name in verdicts else
+                       f"not compared in {config.model_validation}")
+                _skip(store, part, _skipped_part(name, label, build_params, n, facts, why, predicted,
+                                                 STATUS_NOT_VALIDATED), STATUS_NOT_VALIDATED, code, grid, why)
+                continue
             if predicted > config.build_budget_s:
                 why = (f"build at N={prev[0]} took {prev[1]:.0f} s; at N={n} about {predicted:.0f} s is predicted, "
                        f"over the {config.build_budget_s:.0f} s budget")
-                print(f"{part}: {why}; recorded as not run")
-                frame = _skipped_part(name, label, build_params, n, db.facts(n), why, predicted)
-                store.save_part(part, frame.iloc[:0], frame, pd.DataFrame(),
-                                {"status": STATUS_OVER_BUDGET, "code": code, "query_grid": grid, "detail": why})
+                _skip(store, part, _skipped_part(name, label, build_params, n, facts, why, predicted),
+                      STATUS_OVER_BUDGET, code, grid, why)
                 continue
             jobs.append((fitted[label], n, grid, config.accuracy_threads, progress and not executor.remote, keep))
             waiting.append((part, code, grid, name))
@@ -327,5 +345,6 @@ def _info(config: ScaleConfig, inputs: RunInputs, db: ScaleDatabase, sizes: list
                             "sources": {k: v.name for k, v in dist.sources.items()},
                             "packages": sorted(getattr(dist.sources.get(REAL_SOURCE), "versions", {}).items()),
                             "dropped_sharing_audio": dist.dropped.to_dict("records"), "notes": dist.notes},
-            "store": {"root": str(db.store.root), "key": db.store.state["key"]}}
+            "store": {"root": str(db.store.root), "key": db.store.state["key"]},
+            **({"fingerprint_model": db.model} if db.model else {})}
 

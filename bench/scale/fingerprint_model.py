@@ -1,0 +1,184 @@
+"""A generative model of distractor fingerprints: synthetic *tracks* of segment embeddings, fitted
+on real distractor vectors, to fill a scaling run's DB past the real music there is.
+
+A track is its centroid plus a residual that moves along the track:
+
+- **centroids**: a Gaussian mixture (scikit-learn, full covariances, the component count chosen by
+  BIC) over the real tracks' mean vectors;
+- **residual scale**: log-normal over the real tracks' residual RMS;
+- **residual**: in the principal axes of the pooled residuals (scaled per track), each axis a
+  stationary Gaussian process whose autocovariance is the one measured on the real tracks out to
+  ``max_lag`` segments (flat to half of it, then tapered to zero), drawn by circulant embedding. The measured
+  autocovariance carries the 0.1 s hop's structure: neighbouring segments share most of their
+  window, so their correlation falls almost linearly over one window, then slowly;
+- **length**: drawn from the real tracks' lengths in segments.
+
+Rows are L2-normalised when the real rows are. Track ``i`` of a draw depends only on the seed and
+``i`` (NumPy's ``default_rng([seed, i])``), so a store filled in chunks, or resumed, holds the same
+rows. The model is fitted on the rows it is given and nothing else: :func:`fit_fingerprint_model`
+refuses any row whose source is not a distractor source.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+FORMAT = 1
+
+
+@dataclass(frozen=True)
+class FingerprintModel:
+    """A fitted model (see the module docstring); ``info`` records the fit (rows, tracks, the
+    mixture's component count and BIC, seconds taken)."""
+
+    weights: np.ndarray  # [C] mixture weights of the centroid model
+    means: np.ndarray  # [C, d]
+    chol: np.ndarray  # [C, d, d] Cholesky factors of the component covariances
+    log_scale: tuple[float, float]  # mean and sd of log residual RMS per track
+    basis: np.ndarray  # [d, d] residual principal axes (columns)
+    autocov: np.ndarray  # [max_lag, d] autocovariance per axis, lags 0..max_lag-1, tapered
+    lengths: np.ndarray  # [T] real track lengths in segments
+    normalise: bool
+    info: dict = field(default_factory=dict)
+
+    @property
+    def dim(self) -> int:
+        """Embedding dimension."""
+        return int(self.means.shape[1])
+
+    def draw_lengths(self, n_rows: int, seed: int) -> np.ndarray:
+        """Track lengths (segments) of a draw of ``n_rows`` rows: real lengths drawn with
+        replacement until they cover ``n_rows``, the last one cut."""
+        rng = np.random.default_rng([seed, 0x1E6])
+        out, total = [], 0
+        while total < n_rows:
+            n = int(rng.choice(self.lengths))
+            n = min(n, n_rows - total)
+            out.append(n)
+            total += n
+        return np.asarray(out, dtype=np.int64)
+
+    def track(self, seed: int, number: int, n: int) -> np.ndarray:
+        """The ``n`` rows (float32 [n, d]) of synthetic track ``number`` of the draw ``seed``."""
+        rng = np.random.default_rng([seed, number])
+        comp = rng.choice(len(self.weights), p=self.weights)
+        centroid = self.means[comp] + self.chol[comp] @ rng.standard_normal(self.dim)
+        scale = float(np.exp(self.log_scale[0] + self.log_scale[1] * rng.standard_normal()))
+        z = _stationary(self.autocov, n, rng)
+        rows = centroid[None, :] + scale * (z @ self.basis.T)
+        if self.normalise:
+            rows /= np.maximum(np.linalg.norm(rows, axis=1, keepdims=True), 1e-12)
+        return rows.astype(np.float32)
+
+    def sample(self, n_rows: int, seed: int) -> tuple[np.ndarray, pd.DataFrame]:
+        """``n_rows`` synthetic rows and their table (``track``, ``segment``)."""
+        lengths = self.draw_lengths(n_rows, seed)
+        rows = np.concatenate([self.track(seed, i, int(n)) for i, n in enumerate(lengths)])
+        table = pd.DataFrame({"track": np.repeat(np.arange(len(lengths)), lengths),
+                              "segment": np.concatenate([np.arange(n) for n in lengths])})
+        return rows, table
+
+    def save(self, path: Path | str) -> None:
+        """Write the model to ``path`` (.npz)."""
+        import json
+
+        np.savez(path, format=FORMAT, weights=self.weights, means=self.means, chol=self.chol,
+                 log_scale=np.asarray(self.log_scale), basis=self.basis, autocov=self.autocov, lengths=self.lengths,
+                 normalise=self.normalise, info=json.dumps(self.info))
+
+
+def load_fingerprint_model(path: Path | str) -> FingerprintModel:
+    """A model written by :meth:`FingerprintModel.save`."""
+    import json
+
+    with np.load(path) as z:
+        if int(z["format"]) != FORMAT:
+            raise ValueError(f"{path}: fingerprint model format {int(z['format'])}, this code reads {FORMAT}")
+        log_scale = (float(z["log_scale"][0]), float(z["log_scale"][1]))
+        return FingerprintModel(z["weights"], z["means"], z["chol"], log_scale, z["basis"], z["autocov"],
+                                z["lengths"], bool(z["normalise"]), json.loads(str(z["info"])))
+
+
+def _stationary(autocov: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
+    """[n, d] draws of stationary Gaussian processes with autocovariances ``autocov`` [L, d]
+    (zero beyond lag L-1), by circulant embedding; negative eigenvalues of the embedding are clipped."""
+    lags, d = autocov.shape
+    m = 1 << int(np.ceil(np.log2(n + lags)))
+    c = np.zeros((m, d))
+    c[:lags] = autocov
+    c[m - lags + 1:] = autocov[1:][::-1]
+    eig = np.clip(np.fft.fft(c, axis=0).real, 0.0, None)
+    noise = rng.standard_normal((m, d)) + 1j * rng.standard_normal((m, d))
+    return np.fft.fft(np.sqrt(eig / m) * noise, axis=0).real[:n]
+
+
+def _autocov(tracks: list[np.ndarray], max_lag: int) -> np.ndarray:
+    """Pooled within-track autocovariance [max_lag, d] of zero-mean sequences."""
+    d = tracks[0].shape[1]
+    sums, counts = np.zeros((max_lag, d)), np.zeros(max_lag)
+    for z in tracks:
+        n = len(z)
+        m = 1 << int(np.ceil(np.log2(2 * n)))
+        f = np.fft.rfft(z, n=m, axis=0)
+        acf = np.fft.irfft(f * np.conj(f), n=m, axis=0)[:max_lag]
+        k = min(max_lag, n)
+        sums[:k] += acf[:k]
+        counts[:k] += n - np.arange(k)
+    cov = sums / np.maximum(counts, 1)[:, None]
+    half = max_lag // 2
+    taper = np.ones(max_lag)  # flat to max_lag / 2, then a half cosine to zero at max_lag
+    taper[half:] = 0.5 * (1 + np.cos(np.pi * np.arange(max_lag - half) / (max_lag - half)))
+    return cov * taper[:, None]
+
+
+def fit_fingerprint_model(rows: np.ndarray, tracks: np.ndarray, sources: np.ndarray, distractor_sources: set[str],
+                          seed: int = 0, max_lag: int = 256, components: tuple[int, ...] = (1, 2, 4, 8),
+                          ) -> FingerprintModel:
+    """Fit the model on ``rows`` [n, d], grouped into tracks by ``tracks`` [n] (each track's rows
+    contiguous and in segment order). Every row's ``sources`` entry must be one of
+    ``distractor_sources``: a query track's rows, or any corpus row, are refused."""
+    from sklearn.mixture import GaussianMixture
+
+    t0 = time.perf_counter()
+    rows = np.asarray(rows, dtype=np.float64)
+    tracks, sources = np.asarray(tracks), np.asarray(sources).astype(str)
+    bad = sorted(set(sources) - set(distractor_sources))
+    if bad:
+        raise ValueError(f"fingerprint model: rows from source(s) {bad} given; it is fitted on distractor rows only "
+                         f"({sorted(distractor_sources)})")
+    starts = np.flatnonzero(np.r_[True, tracks[1:] != tracks[:-1]])
+    if len(set(tracks[starts].tolist())) != len(starts):
+        raise ValueError("fingerprint model: a track's rows are not contiguous")
+    bounds = list(zip(starts, np.r_[starts[1:], len(rows)]))
+    bounds = [(a, b) for a, b in bounds if b - a >= 2]
+    if len(bounds) < 2:
+        raise ValueError(f"fingerprint model: needs at least 2 tracks of 2 or more segments, got {len(bounds)}")
+    centroids = np.stack([rows[a:b].mean(axis=0) for a, b in bounds])
+    residuals = [rows[a:b] - c for (a, b), c in zip(bounds, centroids)]
+    scales = np.array([np.sqrt((r ** 2).sum(axis=1).mean()) for r in residuals])
+    scaled = [r / s for r, s in zip(residuals, scales)]
+    pooled = np.concatenate(scaled)
+    _, vecs = np.linalg.eigh(pooled.T @ pooled / len(pooled))
+    basis = vecs[:, ::-1]
+    autocov = _autocov([z @ basis for z in scaled], max_lag)
+
+    fits = []
+    for c in components:
+        if c > len(centroids) // 2:
+            continue
+        gm = GaussianMixture(c, covariance_type="full", reg_covar=1e-4, random_state=seed, n_init=2)
+        gm.fit(centroids)
+        fits.append((gm.bic(centroids), c, gm))
+    bic, n_comp, gm = min(fits, key=lambda f: f[0])
+    chol = np.linalg.cholesky(gm.covariances_)
+    norms = np.linalg.norm(rows, axis=1)
+    info = {"rows": int(sum(b - a for a, b in bounds)), "tracks": len(bounds), "components": int(n_comp),
+            "bic": {str(c): round(float(b), 1) for b, c, _ in fits}, "max_lag": max_lag, "seed": seed,
+            "fit_seconds": round(time.perf_counter() - t0, 2)}
+    return FingerprintModel(gm.weights_, gm.means_, chol, (float(np.log(scales).mean()), float(np.log(scales).std())),
+                            basis, autocov, np.array([b - a for a, b in bounds]),
+                            bool(np.allclose(norms, 1.0, atol=1e-3)), info)

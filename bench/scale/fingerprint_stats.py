@@ -1,0 +1,61 @@
+"""What a generated fingerprint set must share with the real one: the similarity of segments a
+given number of hops apart in one track, of two random segments, and of a row's nearest neighbours."""
+from __future__ import annotations
+
+import numpy as np
+
+LAGS = (1, 2, 5, 10, 20, 50)
+NEIGHBOUR_RANKS = (1, 10, 50)
+
+
+def _unit(rows: np.ndarray) -> np.ndarray:
+    rows = np.asarray(rows, dtype=np.float32)
+    return rows / np.maximum(np.linalg.norm(rows, axis=1, keepdims=True), 1e-12)
+
+
+def lag_cosine(rows: np.ndarray, tracks: np.ndarray, lags: tuple[int, ...] = LAGS) -> dict[int, float]:
+    """Mean cosine between two rows of one track ``lag`` rows apart (rows in segment order within
+    each track, each track's rows contiguous), for each lag."""
+    x, tracks = _unit(rows), np.asarray(tracks)
+    out = {}
+    for lag in lags:
+        same = tracks[lag:] == tracks[:-lag]
+        out[lag] = float(np.einsum("ij,ij->i", x[lag:][same], x[:-lag][same]).mean()) if same.any() else float("nan")
+    return out
+
+
+def random_pair_cosine(rows: np.ndarray, pairs: int = 20_000, seed: int = 0) -> float:
+    """Mean cosine between two rows drawn at random (with replacement, never a row with itself)."""
+    x = _unit(rows)
+    rng = np.random.default_rng(seed)
+    a = rng.integers(0, len(x), pairs)
+    b = (a + rng.integers(1, len(x), pairs)) % len(x)
+    return float(np.einsum("ij,ij->i", x[a], x[b]).mean())
+
+
+def neighbour_similarity(rows: np.ndarray, probes: int = 500, ranks: tuple[int, ...] = NEIGHBOUR_RANKS,
+                         seed: int = 0) -> dict[int, float]:
+    """Mean cosine of a probe row's ``rank``-th most similar other row (exact, over all rows), for
+    each rank; ``probes`` rows drawn at random probe."""
+    import faiss
+
+    x = _unit(rows)
+    rng = np.random.default_rng(seed)
+    idx = rng.choice(len(x), size=min(probes, len(x)), replace=False)
+    index = faiss.IndexFlatIP(x.shape[1])
+    index.add(x)
+    sims, ids = index.search(x[idx], max(ranks) + 1)
+    out = {}
+    for r in ranks:
+        # the probe itself is among its hits (at rank 0, or tied); drop it, keep the r-th other
+        col = [s[ids_row != i][r - 1] for s, ids_row, i in zip(sims, ids, idx)]
+        out[r] = float(np.mean(col))
+    return out
+
+
+def fingerprint_stats(rows: np.ndarray, tracks: np.ndarray, probes: int = 500, seed: int = 0) -> dict[str, float]:
+    """All of the above in one flat dict (``lag_1`` ..., ``random_pair``, ``neighbour_1`` ...)."""
+    out = {f"lag_{k}": v for k, v in lag_cosine(rows, tracks).items()}
+    out["random_pair"] = random_pair_cosine(rows, seed=seed)
+    out.update({f"neighbour_{k}": v for k, v in neighbour_similarity(rows, probes, seed=seed).items()})
+    return out

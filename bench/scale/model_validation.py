@@ -1,0 +1,94 @@
+"""Does the fingerprint model stand in for real distractors? One scaling config run twice, once
+with the real-music distractors and once with the run's own DB followed by model tracks only, then
+each method compared between the two at the same sweep points (fixed build and query parameters),
+on the same queries, at every size:
+
+- **exact hit rate**: the paired difference (synthetic minus real), decided "equivalent within 1
+  point" or not (:func:`bench.measure.uncertainty.decide_difference`);
+- **candidates scored**: the ratio of means, synthetic over real, decided within 10%;
+- **latency**: the ratio of mean latencies of the queries timed in both runs, within 15%.
+
+A method matches when every one of its points, at every size, is decided equivalent on all three;
+a method that does not match is not measured on synthetic rows (``bench scale`` refuses it where a
+config names this validation)."""
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from bench.measure.metrics import condition_cells
+from bench.measure.uncertainty import RATE_MARGIN, decide_difference, decide_ratio, paired_difference, paired_ratio
+
+from .config import Distractors, ScaleConfig
+
+REAL_DIR, SYNTHETIC_DIR = "real", "synthetic"
+VALIDATION_CSV = "validation.csv"
+CANDIDATES_MARGIN = 1.10
+LATENCY_MARGIN = 1.15
+KEYS = ("label", "query_params", "n_db")
+
+
+def sides(config: ScaleConfig) -> dict[str, ScaleConfig]:
+    """The config's two runs: its distractors (``real`` and ``fill`` as it sets them; real music in a
+    scaling run) and, in their place after the run's own DB, model tracks fitted on them."""
+    d = config.distractors
+    return {REAL_DIR: replace(config, distractors=Distractors(real=d.real, fill=d.fill)),
+            SYNTHETIC_DIR: replace(config, distractors=Distractors(real=d.real, fill=d.fill, model=True))}
+
+
+def _equivalent(decision: str) -> bool:
+    return decision.startswith("equivalent")
+
+
+def validation_table(real: pd.DataFrame, synthetic: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
+    """One row per sweep point and size measured in both runs (``real`` and ``synthetic``: the
+    runs' outcomes tables): the three comparisons, their intervals and decisions, and whether
+    the point ``matches`` (all three equivalent)."""
+    rows = []
+    for key, syn in synthetic.groupby(list(KEYS), sort=True):
+        mask = np.logical_and.reduce([real[k] == v for k, v in zip(KEYS, key)])
+        ref = real[mask]
+        if ref.empty:
+            continue
+        ref = ref.set_index("query_id").loc[syn["query_id"]]
+        cells = condition_cells(syn)
+        exact = paired_difference(syn["exact"].to_numpy(), ref["exact"].to_numpy(), cells, seed=seed)
+        cand = paired_ratio(syn["candidates"].to_numpy(), ref["candidates"].to_numpy(), cells, seed=seed)
+        timed = (syn["latency_ms"].notna() & ref["latency_ms"].notna()).to_numpy()
+        lat = paired_ratio(syn["latency_ms"].to_numpy()[timed], ref["latency_ms"].to_numpy()[timed], cells[timed],
+                           seed=seed)
+        row = {"method": syn["method"].iat[0] if "method" in syn else key[0].split("(")[0],
+               **dict(zip(KEYS, key)), "queries": len(syn), "timed_queries": int(timed.sum()),
+               "exact_real": float(ref["exact"].mean()), "exact_synthetic": float(syn["exact"].mean()),
+               "exact_diff": exact.difference.estimate, "exact_diff_lo": exact.difference.low,
+               "exact_diff_hi": exact.difference.high,
+               "exact_decision": decide_difference(exact.difference, RATE_MARGIN),
+               "candidates_real": float(ref["candidates"].mean()),
+               "candidates_synthetic": float(syn["candidates"].mean()),
+               "candidates_ratio": cand.estimate, "candidates_lo": cand.low, "candidates_hi": cand.high,
+               "candidates_decision": decide_ratio(cand, CANDIDATES_MARGIN),
+               "latency_real_ms": float(ref["latency_ms"].to_numpy()[timed].mean()) if timed.any() else np.nan,
+               "latency_synthetic_ms": float(syn["latency_ms"].to_numpy()[timed].mean()) if timed.any() else np.nan,
+               "latency_ratio": lat.estimate, "latency_lo": lat.low, "latency_hi": lat.high,
+               "latency_decision": decide_ratio(lat, LATENCY_MARGIN)}
+        row["matches"] = all(_equivalent(row[f"{m}_decision"]) for m in ("exact", "candidates", "latency"))
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def method_verdicts(table: pd.DataFrame) -> dict[str, bool]:
+    """Whether each method matches at every point and size of the validation."""
+    return {m: bool(g["matches"].all()) for m, g in table.groupby("method")}
+
+
+def read_validation(path: Path | str) -> pd.DataFrame:
+    """A validation table written by ``bench scale --validate-model`` (``validation.csv``)."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / VALIDATION_CSV
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no fingerprint-model validation there; run bench scale --validate-model")
+    return pd.read_csv(path)
