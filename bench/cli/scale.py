@@ -88,7 +88,9 @@ def _validate_model(args: argparse.Namespace, config: ScaleConfig, t0: float) ->
         with folder_lock(outcome.root, "run folder", quiet=True):
             print(f"report: {write_scale_report(outcome.root)}")
         roots[side] = outcome.root
-    table = validation_table(*(pd.read_parquet(roots[s] / OUTCOMES) for s in sides(config)), seed=config.run.seed)
+    with_model = [f["n_db"] for f in outcome.info["db"]["sizes"] if f["synthetic_distractor_segments"]]
+    table = validation_table(*(pd.read_parquet(roots[s] / OUTCOMES) for s in sides(config)), with_model,
+                             seed=config.run.seed)
     atomic_write_bytes(args.run_dir / VALIDATION_CSV, table.to_csv(index=False).encode())
     print(f"report: {write_validation_report(args.run_dir)}")
     print(f"validation in {args.run_dir}; {time.perf_counter() - t0:.0f} s")

@@ -21,13 +21,18 @@ refuses any row whose source is not a distractor source.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 FORMAT = 1
+GAP = 20  # segments: "far apart" in a track, past one window's overlap at the 0.1 s hop (2 s)
+SECTION = (20, 160)  # the length of a section that may repeat, in segments
+RAMP = 10  # segments over which a repeat fades in and out
+REPEAT_SHARES = (0.0, 0.25, 0.5, 0.75, 0.9)
+REPEAT_STRENGTHS = (0.6, 0.8, 0.9, 0.95, 0.98)
 
 
 @dataclass(frozen=True)
@@ -43,6 +48,7 @@ class FingerprintModel:
     autocov: np.ndarray  # [max_lag, d] autocovariance per axis, lags 0..max_lag-1, tapered
     lengths: np.ndarray  # [T] real track lengths in segments
     normalise: bool
+    repeat: tuple[float, float] = (0.0, 0.0)  # share of sections that repeat an earlier one, and how closely
     info: dict = field(default_factory=dict)
 
     @property
@@ -68,7 +74,7 @@ class FingerprintModel:
         comp = rng.choice(len(self.weights), p=self.weights)
         centroid = self.means[comp] + self.chol[comp] @ rng.standard_normal(self.dim)
         scale = float(np.exp(self.log_scale[0] + self.log_scale[1] * rng.standard_normal()))
-        z = _stationary(self.autocov, n, rng)
+        z = _repeated(_stationary(self.autocov, n, rng), rng, *self.repeat)
         rows = centroid[None, :] + scale * (z @ self.basis.T)
         if self.normalise:
             rows /= np.maximum(np.linalg.norm(rows, axis=1, keepdims=True), 1e-12)
@@ -88,7 +94,7 @@ class FingerprintModel:
 
         np.savez(path, format=FORMAT, weights=self.weights, means=self.means, chol=self.chol,
                  log_scale=np.asarray(self.log_scale), basis=self.basis, autocov=self.autocov, lengths=self.lengths,
-                 normalise=self.normalise, info=json.dumps(self.info))
+                 normalise=self.normalise, repeat=np.asarray(self.repeat), info=json.dumps(self.info))
 
 
 def load_fingerprint_model(path: Path | str) -> FingerprintModel:
@@ -99,8 +105,9 @@ def load_fingerprint_model(path: Path | str) -> FingerprintModel:
         if int(z["format"]) != FORMAT:
             raise ValueError(f"{path}: fingerprint model format {int(z['format'])}, this code reads {FORMAT}")
         log_scale = (float(z["log_scale"][0]), float(z["log_scale"][1]))
+        repeat = (float(z["repeat"][0]), float(z["repeat"][1]))
         return FingerprintModel(z["weights"], z["means"], z["chol"], log_scale, z["basis"], z["autocov"],
-                                z["lengths"], bool(z["normalise"]), json.loads(str(z["info"])))
+                                z["lengths"], bool(z["normalise"]), repeat, json.loads(str(z["info"])))
 
 
 def _stationary(autocov: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
@@ -114,6 +121,68 @@ def _stationary(autocov: np.ndarray, n: int, rng: np.random.Generator) -> np.nda
     eig = np.clip(np.fft.fft(c, axis=0).real, 0.0, None)
     noise = rng.standard_normal((m, d)) + 1j * rng.standard_normal((m, d))
     return np.fft.fft(np.sqrt(eig / m) * noise, axis=0).real[:n]
+
+
+def _repeated(z: np.ndarray, rng: np.random.Generator, share: float, strength: float) -> np.ndarray:
+    """``z`` [n, d] cut into sections of SECTION segments; a ``share`` of the sections (those
+    starting at least GAP segments in) repeat an earlier stretch of the track at least GAP segments
+    back: mixed in with weight ``strength``, ramped in and out over RAMP segments, the variance kept."""
+    if share <= 0 or strength <= 0:
+        return z
+    out, n, t = z.copy(), len(z), 0
+    while t < n:
+        end = min(n, t + int(rng.integers(SECTION[0], SECTION[1] + 1)))
+        if t >= GAP and rng.random() < share:
+            back = int(rng.integers(GAP, t + 1))
+            w = np.full(end - t, strength)
+            r = min(RAMP, (end - t) // 2)
+            if r:
+                w[:r] *= np.linspace(0, 1, r, endpoint=False)
+                w[end - t - r:] *= np.linspace(1, 0, r, endpoint=False)
+            out[t:end] = np.sqrt(1 - w ** 2)[:, None] * z[t:end] + w[:, None] * out[t - back:end - back]
+        t = end
+    return out
+
+
+def recurrence(rows: np.ndarray, tracks: np.ndarray, probes: int = 40, max_tracks: int = 80,
+               seed: int = 0) -> np.ndarray:
+    """For up to ``probes`` rows of each of up to ``max_tracks`` tracks, the highest cosine with a
+    row of the same track at least GAP segments away: how strongly tracks repeat themselves."""
+    rng = np.random.default_rng(seed)
+    tracks = np.asarray(tracks)
+    starts = np.flatnonzero(np.r_[True, tracks[1:] != tracks[:-1]])
+    bounds = [(a, b) for a, b in zip(starts, np.r_[starts[1:], len(tracks)]) if b - a > 2 * GAP]
+    pick = rng.permutation(len(bounds))[:max_tracks]
+    out = []
+    for a, b in (bounds[i] for i in pick):
+        x = np.asarray(rows[a:b], dtype=np.float32)
+        x = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+        idx = rng.choice(b - a, size=min(probes, b - a), replace=False)
+        sims = x[idx] @ x.T
+        far = np.abs(idx[:, None] - np.arange(b - a)[None, :]) >= GAP
+        out.append(np.where(far, sims, -np.inf).max(axis=1))
+    return np.concatenate(out) if out else np.zeros(0)
+
+
+def _recurrence_summary(values: np.ndarray) -> np.ndarray:
+    return np.array([values.mean(), (values > 0.9).mean(), (values > 0.8).mean()])
+
+
+def _fit_repeat(model: FingerprintModel, target: np.ndarray, seed: int) -> tuple[tuple[float, float], dict]:
+    """The (share, strength) of the grid whose draws' recurrence summary is nearest ``target``'s."""
+    want = _recurrence_summary(target)
+    scores = {}
+    for share in REPEAT_SHARES:
+        for strength in REPEAT_STRENGTHS:
+            trial = replace(model, repeat=(share, strength))
+            lengths = np.minimum(trial.lengths[np.random.default_rng(seed).permutation(len(trial.lengths))[:60]], 3000)
+            rows = np.concatenate([trial.track(seed + 7, i, int(n)) for i, n in enumerate(lengths)])
+            tracks = np.repeat(np.arange(len(lengths)), lengths)
+            got = _recurrence_summary(recurrence(rows, tracks, seed=seed))
+            scores[(share, strength)] = float(((got - want) ** 2).sum())
+    best = min(scores, key=scores.get)
+    return best, {"repeat_target": [round(float(v), 4) for v in want], "repeat_share": best[0],
+                  "repeat_strength": best[1]}
 
 
 def _autocov(tracks: list[np.ndarray], max_lag: int) -> np.ndarray:
@@ -179,6 +248,9 @@ def fit_fingerprint_model(rows: np.ndarray, tracks: np.ndarray, sources: np.ndar
     info = {"rows": int(sum(b - a for a, b in bounds)), "tracks": len(bounds), "components": int(n_comp),
             "bic": {str(c): round(float(b), 1) for b, c, _ in fits}, "max_lag": max_lag, "seed": seed,
             "fit_seconds": round(time.perf_counter() - t0, 2)}
-    return FingerprintModel(gm.weights_, gm.means_, chol, (float(np.log(scales).mean()), float(np.log(scales).std())),
-                            basis, autocov, np.array([b - a for a, b in bounds]),
-                            bool(np.allclose(norms, 1.0, atol=1e-3)), info)
+    model = FingerprintModel(gm.weights_, gm.means_, chol,
+                             (float(np.log(scales).mean()), float(np.log(scales).std())), basis, autocov,
+                             np.array([b - a for a, b in bounds]), bool(np.allclose(norms, 1.0, atol=1e-3)))
+    repeat, repeat_info = _fit_repeat(model, recurrence(rows, tracks, seed=seed), seed)
+    info.update(repeat_info, fit_seconds=round(time.perf_counter() - t0, 2))
+    return replace(model, repeat=repeat, info=info)

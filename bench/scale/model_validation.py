@@ -43,11 +43,14 @@ def _equivalent(decision: str) -> bool:
     return decision.startswith("equivalent")
 
 
-def validation_table(real: pd.DataFrame, synthetic: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
-    """One row per sweep point and size measured in both runs (``real`` and ``synthetic``: the
-    runs' outcomes tables): the three comparisons, their intervals and decisions, and whether
-    the point ``matches`` (all three equivalent)."""
+def validation_table(real: pd.DataFrame, synthetic: pd.DataFrame, sizes: list[int] | None = None,
+                     seed: int = 0) -> pd.DataFrame:
+    """One row per sweep point and size (of ``sizes``, default all) measured in both runs (``real``
+    and ``synthetic``: the runs' outcomes tables): the three comparisons, their intervals and
+    decisions, and whether the point ``matches`` (all three equivalent)."""
     rows = []
+    if sizes is not None:
+        synthetic = synthetic[synthetic["n_db"].isin(sizes)]
     for key, syn in synthetic.groupby(list(KEYS), sort=True):
         mask = np.logical_and.reduce([real[k] == v for k, v in zip(KEYS, key)])
         ref = real[mask]
@@ -57,7 +60,7 @@ def validation_table(real: pd.DataFrame, synthetic: pd.DataFrame, seed: int = 0)
         cells = condition_cells(syn)
         exact = paired_difference(syn["exact"].to_numpy(), ref["exact"].to_numpy(), cells, seed=seed)
         cand = paired_ratio(syn["candidates"].to_numpy(), ref["candidates"].to_numpy(), cells, seed=seed)
-        timed = (syn["latency_ms"].notna() & ref["latency_ms"].notna()).to_numpy()
+        timed = syn["latency_ms"].notna().to_numpy() & ref["latency_ms"].notna().to_numpy()
         lat = paired_ratio(syn["latency_ms"].to_numpy()[timed], ref["latency_ms"].to_numpy()[timed], cells[timed],
                            seed=seed)
         row = {"method": syn["method"].iat[0] if "method" in syn else key[0].split("(")[0],

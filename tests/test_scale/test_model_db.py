@@ -1,0 +1,142 @@
+"""A scaling DB filled by the fingerprint model, end to end on the tiny synthetic case: the model is
+fitted on distractor rows only, its rows follow the run's own DB, ``bench scale --validate-model``
+compares every method between the two DBs, and a method the validation does not find matching is
+not run on model rows."""
+from __future__ import annotations
+
+import copy
+import json
+from dataclasses import replace
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from bench.cli.main import main
+from bench.run.inputs import prepare_inputs
+from bench.scale.config import Distractors, scale_config_from_dict
+from bench.scale.database import MODEL_SOURCE, ScaleDatabase, build_scale_db, fitted_model
+from bench.scale.model_validation import VALIDATION_CSV, read_validation
+from bench.scale.sweep import STATUS_NOT_VALIDATED, run_scale
+from datasets.distractors import FILL_SOURCE
+from tests.helpers import TINY
+
+SIZES = ["base", 2500, 4000]
+
+
+def _raw(**distractors) -> dict:
+    raw = copy.deepcopy(TINY)
+    raw.update({"sizes": SIZES, "distractors": {"real": False, "fill": True, **distractors}})
+    return raw
+
+
+@pytest.fixture(scope="module")
+def module_cache(tmp_path_factory):
+    return tmp_path_factory.mktemp("model-cache")
+
+
+@pytest.fixture
+def shared_cache(module_cache, monkeypatch):
+    monkeypatch.setenv("FLOWHASH_BENCH_CACHE", str(module_cache))
+
+
+@pytest.fixture(scope="module")
+def validation(tmp_path_factory, module_cache):
+    """``bench scale --validate-model`` on the tiny config (its fill is the synth generator's audio)."""
+    root = tmp_path_factory.mktemp("validation")
+    config = root / "scale.yml"
+    import yaml
+
+    config.write_text(yaml.safe_dump(_raw(model=True)))
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("FLOWHASH_BENCH_CACHE", str(module_cache))
+        assert main(["scale", "--config", str(config), "--run-dir", str(root / "run"), "--validate-model",
+                     "--no-progress"]) == 0
+    return root / "run"
+
+
+@pytest.mark.slow
+def test_model_rows_follow_the_runs_own_db_and_the_model_saw_only_distractors(validation, shared_cache):
+    info = json.loads((validation / "synthetic" / "run.json").read_text())
+    real = json.loads((validation / "real" / "run.json").read_text())
+    model = info["fingerprint_model"]
+    base = info["db"]["base_segments"]
+    for facts in info["db"]["sizes"]:
+        assert facts["corpus_segments"] == min(facts["n_db"], base)
+        assert facts["synthetic_distractor_segments"] == facts["n_db"] - base
+    assert model["source"] == MODEL_SOURCE and model["model_rows"] == max(info["sizes"]) - base
+    # fitted on the distractor rows of the real side's DB, every one of them, nothing else
+    assert model["fitted_on_store"] == real["store"]["key"]
+    assert model["rows"] == max(real["sizes"]) - base
+    assert set(model["stats"]) >= {"lag_1", "random_pair", "neighbour_1"}
+    store = np.load(info["store"]["root"] + "/rows.npy", mmap_mode="r")
+    real_rows = np.load(real["store"]["root"] + "/rows.npy", mmap_mode="r")
+    assert np.array_equal(store[:base], real_rows[:base])  # the run's own DB, as embedded
+    assert not np.array_equal(store[base:base + 50], real_rows[base:base + 50])
+    index = pd.read_parquet(info["store"]["root"] + "/index.parquet")
+    assert set(index["source"].iloc[base:]) == {MODEL_SOURCE}
+
+
+@pytest.mark.slow
+def test_no_query_tracks_row_changes_the_model(shared_cache, tmp_path, monkeypatch):
+    config = scale_config_from_dict(_raw(), "tiny")
+    inputs = prepare_inputs(config.run, progress=False)
+    real = build_scale_db(replace(config, sizes=(4000,)), inputs, progress=False)
+    model, _ = fitted_model(real, seed=0, progress=False)
+    rows = np.array(real.store.rows)
+    rows[:real.n_base] = np.random.default_rng(0).standard_normal((real.n_base, rows.shape[1]))  # the query tracks
+    changed = ScaleDatabase(real.table, replace(real.store, rows=rows), real.distractors, real.n_base)
+    monkeypatch.setenv("FLOWHASH_BENCH_CACHE", str(tmp_path))  # fit again, not from the cache
+    again, _ = fitted_model(changed, seed=0, progress=False)
+    assert np.array_equal(model.sample(3000, 5)[0], again.sample(3000, 5)[0])
+    assert set(real.table["source"].iloc[real.n_base:]) == {FILL_SOURCE}
+
+
+@pytest.mark.slow
+def test_the_validation_compares_every_method_at_every_size(validation):
+    table = read_validation(validation)
+    real = pd.read_parquet(validation / "real" / "points.parquet")
+    measured = real[real["n_db"] > real["n_db"].min()]
+    assert sorted(set(zip(table["label"], table["query_params"], table["n_db"]))) == \
+        sorted(set(zip(measured["label"], measured["query_params"], measured["n_db"])))
+    allowed = {"higher", "lower", "undetermined"}
+    assert set(table["exact_decision"]) <= allowed | {"equivalent within 1 point"}
+    assert set(table["candidates_decision"]) <= allowed | {"equivalent within 10%"}
+    assert set(table["latency_decision"]) <= allowed | {"equivalent within 15%"}
+    assert (table["matches"] == (table["exact_decision"].str.startswith("equivalent")
+                                 & table["candidates_decision"].str.startswith("equivalent")
+                                 & table["latency_decision"].str.startswith("equivalent"))).all()
+    assert (validation / "validation.md").is_file()
+    assert "does the fingerprint model stand in" in (validation / "validation.md").read_text()
+
+
+@pytest.mark.slow
+def test_a_method_not_validated_is_not_run_on_model_rows(validation, shared_cache, tmp_path):
+    table = read_validation(validation).copy()
+    table["matches"] = table["method"] != "lsh-directed"
+    table.to_csv(tmp_path / VALIDATION_CSV, index=False)
+    raw = _raw(model=True)
+    raw.update({"model_validation": str(tmp_path), "methods": ["lsh-directed"]})
+    out = run_scale(scale_config_from_dict(raw, "gated"), tmp_path / "run", progress=False)
+    skipped = out.points[out.points["status"] == STATUS_NOT_VALIDATED]
+    assert set(skipped["method"]) == {"lsh-directed"}
+    assert set(skipped["n_db"]) == {2500, 4000}  # the base size holds no model rows
+    ok = out.points[out.points["status"] == "ok"]
+    assert set(ok.loc[ok["n_db"] > ok["n_db"].min(), "method"]) == {"exhaustive"}
+
+
+@pytest.mark.parametrize("distractors, message", [
+    ({"real_until": 3000}, "applies with distractors.model: true only"),
+    ({"model": True, "real_until": 0}, "positive segment count"),
+])
+def test_bad_model_settings_are_clear_errors(distractors, message):
+    with pytest.raises(ValueError, match=message):
+        scale_config_from_dict(_raw(**distractors), "tiny")
+
+
+def test_a_model_db_needs_counted_sizes():
+    config = scale_config_from_dict(_raw(model=True), "tiny")
+    with pytest.raises(ValueError, match="needs segment counts"):
+        build_scale_db(replace(config, sizes=("base", "max")), None, progress=False)  # type: ignore[arg-type]
+    assert Distractors(model=True).to_dict() == {"real": True, "fill": True, "model": True, "real_until": None}
+    assert Distractors().to_dict() == {"real": True, "fill": True}
