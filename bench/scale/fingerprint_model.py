@@ -31,8 +31,9 @@ FORMAT = 1
 GAP = 20  # segments: "far apart" in a track, past one window's overlap at the 0.1 s hop (2 s)
 SECTION = (20, 160)  # the length of a section that may repeat, in segments
 RAMP = 10  # segments over which a repeat fades in and out
-REPEAT_SHARES = (0.0, 0.25, 0.5, 0.75, 0.9)
+REPEAT_SHARES = (0.0, 0.25, 0.5, 0.75, 0.9, 0.97)
 REPEAT_STRENGTHS = (0.6, 0.8, 0.9, 0.95, 0.98)
+RECUR_RANKS = (1, 5, 20)  # the far-apart similarities that say how often a track repeats
 
 
 @dataclass(frozen=True)
@@ -146,8 +147,9 @@ def _repeated(z: np.ndarray, rng: np.random.Generator, share: float, strength: f
 
 def recurrence(rows: np.ndarray, tracks: np.ndarray, probes: int = 40, max_tracks: int = 80,
                seed: int = 0) -> np.ndarray:
-    """For up to ``probes`` rows of each of up to ``max_tracks`` tracks, the highest cosine with a
-    row of the same track at least GAP segments away: how strongly tracks repeat themselves."""
+    """For up to ``probes`` rows of each of up to ``max_tracks`` tracks, the RECUR_RANKS highest cosines
+    with rows of the same track at least GAP segments away [probes, len(RECUR_RANKS)]: how strongly,
+    and how often, tracks repeat themselves."""
     rng = np.random.default_rng(seed)
     tracks = np.asarray(tracks)
     starts = np.flatnonzero(np.r_[True, tracks[1:] != tracks[:-1]])
@@ -160,12 +162,14 @@ def recurrence(rows: np.ndarray, tracks: np.ndarray, probes: int = 40, max_track
         idx = rng.choice(b - a, size=min(probes, b - a), replace=False)
         sims = x[idx] @ x.T
         far = np.abs(idx[:, None] - np.arange(b - a)[None, :]) >= GAP
-        out.append(np.where(far, sims, -np.inf).max(axis=1))
-    return np.concatenate(out) if out else np.zeros(0)
+        top = -np.sort(-np.where(far, sims, -np.inf), axis=1)[:, [r - 1 for r in RECUR_RANKS]]
+        out.append(top)
+    return np.concatenate(out) if out else np.zeros((0, len(RECUR_RANKS)))
 
 
 def _recurrence_summary(values: np.ndarray) -> np.ndarray:
-    return np.array([values.mean(), (values > 0.9).mean(), (values > 0.8).mean()])
+    """Mean of each rank's similarity, and the share of probes whose best one exceeds 0.9."""
+    return np.r_[values.mean(axis=0), (values[:, 0] > 0.9).mean()]
 
 
 def _fit_repeat(model: FingerprintModel, target: np.ndarray, seed: int) -> tuple[tuple[float, float], dict]:
