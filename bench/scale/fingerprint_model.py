@@ -33,7 +33,8 @@ SECTION = (20, 160)  # the length of a section that may repeat, in segments
 RAMP = 10  # segments over which a repeat fades in and out
 REPEAT_SHARES = (0.0, 0.25, 0.5, 0.75, 0.9, 0.97)
 REPEAT_STRENGTHS = (0.6, 0.8, 0.9, 0.95, 0.98)
-RECUR_RANKS = (1, 5, 20)  # the far-apart similarities that say how often a track repeats
+RECUR_RANKS = (1, 5, 20)
+SPREADS = (0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0)  # the far-apart similarities that say how often a track repeats
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,7 @@ class FingerprintModel:
     lengths: np.ndarray  # [T] real track lengths in segments
     normalise: bool
     repeat: tuple[float, float] = (0.0, 0.0)  # share of sections that repeat an earlier one, and how closely
+    spread: float = 0.0  # log-sd of a track's own gains along its own random axes (0: every track alike)
     info: dict = field(default_factory=dict)
 
     @property
@@ -75,11 +77,23 @@ class FingerprintModel:
         comp = rng.choice(len(self.weights), p=self.weights)
         centroid = self.means[comp] + self.chol[comp] @ rng.standard_normal(self.dim)
         scale = float(np.exp(self.log_scale[0] + self.log_scale[1] * rng.standard_normal()))
-        z = _repeated(_stationary(self.autocov, n, rng), rng, *self.repeat)
+        z = _repeated(self._own_axes(_stationary(self.autocov, n, rng), rng), rng, *self.repeat)
         rows = centroid[None, :] + scale * (z @ self.basis.T)
         if self.normalise:
             rows /= np.maximum(np.linalg.norm(rows, axis=1, keepdims=True), 1e-12)
         return rows.astype(np.float32)
+
+    def _own_axes(self, z: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """``z`` with the track's variance concentrated on its own axes: a random rotation, gains
+        log-normal with sd ``spread`` (mean 1), rotated back; over many tracks the pooled covariance
+        is kept, within one its effective dimension falls as real tracks' does."""
+        if self.spread <= 0:
+            return z
+        d = z.shape[1]
+        q, _ = np.linalg.qr(rng.standard_normal((d, d)))
+        gain = np.exp(self.spread * rng.standard_normal(d))
+        scale = np.sqrt(np.maximum(self.autocov[0], 1e-12))
+        return (((z / scale) @ q) * np.sqrt(gain / gain.mean())) @ q.T * scale
 
     def sample(self, n_rows: int, seed: int) -> tuple[np.ndarray, pd.DataFrame]:
         """``n_rows`` synthetic rows and their table (``track``, ``segment``)."""
@@ -95,7 +109,8 @@ class FingerprintModel:
 
         np.savez(path, format=FORMAT, weights=self.weights, means=self.means, chol=self.chol,
                  log_scale=np.asarray(self.log_scale), basis=self.basis, autocov=self.autocov, lengths=self.lengths,
-                 normalise=self.normalise, repeat=np.asarray(self.repeat), info=json.dumps(self.info))
+                 normalise=self.normalise, repeat=np.asarray(self.repeat), spread=self.spread,
+                 info=json.dumps(self.info))
 
 
 def load_fingerprint_model(path: Path | str) -> FingerprintModel:
@@ -108,7 +123,8 @@ def load_fingerprint_model(path: Path | str) -> FingerprintModel:
         log_scale = (float(z["log_scale"][0]), float(z["log_scale"][1]))
         repeat = (float(z["repeat"][0]), float(z["repeat"][1]))
         return FingerprintModel(z["weights"], z["means"], z["chol"], log_scale, z["basis"], z["autocov"],
-                                z["lengths"], bool(z["normalise"]), repeat, json.loads(str(z["info"])))
+                                z["lengths"], bool(z["normalise"]), repeat, float(z["spread"]),
+                                json.loads(str(z["info"])))
 
 
 def _stationary(autocov: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
@@ -172,16 +188,42 @@ def _recurrence_summary(values: np.ndarray) -> np.ndarray:
     return np.r_[values.mean(axis=0), (values[:, 0] > 0.9).mean()]
 
 
+def track_dimension(rows: np.ndarray, tracks: np.ndarray, min_rows: int = 100) -> np.ndarray:
+    """Each track's effective dimension: the participation ratio (sum of eigenvalues squared over
+    the sum of their squares) of its rows' covariance, for tracks of at least ``min_rows`` rows."""
+    tracks = np.asarray(tracks)
+    starts = np.flatnonzero(np.r_[True, tracks[1:] != tracks[:-1]])
+    out = []
+    for a, b in zip(starts, np.r_[starts[1:], len(tracks)]):
+        if b - a >= min_rows:
+            ev = np.clip(np.linalg.eigvalsh(np.cov(np.asarray(rows[a:b], dtype=np.float64).T)), 0, None)
+            out.append(ev.sum() ** 2 / (ev ** 2).sum())
+    return np.asarray(out)
+
+
+def _trial_rows(model: FingerprintModel, seed: int, tracks: int = 60) -> tuple[np.ndarray, np.ndarray]:
+    lengths = np.minimum(model.lengths[np.random.default_rng(seed).permutation(len(model.lengths))[:tracks]], 3000)
+    rows = np.concatenate([model.track(seed + 7, i, int(n)) for i, n in enumerate(lengths)])
+    return rows, np.repeat(np.arange(len(lengths)), lengths)
+
+
+def _fit_spread(model: FingerprintModel, target: float, seed: int) -> tuple[float, dict]:
+    """The spread of the grid whose draws' mean track dimension is nearest ``target``'s."""
+    scores = {}
+    for spread in SPREADS:
+        rows, tracks = _trial_rows(replace(model, spread=spread), seed)
+        scores[spread] = abs(float(track_dimension(rows, tracks).mean()) - target)
+    best = min(scores, key=scores.get)
+    return best, {"track_dimension_target": round(target, 2), "spread": best}
+
+
 def _fit_repeat(model: FingerprintModel, target: np.ndarray, seed: int) -> tuple[tuple[float, float], dict]:
     """The (share, strength) of the grid whose draws' recurrence summary is nearest ``target``'s."""
     want = _recurrence_summary(target)
     scores = {}
     for share in REPEAT_SHARES:
         for strength in REPEAT_STRENGTHS:
-            trial = replace(model, repeat=(share, strength))
-            lengths = np.minimum(trial.lengths[np.random.default_rng(seed).permutation(len(trial.lengths))[:60]], 3000)
-            rows = np.concatenate([trial.track(seed + 7, i, int(n)) for i, n in enumerate(lengths)])
-            tracks = np.repeat(np.arange(len(lengths)), lengths)
+            rows, tracks = _trial_rows(replace(model, repeat=(share, strength)), seed)
             got = _recurrence_summary(recurrence(rows, tracks, seed=seed))
             scores[(share, strength)] = float(((got - want) ** 2).sum())
     best = min(scores, key=scores.get)
@@ -219,7 +261,7 @@ def fit_fingerprint_model(rows: np.ndarray, tracks: np.ndarray, sources: np.ndar
     t0 = time.perf_counter()
     rows = np.asarray(rows, dtype=np.float64)
     tracks, sources = np.asarray(tracks), np.asarray(sources).astype(str)
-    bad = sorted(set(sources) - set(distractor_sources))
+    bad = sorted(set(sources.tolist()) - set(distractor_sources))
     if bad:
         raise ValueError(f"fingerprint model: rows from source(s) {bad} given; it is fitted on distractor rows only "
                          f"({sorted(distractor_sources)})")
@@ -255,6 +297,8 @@ def fit_fingerprint_model(rows: np.ndarray, tracks: np.ndarray, sources: np.ndar
     model = FingerprintModel(gm.weights_, gm.means_, chol,
                              (float(np.log(scales).mean()), float(np.log(scales).std())), basis, autocov,
                              np.array([b - a for a, b in bounds]), bool(np.allclose(norms, 1.0, atol=1e-3)))
+    spread, spread_info = _fit_spread(model, float(track_dimension(rows, tracks).mean()), seed)
+    model = replace(model, spread=spread)
     repeat, repeat_info = _fit_repeat(model, recurrence(rows, tracks, seed=seed), seed)
-    info.update(repeat_info, fit_seconds=round(time.perf_counter() - t0, 2))
+    info.update(spread_info, **repeat_info, fit_seconds=round(time.perf_counter() - t0, 2))
     return replace(model, repeat=repeat, info=info)
