@@ -14,6 +14,7 @@ from __future__ import annotations
 import copy
 import json
 import time
+import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -46,8 +47,8 @@ from bench.run.runner import (
     sweep_method,
     timed_query_rows,
 )
-from bench.run.store import RunStore, now
-from datasets.cache import stable_hash
+from bench.run.store import OUTCOMES, POINTS, RESULTS, RunStore, now
+from datasets.cache import atomic_write_parquet, stable_hash
 from datasets.distractors import REAL_SOURCE
 from datasets.folder_lock import folder_lock
 from methods.registry import learns, method_code_hash, resolve_grid
@@ -145,6 +146,7 @@ def _run_scale(config: ScaleConfig, store: RunStore, grids: dict, started: str, 
     kinds = node_kinds_of(store, labels)
     check_one_node_kind(kinds, mix_nodes)
     results, points = store.combine(labels)
+    results, points = _apply_validation(store, config, db, points, results)
     merge_retimed(store, [retime_part(n) for n in sizes], keys=("n_db",))
     stages["total"] = time.perf_counter() - t0
     retime_s = {str(n): (store.part_meta(retime_part(n))[0] or {}).get("seconds") for n in sizes}
@@ -152,6 +154,48 @@ def _run_scale(config: ScaleConfig, store: RunStore, grids: dict, started: str, 
                  "node_kinds": sorted(kinds), "peak_rss_bytes": _peak_rss_bytes()})
     store.write_run_json(info)
     return ScaleOutcome(store.root, points, results, info)
+
+
+def _verdicts(config: ScaleConfig, db: ScaleDatabase) -> dict[str, bool] | None:
+    """Each method's fingerprint-model verdict from ``config.model_validation``, when the DB holds
+    model rows and the validation is there (a warning, and None, when it is not yet)."""
+    if not config.model_validation or db.model is None:
+        return None
+    from .model_validation import method_verdicts, read_validation
+
+    try:
+        return method_verdicts(read_validation(config.model_validation))
+    except FileNotFoundError as exc:
+        warnings.warn(f"{exc}; every method runs on model rows, and the validation is applied when the run's "
+                      f"tables are combined, if it is there by then", stacklevel=2)
+        return None
+
+
+def _apply_validation(store: RunStore, config: ScaleConfig, db: ScaleDatabase, points: pd.DataFrame,
+                      results: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Leave out of the combined tables every method's numbers at sizes holding model rows where
+    the validation did not find the method matching: its points marked not run (the parts stay)."""
+    verdicts = _verdicts(config, db)
+    if verdicts is None:
+        return results, points
+    synthetic = points["synthetic_distractor_segments"].fillna(0) > 0
+    out = synthetic & ~points["method"].map(lambda m: verdicts.get(m, False))
+    if not out.any():
+        return results, points
+    why = f"its numbers on model rows did not match those on real distractors in {config.model_validation}"
+    keep = ["method", "label", "build_params", "n_db", "corpus_segments", "distractor_segments",
+            "real_distractor_segments", "synthetic_distractor_segments", "tracks"]
+    gone_rows = (points.loc[out, [c for c in keep if c in points.columns]].drop_duplicates(["label", "n_db"])
+                 .assign(query_params="", status=STATUS_NOT_VALIDATED, status_detail=why))
+    gone = set(zip(gone_rows["label"], gone_rows["n_db"]))
+    points = pd.concat([points[~out], gone_rows], ignore_index=True)
+    results = results[[(lb, n) not in gone for lb, n in zip(results["label"], results["n_db"])]]
+    outcomes = pd.read_parquet(store.root / OUTCOMES)
+    outcomes = outcomes[[(lb, n) not in gone for lb, n in zip(outcomes["label"], outcomes["n_db"])]]
+    for name, frame in ((POINTS, points), (RESULTS, results), (OUTCOMES, outcomes)):
+        atomic_write_parquet(store.root / name, frame.reset_index(drop=True))
+    print(f"model validation: {len(gone)} configuration(s) x size(s) left out of the tables ({why})")
+    return results, points
 
 
 def _fit_job(inputs: RunInputs, name: str, build_params: dict) -> BuiltMethod:
@@ -231,11 +275,7 @@ def _sweep_sizes(store: RunStore, config: ScaleConfig, configurations: list[tupl
     fitted = {fitting[i][2]: f for i, f in executor.map(_fit_job, [(c[0], c[1]) for c in fitting], shared=(inputs,),
                                                         num_cpus=threads)}
     keep = not executor.remote  # the sweep's built methods stay here for the re-timing, where it runs
-    verdicts = None
-    if config.model_validation and db.model is not None:
-        from .model_validation import method_verdicts, read_validation
-
-        verdicts = method_verdicts(read_validation(config.model_validation))
+    verdicts = _verdicts(config, db)
     repeats = config.run.timing.interleaved_repeats
     for n in sizes:
         jobs, waiting = [], []
