@@ -32,6 +32,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="validate the fingerprint model: run the config with its real-music distractors (into "
                              "RUN_DIR/real) and with model tracks in their place (RUN_DIR/synthetic), then compare "
                              "each method at each sweep point and size (RUN_DIR/validation.csv, validation.md)")
+    parser.add_argument("--shards", type=int, default=None, metavar="S",
+                        help="after the sweep, measure the sharded plan on Ray at the run's largest size: the DB cut "
+                             "into S shards, each a Ray actor, top-k merged (RUN_DIR/sharded.csv; docs/scaling.md)")
+    parser.add_argument("--shard-methods", nargs="+", default=["exhaustive", "flowhash", "ivf"], metavar="NAME",
+                        help="the methods measured sharded (default: %(default)s)")
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
     add_engine_arguments(parser)
 
@@ -64,6 +69,8 @@ def run(args: argparse.Namespace) -> int:
         return _validate_model(args, config, t0)
     outcome = run_scale(config, args.run_dir, progress=not args.no_progress, force=args.force, redo=tuple(args.redo),
                         executor=executor_from(args), mix_nodes=args.mix_nodes)
+    if args.shards:
+        _measure_sharded(args, config, outcome.root)
     with folder_lock(outcome.root, "run folder", quiet=True):  # the run released it; no other writer between
         print(f"report: {write_scale_report(outcome.root)}")
     print(f"results in {outcome.root}; {time.perf_counter() - t0:.0f} s")
@@ -95,3 +102,16 @@ def _validate_model(args: argparse.Namespace, config: ScaleConfig, t0: float) ->
     print(f"report: {write_validation_report(args.run_dir)}")
     print(f"validation in {args.run_dir}; {time.perf_counter() - t0:.0f} s")
     return 0
+
+
+def _measure_sharded(args: argparse.Namespace, config: ScaleConfig, root: Path) -> None:
+    from bench.distributed.cluster import connect
+    from bench.scale.sharded_run import SHARDED_CSV, measure_sharded
+
+    unknown = sorted(set(args.shard_methods) - set(config.methods))
+    if unknown:
+        raise ValueError(f"--shard-methods {' '.join(unknown)}: not among this run's methods "
+                         f"({', '.join(config.methods)})")
+    connect(args.ray_address, args.ray_cpus)
+    measure_sharded(config, root, args.shards, list(args.shard_methods), progress=not args.no_progress)
+    print(f"sharded plan: {root / SHARDED_CSV}")

@@ -140,3 +140,35 @@ def test_a_model_db_needs_counted_sizes():
         build_scale_db(replace(config, sizes=("base", "max")), None, progress=False)  # type: ignore[arg-type]
     assert Distractors(model=True).to_dict() == {"real": True, "fill": True, "model": True, "real_until": None}
     assert Distractors().to_dict() == {"real": True, "fill": True}
+
+
+@pytest.mark.slow
+def test_a_validation_there_only_when_the_tables_are_combined_still_applies(validation, shared_cache, tmp_path):
+    """A run started before its validation existed runs every method on model rows (with a warning);
+    combining its tables then leaves out the methods the validation does not find matching."""
+    from bench.run.inputs import prepare_inputs
+    from bench.run.store import OUTCOMES, POINTS, RunStore
+    from bench.scale.sweep import _apply_validation
+
+    later = tmp_path / "later"
+    raw = _raw(model=True)
+    raw.update({"model_validation": str(later), "methods": ["lsh-directed"]})
+    config = scale_config_from_dict(raw, "later")
+    with pytest.warns(UserWarning, match="every method runs on model rows"):
+        out = run_scale(config, tmp_path / "run", progress=False)
+    assert (out.points["status"] == "ok").all()
+    table = read_validation(validation).copy()
+    table["matches"] = table["method"] != "lsh-directed"
+    later.mkdir()
+    table.to_csv(later / VALIDATION_CSV, index=False)
+    db = build_scale_db(config, prepare_inputs(config.run, progress=False), progress=False)
+    _apply_validation(RunStore(tmp_path / "run"), config, db, out.points, out.results)
+    points = pd.read_parquet(tmp_path / "run" / POINTS)
+    gone = points[points["status"] == STATUS_NOT_VALIDATED]
+    assert set(gone["method"]) == {"lsh-directed"} and set(gone["n_db"]) == {2500, 4000}
+    outcomes = pd.read_parquet(tmp_path / "run" / OUTCOMES)
+    lsh = outcomes[outcomes["label"].str.startswith("lsh-directed")]
+    assert set(lsh["n_db"]) == {points["n_db"].min()}  # only the size without model rows stays
+    label = gone["label"].iat[0]
+    meta, _ = RunStore(tmp_path / "run").part_meta(f"N=4000 {label}")
+    assert meta is not None and meta["status"] == "ok"  # the measured part is kept

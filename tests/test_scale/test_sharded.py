@@ -61,3 +61,34 @@ def test_sharded_exhaustive_search_gives_exact_search_answers(local_ray, tmp_pat
     assert len(t) == len(rows) and len(run.build_s) == 3
     assert np.allclose(t["latency_ms"], t["slowest_shard_ms"] + t["merge_ms"])
     assert (t["slowest_shard_ms"] >= t["shard_ms_mean"]).all()
+
+
+@pytest.mark.slow
+def test_the_sharded_plan_on_a_finished_scaling_run(local_ray, tmp_path, monkeypatch, capsys):
+    """``bench scale --shards``: exhaustive search cut into shards finds what it finds on the whole
+    DB, query for query, scoring as many rows."""
+    import copy
+
+    import pandas as pd
+    import yaml
+
+    from bench.cli.main import main
+    from tests.helpers import TINY
+
+    monkeypatch.setenv("FLOWHASH_BENCH_CACHE", str(tmp_path / "cache"))
+    raw = copy.deepcopy(TINY)
+    raw.update({"sizes": ["base", 2500], "methods": ["lsh-directed"], "distractors": {"real": False, "fill": True}})
+    (tmp_path / "scale.yml").write_text(yaml.safe_dump(raw))
+    assert main(["scale", "--config", str(tmp_path / "scale.yml"), "--run-dir", str(tmp_path / "run"), "--no-progress",
+                 "--shards", "3", "--shard-methods", "exhaustive", "lsh-directed"]) == 0
+    table = pd.read_csv(tmp_path / "run" / "sharded.csv").set_index("method")
+    assert set(table.index) == {"exhaustive", "lsh-directed"} and (table["shards"] == 3).all()
+    ex = table.loc["exhaustive"]
+    assert ex["exact_sharded"] == ex["exact_whole"] and ex["candidates_sharded"] == ex["candidates_whole"]
+    # every shard probes its own tables of the same hash functions: the same candidates in all, so no fewer hits
+    assert table.loc["lsh-directed", "exact_sharded"] >= table.loc["lsh-directed", "exact_whole"] - 1e-9
+    assert (table["latency_mean_ms"] > 0).all() and (table["n_db"] == 2500).all()
+    assert "sharded plan:" in capsys.readouterr().out
+    with pytest.raises(ValueError, match="--shard-methods hnsw: not among"):
+        main(["scale", "--config", str(tmp_path / "scale.yml"), "--run-dir", str(tmp_path / "run"), "--no-progress",
+              "--shards", "3", "--shard-methods", "hnsw"])
