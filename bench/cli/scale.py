@@ -65,6 +65,10 @@ def run(args: argparse.Namespace) -> int:
 
     t0 = time.perf_counter()
     config = scale_config(args)
+    unknown = sorted(set(args.shard_methods) - set(config.methods)) if args.shards else []
+    if unknown:  # before the sweep, not after it
+        raise ValueError(f"--shard-methods {' '.join(unknown)}: not among this run's methods "
+                         f"({', '.join(config.methods)})")
     if args.validate_model:
         return _validate_model(args, config, t0)
     outcome = run_scale(config, args.run_dir, progress=not args.no_progress, force=args.force, redo=tuple(args.redo),
@@ -108,10 +112,6 @@ def _measure_sharded(args: argparse.Namespace, config: ScaleConfig, root: Path) 
     from bench.distributed.cluster import connect
     from bench.scale.sharded_run import SHARDED_CSV, measure_sharded
 
-    unknown = sorted(set(args.shard_methods) - set(config.methods))
-    if unknown:
-        raise ValueError(f"--shard-methods {' '.join(unknown)}: not among this run's methods "
-                         f"({', '.join(config.methods)})")
     connect(args.ray_address, args.ray_cpus)
     measure_sharded(config, root, args.shards, list(args.shard_methods), progress=not args.no_progress)
     print(f"sharded plan: {root / SHARDED_CSV}")
