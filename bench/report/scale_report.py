@@ -488,7 +488,8 @@ def validation_rows(table: pd.DataFrame) -> list[list[str]]:
     """The validation table's rows as the report prints them: method, point, N, then each
     comparison's estimate [95% CI]: decision."""
     rows = []
-    for r in table.sort_values(["method", "label", "query_params", "n_db"], key=lambda c: c.map(str)).itertuples():
+    ordered = table.assign(_m=table["method"].map(method_sort_key)).sort_values(["_m", "label", "query_params", "n_db"])
+    for r in ordered.itertuples():
         rows.append([r.label, str(r.query_params), count(r.n_db),
                      f"{pct(r.exact_real)} / {pct(r.exact_synthetic)}",
                      f"{_interval(100 * r.exact_diff, 100 * r.exact_diff_lo, 100 * r.exact_diff_hi, '+.2f')}: "
@@ -535,7 +536,9 @@ def write_validation_report(root: Path | str) -> Path:
     if stats:
         doc.add(Heading(2, "Fingerprint statistics, real and model rows"),
                 Table(["statistic", "real", "model"],
-                      [[k, f"{v['real']:.3f}", f"{v['model']:.3f}"] for k, v in stats.items()],
+                      [[k, f"{stats[k]['real']:.3f}", f"{stats[k]['model']:.3f}"]
+                       for k in sorted(stats, key=lambda k: (k.rstrip("0123456789"), int("0" + k.split("_")[-1]
+                                                                                          .strip("pair"))))],
                       "Mean cosine between two segments of one track k hops apart (lag_k), between two random "
                       "segments, and between a probe row and its k-th nearest other row (neighbour_k), over "
                       "the same number of rows of each."))
@@ -547,7 +550,9 @@ def write_validation_report(root: Path | str) -> Path:
                  f"{100 * (CANDIDATES_MARGIN - 1):.0f}%. Latency: the ratio of mean latencies over the queries "
                  f"timed in both runs (one thread), within {100 * (LATENCY_MARGIN - 1):.0f}%; the two runs were "
                  f"timed one after the other, not interleaved, so machine drift between them is not inside the "
-                 f"interval. 95% intervals resample the queries within each condition cell, one draw for both sides."),
+                 f"interval: exhaustive search does the same work on both DBs (its candidates ratio is 1), so its "
+                 f"latency ratio shows that drift. 95% intervals resample the queries within each condition cell, "
+                 f"one draw for both sides."),
             Table(["point", "query", "N", "exact % real / synth.", "exact diff. (points)", "candidates ratio",
                    "latency ratio", "matches"], validation_rows(table), "", 3),
             Bullets([f"{m}: {VERDICT[verdicts[m]]}" for m in sorted(verdicts, key=method_sort_key)]))
