@@ -1,4 +1,5 @@
-"""The sharded plan measured on a finished scaling run: its largest DB cut into shards, each a Ray
+"""The sharded plan measured on a finished scaling run: its largest DB with finished points (not those
+the run left out) cut into shards, each a Ray
 actor (:mod:`bench.distributed.sharded`), each method at one sweep point of the run (its cheapest
 reaching 80% of exact search's exact rate there, else its highest), over the run's timed queries.
 
@@ -47,10 +48,11 @@ def _outcomes(sized: RunInputs, ids: np.ndarray, scores: np.ndarray, candidates:
 
 def measure_sharded(config: ScaleConfig, run_dir: Path | str, shards: int, methods: list[str],
                     progress: bool = True) -> pd.DataFrame:
-    """Measure the sharded plan at the run's largest size for ``methods`` (module docstring); one
-    row per method, written to ``run_dir/sharded.csv``."""
+    """Measure the sharded plan at the run's largest size holding finished points, for ``methods``
+    (module docstring); one row per method, written to ``run_dir/sharded.csv``."""
     run_dir = Path(run_dir)
     points = pd.read_parquet(run_dir / POINTS)
+    points = points[points["status"] == "ok"]  # not the configurations left out (over budget, not validated)
     outcomes = pd.read_parquet(run_dir / OUTCOMES)
     n = int(points["n_db"].max())
     points = points[points["n_db"] == n]
