@@ -1,7 +1,7 @@
 """The sharded plan measured on a finished scaling run: its largest DB with finished points (not those
-the run left out) cut into shards, each a Ray
-actor (:mod:`bench.distributed.sharded`), each method at one sweep point of the run (its cheapest
-reaching 80% of exact search's exact rate there, else its highest), over the run's timed queries.
+the run left out) cut into shards, each a Ray actor (:mod:`bench.distributed.sharded`), each method
+at one sweep point of the run (its cheapest reaching 80% of exact search's exact rate there, else
+its highest), over the run's timed queries.
 
 Per method: the plan's latency (slowest shard plus merge) against the same point's latency on the
 whole DB in the sweep, over the same queries, and the exact hit rate of the merged answers against
