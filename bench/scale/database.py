@@ -18,6 +18,7 @@ from encoders.precomputed import PrecomputedEncoder
 from encoders.store import CHUNK_ROWS, EmbeddingStore, fill_store
 
 from .config import Distractors, ScaleConfig
+from .fingerprint_model import FORMAT as MODEL_FORMAT
 from .fingerprint_model import FingerprintModel, fit_fingerprint_model, load_fingerprint_model
 from .fingerprint_stats import fingerprint_stats
 
@@ -97,7 +98,7 @@ def sized_inputs(inputs: RunInputs, db: ScaleDatabase, n: int) -> RunInputs:
 def fitted_model(real: ScaleDatabase, seed: int, progress: bool = True) -> tuple[FingerprintModel, str]:
     """The fingerprint model fitted on ``real``'s distractor rows (never a corpus row),
     kept in ``cache_dir("fingerprint-models")`` by the store's key; with its key."""
-    key = stable_hash({"store": real.store.state["key"], "seed": seed, "format": 1}, n=32)
+    key = stable_hash({"store": real.store.state["key"], "seed": seed, "format": MODEL_FORMAT}, n=32)
     path = cache_dir("fingerprint-models") / f"{key}.npz"
     if path.is_file():
         return load_fingerprint_model(path), key

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-FORMAT = 1
+FORMAT = 1  # of a saved model; bump it when the model changes: it is in the fitted model's cache key
 GAP = 20  # segments: "far apart" in a track, past one window's overlap at the 0.1 s hop (2 s)
 SECTION = (20, 160)  # the length of a section that may repeat, in segments
 RAMP = 10  # segments over which a repeat fades in and out
