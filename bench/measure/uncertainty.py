@@ -158,9 +158,13 @@ def speedup_interval(hits_a: np.ndarray, cost_a: np.ndarray, hits_b: np.ndarray,
     rate_a, rate_b = w @ hits_a.T / n, w @ hits_b.T / n
     ca = w @ np.asarray(query_cost_a, float).T / n if query_cost_a is not None else np.asarray(cost_a, float)[None]
     cb = w @ np.asarray(query_cost_b, float).T / n if query_cost_b is not None else np.asarray(cost_b, float)[None]
-    draws = ratio(rate_a, ca, rate_b, cb)
+    return _finite_draws_interval(point, ratio(rate_a, ca, rate_b, cb), level,
+                                  f"bootstrap of the matched-rate procedure ({n_boot}, seed {seed})")
+
+
+def _finite_draws_interval(point: float, draws: np.ndarray, level: float, method: str) -> Interval:
+    """``point`` with the percentile interval of its finite bootstrap ``draws`` (NaN bounds when none is)."""
     draws = draws[np.isfinite(draws)]
-    method = f"bootstrap of the matched-rate procedure ({n_boot}, seed {seed})"
     if len(draws) == 0:
         return Interval(point, float("nan"), float("nan"), method)
     lo, hi = _percentile(draws, level)
@@ -206,12 +210,7 @@ def paired_ratio(a: np.ndarray, b: np.ndarray, cells: np.ndarray, level: float =
     with np.errstate(invalid="ignore", divide="ignore"):
         point = float(a.mean() / b.mean())
         draws = (w @ a) / (w @ b)
-    draws = draws[np.isfinite(draws)]
-    method = f"paired stratified bootstrap ({n_boot}, seed {seed})"
-    if len(draws) == 0:
-        return Interval(point, float("nan"), float("nan"), method)
-    lo, hi = _percentile(draws, level)
-    return Interval(point, lo, hi, method)
+    return _finite_draws_interval(point, draws, level, f"paired stratified bootstrap ({n_boot}, seed {seed})")
 
 
 def decide_difference(interval: Interval, margin: float = RATE_MARGIN) -> str:
