@@ -16,7 +16,7 @@ from tests.helpers import music_like
 # What "reproduces" means here: mean cosine of segments k hops apart in a track within LAG_TOL at every
 # lag the stats take, of two random rows within RANDOM_TOL, of a row's nearest other row within
 # NEAREST_TOL, and of its 10th and 50th nearest within FAR_NEIGHBOUR_TOL: the model under-states those
-# (by 0.08 to 0.09 here, 0.04 and 0.08 on the real distractors; docs/scaling.md), which the
+# (by 0.08 to 0.09 here, 0.03 and 0.06 on the real distractors; docs/fidelity.md), which the
 # scaling validation then measures in each method's numbers
 LAG_TOL, RANDOM_TOL, NEAREST_TOL, FAR_NEIGHBOUR_TOL = 0.05, 0.05, 0.05, 0.12
 SOURCE = "debian-distractors"
