@@ -82,27 +82,18 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _validate_model(args: argparse.Namespace, config: ScaleConfig, t0: float) -> int:
-    import pandas as pd
-
     from bench.report.scale_report import write_scale_report, write_validation_report
-    from bench.run.store import OUTCOMES
-    from bench.scale.model_validation import VALIDATION_CSV, sides, validation_table
+    from bench.scale.model_validation import compare_sides, sides
     from bench.scale.sweep import run_scale
-    from datasets.cache import atomic_write_bytes
     from datasets.folder_lock import folder_lock
 
-    roots = {}
     for side, side_config in sides(config).items():
         print(f"validation: the {side} side", flush=True)
         outcome = run_scale(side_config, args.run_dir / side, progress=not args.no_progress, force=args.force,
                             redo=tuple(args.redo), executor=executor_from(args), mix_nodes=args.mix_nodes)
         with folder_lock(outcome.root, "run folder", quiet=True):
             print(f"report: {write_scale_report(outcome.root)}")
-        roots[side] = outcome.root
-    with_model = [f["n_db"] for f in outcome.info["db"]["sizes"] if f["synthetic_distractor_segments"]]
-    table = validation_table(*(pd.read_parquet(roots[s] / OUTCOMES) for s in sides(config)), with_model,
-                             seed=config.run.seed)
-    atomic_write_bytes(args.run_dir / VALIDATION_CSV, table.to_csv(index=False).encode())
+    compare_sides(args.run_dir, config.run.seed)
     print(f"report: {write_validation_report(args.run_dir)}")
     print(f"validation in {args.run_dir}; {time.perf_counter() - t0:.0f} s")
     return 0

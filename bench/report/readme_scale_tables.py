@@ -7,8 +7,6 @@ Kinds (``<!-- bench-table KIND run=reports/scale ... -->``):
   reaches at every size, per size, and the fitted growth exponent of its latency;
 - ``scale-speedup``: FlowHash's latency speedup over each rival at matched exact hit rate, per size,
   with a 95% interval from bootstrapping the matching over the queries;
-- ``scale-extrapolation-check``: at the run's largest size, each method's latency measured against
-  what an earlier run (``from=``, relative to this run's folder) extrapolated there;
 - ``scale-model-validation``: the fingerprint model's validation (``run=`` its synthetic side);
 - ``scale-sharded``: the sharded plan measured on the run's largest DB (``bench scale --shards``);
 - ``scale-budget``: at one size (``n=``, default the largest), each method at its best point under a
@@ -22,13 +20,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-import numpy as np
 import pandas as pd
 
 from bench.measure.metrics import overall_intervals
-from bench.measure.operating_points import RECALL_TARGET, RECALL_TARGETS, TARGET_SHARES, interpolated_cost
+from bench.measure.operating_points import RECALL_TARGET, RECALL_TARGETS, TARGET_SHARES
 from bench.run.store import OUTCOMES, POINTS, RUN_JSON
-from bench.scale.analysis import common_target, finished, growth_exponent, growth_table, operating_points, speedups
+from bench.scale.analysis import common_target, finished, growth_table, operating_points, speedups
 
 from .render import num, pct, pipe_table
 from .run_report import decided_ratio, factorial_cells
@@ -277,52 +274,10 @@ def factorial_table(run: ScaleRun, args: dict[str, str]) -> str:
     return _table(header, rows)
 
 
-def _at_rate(points: pd.DataFrame, method: str, n: int, rate: float) -> float:
-    """A method's mean latency at exact rate ``rate`` at size ``n``: interpolated along its Pareto
-    front (``interpolated_cost``), NaN when no point reaches it."""
-    mine = points[(points["method"] == method) & (points["n_db"] == n)]
-    if mine.empty:
-        return float("nan")
-    cost = float(interpolated_cost(mine["exact"].to_numpy(), mine["latency_mean_ms"].to_numpy(), rate))
-    return cost if math.isfinite(cost) else float("nan")
-
-
-def extrapolation_check_table(run: ScaleRun, args: dict[str, str]) -> str:
-    """Each method's mean latency at this run's largest size, measured, against what an earlier
-    run (``from=``: its folder, relative to this run's) extrapolated to that size from its own sizes,
-    both at the earlier run's target rate (the highest exact rate FlowHash reached at its every
-    size); with the growth exponent a of each run at that rate."""
-    old = load_scale_run((run.root / args["from"]).resolve())
-    target = common_target(old.points)
-    if not math.isfinite(target):
-        raise ValueError(f"{old.root}: FlowHash reaches no common exact hit rate at every size")
-    extra = pd.read_csv(old.root / "extrapolation.csv")
-    pts, old_pts = finished(run.points), finished(old.points)
-    n_max = int(pts["n_db"].max())
-    extra = extra[(extra["point"] == "target") & (extra["n_db"] == n_max)].set_index("method")
-    if extra.empty:
-        raise ValueError(f"{old.root}/extrapolation.csv: nothing extrapolated to N={n_max:,}, this run's largest size")
-    sizes, old_sizes = sorted(pts["n_db"].unique()), sorted(old_pts["n_db"].unique())
-    rows = []
-    for method in _sorted_methods(set(pts["method"]) & set(extra.index)):
-        measured = _at_rate(pts, method, n_max, target)
-        guess = float(extra.loc[method, "latency_mean_ms"])
-        a_new = growth_exponent(np.array(sizes), np.array([_at_rate(pts, method, n, target) for n in sizes]))
-        a_old = growth_exponent(np.array(old_sizes),
-                                np.array([_at_rate(old_pts, method, n, target) for n in old_sizes]))
-        rows.append([method, f"{num(guess)} ms", f"{num(measured)} ms" if math.isfinite(measured) else "not reached",
-                     num(measured / guess, ".2f") if math.isfinite(measured) else "-",
-                     num(a_old, ".2f"), num(a_new, ".2f")])
-    return _table([f"method (at {pct(target)}% exact)", f"extrapolated to {size_label(n_max)}",
-                   f"measured at {size_label(n_max)}", "measured / extrapolated",
-                   f"a ({size_label(old_sizes[0])[4:]} to {size_label(old_sizes[-1])[4:]})",
-                   f"a ({size_label(sizes[0])[4:]} to {size_label(sizes[-1])[4:]})"], rows)
-
-
 def model_validation_table(run: ScaleRun, args: dict[str, str]) -> str:
     """The fingerprint model's validation (``bench scale --validate-model``; ``run=`` its synthetic
     side, the comparison beside it): per method and size, each comparison's decision, and the verdict."""
-    from bench.scale.model_validation import method_verdicts, read_validation
+    from bench.scale.model_validation import first_miss, method_verdicts, read_validation
 
     table = read_validation(run.root.parent)
     verdicts = method_verdicts(table)
@@ -338,17 +293,9 @@ def model_validation_table(run: ScaleRun, args: dict[str, str]) -> str:
             r = r.iloc[0]
             cells.append(f"{num(100 * r['exact_diff'], '+.2f')} pt, {num(r['candidates_ratio'], '.2f')}x cand., "
                          f"{num(r['latency_ratio'], '.2f')}x ms: "
-                         + ("equivalent" if r["matches"] else "**" + _first_miss(r) + "**"))
+                         + ("equivalent" if r["matches"] else f"**{first_miss(r)}**"))
         rows.append([method, *cells, "matches" if verdicts[method] else "**does not match**"])
     return _table(["method", *(size_label(n) for n in sizes), "verdict"], rows)
-
-
-def _first_miss(r: pd.Series) -> str:
-    for what in ("exact", "candidates", "latency"):
-        decision = str(r[f"{what}_decision"])
-        if not decision.startswith("equivalent"):
-            return f"{what} {decision}"
-    return "equivalent"
 
 
 def sharded_table(run: ScaleRun, args: dict[str, str]) -> str:
@@ -369,8 +316,7 @@ def sharded_table(run: ScaleRun, args: dict[str, str]) -> str:
 
 
 RENDERERS: dict[str, Callable[[ScaleRun, dict[str, str]], str]] = {
-    "scale-extrapolation-check": extrapolation_check_table, "scale-model-validation": model_validation_table,
-    "scale-sharded": sharded_table,
+    "scale-model-validation": model_validation_table, "scale-sharded": sharded_table,
     "scale-target": target_table, "scale-speedup": speedup_table, "scale-budget": budget_table,
     "scale-decided": decided_table, "scale-factorial": factorial_table, "scale-ann": ann_scale_table,
     "scale-decided-recall": decided_recall_table,

@@ -64,7 +64,6 @@ FORM = "'<!-- bench-table KIND run=PATH [key=value ...] -->'"
 
 NUMBER, INTEGER = "a positive number", "a positive integer"
 NAME, NAMES, INTEGERS = "a method name", "comma-separated method names", "comma-separated positive integers"
-FOLDER = "a folder path"
 OPTIONS: dict[str, dict[str, str]] = {
     "budget": {"budget_ms": NUMBER}, "snr": {"budget_ms": NUMBER},
     "paired": {"budget_ms": NUMBER, "against": NAME}, "speedup": {}, "speedup-decided": {"share": NUMBER},
@@ -74,10 +73,9 @@ OPTIONS: dict[str, dict[str, str]] = {
     "scale-ann": {"sizes": INTEGERS}, "scale-decided-recall": {"sizes": INTEGERS, "target": NUMBER},
     "scale-target": {}, "scale-speedup": {"sizes": INTEGERS}, "scale-decided": {"sizes": INTEGERS, "share": NUMBER},
     "scale-budget": {"n": INTEGER, "budget_ms": NUMBER}, "scale-factorial": {"n": INTEGER},
-    "scale-extrapolation-check": {"from": FOLDER}, "scale-model-validation": {}, "scale-sharded": {},
+    "scale-model-validation": {}, "scale-sharded": {},
 }
-REQUIRED: dict[str, tuple[str, ...]] = {"e2e": ("methods",), "e2e-snr": ("methods",),
-                                        "scale-extrapolation-check": ("from",)}
+REQUIRED: dict[str, tuple[str, ...]] = {"e2e": ("methods",), "e2e-snr": ("methods",)}
 
 
 @dataclass(frozen=True)
@@ -392,8 +390,6 @@ def _valid(value: str, expected: str) -> bool:
     parts = value.split(",") if expected in (NAMES, INTEGERS) else [value]
     if expected in (NAME, NAMES):
         return all(re.fullmatch(r"[\w.+-]+", p) for p in parts)
-    if expected == FOLDER:
-        return re.fullmatch(r"[\w./-]+", value) is not None
     try:
         numbers = [float(p) if expected == NUMBER else int(p) for p in parts]
     except ValueError:

@@ -509,6 +509,7 @@ def write_validation_report(root: Path | str) -> Path:
     """Write ``validation.md``/``.html`` into the validation folder ``root`` (``bench scale
     --validate-model``): the model's fit, the fingerprint statistics of real and model rows, and
     each method compared at fixed sweep points; returns validation.md."""
+    from bench.scale.fingerprint_stats import stat_names
     from bench.scale.model_validation import (
         CANDIDATES_MARGIN,
         LATENCY_MARGIN,
@@ -537,8 +538,7 @@ def write_validation_report(root: Path | str) -> Path:
         doc.add(Heading(2, "Fingerprint statistics, real and model rows"),
                 Table(["statistic", "real", "model"],
                       [[k, f"{stats[k]['real']:.3f}", f"{stats[k]['model']:.3f}"]
-                       for k in sorted(stats, key=lambda k: (k.rstrip("0123456789"), int("0" + k.split("_")[-1]
-                                                                                          .strip("pair"))))],
+                       for k in stat_names() if k in stats],
                       "Mean cosine between two segments of one track k hops apart (lag_k), between two random "
                       "segments, and between a probe row and its k-th nearest other row (neighbour_k), over "
                       "the same number of rows of each."))

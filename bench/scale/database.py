@@ -19,7 +19,7 @@ from encoders.store import CHUNK_ROWS, EmbeddingStore, fill_store
 
 from .config import Distractors, ScaleConfig
 from .fingerprint_model import FORMAT as MODEL_FORMAT
-from .fingerprint_model import FingerprintModel, fit_fingerprint_model, load_fingerprint_model
+from .fingerprint_model import FingerprintModel, fit_fingerprint_model, load_fingerprint_model, track_rows
 from .fingerprint_stats import fingerprint_stats
 
 CORPUS_SOURCE = "corpus"
@@ -96,18 +96,23 @@ def sized_inputs(inputs: RunInputs, db: ScaleDatabase, n: int) -> RunInputs:
 
 
 def fitted_model(real: ScaleDatabase, seed: int, progress: bool = True) -> tuple[FingerprintModel, str]:
-    """The fingerprint model fitted on ``real``'s distractor rows (never a corpus row),
+    """The fingerprint model fitted on ``real``'s distractor rows (never a corpus row), its
+    statistics against them (:func:`model_stats`, of the draw the run seed gives) in its ``info``;
     kept in ``cache_dir("fingerprint-models")`` by the store's key; with its key."""
     key = stable_hash({"store": real.store.state["key"], "seed": seed, "format": MODEL_FORMAT}, n=32)
     path = cache_dir("fingerprint-models") / f"{key}.npz"
     if path.is_file():
-        return load_fingerprint_model(path), key
-    part = real.table.iloc[real.n_base:]
-    rows = np.asarray(real.store.rows[real.n_base:])
-    if progress:
-        print(f"fingerprint model: fitting on {len(rows):,} distractor rows", flush=True)
-    model = fit_fingerprint_model(rows, part["key"].to_numpy(), part["source"].to_numpy(), DISTRACTOR_SOURCES,
-                                  seed=seed)
+        model = load_fingerprint_model(path)
+        if "stats" in model.info:
+            return model, key
+    else:
+        part = real.table.iloc[real.n_base:]
+        rows = np.asarray(real.store.rows[real.n_base:])
+        if progress:
+            print(f"fingerprint model: fitting on {len(rows):,} distractor rows", flush=True)
+        model = fit_fingerprint_model(rows, part["key"].to_numpy(), part["source"].to_numpy(), DISTRACTOR_SOURCES,
+                                      seed=seed)
+    model = replace(model, info={**model.info, "stats": model_stats(real, model, seed + MODEL_SEED_OFFSET)})
     tmp = path.with_name(path.stem + ".tmp.npz")
     model.save(tmp)
     tmp.replace(path)
@@ -153,20 +158,20 @@ def build_model_db(config: ScaleConfig, inputs: RunInputs, progress: bool = True
     head_n = min(fit_n, len(real), max(sizes)) if config.distractors.real_until else real.n_base
     seed = config.run.seed + MODEL_SEED_OFFSET
     lengths = model.draw_lengths(max(sizes) - head_n, seed)
-    tracks = np.repeat(np.arange(len(lengths)), lengths)
+    tracks, segments = track_rows(lengths)
     ids = np.char.zfill(tracks.astype(str), 7)
     drawn = pd.DataFrame({"source": MODEL_SOURCE, "track_id": ids, "key": np.char.add(f"{MODEL_SOURCE}:", ids),
-                          "segment": np.concatenate([np.arange(n) for n in lengths]) if len(lengths) else [],
-                          "real": False})
+                          "segment": segments, "real": False})
     table = pd.concat([real.table.iloc[:head_n], drawn], ignore_index=True)
     identity = {"encoder": inputs.encoder.sha256, "head": real.store.state["key"], "head_rows": int(head_n),
                 "model": model_key, "model_rows": len(drawn), "seed": seed}
     key = stable_hash(identity, n=32)
+    # fill_store checks that every row's source is named; the model's rows come from the stream, not a corpus
     sources = {CORPUS_SOURCE: inputs.corpus, **real.distractors.sources, MODEL_SOURCE: inputs.corpus}
     store = fill_store(cache_dir("embeddings", "store", key), key, table, sources, inputs.encoder, progress,
                        head=np.asarray(real.store.rows[:head_n]), stream=_model_stream(model, seed, lengths),
                        identity=identity)
-    info = {**model.info, "stats": model_stats(real, model, seed), "key": model_key, "seed": seed,
+    info = {**model.info, "key": model_key, "seed": seed,
             "source": MODEL_SOURCE,
             "fitted_on_store": real.store.state["key"], "fitted_on_rows": fit_n,
             "model_rows": len(drawn), "model_tracks": len(lengths)}

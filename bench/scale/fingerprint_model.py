@@ -20,6 +20,7 @@ refuses any row whose source is not a distractor source.
 """
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -33,8 +34,8 @@ SECTION = (20, 160)  # the length of a section that may repeat, in segments
 RAMP = 10  # segments over which a repeat fades in and out
 REPEAT_SHARES = (0.0, 0.25, 0.5, 0.75, 0.9, 0.97)
 REPEAT_STRENGTHS = (0.6, 0.8, 0.9, 0.95, 0.98)
-RECUR_RANKS = (1, 5, 20)
-SPREADS = (0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0)  # the far-apart similarities that say how often a track repeats
+RECUR_RANKS = (1, 5, 20)  # the far-apart similarities that say how often a track repeats
+SPREADS = (0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0)  # the log-sd of a track's own gains, as tried
 
 
 @dataclass(frozen=True)
@@ -99,14 +100,11 @@ class FingerprintModel:
         """``n_rows`` synthetic rows and their table (``track``, ``segment``)."""
         lengths = self.draw_lengths(n_rows, seed)
         rows = np.concatenate([self.track(seed, i, int(n)) for i, n in enumerate(lengths)])
-        table = pd.DataFrame({"track": np.repeat(np.arange(len(lengths)), lengths),
-                              "segment": np.concatenate([np.arange(n) for n in lengths])})
-        return rows, table
+        track, segment = track_rows(lengths)
+        return rows, pd.DataFrame({"track": track, "segment": segment})
 
     def save(self, path: Path | str) -> None:
         """Write the model to ``path`` (.npz)."""
-        import json
-
         np.savez(path, format=FORMAT, weights=self.weights, means=self.means, chol=self.chol,
                  log_scale=np.asarray(self.log_scale), basis=self.basis, autocov=self.autocov, lengths=self.lengths,
                  normalise=self.normalise, repeat=np.asarray(self.repeat), spread=self.spread,
@@ -115,8 +113,6 @@ class FingerprintModel:
 
 def load_fingerprint_model(path: Path | str) -> FingerprintModel:
     """A model written by :meth:`FingerprintModel.save`."""
-    import json
-
     with np.load(path) as z:
         if int(z["format"]) != FORMAT:
             raise ValueError(f"{path}: fingerprint model format {int(z['format'])}, this code reads {FORMAT}")
@@ -125,6 +121,20 @@ def load_fingerprint_model(path: Path | str) -> FingerprintModel:
         return FingerprintModel(z["weights"], z["means"], z["chol"], log_scale, z["basis"], z["autocov"],
                                 z["lengths"], bool(z["normalise"]), repeat, float(z["spread"]),
                                 json.loads(str(z["info"])))
+
+
+def track_bounds(tracks: np.ndarray) -> list[tuple[int, int]]:
+    """The [start, stop) row range of each track, its rows contiguous in ``tracks`` (one id per row)."""
+    tracks = np.asarray(tracks)
+    starts = np.flatnonzero(np.r_[True, tracks[1:] != tracks[:-1]])
+    return list(zip(starts.tolist(), np.r_[starts[1:], len(tracks)].tolist()))
+
+
+def track_rows(lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The track number and segment number of every row of tracks of ``lengths`` segments, in order."""
+    lengths = np.asarray(lengths, dtype=np.int64)
+    track = np.repeat(np.arange(len(lengths)), lengths)
+    return track, np.arange(len(track)) - np.repeat(np.cumsum(lengths) - lengths, lengths)
 
 
 def _stationary(autocov: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
@@ -167,9 +177,7 @@ def recurrence(rows: np.ndarray, tracks: np.ndarray, probes: int = 40, max_track
     with rows of the same track at least GAP segments away [probes, len(RECUR_RANKS)]: how strongly,
     and how often, tracks repeat themselves."""
     rng = np.random.default_rng(seed)
-    tracks = np.asarray(tracks)
-    starts = np.flatnonzero(np.r_[True, tracks[1:] != tracks[:-1]])
-    bounds = [(a, b) for a, b in zip(starts, np.r_[starts[1:], len(tracks)]) if b - a > 2 * GAP]
+    bounds = [(a, b) for a, b in track_bounds(tracks) if b - a > 2 * GAP]
     pick = rng.permutation(len(bounds))[:max_tracks]
     out = []
     for a, b in (bounds[i] for i in pick):
@@ -191,10 +199,8 @@ def _recurrence_summary(values: np.ndarray) -> np.ndarray:
 def track_dimension(rows: np.ndarray, tracks: np.ndarray, min_rows: int = 100) -> np.ndarray:
     """Each track's effective dimension: the participation ratio (sum of eigenvalues squared over
     the sum of their squares) of its rows' covariance, for tracks of at least ``min_rows`` rows."""
-    tracks = np.asarray(tracks)
-    starts = np.flatnonzero(np.r_[True, tracks[1:] != tracks[:-1]])
     out = []
-    for a, b in zip(starts, np.r_[starts[1:], len(tracks)]):
+    for a, b in track_bounds(tracks):
         if b - a >= min_rows:
             ev = np.clip(np.linalg.eigvalsh(np.cov(np.asarray(rows[a:b], dtype=np.float64).T)), 0, None)
             out.append(ev.sum() ** 2 / (ev ** 2).sum())
@@ -204,7 +210,7 @@ def track_dimension(rows: np.ndarray, tracks: np.ndarray, min_rows: int = 100) -
 def _trial_rows(model: FingerprintModel, seed: int, tracks: int = 60) -> tuple[np.ndarray, np.ndarray]:
     lengths = np.minimum(model.lengths[np.random.default_rng(seed).permutation(len(model.lengths))[:tracks]], 3000)
     rows = np.concatenate([model.track(seed + 7, i, int(n)) for i, n in enumerate(lengths)])
-    return rows, np.repeat(np.arange(len(lengths)), lengths)
+    return rows, track_rows(lengths)[0]
 
 
 def _fit_spread(model: FingerprintModel, target: float, seed: int) -> tuple[float, dict]:
@@ -265,10 +271,9 @@ def fit_fingerprint_model(rows: np.ndarray, tracks: np.ndarray, sources: np.ndar
     if bad:
         raise ValueError(f"fingerprint model: rows from source(s) {bad} given; it is fitted on distractor rows only "
                          f"({sorted(distractor_sources)})")
-    starts = np.flatnonzero(np.r_[True, tracks[1:] != tracks[:-1]])
-    if len(set(tracks[starts].tolist())) != len(starts):
+    bounds = track_bounds(tracks)
+    if len({tracks[a] for a, _ in bounds}) != len(bounds):
         raise ValueError("fingerprint model: a track's rows are not contiguous")
-    bounds = list(zip(starts, np.r_[starts[1:], len(rows)]))
     bounds = [(a, b) for a, b in bounds if b - a >= 2]
     if len(bounds) < 2:
         raise ValueError(f"fingerprint model: needs at least 2 tracks of 2 or more segments, got {len(bounds)}")
@@ -292,8 +297,7 @@ def fit_fingerprint_model(rows: np.ndarray, tracks: np.ndarray, sources: np.ndar
     chol = np.linalg.cholesky(gm.covariances_)
     norms = np.linalg.norm(rows, axis=1)
     info = {"rows": int(sum(b - a for a, b in bounds)), "tracks": len(bounds), "components": int(n_comp),
-            "bic": {str(c): round(float(b), 1) for b, c, _ in fits}, "max_lag": max_lag, "seed": seed,
-            "fit_seconds": round(time.perf_counter() - t0, 2)}
+            "bic": {str(c): round(float(b), 1) for b, c, _ in fits}, "max_lag": max_lag, "seed": seed}
     model = FingerprintModel(gm.weights_, gm.means_, chol,
                              (float(np.log(scales).mean()), float(np.log(scales).std())), basis, autocov,
                              np.array([b - a for a, b in bounds]), bool(np.allclose(norms, 1.0, atol=1e-3)))

@@ -53,6 +53,11 @@ def neighbour_similarity(rows: np.ndarray, probes: int = 500, ranks: tuple[int, 
     return out
 
 
+def stat_names() -> list[str]:
+    """The keys of :func:`fingerprint_stats`, in its order."""
+    return [f"lag_{k}" for k in LAGS] + ["random_pair"] + [f"neighbour_{k}" for k in NEIGHBOUR_RANKS]
+
+
 def fingerprint_stats(rows: np.ndarray, tracks: np.ndarray, probes: int = 500, seed: int = 0) -> dict[str, float]:
     """All of the above in one flat dict (``lag_1`` ..., ``random_pair``, ``neighbour_1`` ...)."""
     out = {f"lag_{k}": v for k, v in lag_cosine(rows, tracks).items()}

@@ -13,6 +13,7 @@ a method that does not match is not measured on synthetic rows (``bench scale`` 
 config names this validation)."""
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from pathlib import Path
 
@@ -21,6 +22,8 @@ import pandas as pd
 
 from bench.measure.metrics import condition_cells
 from bench.measure.uncertainty import RATE_MARGIN, decide_difference, decide_ratio, paired_difference, paired_ratio
+from bench.run.store import OUTCOMES, RUN_JSON
+from datasets.cache import atomic_write_bytes
 
 from .config import Distractors, ScaleConfig
 
@@ -29,6 +32,7 @@ VALIDATION_CSV = "validation.csv"
 CANDIDATES_MARGIN = 1.10
 LATENCY_MARGIN = 1.15
 KEYS = ("label", "query_params", "n_db")
+MEASURES = ("exact", "candidates", "latency")  # each with its decision column "<measure>_decision"
 
 
 def sides(config: ScaleConfig) -> dict[str, ScaleConfig]:
@@ -41,6 +45,16 @@ def sides(config: ScaleConfig) -> dict[str, ScaleConfig]:
 
 def _equivalent(decision: str) -> bool:
     return decision.startswith("equivalent")
+
+
+def first_miss(row: pd.Series | dict) -> str | None:
+    """The first measure of a validation row not decided equivalent, with its decision
+    ("candidates lower"), or None when the row matches."""
+    for measure in MEASURES:
+        decision = str(row[f"{measure}_decision"])
+        if not _equivalent(decision):
+            return f"{measure} {decision}"
+    return None
 
 
 def validation_table(real: pd.DataFrame, synthetic: pd.DataFrame, sizes: list[int] | None = None,
@@ -77,7 +91,7 @@ def validation_table(real: pd.DataFrame, synthetic: pd.DataFrame, sizes: list[in
                "latency_synthetic_ms": float(syn["latency_ms"].to_numpy()[timed].mean()) if timed.any() else np.nan,
                "latency_ratio": lat.estimate, "latency_lo": lat.low, "latency_hi": lat.high,
                "latency_decision": decide_ratio(lat, LATENCY_MARGIN)}
-        row["matches"] = all(_equivalent(row[f"{m}_decision"]) for m in ("exact", "candidates", "latency"))
+        row["matches"] = first_miss(row) is None
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -85,6 +99,18 @@ def validation_table(real: pd.DataFrame, synthetic: pd.DataFrame, sizes: list[in
 def method_verdicts(table: pd.DataFrame) -> dict[str, bool]:
     """Whether each method matches at every point and size of the validation."""
     return {m: bool(g["matches"].all()) for m, g in table.groupby("method")}
+
+
+def compare_sides(root: Path | str, seed: int) -> pd.DataFrame:
+    """:func:`validation_table` of the two finished sides in ``root`` (``real/``, ``synthetic/``) at
+    the sizes holding model rows, written to ``root/validation.csv``."""
+    root = Path(root)
+    info = json.loads((root / SYNTHETIC_DIR / RUN_JSON).read_text())
+    with_model = [f["n_db"] for f in info["db"]["sizes"] if f["synthetic_distractor_segments"]]
+    real, synthetic = (pd.read_parquet(root / side / OUTCOMES) for side in (REAL_DIR, SYNTHETIC_DIR))
+    table = validation_table(real, synthetic, with_model, seed=seed)
+    atomic_write_bytes(root / VALIDATION_CSV, table.to_csv(index=False).encode())
+    return table
 
 
 def read_validation(path: Path | str) -> pd.DataFrame:

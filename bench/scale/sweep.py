@@ -76,15 +76,13 @@ def part_label(n: int, label: str) -> str:
     return f"N={n} {label}"
 
 
-def _skipped_part(name: str, label: str, build_params: dict, n: int, facts: dict, why: str,
-                  predicted_s: float, status: str = STATUS_OVER_BUDGET) -> pd.DataFrame:
-    return pd.DataFrame([{"method": name, "label": label, "build_params": json.dumps(build_params, sort_keys=True),
-                          "query_params": "", "status": status, "status_detail": why,
-                          "predicted_build_s": predicted_s, **facts}])
-
-
-def _skip(store: RunStore, part: str, frame: pd.DataFrame, status: str, code: str, grid: list, why: str) -> None:
+def _skip(store: RunStore, part: str, name: str, label: str, build_params: dict, facts: dict, why: str,
+          predicted_s: float, status: str, code: str, grid: list) -> None:
+    """Record a configuration at one size as not run (``status``, ``why``), a part like any other."""
     print(f"{part}: {why}; recorded as not run")
+    frame = pd.DataFrame([{"method": name, "label": label, "build_params": json.dumps(build_params, sort_keys=True),
+                           "query_params": "", "status": status, "status_detail": why,
+                           "predicted_build_s": predicted_s, **facts}])
     store.save_part(part, frame.iloc[:0], frame, pd.DataFrame(),
                     {"status": status, "code": code, "query_grid": grid, "detail": why})
 
@@ -156,9 +154,10 @@ def _run_scale(config: ScaleConfig, store: RunStore, grids: dict, started: str, 
     return ScaleOutcome(store.root, points, results, info)
 
 
-def _verdicts(config: ScaleConfig, db: ScaleDatabase) -> dict[str, bool] | None:
+def _verdicts(config: ScaleConfig, db: ScaleDatabase, missing: str) -> dict[str, bool] | None:
     """Each method's fingerprint-model verdict from ``config.model_validation``, when the DB holds
-    model rows and the validation is there (a warning, and None, when it is not yet)."""
+    model rows and the validation is there (None, with a warning ending in ``missing``, when it is
+    not yet)."""
     if not config.model_validation or db.model is None:
         return None
     from .model_validation import method_verdicts, read_validation
@@ -166,27 +165,32 @@ def _verdicts(config: ScaleConfig, db: ScaleDatabase) -> dict[str, bool] | None:
     try:
         return method_verdicts(read_validation(config.model_validation))
     except FileNotFoundError as exc:
-        warnings.warn(f"{exc}; every method runs on model rows, and the validation is applied when the run's "
-                      f"tables are combined, if it is there by then", stacklevel=2)
+        warnings.warn(f"{exc}; {missing}", stacklevel=3)
         return None
+
+
+def _not_validated(config: ScaleConfig, verdicts: dict[str, bool], method: str) -> str:
+    """Why ``method`` is not run, or left out, where the DB holds model rows."""
+    return (f"its numbers on model rows did not match those on real distractors in {config.model_validation}"
+            if method in verdicts else f"not compared in {config.model_validation}")
 
 
 def _apply_validation(store: RunStore, config: ScaleConfig, db: ScaleDatabase, points: pd.DataFrame,
                       results: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Leave out of the combined tables every method's numbers at sizes holding model rows where
     the validation did not find the method matching: its points marked not run (the parts stay)."""
-    verdicts = _verdicts(config, db)
+    verdicts = _verdicts(config, db, "the tables hold every method at the sizes holding model rows")
     if verdicts is None:
         return results, points
     synthetic = points["synthetic_distractor_segments"].fillna(0) > 0
     out = synthetic & ~points["method"].map(lambda m: verdicts.get(m, False))
     if not out.any():
         return results, points
-    why = f"its numbers on model rows did not match those on real distractors in {config.model_validation}"
     keep = ["method", "label", "build_params", "n_db", "corpus_segments", "distractor_segments",
             "real_distractor_segments", "synthetic_distractor_segments", "tracks"]
-    gone_rows = (points.loc[out, [c for c in keep if c in points.columns]].drop_duplicates(["label", "n_db"])
-                 .assign(query_params="", status=STATUS_NOT_VALIDATED, status_detail=why))
+    gone_rows = points.loc[out, [c for c in keep if c in points.columns]].drop_duplicates(["label", "n_db"])
+    gone_rows = gone_rows.assign(query_params="", status=STATUS_NOT_VALIDATED,
+                                 status_detail=gone_rows["method"].map(lambda m: _not_validated(config, verdicts, m)))
     gone = set(zip(gone_rows["label"], gone_rows["n_db"]))
     points = pd.concat([points[~out], gone_rows], ignore_index=True)
     results = results[[(lb, n) not in gone for lb, n in zip(results["label"], results["n_db"])]]
@@ -194,7 +198,8 @@ def _apply_validation(store: RunStore, config: ScaleConfig, db: ScaleDatabase, p
     outcomes = outcomes[[(lb, n) not in gone for lb, n in zip(outcomes["label"], outcomes["n_db"])]]
     for name, frame in ((POINTS, points), (RESULTS, results), (OUTCOMES, outcomes)):
         atomic_write_parquet(store.root / name, frame.reset_index(drop=True))
-    print(f"model validation: {len(gone)} configuration(s) x size(s) left out of the tables ({why})")
+    print(f"model validation: {len(gone)} configuration(s) x size(s) left out of the tables, as not matching in "
+          f"{config.model_validation}")
     return results, points
 
 
@@ -275,7 +280,8 @@ def _sweep_sizes(store: RunStore, config: ScaleConfig, configurations: list[tupl
     fitted = {fitting[i][2]: f for i, f in executor.map(_fit_job, [(c[0], c[1]) for c in fitting], shared=(inputs,),
                                                         num_cpus=threads)}
     keep = not executor.remote  # the sweep's built methods stay here for the re-timing, where it runs
-    verdicts = _verdicts(config, db)
+    verdicts = _verdicts(config, db, "every method runs on model rows; the validation is applied when the run's "
+                                     "tables are combined, if it is there by then")
     repeats = config.run.timing.interleaved_repeats
     for n in sizes:
         jobs, waiting = [], []
@@ -287,17 +293,13 @@ def _sweep_sizes(store: RunStore, config: ScaleConfig, configurations: list[tupl
             predicted = prev[1] * n / prev[0] if prev else 0.0
             facts = db.facts(n)
             if facts["synthetic_distractor_segments"] and verdicts is not None and not verdicts.get(name, False):
-                why = (f"its numbers on model rows did not match those on real distractors in "
-                       f"{config.model_validation}" if name in verdicts else
-                       f"not compared in {config.model_validation}")
-                _skip(store, part, _skipped_part(name, label, build_params, n, facts, why, predicted,
-                                                 STATUS_NOT_VALIDATED), STATUS_NOT_VALIDATED, code, grid, why)
+                _skip(store, part, name, label, build_params, facts, _not_validated(config, verdicts, name), predicted,
+                      STATUS_NOT_VALIDATED, code, grid)
                 continue
             if predicted > config.build_budget_s:
                 why = (f"build at N={prev[0]} took {prev[1]:.0f} s; at N={n} about {predicted:.0f} s is predicted, "
                        f"over the {config.build_budget_s:.0f} s budget")
-                _skip(store, part, _skipped_part(name, label, build_params, n, facts, why, predicted),
-                      STATUS_OVER_BUDGET, code, grid, why)
+                _skip(store, part, name, label, build_params, facts, why, predicted, STATUS_OVER_BUDGET, code, grid)
                 continue
             jobs.append((fitted[label], n, grid, config.accuracy_threads, progress and not executor.remote, keep))
             waiting.append((part, code, grid, name))
