@@ -31,7 +31,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--validate-model", action="store_true",
                         help="validate the fingerprint model: run the config with its real-music distractors (into "
                              "RUN_DIR/real) and with model tracks in their place (RUN_DIR/synthetic), then compare "
-                             "each method at each sweep point and size (RUN_DIR/validation.csv, validation.md)")
+                             "each method at each sweep point and size, its latency timed interleaved on both DBs "
+                             "(RUN_DIR/validation.csv, validation.md)")
     parser.add_argument("--shards", type=int, default=None, metavar="S",
                         help="after the sweep, measure the sharded plan on Ray at the run's largest size: the DB cut "
                              "into S shards, each a Ray actor, top-k merged (RUN_DIR/sharded.csv; docs/scaling.md)")
@@ -83,6 +84,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _validate_model(args: argparse.Namespace, config: ScaleConfig, t0: float) -> int:
     from bench.report.scale_report import write_scale_report, write_validation_report
+    from bench.scale.model_latency import time_sides
     from bench.scale.model_validation import compare_sides, sides
     from bench.scale.sweep import run_scale
     from datasets.folder_lock import folder_lock
@@ -93,6 +95,9 @@ def _validate_model(args: argparse.Namespace, config: ScaleConfig, t0: float) ->
                             redo=tuple(args.redo), executor=executor_from(args), mix_nodes=args.mix_nodes)
         with folder_lock(outcome.root, "run folder", quiet=True):
             print(f"report: {write_scale_report(outcome.root)}")
+    print("validation: the latency of both sides, interleaved", flush=True)
+    with folder_lock(args.run_dir, "validation folder"):
+        time_sides(sides(config), args.run_dir, progress=not args.no_progress)
     compare_sides(args.run_dir, config.run.seed)
     print(f"report: {write_validation_report(args.run_dir)}")
     print(f"validation in {args.run_dir}; {time.perf_counter() - t0:.0f} s")

@@ -501,8 +501,20 @@ def validation_rows(table: pd.DataFrame) -> list[list[str]]:
     return rows
 
 
-VERDICT = {True: "matches: measured on synthetic rows",
-           False: "does not match: not measured on synthetic rows"}
+VERDICT = {True: "matches: runs on model rows",
+           False: "does not match: left out where a run holds model rows"}
+
+
+def _latency_source_text(table: pd.DataFrame) -> str:
+    """How the validation's latencies were timed, from its ``latency_source`` column."""
+    sources = set(table["latency_source"]) if "latency_source" in table else {"sweeps"}
+    if sources == {"interleaved"}:
+        return ("each point was built over both DBs and the two timed in interleaved rounds over the same queries "
+                "(`bench/scale/model_latency.py`), so the machine's drift falls on both sides alike.")
+    what = ("the two runs' sweeps timed them" if len(sources) == 1
+            else "some points interleaved, the others as the two runs' sweeps")
+    return (f"{what}: one run after the other, so machine drift between them is not inside the interval of a point "
+            f"timed so.")
 
 
 def write_validation_report(root: Path | str) -> Path:
@@ -530,7 +542,7 @@ def write_validation_report(root: Path | str) -> Path:
                  f"`{SYNTHETIC_DIR}/`, the same rows followed by tracks drawn from the fingerprint model "
                  f"(`bench/scale/fingerprint_model.py`) in their place. The model was fitted on "
                  f"{model.get('rows', 0):,} real distractor rows of {model.get('tracks', 0)} tracks (never a corpus "
-                 f"row), {model.get('components', '?')} centroid component(s) by BIC, in "
+                 f"row), {model.get('states', '?')} states shared by its tracks, in "
                  f"{model.get('fit_seconds', '?')} s; "
                  f"the draw holds {model.get('model_tracks', 0):,} tracks."))
     stats = model.get("stats")
@@ -548,11 +560,10 @@ def write_validation_report(root: Path | str) -> Path:
                  f"rate: the paired difference, synthetic minus real, in points, decided equivalent within 1 point. "
                  f"Candidates: the ratio of means, synthetic over real, decided within "
                  f"{100 * (CANDIDATES_MARGIN - 1):.0f}%. Latency: the ratio of mean latencies over the queries "
-                 f"timed in both runs (one thread), within {100 * (LATENCY_MARGIN - 1):.0f}%; the two runs were "
-                 f"timed one after the other, not interleaved, so machine drift between them is not inside the "
-                 f"interval: exhaustive search does the same work on both DBs (its candidates ratio is 1), so its "
-                 f"latency ratio shows that drift. 95% intervals resample the queries within each condition cell, "
-                 f"one draw for both sides."),
+                 f"timed in both runs (one thread), within {100 * (LATENCY_MARGIN - 1):.0f}%; "
+                 f"{_latency_source_text(table)} Exhaustive search does the same work on both DBs (its candidates "
+                 f"ratio is 1): its latency ratio is the control. 95% intervals resample the queries within each "
+                 f"condition cell, one draw for both sides."),
             Table(["point", "query", "N", "exact % real / synth.", "exact diff. (points)", "candidates ratio",
                    "latency ratio", "matches"], validation_rows(table), "", 3),
             Bullets([f"{m}: {VERDICT[verdicts[m]]}" for m in sorted(verdicts, key=method_sort_key)]))

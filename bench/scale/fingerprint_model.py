@@ -1,16 +1,28 @@
 """A generative model of distractor fingerprints: synthetic *tracks* of segment embeddings, fitted
 on real distractor vectors, to fill a scaling run's DB past the real music there is.
 
-A track is its centroid plus a residual that moves along the track:
+A track walks over **states** shared by all tracks (a hidden semi-Markov model), plus a residual that
+moves smoothly along it:
 
-- **centroids**: a Gaussian mixture (scikit-learn, full covariances, the component count chosen by
-  BIC) over the real tracks' mean vectors;
-- **residual scale**: log-normal over the real tracks' residual RMS;
-- **residual**: in the principal axes of the pooled residuals (scaled per track), each axis a
-  stationary Gaussian process whose autocovariance is the one measured on the real tracks out to
-  ``max_lag`` segments (flat to half of it, then tapered to zero), drawn by circulant embedding. The measured
-  autocovariance carries the 0.1 s hop's structure: neighbouring segments share most of their
-  window, so their correlation falls almost linearly over one window, then slowly;
+- **states**: k-means clusters of the real rows (faiss, up to 256, at least ROWS_PER_DIM rows per
+  dimension each): the rows' clusters shared across tracks, which is what fills a hash bucket or
+  an IVF cell. A model whose rows are one Gaussian per track spreads them evenly over sign buckets;
+  the real rows are not spread so (docs/fidelity.md);
+- **which states a track visits**: a home state drawn by the states' weights, then a palette,
+  Dirichlet around the state shares of the real tracks that visit the home state, its
+  concentration fitted so that tracks keep to as few states as real tracks do;
+- **how it moves**: runs of one state, their lengths drawn from the real tracks' runs; the next
+  state in proportion to the palette times the real moves out of the state left;
+- **the row**: the path of state means, smoothed along the track by a Gaussian kernel of SMOOTH
+  segments (so that a change of state is not a jump), plus a residual: in the principal axes of
+  the real rows' residuals from their own smoothed path, each axis a stationary Gaussian process
+  with the autocovariance measured there out to ``max_lag`` segments (flat to half of it, then
+  tapered to zero), drawn by circulant embedding; it carries the 0.1 s hop's structure
+  (neighbouring segments share most of their window);
+- **a track's own axes** and **repeats**: the residual's variance concentrated on a track's own
+  random axes (their spread fitted to the real tracks' effective dimension), and sections that
+  repeat an earlier stretch of the track, states and residual (share and strength fitted to the
+  real tracks' far-apart similarities);
 - **length**: drawn from the real tracks' lengths in segments.
 
 Rows are L2-normalised when the real rows are. Track ``i`` of a draw depends only on the seed and
@@ -28,7 +40,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-FORMAT = 1  # of a saved model; bump it when the model changes: it is in the fitted model's cache key
+from .fingerprint_stats import lag_cosine
+
+FORMAT = 2  # of a saved model; bump it when the model changes: it is in the fitted model's cache key
 GAP = 20  # segments: "far apart" in a track, past one window's overlap at the 0.1 s hop (2 s)
 SECTION = (20, 160)  # the length of a section that may repeat, in segments
 RAMP = 10  # segments over which a repeat fades in and out
@@ -36,19 +50,27 @@ REPEAT_SHARES = (0.0, 0.25, 0.5, 0.75, 0.9, 0.97)
 REPEAT_STRENGTHS = (0.6, 0.8, 0.9, 0.95, 0.98)
 RECUR_RANKS = (1, 5, 20)  # the far-apart similarities that say how often a track repeats
 SPREADS = (0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0)  # the log-sd of a track's own gains, as tried
+CONCENTRATIONS = (0.25, 0.5, 1.0, 2.0, 4.0)  # multiples of the moment estimate of the palette concentration, as tried
+SMOOTHS = (0.5, 1.0, 2.0, 4.0, 8.0)  # segments: the sd of the kernel smoothing a track's path of state means, as tried
+SMOOTH_LAGS = (1, 2, 5)  # the lags whose similarities the smoothing is fitted to
+ROWS_PER_DIM = 8  # a state is given at least this many rows per dimension on average (its covariance is full)
 
 
 @dataclass(frozen=True)
 class FingerprintModel:
-    """A fitted model (see the module docstring); ``info`` records the fit (rows, tracks, the
-    mixture's component count and BIC, seconds taken)."""
+    """A fitted model (see the module docstring); ``info`` records the fit (rows, tracks, states,
+    the fitted parameters' targets, seconds taken)."""
 
-    weights: np.ndarray  # [C] mixture weights of the centroid model
-    means: np.ndarray  # [C, d]
-    chol: np.ndarray  # [C, d, d] Cholesky factors of the component covariances
-    log_scale: tuple[float, float]  # mean and sd of log residual RMS per track
-    basis: np.ndarray  # [d, d] residual principal axes (columns)
-    autocov: np.ndarray  # [max_lag, d] autocovariance per axis, lags 0..max_lag-1, tapered
+    weights: np.ndarray  # [S] share of the real rows in each state
+    means: np.ndarray  # [S, d]
+    moves: np.ndarray  # [S, S] real moves from one state to another (counts, the diagonal zero)
+    together: np.ndarray  # [S, S] row s: the state shares of the real tracks that visit s, weighted by their share of s
+    concentration: float  # of a track's palette: Dirichlet(concentration * together[home])
+    dwell: np.ndarray  # [R] real run lengths (segments) in one state
+    smooth: float  # sd (segments) of the Gaussian kernel that smooths the state means' path
+    scales: np.ndarray  # [S] each state's residual RMS over the pooled one
+    basis: np.ndarray  # [d, d] the residual's principal axes (columns)
+    autocov: np.ndarray  # [max_lag, d] autocovariance of the residual along each axis, tapered
     lengths: np.ndarray  # [T] real track lengths in segments
     normalise: bool
     repeat: tuple[float, float] = (0.0, 0.0)  # share of sections that repeat an earlier one, and how closely
@@ -72,14 +94,33 @@ class FingerprintModel:
             total += n
         return np.asarray(out, dtype=np.int64)
 
+    def states(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        """The state of each of a track's ``n`` segments: runs of dwell lengths; the first run's state
+        drawn from the track's palette, each next one in proportion to the palette times the real
+        moves out of the state it leaves (the palette alone where those meet nowhere)."""
+        home = int(rng.choice(len(self.weights), p=self.weights))
+        palette = _palette(self.together[home], self.concentration, rng)
+        out = np.empty(n, dtype=np.int64)
+        t, state = 0, -1
+        while t < n:
+            p = palette if state < 0 else palette * self.moves[state]
+            if p.sum() <= 0:
+                p = palette
+            state = int(rng.choice(len(p), p=p / p.sum()))
+            run = int(rng.choice(self.dwell))
+            out[t:t + run] = state
+            t += run
+        return out
+
     def track(self, seed: int, number: int, n: int) -> np.ndarray:
         """The ``n`` rows (float32 [n, d]) of synthetic track ``number`` of the draw ``seed``."""
         rng = np.random.default_rng([seed, number])
-        comp = rng.choice(len(self.weights), p=self.weights)
-        centroid = self.means[comp] + self.chol[comp] @ rng.standard_normal(self.dim)
-        scale = float(np.exp(self.log_scale[0] + self.log_scale[1] * rng.standard_normal()))
-        z = _repeated(self._own_axes(_stationary(self.autocov, n, rng), rng), rng, *self.repeat)
-        rows = centroid[None, :] + scale * (z @ self.basis.T)
+        states = self.states(n, rng)
+        z = self._own_axes(_stationary(self.autocov, n, rng), rng)
+        z, source = _repeated(z, rng, *self.repeat)
+        states = states[source]
+        scale = state_path(self.scales[:, None], states, self.smooth)
+        rows = state_path(self.means, states, self.smooth) + scale * (z @ self.basis.T)
         if self.normalise:
             rows /= np.maximum(np.linalg.norm(rows, axis=1, keepdims=True), 1e-12)
         return rows.astype(np.float32)
@@ -105,8 +146,9 @@ class FingerprintModel:
 
     def save(self, path: Path | str) -> None:
         """Write the model to ``path`` (.npz)."""
-        np.savez(path, format=FORMAT, weights=self.weights, means=self.means, chol=self.chol,
-                 log_scale=np.asarray(self.log_scale), basis=self.basis, autocov=self.autocov, lengths=self.lengths,
+        np.savez(path, format=FORMAT, weights=self.weights, means=self.means, moves=self.moves,
+                 together=self.together, concentration=self.concentration, dwell=self.dwell, smooth=self.smooth,
+                 scales=self.scales, basis=self.basis, autocov=self.autocov, lengths=self.lengths,
                  normalise=self.normalise, repeat=np.asarray(self.repeat), spread=self.spread,
                  info=json.dumps(self.info))
 
@@ -116,10 +158,10 @@ def load_fingerprint_model(path: Path | str) -> FingerprintModel:
     with np.load(path) as z:
         if int(z["format"]) != FORMAT:
             raise ValueError(f"{path}: fingerprint model format {int(z['format'])}, this code reads {FORMAT}")
-        log_scale = (float(z["log_scale"][0]), float(z["log_scale"][1]))
         repeat = (float(z["repeat"][0]), float(z["repeat"][1]))
-        return FingerprintModel(z["weights"], z["means"], z["chol"], log_scale, z["basis"], z["autocov"],
-                                z["lengths"], bool(z["normalise"]), repeat, float(z["spread"]),
+        return FingerprintModel(z["weights"], z["means"], z["moves"], z["together"], float(z["concentration"]),
+                                z["dwell"], float(z["smooth"]), z["scales"], z["basis"], z["autocov"], z["lengths"],
+                                bool(z["normalise"]), repeat, float(z["spread"]),
                                 json.loads(str(z["info"])))
 
 
@@ -137,6 +179,27 @@ def track_rows(lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return track, np.arange(len(track)) - np.repeat(np.cumsum(lengths) - lengths, lengths)
 
 
+def state_path(means: np.ndarray, states: np.ndarray, smooth: float) -> np.ndarray:
+    """The path of one track's state means [n, d], smoothed along the track by a Gaussian kernel of
+    sd ``smooth`` segments (cut at 3 sd, renormalised at the track's ends)."""
+    path = np.asarray(means[states], dtype=np.float64)
+    half = int(np.ceil(3 * smooth))
+    if half < 1 or len(path) < 2:
+        return path
+    from scipy.ndimage import convolve1d
+
+    kernel = np.exp(-0.5 * (np.arange(-half, half + 1) / smooth) ** 2)
+    weight = convolve1d(np.ones(len(path)), kernel, mode="constant")
+    return convolve1d(path, kernel, axis=0, mode="constant") / weight[:, None]
+
+
+def _palette(weights: np.ndarray, concentration: float, rng: np.random.Generator) -> np.ndarray:
+    """A track's share of each state: Dirichlet(concentration * weights), by normalised gammas (a
+    state whose gamma underflows gets none; where all do, ``weights`` itself)."""
+    g = rng.standard_gamma(np.maximum(concentration * weights, 1e-300))
+    return g / g.sum() if g.sum() > 0 else np.asarray(weights, dtype=np.float64)
+
+
 def _stationary(autocov: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
     """[n, d] draws of stationary Gaussian processes with autocovariances ``autocov`` [L, d]
     (zero beyond lag L-1), by circulant embedding; negative eigenvalues of the embedding are clipped."""
@@ -150,12 +213,16 @@ def _stationary(autocov: np.ndarray, n: int, rng: np.random.Generator) -> np.nda
     return np.fft.fft(np.sqrt(eig / m) * noise, axis=0).real[:n]
 
 
-def _repeated(z: np.ndarray, rng: np.random.Generator, share: float, strength: float) -> np.ndarray:
+def _repeated(z: np.ndarray, rng: np.random.Generator, share: float,
+              strength: float) -> tuple[np.ndarray, np.ndarray]:
     """``z`` [n, d] cut into sections of SECTION segments; a ``share`` of the sections (those
     starting at least GAP segments in) repeat an earlier stretch of the track at least GAP segments
-    back: mixed in with weight ``strength``, ramped in and out over RAMP segments, the variance kept."""
+    back: mixed in with weight ``strength``, ramped in and out over RAMP segments, the variance kept.
+    With it, the row each row repeats (its own index where it repeats none, or weakly): a repeated
+    row takes that row's state."""
+    source = np.arange(len(z))
     if share <= 0 or strength <= 0:
-        return z
+        return z, source
     out, n, t = z.copy(), len(z), 0
     while t < n:
         end = min(n, t + int(rng.integers(SECTION[0], SECTION[1] + 1)))
@@ -167,8 +234,10 @@ def _repeated(z: np.ndarray, rng: np.random.Generator, share: float, strength: f
                 w[:r] *= np.linspace(0, 1, r, endpoint=False)
                 w[end - t - r:] *= np.linspace(1, 0, r, endpoint=False)
             out[t:end] = np.sqrt(1 - w ** 2)[:, None] * z[t:end] + w[:, None] * out[t - back:end - back]
+            strong = w >= 0.5
+            source[t:end][strong] = source[t - back:end - back][strong]
         t = end
-    return out
+    return out, source
 
 
 def recurrence(rows: np.ndarray, tracks: np.ndarray, probes: int = 40, max_tracks: int = 80,
@@ -207,10 +276,72 @@ def track_dimension(rows: np.ndarray, tracks: np.ndarray, min_rows: int = 100) -
     return np.asarray(out)
 
 
-def _trial_rows(model: FingerprintModel, seed: int, tracks: int = 60) -> tuple[np.ndarray, np.ndarray]:
-    lengths = np.minimum(model.lengths[np.random.default_rng(seed).permutation(len(model.lengths))[:tracks]], 3000)
+def palette_purity(states: np.ndarray, tracks: np.ndarray) -> float:
+    """Mean over tracks of the sum of squared state shares: 1 when each track stays in one state."""
+    out = []
+    for a, b in track_bounds(tracks):
+        share = np.bincount(states[a:b]) / (b - a)
+        out.append(float((share ** 2).sum()))
+    return float(np.mean(out))
+
+
+def _trial_lengths(model: FingerprintModel, seed: int, tracks: int = 60) -> np.ndarray:
+    return np.minimum(model.lengths[np.random.default_rng(seed).permutation(len(model.lengths))[:tracks]], 3000)
+
+
+def _trial_rows(model: FingerprintModel, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    lengths = _trial_lengths(model, seed)
     rows = np.concatenate([model.track(seed + 7, i, int(n)) for i, n in enumerate(lengths)])
     return rows, track_rows(lengths)[0]
+
+
+def _residual_process(rows: np.ndarray, tracks: np.ndarray, means: np.ndarray, labels: np.ndarray, smooth: float,
+                      max_lag: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each state's residual RMS over the pooled one; and, of the rows' residuals from their
+    tracks' smoothed state-mean paths divided by their smoothed state scales, the principal axes and
+    the autocovariance along each axis [max_lag, d]."""
+    bounds = track_bounds(tracks)
+    residual = np.concatenate([rows[a:b] - state_path(means, labels[a:b], smooth) for a, b in bounds])
+    power = (residual ** 2).sum(axis=1)
+    counts = np.bincount(labels, minlength=len(means))
+    scales = np.sqrt(np.bincount(labels, power, minlength=len(means)) / np.maximum(counts, 1) / power.mean())
+    scales = np.where(counts > 0, scales, 1.0)
+    residual /= np.concatenate([state_path(scales[:, None], labels[a:b], smooth) for a, b in bounds])
+    _, vecs = np.linalg.eigh(residual.T @ residual / len(residual))
+    basis = vecs[:, ::-1]
+    return scales, basis, _autocov([residual[a:b] @ basis for a, b in bounds], max_lag)
+
+
+def _fit_smooth(model: FingerprintModel, rows: np.ndarray, tracks: np.ndarray, labels: np.ndarray,
+                seed: int) -> tuple[FingerprintModel, dict]:
+    """The smoothing of SMOOTHS, with its residual process, whose draws' similarities at
+    SMOOTH_LAGS are nearest the real rows': a sharp path keeps the states' clusters, a smooth one
+    the short-lag continuity that a change of state breaks."""
+    want = np.array(list(lag_cosine(rows, tracks, SMOOTH_LAGS).values()))
+    scores, fits = {}, {}
+    for smooth in SMOOTHS:
+        scales, basis, autocov = _residual_process(rows, tracks, model.means, labels, smooth, len(model.autocov))
+        fits[smooth] = replace(model, smooth=smooth, scales=scales, basis=basis, autocov=autocov)
+        trial, trial_tracks = _trial_rows(fits[smooth], seed)
+        got = np.array(list(lag_cosine(trial, trial_tracks, SMOOTH_LAGS).values()))
+        scores[smooth] = float(((got - want) ** 2).sum())
+    best = min(scores, key=scores.get)
+    return fits[best], {"smooth_target": [round(float(v), 4) for v in want], "smooth": best}
+
+
+def _fit_concentration(model: FingerprintModel, target: float, seed: int) -> tuple[float, dict]:
+    """The palette concentration whose drawn state walks' purity is nearest ``target``'s: the
+    Dirichlet moment estimate, then the multiple of it among CONCENTRATIONS that matches best."""
+    w2 = float(model.weights @ (model.together ** 2).sum(axis=1))
+    base = (1 - target) / max(target - w2, 1e-6)
+    lengths = np.minimum(model.lengths, 3000)
+    scores = {}
+    for k in CONCENTRATIONS:
+        trial = replace(model, concentration=base * k)
+        walks = [trial.states(int(n), np.random.default_rng([seed, i])) for i, n in enumerate(lengths)]
+        scores[base * k] = abs(palette_purity(np.concatenate(walks), track_rows(lengths)[0]) - target)
+    best = min(scores, key=scores.get)
+    return best, {"purity_target": round(target, 4), "concentration": round(best, 3)}
 
 
 def _fit_spread(model: FingerprintModel, target: float, seed: int) -> tuple[float, dict]:
@@ -256,16 +387,33 @@ def _autocov(tracks: list[np.ndarray], max_lag: int) -> np.ndarray:
     return cov * taper[:, None]
 
 
-def fit_fingerprint_model(rows: np.ndarray, tracks: np.ndarray, sources: np.ndarray, distractor_sources: set[str],
-                          seed: int = 0, max_lag: int = 256, components: tuple[int, ...] = (1, 2, 4, 8),
-                          ) -> FingerprintModel:
-    """Fit the model on ``rows`` [n, d], grouped into tracks by ``tracks`` [n] (each track's rows
-    contiguous and in segment order). Every row's ``sources`` entry must be one of
-    ``distractor_sources``: a query track's rows, or any corpus row, are refused."""
-    from sklearn.mixture import GaussianMixture
+def _fit_states(rows: np.ndarray, n_states: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """k-means states of ``rows``: their weights, means and each row's state."""
+    import faiss
 
+    d = rows.shape[1]
+    x = np.ascontiguousarray(rows, dtype=np.float32)
+    if n_states > 1:
+        km = faiss.Kmeans(d, n_states, niter=20, seed=seed + 1, verbose=False, max_points_per_centroid=1 << 20)
+        km.train(x)
+        labels = km.index.search(x, 1)[1][:, 0]
+    else:
+        labels = np.zeros(len(x), dtype=np.int64)
+    counts = np.bincount(labels, minlength=n_states)
+    keep = np.flatnonzero(counts)
+    remap = np.cumsum(counts > 0) - 1
+    labels = remap[labels]
+    means = np.stack([np.asarray(rows[labels == s], dtype=np.float64).mean(axis=0) for s in range(len(keep))])
+    return counts[keep] / counts.sum(), means, labels
+
+
+def fit_fingerprint_model(rows: np.ndarray, tracks: np.ndarray, sources: np.ndarray, distractor_sources: set[str],
+                          seed: int = 0, max_lag: int = 256, states: int = 256) -> FingerprintModel:
+    """Fit the model on ``rows`` [n, d], grouped into tracks by ``tracks`` [n] (each track's rows
+    contiguous and in segment order), with up to ``states`` states (fewer where the rows give fewer
+    than ROWS_PER_DIM rows per dimension each). Every row's ``sources`` entry must be one of
+    ``distractor_sources``: a query track's rows, or any corpus row, are refused."""
     t0 = time.perf_counter()
-    rows = np.asarray(rows, dtype=np.float64)
     tracks, sources = np.asarray(tracks), np.asarray(sources).astype(str)
     bad = sorted(set(sources.tolist()) - set(distractor_sources))
     if bad:
@@ -277,32 +425,33 @@ def fit_fingerprint_model(rows: np.ndarray, tracks: np.ndarray, sources: np.ndar
     bounds = [(a, b) for a, b in bounds if b - a >= 2]
     if len(bounds) < 2:
         raise ValueError(f"fingerprint model: needs at least 2 tracks of 2 or more segments, got {len(bounds)}")
-    centroids = np.stack([rows[a:b].mean(axis=0) for a, b in bounds])
-    residuals = [rows[a:b] - c for (a, b), c in zip(bounds, centroids)]
-    scales = np.array([np.sqrt((r ** 2).sum(axis=1).mean()) for r in residuals])
-    scaled = [r / s for r, s in zip(residuals, scales)]
-    pooled = np.concatenate(scaled)
-    _, vecs = np.linalg.eigh(pooled.T @ pooled / len(pooled))
-    basis = vecs[:, ::-1]
-    autocov = _autocov([z @ basis for z in scaled], max_lag)
-
-    fits = []
-    for c in components:
-        if c > len(centroids) // 2:
-            continue
-        gm = GaussianMixture(c, covariance_type="full", reg_covar=1e-4, random_state=seed, n_init=2)
-        gm.fit(centroids)
-        fits.append((gm.bic(centroids), c, gm))
-    bic, n_comp, gm = min(fits, key=lambda f: f[0])
-    chol = np.linalg.cholesky(gm.covariances_)
+    keep = np.concatenate([np.arange(a, b) for a, b in bounds])
+    rows, tracks = np.asarray(rows)[keep], tracks[keep]
+    bounds = track_bounds(tracks)
+    d = rows.shape[1]
+    n_states = int(max(1, min(states, len(rows) // (ROWS_PER_DIM * d))))
+    weights, means, labels = _fit_states(rows, n_states, seed)
+    runs = [np.diff(np.flatnonzero(np.r_[True, labels[a + 1:b] != labels[a:b - 1], True])) for a, b in bounds]
+    dwell = np.concatenate(runs)
+    occ = np.stack([np.bincount(labels[a:b], minlength=len(weights)) / (b - a) for a, b in bounds])
+    together = occ.T @ occ
+    together /= np.maximum(together.sum(axis=1, keepdims=True), 1e-12)
+    moved = np.r_[labels[1:] != labels[:-1]] & (tracks[1:] == tracks[:-1])
+    moves = np.zeros((len(weights), len(weights)))
+    np.add.at(moves, (labels[:-1][moved], labels[1:][moved]), 1.0)
     norms = np.linalg.norm(rows, axis=1)
-    info = {"rows": int(sum(b - a for a, b in bounds)), "tracks": len(bounds), "components": int(n_comp),
-            "bic": {str(c): round(float(b), 1) for b, c, _ in fits}, "max_lag": max_lag, "seed": seed}
-    model = FingerprintModel(gm.weights_, gm.means_, chol,
-                             (float(np.log(scales).mean()), float(np.log(scales).std())), basis, autocov,
+    info = {"rows": len(rows), "tracks": len(bounds), "states": len(weights), "max_lag": max_lag, "seed": seed,
+            "mean_dwell": round(float(dwell.mean()), 2)}
+    w2 = float(weights @ (together ** 2).sum(axis=1))
+    purity = palette_purity(labels, tracks)
+    model = FingerprintModel(weights, means, moves, together, (1 - purity) / max(purity - w2, 1e-6), dwell, 0.0,
+                             np.ones(len(weights)), np.eye(d), np.zeros((max_lag, d)),
                              np.array([b - a for a, b in bounds]), bool(np.allclose(norms, 1.0, atol=1e-3)))
+    model, smooth_info = _fit_smooth(model, rows, tracks, labels, seed)
+    concentration, conc_info = _fit_concentration(model, purity, seed)
+    model = replace(model, concentration=concentration)
     spread, spread_info = _fit_spread(model, float(track_dimension(rows, tracks).mean()), seed)
     model = replace(model, spread=spread)
     repeat, repeat_info = _fit_repeat(model, recurrence(rows, tracks, seed=seed), seed)
-    info.update(spread_info, **repeat_info, fit_seconds=round(time.perf_counter() - t0, 2))
+    info.update(smooth_info, **conc_info, **spread_info, **repeat_info, fit_seconds=round(time.perf_counter() - t0, 2))
     return replace(model, repeat=repeat, info=info)

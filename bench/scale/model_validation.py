@@ -6,7 +6,9 @@ on the same queries, at every size:
 - **exact hit rate**: the paired difference (synthetic minus real), decided "equivalent within 1
   point" or not (:func:`bench.measure.uncertainty.decide_difference`);
 - **candidates scored**: the ratio of means, synthetic over real, decided within 10%;
-- **latency**: the ratio of mean latencies of the queries timed in both runs, within 15%.
+- **latency**: the ratio of mean latencies of the queries timed in both runs, within 15%: timed
+  interleaved on the two DBs (:mod:`bench.scale.model_latency`) where that was done, else as the two
+  sweeps timed them, one after the other.
 
 A method matches when every one of its points, at every size, is decided equivalent on all three;
 a method that does not match is not measured on synthetic rows (``bench scale`` refuses it where a
@@ -29,6 +31,7 @@ from .config import Distractors, ScaleConfig
 
 REAL_DIR, SYNTHETIC_DIR = "real", "synthetic"
 VALIDATION_CSV = "validation.csv"
+LATENCY_PARQUET = "latency_interleaved.parquet"  # bench.scale.model_latency's
 CANDIDATES_MARGIN = 1.10
 LATENCY_MARGIN = 1.15
 KEYS = ("label", "query_params", "n_db")
@@ -58,10 +61,13 @@ def first_miss(row: pd.Series | dict) -> str | None:
 
 
 def validation_table(real: pd.DataFrame, synthetic: pd.DataFrame, sizes: list[int] | None = None,
-                     seed: int = 0) -> pd.DataFrame:
+                     seed: int = 0, latency: pd.DataFrame | None = None) -> pd.DataFrame:
     """One row per sweep point and size (of ``sizes``, default all) measured in both runs (``real``
     and ``synthetic``: the runs' outcomes tables): the three comparisons, their intervals and
-    decisions, and whether the point ``matches`` (all three equivalent)."""
+    decisions, and whether the point ``matches`` (all three equivalent). The latency comes from
+    ``latency`` (the interleaved timing's rows: label, query_params, n_db, query_id,
+    latency_real_ms, latency_synthetic_ms) for the points it holds (``latency_source``
+    "interleaved"), else from the two runs' own timing ("sweeps")."""
     rows = []
     if sizes is not None:
         synthetic = synthetic[synthetic["n_db"].isin(sizes)]
@@ -74,9 +80,15 @@ def validation_table(real: pd.DataFrame, synthetic: pd.DataFrame, sizes: list[in
         cells = condition_cells(syn)
         exact = paired_difference(syn["exact"].to_numpy(), ref["exact"].to_numpy(), cells, seed=seed)
         cand = paired_ratio(syn["candidates"].to_numpy(), ref["candidates"].to_numpy(), cells, seed=seed)
-        timed = syn["latency_ms"].notna().to_numpy() & ref["latency_ms"].notna().to_numpy()
-        lat = paired_ratio(syn["latency_ms"].to_numpy()[timed], ref["latency_ms"].to_numpy()[timed], cells[timed],
-                           seed=seed)
+        lat_syn, lat_real, source = syn["latency_ms"].to_numpy(), ref["latency_ms"].to_numpy(), "sweeps"
+        if latency is not None:
+            mine = latency[np.logical_and.reduce([latency[k] == v for k, v in zip(KEYS, key)])]
+            if len(mine):
+                mine = mine.set_index("query_id").reindex(syn["query_id"])
+                lat_syn, lat_real = mine["latency_synthetic_ms"].to_numpy(), mine["latency_real_ms"].to_numpy()
+                source = "interleaved"
+        timed = ~np.isnan(lat_syn) & ~np.isnan(lat_real)
+        lat = paired_ratio(lat_syn[timed], lat_real[timed], cells[timed], seed=seed)
         row = {"method": syn["method"].iat[0] if "method" in syn else key[0].split("(")[0],
                **dict(zip(KEYS, key)), "queries": len(syn), "timed_queries": int(timed.sum()),
                "exact_real": float(ref["exact"].mean()), "exact_synthetic": float(syn["exact"].mean()),
@@ -87,8 +99,9 @@ def validation_table(real: pd.DataFrame, synthetic: pd.DataFrame, sizes: list[in
                "candidates_synthetic": float(syn["candidates"].mean()),
                "candidates_ratio": cand.estimate, "candidates_lo": cand.low, "candidates_hi": cand.high,
                "candidates_decision": decide_ratio(cand, CANDIDATES_MARGIN),
-               "latency_real_ms": float(ref["latency_ms"].to_numpy()[timed].mean()) if timed.any() else np.nan,
-               "latency_synthetic_ms": float(syn["latency_ms"].to_numpy()[timed].mean()) if timed.any() else np.nan,
+               "latency_source": source,
+               "latency_real_ms": float(lat_real[timed].mean()) if timed.any() else np.nan,
+               "latency_synthetic_ms": float(lat_syn[timed].mean()) if timed.any() else np.nan,
                "latency_ratio": lat.estimate, "latency_lo": lat.low, "latency_hi": lat.high,
                "latency_decision": decide_ratio(lat, LATENCY_MARGIN)}
         row["matches"] = first_miss(row) is None
@@ -103,14 +116,20 @@ def method_verdicts(table: pd.DataFrame) -> dict[str, bool]:
 
 def compare_sides(root: Path | str, seed: int) -> pd.DataFrame:
     """:func:`validation_table` of the two finished sides in ``root`` (``real/``, ``synthetic/``) at
-    the sizes holding model rows, written to ``root/validation.csv``."""
+    the sizes holding model rows, with the interleaved latency where ``root`` holds it, written to
+    ``root/validation.csv``."""
     root = Path(root)
-    info = json.loads((root / SYNTHETIC_DIR / RUN_JSON).read_text())
-    with_model = [f["n_db"] for f in info["db"]["sizes"] if f["synthetic_distractor_segments"]]
     real, synthetic = (pd.read_parquet(root / side / OUTCOMES) for side in (REAL_DIR, SYNTHETIC_DIR))
-    table = validation_table(real, synthetic, with_model, seed=seed)
+    latency = pd.read_parquet(root / LATENCY_PARQUET) if (root / LATENCY_PARQUET).is_file() else None
+    table = validation_table(real, synthetic, model_sizes(root), seed=seed, latency=latency)
     atomic_write_bytes(root / VALIDATION_CSV, table.to_csv(index=False).encode())
     return table
+
+
+def model_sizes(root: Path | str) -> list[int]:
+    """The sizes of a validation in ``root`` whose synthetic side holds model rows."""
+    info = json.loads((Path(root) / SYNTHETIC_DIR / RUN_JSON).read_text())
+    return [f["n_db"] for f in info["db"]["sizes"] if f["synthetic_distractor_segments"]]
 
 
 def read_validation(path: Path | str) -> pd.DataFrame:

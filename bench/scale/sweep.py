@@ -233,7 +233,7 @@ def _size_job(inputs: RunInputs, db: ScaleDatabase, fitted: BuiltMethod, n: int,
             built if keep else None)
 
 
-def _built_at(sized: RunInputs, fitted: BuiltMethod) -> BuiltMethod:
+def built_at(sized: RunInputs, fitted: BuiltMethod) -> BuiltMethod:
     """A fresh copy of ``fitted`` built over ``sized``'s DB, warmed up."""
     with threadpool_limits(limits=sized.config.timing.threads):
         method = copy.deepcopy(fitted.method)
@@ -247,7 +247,7 @@ def _retime_job(inputs: RunInputs, db: ScaleDatabase, n: int, selection: pd.Data
     """Re-time the ``selection`` at size ``n`` (``bench.run.retime``), each configuration built
     (or taken from ``kept``, built at ``n`` by the sweep) once for all its points."""
     sized = sized_inputs(private_inputs(inputs), db, n)
-    built = {label: kept.get(label) or _built_at(sized, fitted[label])
+    built = {label: kept.get(label) or built_at(sized, fitted[label])
              for label in dict.fromkeys(selection["label"])}
     entries = [(r["label"], r["query_params"], built[r["label"]].method) for r in selection.to_dict("records")]
     return retime(entries, sized, timed_query_rows).assign(n_db=n)

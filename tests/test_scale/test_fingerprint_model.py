@@ -13,12 +13,14 @@ from encoders.embed import cut_segments, embed_segments
 from encoders.registry import open_encoder
 from tests.helpers import music_like
 
-# What "reproduces" means here: mean cosine of segments k hops apart in a track within LAG_TOL at every
-# lag the stats take, of two random rows within RANDOM_TOL, of a row's nearest other row within
-# NEAREST_TOL, and of its 10th and 50th nearest within FAR_NEIGHBOUR_TOL: the model under-states those
-# (by 0.08 to 0.09 here, 0.03 and 0.06 on the real distractors; docs/fidelity.md), which the
-# scaling validation then measures in each method's numbers
-LAG_TOL, RANDOM_TOL, NEAREST_TOL, FAR_NEIGHBOUR_TOL = 0.05, 0.05, 0.05, 0.12
+# What "reproduces" means here: mean cosine of segments 1 or 2 hops apart in a track within NEAR_LAG_TOL,
+# further apart (0.5 to 5 s) within FAR_LAG_TOL, of two random rows within RANDOM_TOL, of a row's nearest
+# other row within NEAREST_TOL, and of its 10th and 50th nearest within FAR_NEIGHBOUR_TOL. The model's
+# tracks change state where real ones drift, so it under-states similarity past a few hops (by 0.06 here
+# at 0.5 s, by 0.06 to 0.09 from 0.5 to 5 s on the real distractors) and a row's 10th and 50th nearest
+# (by 0.09 here, 0.06 and 0.11 there; docs/fidelity.md), which the scaling validation then measures
+# in each method's numbers
+NEAR_LAG_TOL, FAR_LAG_TOL, RANDOM_TOL, NEAREST_TOL, FAR_NEIGHBOUR_TOL = 0.05, 0.10, 0.05, 0.05, 0.12
 SOURCE = "debian-distractors"
 
 
@@ -51,7 +53,8 @@ def test_the_model_reproduces_neighbour_similarity_and_segment_correlation(real,
     want = fingerprint_stats(rows, tracks)
     got = fingerprint_stats(drawn, table["track"].to_numpy())
     for key, value in want.items():
-        tol = (LAG_TOL if key.startswith("lag") else NEAREST_TOL if key == "neighbour_1"
+        tol = ((NEAR_LAG_TOL if int(key[4:]) <= 2 else FAR_LAG_TOL) if key.startswith("lag")
+               else NEAREST_TOL if key == "neighbour_1"
                else FAR_NEIGHBOUR_TOL if key.startswith("neighbour") else RANDOM_TOL)
         assert got[key] == pytest.approx(value, abs=tol), (key, value, got[key])
     assert model.normalise and np.allclose(np.linalg.norm(drawn, axis=1), 1.0, atol=1e-5)
@@ -61,7 +64,7 @@ def test_the_stats_tell_a_shuffled_set_from_the_real_one(real):
     """The tolerances above can fail: the same rows with their order shuffled lose the correlation."""
     rows, tracks = real
     shuffled = rows[np.random.default_rng(0).permutation(len(rows))]
-    assert lag_cosine(shuffled, tracks)[1] < lag_cosine(rows, tracks)[1] - LAG_TOL
+    assert lag_cosine(shuffled, tracks)[1] < lag_cosine(rows, tracks)[1] - NEAR_LAG_TOL
     assert neighbour_similarity(rows[::7])[1] < neighbour_similarity(rows)[1]
 
 
@@ -92,3 +95,23 @@ def test_a_tracks_rows_must_be_contiguous(real):
     order = np.r_[np.arange(len(rows))[::2], np.arange(len(rows))[1::2]]
     with pytest.raises(ValueError, match="not contiguous"):
         fit_fingerprint_model(rows[order], tracks[order], np.full(len(rows), SOURCE), {SOURCE})
+
+
+@pytest.mark.slow
+def test_the_draws_crowd_hash_buckets_as_real_rows_do_not_as_one_gaussian(real, model):
+    """Real rows share clusters across tracks, so a row's sign bucket (the signs of its top 10
+    principal components) holds more rows than the average bucket; one Gaussian with the real rows'
+    covariance fills the buckets nearly evenly. The model's shared states must crowd them more than
+    that Gaussian does, and no more than the real rows do."""
+    rows, tracks = real
+    drawn, _ = model.sample(len(rows), seed=3)
+    mean = rows.mean(axis=0)
+    axes = np.linalg.eigh(np.cov((rows - mean).T))[1][:, ::-1][:, :10]
+    gauss = np.random.default_rng(0).multivariate_normal(mean, np.cov(rows.T), len(rows))
+    gauss /= np.linalg.norm(gauss, axis=1, keepdims=True)
+
+    def crowding(x: np.ndarray) -> float:
+        code = (((x - mean) @ axes) > 0).astype(np.int64) @ (1 << np.arange(10))
+        return float(np.bincount(code, minlength=1024)[code].mean() / (len(x) / 1024))
+
+    assert crowding(gauss) + 0.05 < crowding(drawn) < crowding(rows) + 0.05

@@ -16,7 +16,7 @@ from bench.cli.main import main
 from bench.run.inputs import prepare_inputs
 from bench.scale.config import Distractors, scale_config_from_dict
 from bench.scale.database import MODEL_SOURCE, ScaleDatabase, build_scale_db, fitted_model
-from bench.scale.model_validation import VALIDATION_CSV, read_validation
+from bench.scale.model_validation import LATENCY_PARQUET, VALIDATION_CSV, read_validation
 from bench.scale.sweep import STATUS_NOT_VALIDATED, run_scale
 from datasets.distractors import FILL_SOURCE
 from tests.helpers import TINY
@@ -108,6 +108,13 @@ def test_the_validation_compares_every_method_at_every_size(validation):
                                  & table["latency_decision"].str.startswith("equivalent"))).all()
     assert (validation / "validation.md").is_file()
     assert "does the fingerprint model stand in" in (validation / "validation.md").read_text()
+    # the latency of every compared point was timed interleaved on both DBs, over the same queries
+    assert set(table["latency_source"]) == {"interleaved"}
+    timed = pd.read_parquet(validation / LATENCY_PARQUET)
+    assert timed[["latency_real_ms", "latency_synthetic_ms"]].gt(0).all().all()
+    for key, group in timed.groupby(["label", "query_params", "n_db"]):
+        row = table[(table["label"] == key[0]) & (table["query_params"] == key[1]) & (table["n_db"] == key[2])]
+        assert len(row) == 1 and int(row["timed_queries"].iat[0]) == group["query_id"].nunique() == len(group)
 
 
 @pytest.mark.slow
