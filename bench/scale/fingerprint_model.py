@@ -13,12 +13,14 @@ moves smoothly along it:
   concentration fitted so that tracks keep to as few states as real tracks do;
 - **how it moves**: runs of one state, their lengths drawn from the real tracks' runs; the next
   state in proportion to the palette times the real moves out of the state left;
-- **the row**: the path of state means, smoothed along the track by a Gaussian kernel of SMOOTH
-  segments (so that a change of state is not a jump), plus a residual: in the principal axes of
-  the real rows' residuals from their own smoothed path, each axis a stationary Gaussian process
-  with the autocovariance measured there out to ``max_lag`` segments (flat to half of it, then
-  tapered to zero), drawn by circulant embedding; it carries the 0.1 s hop's structure
-  (neighbouring segments share most of their window);
+- **the row**: the path of state means, smoothed along the track by a Gaussian kernel (so that a
+  change of state is not a jump; its width, of SMOOTHS, fitted to the real similarities
+  SMOOTH_LAGS hops apart: a sharp path keeps the clusters, a smooth one the continuity), plus a
+  residual: in the principal axes of the real rows' residuals from their own smoothed path, each
+  axis a stationary Gaussian process with the autocovariance measured there out to ``max_lag``
+  segments (flat to half of it, then tapered to zero), drawn by circulant embedding, scaled by
+  each state's residual RMS; it carries the 0.1 s hop's structure (neighbouring segments share
+  most of their window);
 - **a track's own axes** and **repeats**: the residual's variance concentrated on a track's own
   random axes (their spread fitted to the real tracks' effective dimension), and sections that
   repeat an earlier stretch of the track, states and residual (share and strength fitted to the

@@ -269,6 +269,8 @@ def _sweep_sizes(store: RunStore, config: ScaleConfig, configurations: list[tupl
         todo[label] = []
         for n in sizes:
             reused, why = reuse_part(store, name, part_label(n, label), grid, code, redo)
+            if reused and (store.part_meta(part_label(n, label))[0] or {}).get("status") == STATUS_NOT_VALIDATED:
+                reused, why = False, "left out as not validated by an earlier run: the validation is read again"
             if why:
                 print(f"{part_label(n, label)}: {why}")
             if not reused:

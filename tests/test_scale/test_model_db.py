@@ -130,6 +130,12 @@ def test_a_method_not_validated_is_not_run_on_model_rows(validation, shared_cach
     assert set(skipped["n_db"]) == {2500, 4000}  # the base size holds no model rows
     ok = out.points[out.points["status"] == "ok"]
     assert set(ok.loc[ok["n_db"] > ok["n_db"].min(), "method"]) == {"exhaustive"}
+    # a validation that now finds it matching: the same run folder runs it where it was left out
+    table["matches"] = True
+    table.to_csv(tmp_path / VALIDATION_CSV, index=False)
+    again = run_scale(scale_config_from_dict(raw, "gated"), tmp_path / "run", progress=False)
+    assert (again.points["status"] == "ok").all()
+    assert set(again.points.loc[again.points["method"] == "lsh-directed", "n_db"]) >= {2500, 4000}
 
 
 @pytest.mark.parametrize("distractors, message", [
