@@ -97,6 +97,36 @@ def time_interleaved(methods: Sequence[Method], queries: Sequence[np.ndarray], r
             for t, own, n in zip(times, stage_ns, calls)]
 
 
+def time_alternating(methods: Sequence[Method], queries: Sequence[np.ndarray], rows: Sequence[np.ndarray], k: int,
+                     warmup: int, rounds: int, params: Sequence[dict] | None = None) -> np.ndarray:
+    """Seconds per query [len(methods), rounds, len(rows)] of several points alternated query by
+    query: each round times query 1 with every point in turn, then query 2, ..., the order of the
+    points reversed every other query, so that drift on the scale of one query's time falls on all
+    of them alike (:func:`time_interleaved` alternates whole blocks of queries, which a machine's
+    drift over one block's tens of seconds can tilt). ``queries``, ``params`` and ``warmup`` as
+    there; no stage breakdown."""
+    batches = [[np.ascontiguousarray(q[r]) for r in rows] for q in queries]
+    settings = list(params) if params is not None else [None] * len(methods)
+    if not len(methods) == len(batches) == len(settings):
+        raise ValueError(f"{len(methods)} methods, {len(batches)} query matrices and {len(settings)} parameter sets")
+    for m, own in enumerate(batches):
+        if settings[m] is not None:
+            methods[m].set_query_params(**settings[m])
+        for b in own[:warmup]:
+            methods[m].search(b, k)
+    times = np.empty((len(methods), rounds, len(rows)))
+    for rep in range(rounds):
+        for i in range(len(rows)):
+            order = range(len(methods)) if (rep + i) % 2 == 0 else reversed(range(len(methods)))
+            for m in order:
+                if settings[m] is not None:
+                    methods[m].set_query_params(**settings[m])
+                t0 = time.perf_counter()
+                methods[m].search(batches[m][i], k)
+                times[m, rep, i] = time.perf_counter() - t0
+    return times
+
+
 def time_batch(method: Method, queries: np.ndarray, k: int, repeats: int) -> float:
     """Seconds for one ``search`` call over every query segment at once (median of repeats)."""
     method.search(queries[: min(len(queries), 64)], k)
