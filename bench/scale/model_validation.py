@@ -8,7 +8,8 @@ on the same queries, at every size:
 - **candidates scored**: the ratio of means, synthetic over real, decided within 10%;
 - **latency**: the ratio of mean latencies of the queries timed in both runs, within 15%: timed
   interleaved on the two DBs (:mod:`bench.scale.model_latency`) where that was done, else as the two
-  sweeps timed them, one after the other.
+  sweeps timed them, one after the other. Exhaustive search is the control: where its own ratio is
+  not equivalent, no latency at that size is.
 
 A method matches when every one of its points, at every size, is decided equivalent on all three;
 a method that does not match is not measured on synthetic rows (``bench scale`` refuses it where a
@@ -23,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from bench.measure.metrics import condition_cells
+from bench.measure.operating_points import REFERENCE
 from bench.measure.uncertainty import RATE_MARGIN, decide_difference, decide_ratio, paired_difference, paired_ratio
 from bench.run.store import OUTCOMES, RUN_JSON
 from datasets.cache import atomic_write_bytes
@@ -104,9 +106,23 @@ def validation_table(real: pd.DataFrame, synthetic: pd.DataFrame, sizes: list[in
                "latency_synthetic_ms": float(lat_syn[timed].mean()) if timed.any() else np.nan,
                "latency_ratio": lat.estimate, "latency_lo": lat.low, "latency_hi": lat.high,
                "latency_decision": decide_ratio(lat, LATENCY_MARGIN)}
-        row["matches"] = first_miss(row) is None
         rows.append(row)
-    return pd.DataFrame(rows)
+    table = pd.DataFrame(rows)
+    if len(table):
+        _apply_control(table)
+        table["matches"] = [first_miss(r) is None for r in table.to_dict("records")]
+    return table
+
+
+def _apply_control(table: pd.DataFrame) -> None:
+    """Exhaustive search does the same work on both DBs: where its latency at a size is not decided
+    equivalent, the timing there could not tell the DBs apart from the machine, and every other
+    point's latency at that size is "control not equivalent" (not a match)."""
+    ref = table[table["method"] == REFERENCE].set_index("n_db")["latency_decision"]
+    for n, decision in ref.items():
+        if not _equivalent(decision):
+            others = (table["n_db"] == n) & (table["method"] != REFERENCE)
+            table.loc[others, "latency_decision"] = f"control not equivalent ({REFERENCE} {decision})"
 
 
 def method_verdicts(table: pd.DataFrame) -> dict[str, bool]:

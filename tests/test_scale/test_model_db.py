@@ -102,7 +102,14 @@ def test_the_validation_compares_every_method_at_every_size(validation):
     allowed = {"higher", "lower", "undetermined"}
     assert set(table["exact_decision"]) <= allowed | {"equivalent within 1 point"}
     assert set(table["candidates_decision"]) <= allowed | {"equivalent within 10%"}
-    assert set(table["latency_decision"]) <= allowed | {"equivalent within 15%"}
+    control = table[table["method"] == "exhaustive"].set_index("n_db")["latency_decision"]
+    for n, decision in control.items():  # exhaustive search is the latency's control at each size
+        others = table.loc[(table["n_db"] == n) & (table["method"] != "exhaustive"), "latency_decision"]
+        if decision.startswith("equivalent"):
+            assert set(others) <= allowed | {"equivalent within 15%"}
+        else:
+            assert others.str.startswith("control not equivalent (exhaustive ").all()
+    assert set(control) <= allowed | {"equivalent within 15%"}
     assert (table["matches"] == (table["exact_decision"].str.startswith("equivalent")
                                  & table["candidates_decision"].str.startswith("equivalent")
                                  & table["latency_decision"].str.startswith("equivalent"))).all()
