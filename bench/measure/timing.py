@@ -40,6 +40,22 @@ def time_queries(method: Method, queries: np.ndarray, rows: Sequence[np.ndarray]
     return time_interleaved([method], [queries], rows, k, warmup, repeats)[0]
 
 
+def _warmed_up(methods: Sequence[Method], queries: Sequence[np.ndarray], rows: Sequence[np.ndarray], k: int,
+               warmup: int, params: Sequence[dict] | None) -> tuple[list[list[np.ndarray]], list[dict | None]]:
+    """Each point's per-query batches and query parameters (None: leave the method's own), checked to
+    be one per method, after ``warmup`` untimed calls of each point."""
+    batches = [[np.ascontiguousarray(q[r]) for r in rows] for q in queries]
+    settings = list(params) if params is not None else [None] * len(methods)
+    if not len(methods) == len(batches) == len(settings):
+        raise ValueError(f"{len(methods)} methods, {len(batches)} query matrices and {len(settings)} parameter sets")
+    for m, own in enumerate(batches):
+        if settings[m] is not None:
+            methods[m].set_query_params(**settings[m])
+        for b in own[:warmup]:
+            methods[m].search(b, k)
+    return batches, settings
+
+
 def time_interleaved(methods: Sequence[Method], queries: Sequence[np.ndarray], rows: Sequence[np.ndarray], k: int,
                      warmup: int, repeats: int, params: Sequence[dict] | None = None) -> list[QueryTiming]:
     """:func:`time_queries` for several points at once, in interleaved rounds over the same timed
@@ -50,19 +66,12 @@ def time_interleaved(methods: Sequence[Method], queries: Sequence[np.ndarray], r
     built method). Every round's time of every query is kept (``QueryTiming.repeats``); within a
     round a point's calls run back to back after ``min(warmup, 3)`` untimed calls of its own, so its
     caches are as warm as when it is timed alone; ``warmup`` untimed calls precede the first round."""
-    batches = [[np.ascontiguousarray(q[r]) for r in rows] for q in queries]
-    settings = list(params) if params is not None else [None] * len(methods)
-    if not len(methods) == len(batches) == len(settings):
-        raise ValueError(f"{len(methods)} methods, {len(batches)} query matrices and {len(settings)} parameter sets")
+    batches, settings = _warmed_up(methods, queries, rows, k, warmup, params)
 
     def enter(m: int) -> None:
         if settings[m] is not None:
             methods[m].set_query_params(**settings[m])
 
-    for m, own in enumerate(batches):
-        enter(m)
-        for b in own[:warmup]:
-            methods[m].search(b, k)
     times = np.empty((len(methods), repeats, len(rows)))
     stage_ns: list[dict[str, int]] = [{} for _ in methods]
     calls = [0] * len(methods)
@@ -105,15 +114,7 @@ def time_alternating(methods: Sequence[Method], queries: Sequence[np.ndarray], r
     of them alike (:func:`time_interleaved` alternates whole blocks of queries, which a machine's
     drift over one block's tens of seconds can tilt). ``queries``, ``params`` and ``warmup`` as
     there; no stage breakdown."""
-    batches = [[np.ascontiguousarray(q[r]) for r in rows] for q in queries]
-    settings = list(params) if params is not None else [None] * len(methods)
-    if not len(methods) == len(batches) == len(settings):
-        raise ValueError(f"{len(methods)} methods, {len(batches)} query matrices and {len(settings)} parameter sets")
-    for m, own in enumerate(batches):
-        if settings[m] is not None:
-            methods[m].set_query_params(**settings[m])
-        for b in own[:warmup]:
-            methods[m].search(b, k)
+    batches, settings = _warmed_up(methods, queries, rows, k, warmup, params)
     times = np.empty((len(methods), rounds, len(rows)))
     for rep in range(rounds):
         for i in range(len(rows)):

@@ -55,6 +55,7 @@ SPREADS = (0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0)  # the log-sd of a track's own gai
 CONCENTRATIONS = (0.25, 0.5, 1.0, 2.0, 4.0)  # multiples of the moment estimate of the palette concentration, as tried
 SMOOTHS = (0.5, 1.0, 2.0, 4.0, 8.0)  # segments: the sd of the kernel smoothing a track's path of state means, as tried
 SMOOTH_LAGS = (1, 2, 5)  # the lags whose similarities the smoothing is fitted to
+TRIAL_SEGMENTS = 3000  # the longest track drawn while fitting a parameter on its grid
 ROWS_PER_DIM = 8  # a state is given at least this many rows per dimension on average (its covariance is full)
 
 
@@ -287,12 +288,10 @@ def palette_purity(states: np.ndarray, tracks: np.ndarray) -> float:
     return float(np.mean(out))
 
 
-def _trial_lengths(model: FingerprintModel, seed: int, tracks: int = 60) -> np.ndarray:
-    return np.minimum(model.lengths[np.random.default_rng(seed).permutation(len(model.lengths))[:tracks]], 3000)
-
-
-def _trial_rows(model: FingerprintModel, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    lengths = _trial_lengths(model, seed)
+def _trial_rows(model: FingerprintModel, seed: int, tracks: int = 60) -> tuple[np.ndarray, np.ndarray]:
+    """Draws of up to ``tracks`` tracks, of real lengths cut at TRIAL_SEGMENTS, for the fits' grids."""
+    pick = np.random.default_rng(seed).permutation(len(model.lengths))[:tracks]
+    lengths = np.minimum(model.lengths[pick], TRIAL_SEGMENTS)
     rows = np.concatenate([model.track(seed + 7, i, int(n)) for i, n in enumerate(lengths)])
     return rows, track_rows(lengths)[0]
 
@@ -336,7 +335,7 @@ def _fit_concentration(model: FingerprintModel, target: float, seed: int) -> tup
     Dirichlet moment estimate, then the multiple of it among CONCENTRATIONS that matches best."""
     w2 = float(model.weights @ (model.together ** 2).sum(axis=1))
     base = (1 - target) / max(target - w2, 1e-6)
-    lengths = np.minimum(model.lengths, 3000)
+    lengths = np.minimum(model.lengths, TRIAL_SEGMENTS)
     scores = {}
     for k in CONCENTRATIONS:
         trial = replace(model, concentration=base * k)

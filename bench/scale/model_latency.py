@@ -55,10 +55,7 @@ def time_sides(sides: dict[str, ScaleConfig], root: Path | str, rounds: int = RO
     root = Path(root)
     path = root / LATENCY_PARQUET
     done = pd.read_parquet(path) if path.is_file() else pd.DataFrame(columns=["label", "query_params", "n_db"])
-    if len(done) and "timing" in done:
-        done = done[done["timing"] == TIMING]
-    elif len(done):
-        done = done.iloc[:0]
+    done = done[done["timing"] == TIMING] if "timing" in done else done.iloc[:0]
     finished = set(zip(done["label"], done["query_params"], done["n_db"]))
     points = pd.read_parquet(root / SYNTHETIC_DIR / POINTS)
     points = points[(points["status"] == STATUS_OK) & points["latency_mean_ms"].notna()]
