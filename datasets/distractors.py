@@ -7,7 +7,10 @@
    ``min_overlap_s`` of audio with any track of the searched corpus (train, val and test alike;
    :func:`datasets.dedup.find_overlaps` over the tracks' fingerprints), in an order shuffled by
    the seed.
-2. **Synthetic fill** (``synth-distractors``, the synth generator under its own seed) when the
+2. **More real music** (``debian-distractors-extra``) when the first holds fewer segments than
+   asked, or every real segment is asked for: the same, also left out where it shares audio with a
+   track of the first. A DB that the first one fills never reads it, so it stays what it was.
+3. **Synthetic fill** (``synth-distractors``, the synth generator under its own seed) when the
    real music holds fewer segments than asked: enough tracks for the remainder, checked against
    the corpus the same way.
 
@@ -31,6 +34,8 @@ from datasets.overlap import track_fingerprints
 from datasets.protocol import Protocol
 
 REAL_SOURCE = "debian-distractors"
+EXTRA_SOURCE = "debian-distractors-extra"
+REAL_SOURCES = (REAL_SOURCE, EXTRA_SOURCE)  # the real music, in the order a DB takes it
 FILL_SOURCE = "synth-distractors"
 FILL_SEED_OFFSET = 1_000_003  # the fill's synth seed is the run seed plus this, never the corpus's
 MIN_OVERLAP_S = 20.0
@@ -92,31 +97,45 @@ def _ordered(source: str, corpus: Corpus, dropped: set[str], real: bool, seed: i
 
 def assemble_distractors(corpus: Corpus, need_segments: int, seed: int = 0, real: bool = True,
                          fill: bool = True, real_root: Path | None = None, fetch: bool = True,
-                         progress: bool = True, packages: Mapping | None = None) -> DistractorSet:
+                         progress: bool = True, packages: Mapping | None = None, all_real: bool = False,
+                         extra_root: Path | None = None, extra_packages: Mapping | None = None) -> DistractorSet:
     """The distractors a scaling run adds to ``corpus``'s DB, at least ``need_segments``
     segments when ``fill`` allows (see the module docstring). ``real=False`` skips the Debian
     packages; ``real_root`` is their folder (default the cache), ``fetch=False`` uses only the
-    packages extracted there; ``packages`` ({name: PackageRule}) replaces the recipe's list.
+    packages extracted there; ``packages`` ({name: PackageRule}) replaces the recipe's list. The
+    second corpus (``extra_root``, default the cache; ``extra_packages``, default the recipe's list
+    unless ``packages`` is given, then none) is read when the first falls short of
+    ``need_segments``, or always with ``all_real``.
     Raises ValueError when fewer segments than asked can be had."""
     protocol = corpus.protocol
     sources: dict[str, Corpus] = {}
     parts, dropped, notes = [], [], []
     if real:
-        from datasets.corpora.debian_distractors import DebianDistractorCorpus
+        from datasets.corpora.debian_distractors import DebianDistractorCorpus, DebianDistractorExtraCorpus
         from datasets.debian_packages import DebianFetchError
 
-        try:
-            extra = {} if packages is None else {"packages": packages}
-            music = DebianDistractorCorpus(protocol, root=real_root, fetch=fetch, progress=progress, **extra)
-        except (DebianFetchError, FileNotFoundError) as exc:
-            warnings.warn(f"{REAL_SOURCE}: no real-music distractors ({exc}); the synthetic fill stands in",
-                          stacklevel=2)
-            notes.append(f"{REAL_SOURCE} unavailable: {exc}")
-        else:
-            shared = drop_shared_audio(music, corpus, progress=progress)
-            dropped.append(shared.assign(source=REAL_SOURCE))
-            sources[REAL_SOURCE] = music
-            parts.append(_ordered(REAL_SOURCE, music, set(shared["track_id"]), True, seed, protocol))
+        wanted = [(REAL_SOURCE, DebianDistractorCorpus, real_root, {} if packages is None else {"packages": packages})]
+        if extra_packages is not None or packages is None:
+            wanted.append((EXTRA_SOURCE, DebianDistractorExtraCorpus, extra_root,
+                           {} if extra_packages is None else {"packages": extra_packages}))
+        for i, (name, kind, root, extra) in enumerate(wanted):
+            if i > 0 and not all_real and sum(int(p["segments"].sum()) for p in parts) >= need_segments:
+                break
+            try:
+                music = kind(protocol, root=root, fetch=fetch, progress=progress, **extra)
+            except (DebianFetchError, FileNotFoundError) as exc:
+                warnings.warn(f"{name}: no real-music distractors ({exc}); "
+                              f"{'the synthetic fill stands in' if fill else 'the DB goes without it'}", stacklevel=2)
+                notes.append(f"{name} unavailable: {exc}")
+                continue
+            shared = [drop_shared_audio(music, corpus, progress=progress)]
+            for earlier, other in sources.items():  # one song in two packages enters the DB once
+                across = drop_shared_audio(music, other, progress=progress)
+                shared.append(across.assign(shares_with=f"{earlier}:" + across["shares_with"]))
+            shared_ids = set().union(*(set(f["track_id"]) for f in shared))
+            dropped += [f.assign(source=name) for f in shared if len(f)]
+            sources[name] = music
+            parts.append(_ordered(name, music, shared_ids, True, seed, protocol))
     have = int(sum(p["segments"].sum() for p in parts))
     if have < need_segments and fill:
         from datasets.corpora.synth import MAX_TRACKS, SynthCorpus

@@ -249,7 +249,8 @@ def _db_section(t: _ScaleTables) -> list:
                 _int(s["synthetic_distractor_segments"]), _int(s["tracks"])] for s in sizes],
               caption=f"Distractors: {dist['tracks']} tracks, {dist['segments']:,} segments, of which "
                       f"{dist['real_segments']:,} real music ({len(dist['packages'])} Debian packages; "
-                      f"{len(dist['dropped_sharing_audio'])} tracks left out for sharing audio with the corpus)."))
+                      f"{len(dist['dropped_sharing_audio'])} tracks left out for sharing audio with the corpus or with "
+                      f"music already in the DB)."))
     return blocks
 
 

@@ -11,7 +11,7 @@ import pandas as pd
 from bench.run.executor import Executor
 from bench.run.inputs import RunInputs
 from datasets.cache import cache_dir, stable_hash
-from datasets.distractors import FILL_SOURCE, REAL_SOURCE, DistractorSet, assemble_distractors, distractor_segments
+from datasets.distractors import FILL_SOURCE, REAL_SOURCES, DistractorSet, assemble_distractors, distractor_segments
 from encoders.embed import db_identity
 from encoders.interface import EncoderError
 from encoders.precomputed import PrecomputedEncoder
@@ -26,7 +26,7 @@ CORPUS_SOURCE = "corpus"
 MODEL_SOURCE = "model-distractors"
 MODEL_SEED_OFFSET = 2_000_003  # the model's draws use the run seed plus this
 STATS_ROWS = 200_000
-DISTRACTOR_SOURCES = frozenset({REAL_SOURCE, FILL_SOURCE})
+DISTRACTOR_SOURCES = frozenset({*REAL_SOURCES, FILL_SOURCE})
 
 
 @dataclass
@@ -69,7 +69,7 @@ def build_scale_db(config: ScaleConfig, inputs: RunInputs, progress: bool = True
                                                             real=True)
     need = max(0, max(config.counted_sizes, default=0) - len(base))
     distractors = assemble_distractors(corpus, need, config.run.seed, config.distractors.real,
-                                       config.distractors.fill, progress=progress)
+                                       config.distractors.fill, progress=progress, all_real="max" in config.sizes)
     n_dist = distractors.segments if "max" in config.sizes else need
     dtable = distractor_segments(distractors, corpus.protocol, n_dist)
     table = pd.concat([base, dtable[["source", "track_id", "key", "segment", "real"]]], ignore_index=True)

@@ -49,7 +49,7 @@ from bench.run.runner import (
 )
 from bench.run.store import OUTCOMES, POINTS, RESULTS, RunStore, now
 from datasets.cache import atomic_write_parquet, stable_hash
-from datasets.distractors import REAL_SOURCE
+from datasets.distractors import REAL_SOURCES
 from datasets.folder_lock import folder_lock
 from methods.registry import learns, method_code_hash, resolve_grid
 
@@ -387,7 +387,8 @@ def _info(config: ScaleConfig, inputs: RunInputs, db: ScaleDatabase, sizes: list
             "distractors": {"tracks": len(dist.tracks), "segments": dist.segments,
                             "real_segments": dist.real_segments,
                             "sources": {k: v.name for k, v in dist.sources.items()},
-                            "packages": sorted(getattr(dist.sources.get(REAL_SOURCE), "versions", {}).items()),
+                            "packages": sorted(item for name in REAL_SOURCES
+                                               for item in getattr(dist.sources.get(name), "versions", {}).items()),
                             "dropped_sharing_audio": dist.dropped.to_dict("records"), "notes": dist.notes},
             "store": {"root": str(db.store.root), "key": db.store.state["key"]},
             **({"fingerprint_model": db.model} if db.model else {})}

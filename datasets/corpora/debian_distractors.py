@@ -38,11 +38,13 @@ UNPACK_MARKER = ".flowhash-unpacked.json"
 
 @dataclass(frozen=True)
 class PackageRule:
-    """How a package's music is found: folder words, zip archives to unpack, extension-less Ogg files."""
+    """How a package's music is found: folder words (or file patterns), zip archives to unpack,
+    extension-less Ogg files."""
 
     words: tuple[str, ...] = MUSIC_DIR_WORDS
     archives: tuple[str, ...] = ()  # glob patterns (relative to the tree) of zip archives holding music
     magic_ogg: bool = False
+    files: tuple[str, ...] = ()  # fnmatch patterns of the music files' lower-case paths; replace ``words``
 
 
 #: Debian bookworm packages whose music makes up the distractors (licence: each package's
@@ -76,6 +78,72 @@ DISTRACTOR_PACKAGES: dict[str, PackageRule] = {
     "extremetuxracer-data": PackageRule(),
     "pathological": PackageRule(),
     "gigalomania-data": PackageRule(),
+}
+
+
+#: The packages of the survey (docs/distractor-survey.md) that DISTRACTOR_PACKAGES leaves out, each
+#: with the rule that finds the files the survey judged music: ``debian-distractors-extra``, the real
+#: music a DB takes beyond the first corpus. Left out: drascula-music (its licence forbids charging
+#: for the game), blockattack and tuxtype-data (their music is a byte copy of another package's), and
+#: the tracker modules (no renderer).
+EXTRA_PACKAGES: dict[str, PackageRule] = {
+    "0ad-data": PackageRule(archives=("**/public.zip",)),
+    "redeclipse-data": PackageRule(files=("*/sounds/music/track_*.ogg", "*/sounds/theme.ogg", "*/sounds/original.ogg",
+                                          "*/maps/tonatiuh.ogg")),
+    "pushover-data": PackageRule(words=("themes",)),
+    "asterisk-moh-opsound-wav": PackageRule(words=("moh",)),
+    "zaz-data": PackageRule(files=("*/zaz/mus*.ogg",)),
+    "freedink-data": PackageRule(words=("sound",)),
+    "wordwarvi-sound": PackageRule(words=("sounds",)),
+    "fretsonfire-songs-sectoid": PackageRule(files=("*/song.ogg",)),  # not the guitar stems
+    "fretsonfire-songs-muldjord": PackageRule(files=("*/song.ogg",)),
+    "adonthell-data": PackageRule(words=("audio",)),
+    "frozen-bubble-data": PackageRule(files=("*/snd/*zik*.ogg",)),
+    "btanks-data": PackageRule(words=("tunes",)),
+    "openarena-088-data": PackageRule(archives=("**/*.pk3",)),
+    "freeorion-data": PackageRule(files=("*/sound/artificial_intelligence_v3.ogg",)),
+    "noiz2sa-data": PackageRule(words=("sounds",)),
+    "hex-a-hop-data": PackageRule(files=("*/music-*.ogg",)),
+    "neverball-common": PackageRule(words=("bgm",)),
+    "powermanga-data": PackageRule(files=("*/music_*.ogg",)),
+    "mrrescue": PackageRule(words=("sfx",), archives=("**/*.love",)),
+    "torcs-data": PackageRule(),
+    "pinball-data": PackageRule(files=("*/pinball/professor/*.ogg", "*/pinball/tux/*.ogg")),
+    "gamine-data": PackageRule(files=("*/sounds/bachjs*.ogg",)),
+    "plee-the-bear-data": PackageRule(),
+    "tuxmath-data": PackageRule(words=("sounds",)),
+    "angrydd": PackageRule(),
+    "mu-cade-data": PackageRule(),
+    "pax-britannica-data": PackageRule(files=("*/audio/music.ogg",)),
+    "seahorse-adventures": PackageRule(),
+    "tumiki-fighters-data": PackageRule(words=("sounds",)),
+    "parsec47-data": PackageRule(words=("sounds",)),
+    "torus-trooper-data": PackageRule(),
+    "renpy-demo": PackageRule(files=("*/demo/game/*.ogg",)),
+    "mazeofgalious-data": PackageRule(words=("sound",)),
+    "titanion-data": PackageRule(),
+    "gunroar-data": PackageRule(),
+    "searchandrescue-data": PackageRule(),
+    "brainparty-data": PackageRule(files=("*/electricity.ogg",)),
+    "a7xpg-data": PackageRule(words=("sounds",)),
+    "hannah-data": PackageRule(files=("*/bgm1.ogg",)),
+    "orbital-eunuchs-sniper-data": PackageRule(files=("*/oes.ogg",)),
+    "cube2-data": PackageRule(),
+    "funnyboat": PackageRule(files=("*/jdruid-trip_on_the_funny_boat.ogg",)),
+    "rrootage-data": PackageRule(words=("sounds",)),
+    "pink-pony-data": PackageRule(),
+    "glob2-data": PackageRule(words=("zik",)),
+    "abe-data": PackageRule(words=("sounds",)),
+    "csmash-demosong": PackageRule(files=("*/csmash/*.ogg",)),
+    "epiphany-data": PackageRule(words=("sfx",)),
+    "caveexpress-data": PackageRule(files=("*/sounds/music-*.ogg",)),
+    "freeciv-data": PackageRule(),
+    "holotz-castle-data": PackageRule(files=("*/sound/hcmaintitle.wav",)),  # not the slowed copies
+    "raincat-data": PackageRule(),
+    "pangzero": PackageRule(files=("*.mp3",)),
+    "solarwolf": PackageRule(),
+    "bumprace-data": PackageRule(words=("sound",)),
+    "freedroid-data": PackageRule(words=("sound",)),
 }
 
 
@@ -164,3 +232,25 @@ class DebianDistractorCorpus(DebianMusicCorpus):
     def _music_words(self, package: str) -> Sequence[str]:
         """The package rule's folder words."""
         return self.rules.get(package, PackageRule()).words
+
+    def _music_files(self, package: str) -> Sequence[str]:
+        """The package rule's file patterns."""
+        return self.rules.get(package, PackageRule()).files
+
+
+class DebianDistractorExtraCorpus(DebianDistractorCorpus):
+    """Music of the :data:`EXTRA_PACKAGES`: the same recipe as :class:`DebianDistractorCorpus`, in
+    its own cache folder (``cache_dir("debian-distractors-extra")`` by default), so that a DB that
+    needs more real music than the first corpus holds takes this one after it, and a smaller DB
+    stays what it was."""
+
+    name = "debian-distractors-extra"
+    recipe_version = "distractors-extra-1"
+
+    def __init__(self, protocol: Protocol = Protocol(), root: Path | None = None,
+                 packages: Mapping[str, PackageRule] | Sequence[str] = EXTRA_PACKAGES, fetch: bool = True,
+                 progress: bool = True, min_duration_s: float = MIN_DURATION_S,
+                 min_overlap_s: float = MIN_OVERLAP_S, workers: int = 2) -> None:
+        rules = (dict(packages) if isinstance(packages, Mapping)
+                 else {p: EXTRA_PACKAGES.get(p, PackageRule()) for p in packages})
+        super().__init__(protocol, root, rules, fetch, progress, min_duration_s, min_overlap_s, workers)

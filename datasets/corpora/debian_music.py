@@ -153,22 +153,23 @@ def sped_up_reason(path: Path, siblings: Iterable[str] | None = None) -> str | N
 def select_music_files(extracted_root: Path | str, package: str | None = None,
                        min_duration_s: float = MIN_DURATION_S,
                        on_exclude: Callable[[Exclusion], None] | None = None,
-                       words: Sequence[str] = MUSIC_DIR_WORDS) -> list[Candidate]:
+                       words: Sequence[str] = MUSIC_DIR_WORDS, files: Sequence[str] = ()) -> list[Candidate]:
     """Music files of one extracted package tree, in path order.
 
     Keeps audio files (:data:`datasets.audio_io.AUDIO_EXTENSIONS`) in a music folder
-    (:func:`is_music_path` with ``words``) that are not sped-up copies (:func:`sped_up_reason`), whose header
-    reads, and that last at least ``min_duration_s``. Files in music folders that fail a rule
-    are passed to ``on_exclude`` (kind "sped-up copy", "too short" or "unreadable"); files
-    outside music folders (sound effects) and symbolic links are passed over silently.
+    (:func:`is_music_path` with ``words``; or, when ``files`` holds patterns, whose lower-case path
+    matches one as :func:`fnmatch.fnmatchcase` matches) that are not sped-up copies
+    (:func:`sped_up_reason`), whose header reads, and that last at least ``min_duration_s``.
+    Music files that fail a rule are passed to ``on_exclude`` (kind "sped-up copy", "too short"
+    or "unreadable"); other files (sound effects) and symbolic links are passed over silently.
     ``package`` defaults to the folder's name.
     """
     root = Path(extracted_root)
     package = package or root.name
-    files = [p for p in sorted(root.rglob("*"))
+    paths = [p for p in sorted(root.rglob("*"))
              if p.suffix.lower() in AUDIO_EXTENSIONS and not p.is_symlink() and p.is_file()]
     stems_by_dir: dict[Path, list[str]] = {}
-    for p in files:
+    for p in paths:
         stems_by_dir.setdefault(p.parent, []).append(p.stem)
     out: list[Candidate] = []
 
@@ -176,9 +177,9 @@ def select_music_files(extracted_root: Path | str, package: str | None = None,
         if on_exclude is not None:
             on_exclude(Exclusion(kind, package, rel, reason))
 
-    for p in files:
+    for p in paths:
         rel = p.relative_to(root).as_posix()
-        if not is_music_path(rel, words):
+        if not (any(fnmatch.fnmatchcase(rel.lower(), pat) for pat in files) if files else is_music_path(rel, words)):
             continue
         why = sped_up_reason(p, stems_by_dir[p.parent])
         if why:
@@ -391,7 +392,7 @@ class DebianMusicCorpus(Corpus):
         for pkg, tree in trees.items():
             self._prepare_tree(pkg, tree)
             candidates += select_music_files(tree, pkg, self.min_duration_s, on_exclude=found.append,
-                                             words=self._music_words(pkg))
+                                             words=self._music_words(pkg), files=self._music_files(pkg))
         self.timings["select_s"] = time.perf_counter() - t0
 
         key = stable_hash({"recipe": self.recipe_version, "fingerprint": DEFAULT_PARAMS.key(),
@@ -423,6 +424,10 @@ class DebianMusicCorpus(Corpus):
     def _music_words(self, package: str) -> Sequence[str]:
         """The folder words that mark a package's music folders."""
         return MUSIC_DIR_WORDS
+
+    def _music_files(self, package: str) -> Sequence[str]:
+        """Path patterns naming a package's music files, in place of the folder words (none here)."""
+        return ()
 
     def _load_manifest(self, key: str) -> bool:
         """Fill the corpus from ``tracks.csv``/``dedup_report.csv`` when they were built for ``key``."""

@@ -13,7 +13,7 @@ import soundfile as sf
 from datasets.corpora.debian_distractors import DISTRACTOR_SPLIT, DebianDistractorCorpus, PackageRule
 from datasets.corpora.debian_music import DebianMusicCorpus
 from datasets.dedup import find_overlaps
-from datasets.distractors import FILL_SOURCE, REAL_SOURCE, assemble_distractors, distractor_segments
+from datasets.distractors import EXTRA_SOURCE, FILL_SOURCE, REAL_SOURCE, assemble_distractors, distractor_segments
 from datasets.overlap import track_fingerprints
 from datasets.protocol import Protocol
 from tests.helpers import music_like
@@ -51,6 +51,22 @@ def trees(tmp_path_factory) -> tuple[Path, Path, np.ndarray]:
     (dist_root / "pkg-magic" / "usr/share/games/magic/music" / "noext.ogg").rename(
         dist_root / "pkg-magic" / "usr/share/games/magic/music" / "noext")
     return corpus_root, dist_root, copy_of
+
+
+EXTRA_RULES = {"pkg-themes": PackageRule(words=("themes",)), "pkg-songs": PackageRule(files=("*/song.ogg",))}
+
+
+@pytest.fixture(scope="module")
+def extra_root(tmp_path_factory) -> Path:
+    """The second corpus's packages: music under themes/ (one track re-encodes the first corpus's
+    own.ogg), and a song folder with its guitar stem beside it."""
+    root = tmp_path_factory.mktemp("extra")
+    _ogg(root / "pkg-themes" / "usr/share/tg/themes" / "aztec.ogg", music_like(52, seed=300))
+    _ogg(root / "pkg-themes" / "usr/share/tg/themes" / "again.ogg", 0.8 * music_like(60, seed=200))
+    _ogg(root / "pkg-themes" / "usr/share/tg/music" / "elsewhere.ogg", music_like(50, seed=301))
+    _ogg(root / "pkg-songs" / "usr/share/songs/tune" / "song.ogg", music_like(49, seed=302))
+    _ogg(root / "pkg-songs" / "usr/share/songs/tune" / "guitar.ogg", music_like(49, seed=303))
+    return root
 
 
 RULES = {"pkg-plain": PackageRule(), "pkg-zip": PackageRule(archives=("**/*.pk3",)),
@@ -133,3 +149,27 @@ def test_without_the_packages_the_synthetic_fill_stands_in_with_a_warning(trees,
                                     fetch=False, progress=False)
     assert set(dist.tracks["source"]) == {FILL_SOURCE} and dist.real_segments == 0
     assert dist.notes and "unavailable" in dist.notes[0]
+
+
+def test_extra_corpus_follows_the_first_only_when_it_falls_short(trees, extra_root):
+    corpus_root, dist_root, _ = trees
+    corpus = _corpus(corpus_root)
+    kw = dict(seed=0, fill=False, real_root=dist_root, fetch=False, progress=False, packages=RULES,
+              extra_root=extra_root, extra_packages=EXTRA_RULES)
+    first = assemble_distractors(corpus, need_segments=10, **kw)
+    assert set(first.sources) == {REAL_SOURCE}  # a DB the first corpus fills never reads the second
+    both = assemble_distractors(corpus, need_segments=first.segments + 1, **kw)
+    assert set(both.sources) == {REAL_SOURCE, EXTRA_SOURCE}
+    # the first corpus's order is unchanged and the second comes after it
+    assert both.tracks.iloc[:len(first.tracks)].equals(first.tracks)
+    more = both.tracks.iloc[len(first.tracks):]
+    assert (more["source"] == EXTRA_SOURCE).all() and more["real"].all()
+    # the rules: folder words or file patterns, never the guitar stem or music outside themes/
+    assert {t.split("/")[-1] for t in more["track_id"]} == {"aztec", "song"}
+    # the re-encoded copy of the first corpus's own.ogg is left out, naming the track it copies
+    again = both.dropped.set_index("track_id").loc["pkg-themes/usr/share/tg/themes/again"]
+    assert again["source"] == EXTRA_SOURCE
+    assert again["shares_with"].startswith(f"{REAL_SOURCE}:pkg-plain/") and again["shares_with"].endswith("/own")
+    # every real segment, when asked for
+    every = assemble_distractors(corpus, need_segments=10, all_real=True, **kw)
+    assert every.tracks.equals(both.tracks)
