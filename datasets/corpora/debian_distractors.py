@@ -3,13 +3,15 @@
 The same recipe as ``debian-music`` (:mod:`datasets.corpora.debian_music`: ``apt-get download``
 + ``dpkg -x``, music folders, at least 45 s, sped-up copies and duplicates left out, a
 manifest with each track's package, version and licence file), over the packages of
-:data:`DISTRACTOR_PACKAGES`, with three additions a package may need (:class:`PackageRule`):
+:data:`DISTRACTOR_PACKAGES`, with the additions a package may need (:class:`PackageRule`):
 
 - other folder words than "music" (a package that keeps its music in ``tunes/``);
 - audio inside zip archives (Quake-style ``.pk3``): members with an audio extension are
   unpacked once into ``<tree>/.unpacked/<archive path>/<member path>``;
 - Ogg files without an extension (found by their ``OggS`` header): linked once as
-  ``<tree>/.unpacked/<path>.ogg``.
+  ``<tree>/.unpacked/<path>.ogg``;
+- tracker modules (MOD, XM, IT, S3M, STM): rendered once with libopenmpt
+  (:mod:`datasets.tracker_modules`) to ``<tree>/.unpacked/<path>.flac``.
 
 Every track is in the split ``"distractor"``: none is ever a query or a training item.
 Deduplication against the corpus whose queries are searched is the job of
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -28,6 +31,7 @@ from typing import Mapping, Sequence
 from datasets.audio_io import AUDIO_EXTENSIONS
 from datasets.protocol import Protocol
 from datasets.splits import DEFAULT_FRACTIONS
+from datasets.tracker_modules import MODULE_RENDERS, TrackerRenderError, render_modules
 
 from .debian_music import MIN_DURATION_S, MIN_OVERLAP_S, MUSIC_DIR_WORDS, DebianMusicCorpus
 
@@ -39,12 +43,13 @@ UNPACK_MARKER = ".flowhash-unpacked.json"
 @dataclass(frozen=True)
 class PackageRule:
     """How a package's music is found: folder words (or file patterns), zip archives to unpack,
-    extension-less Ogg files."""
+    extension-less Ogg files, tracker modules to render."""
 
     words: tuple[str, ...] = MUSIC_DIR_WORDS
     archives: tuple[str, ...] = ()  # glob patterns (relative to the tree) of zip archives holding music
     magic_ogg: bool = False
     files: tuple[str, ...] = ()  # fnmatch patterns of the music files' lower-case paths; replace ``words``
+    modules: bool = False  # render the tracker modules (datasets.tracker_modules) to <tree>/.unpacked/<path>.flac
 
 
 #: Debian bookworm packages whose music makes up the distractors (licence: each package's
@@ -83,9 +88,9 @@ DISTRACTOR_PACKAGES: dict[str, PackageRule] = {
 
 #: The packages of the survey (docs/distractor-survey.md) that DISTRACTOR_PACKAGES leaves out, each
 #: with the rule that finds the files the survey judged music: ``debian-distractors-extra``, the real
-#: music a DB takes beyond the first corpus. Left out: drascula-music (its licence forbids charging
-#: for the game), blockattack and tuxtype-data (their music is a byte copy of another package's), and
-#: the tracker modules (no renderer).
+#: music a DB takes beyond the first corpus, with the survey's tracker-module packages (rendered).
+#: Left out: drascula-music (its licence forbids charging for the game), blockattack and tuxtype-data
+#: (their music is a byte copy of another package's).
 EXTRA_PACKAGES: dict[str, PackageRule] = {
     "0ad-data": PackageRule(archives=("**/public.zip",)),
     "redeclipse-data": PackageRule(files=("*/sounds/music/track_*.ogg", "*/sounds/theme.ogg", "*/sounds/original.ogg",
@@ -111,7 +116,7 @@ EXTRA_PACKAGES: dict[str, PackageRule] = {
     "pinball-data": PackageRule(files=("*/pinball/professor/*.ogg", "*/pinball/tux/*.ogg")),
     "gamine-data": PackageRule(files=("*/sounds/bachjs*.ogg",)),
     "plee-the-bear-data": PackageRule(),
-    "tuxmath-data": PackageRule(words=("sounds",)),
+    "tuxmath-data": PackageRule(words=("sounds",), modules=True),
     "angrydd": PackageRule(),
     "mu-cade-data": PackageRule(),
     "pax-britannica-data": PackageRule(files=("*/audio/music.ogg",)),
@@ -141,9 +146,14 @@ EXTRA_PACKAGES: dict[str, PackageRule] = {
     "holotz-castle-data": PackageRule(files=("*/sound/hcmaintitle.wav",)),  # not the slowed copies
     "raincat-data": PackageRule(),
     "pangzero": PackageRule(files=("*.mp3",)),
-    "solarwolf": PackageRule(),
+    "solarwolf": PackageRule(modules=True),
     "bumprace-data": PackageRule(words=("sound",)),
-    "freedroid-data": PackageRule(words=("sound",)),
+    "freedroid-data": PackageRule(words=("sound",), modules=True),
+    **{p: PackageRule(files=MODULE_RENDERS, modules=True) for p in (
+        "ironseed-data", "tecnoballz-data", "pekka-kana-2-data", "heroes-sound-tracks", "pingus-data", "rafkill-data",
+        "pachi-data", "biniax2-data", "open-invaders-data", "bomberclone-data", "madbomber-data", "gl-117-data",
+        "circuslinux-data", "njam-data", "ri-li-data", "tomatoes-data", "flobopuyo", "criticalmass-data",
+        "fb-music-high", "monsterz-data", "ballz-data", "ceferino-data", "cuyo-data")},
 }
 
 
@@ -228,6 +238,11 @@ class DebianDistractorCorpus(DebianMusicCorpus):
             unpack_archives(tree, rule.archives)
         if rule.magic_ogg:
             link_magic_ogg(tree)
+        if rule.modules:
+            try:
+                render_modules(tree, tree / UNPACKED, skip=(UNPACKED,))
+            except TrackerRenderError as exc:
+                warnings.warn(f"{self.name}: {package}: its tracker modules are left out ({exc})", stacklevel=2)
 
     def _music_words(self, package: str) -> Sequence[str]:
         """The package rule's folder words."""
