@@ -42,10 +42,13 @@ MEASURES = ("exact", "candidates", "latency")  # each with its decision column "
 
 def sides(config: ScaleConfig) -> dict[str, ScaleConfig]:
     """The config's two runs: its distractors (``real`` and ``fill`` as it sets them; real music in a
-    scaling run) and, in their place after the run's own DB, model tracks fitted on them."""
+    scaling run) and, in their place after the run's own DB, model tracks fitted on them. With
+    ``distractors.real_until``, the model side keeps the real distractors up to that many rows and
+    the model, fitted on those alone, stands in for the real rows past them: a held-out test."""
     d = config.distractors
     return {REAL_DIR: replace(config, distractors=Distractors(real=d.real, fill=d.fill)),
-            SYNTHETIC_DIR: replace(config, distractors=Distractors(real=d.real, fill=d.fill, model=True))}
+            SYNTHETIC_DIR: replace(config, distractors=Distractors(real=d.real, fill=d.fill, model=True,
+                                                                   real_until=d.real_until))}
 
 
 def _equivalent(decision: str) -> bool:

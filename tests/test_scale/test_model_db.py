@@ -16,7 +16,14 @@ from bench.cli.main import main
 from bench.run.inputs import prepare_inputs
 from bench.scale.config import Distractors, scale_config_from_dict
 from bench.scale.database import MODEL_SOURCE, ScaleDatabase, build_scale_db, fitted_model
-from bench.scale.model_validation import LATENCY_PARQUET, VALIDATION_CSV, read_validation
+from bench.scale.model_validation import (
+    LATENCY_PARQUET,
+    REAL_DIR,
+    SYNTHETIC_DIR,
+    VALIDATION_CSV,
+    read_validation,
+    sides,
+)
 from bench.scale.sweep import STATUS_NOT_VALIDATED, run_scale
 from datasets.distractors import FILL_SOURCE
 from tests.helpers import TINY
@@ -160,6 +167,14 @@ def test_a_model_db_needs_counted_sizes():
         build_scale_db(replace(config, sizes=("base", "max")), None, progress=False)  # type: ignore[arg-type]
     assert Distractors(model=True).to_dict() == {"real": True, "fill": True, "model": True, "real_until": None}
     assert Distractors().to_dict() == {"real": True, "fill": True}
+
+
+def test_a_held_out_validation_keeps_the_real_head_on_the_model_side():
+    config = scale_config_from_dict(_raw(model=True, real_until=3000), "tiny")
+    both = sides(config)
+    assert both[REAL_DIR].distractors == Distractors(real=False, fill=True)
+    assert both[SYNTHETIC_DIR].distractors == Distractors(real=False, fill=True, model=True, real_until=3000)
+    assert sides(scale_config_from_dict(_raw(model=True), "tiny"))[SYNTHETIC_DIR].distractors.real_until is None
 
 
 @pytest.mark.slow
