@@ -11,7 +11,7 @@ manifest with each track's package, version and licence file), over the packages
 - Ogg files without an extension (found by their ``OggS`` header): linked once as
   ``<tree>/.unpacked/<path>.ogg``;
 - tracker modules (MOD, XM, IT, S3M, STM): rendered once with libopenmpt
-  (:mod:`datasets.tracker_modules`) to ``<tree>/.unpacked/<path>.flac``.
+  (:mod:`datasets.corpora.tracker_modules`) to ``<tree>/.unpacked/<path>.flac``.
 
 Every track is in the split ``"distractor"``: none is ever a query or a training item.
 Deduplication against the corpus whose queries are searched is the job of
@@ -31,9 +31,9 @@ from typing import Mapping, Sequence
 from datasets.audio_io import AUDIO_EXTENSIONS
 from datasets.protocol import Protocol
 from datasets.splits import DEFAULT_FRACTIONS
-from datasets.tracker_modules import MODULE_RENDERS, TrackerRenderError, render_modules
 
 from .debian_music import MIN_DURATION_S, MIN_OVERLAP_S, MUSIC_DIR_WORDS, DebianMusicCorpus
+from .tracker_modules import MODULE_RENDERS, TrackerRenderError, render_modules
 
 DISTRACTOR_SPLIT = "distractor"
 UNPACKED = ".unpacked"
@@ -49,7 +49,7 @@ class PackageRule:
     archives: tuple[str, ...] = ()  # glob patterns (relative to the tree) of zip archives holding music
     magic_ogg: bool = False
     files: tuple[str, ...] = ()  # fnmatch patterns of the music files' lower-case paths; replace ``words``
-    modules: bool = False  # render the tracker modules (datasets.tracker_modules) to <tree>/.unpacked/<path>.flac
+    modules: bool = False  # render tracker modules (.tracker_modules) to <tree>/.unpacked/<path>.flac
 
 
 #: Debian bookworm packages whose music makes up the distractors (licence: each package's

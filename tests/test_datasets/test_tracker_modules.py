@@ -9,8 +9,14 @@ import pytest
 import soundfile as sf
 
 from datasets.corpora.debian_distractors import DISTRACTOR_SPLIT, DebianDistractorCorpus, PackageRule
+from datasets.corpora.tracker_modules import (
+    MODULE_RENDERS,
+    TrackerRenderError,
+    load_libopenmpt,
+    render_module,
+    render_modules,
+)
 from datasets.protocol import Protocol
-from datasets.tracker_modules import MODULE_RENDERS, TrackerRenderError, load_libopenmpt, render_module, render_modules
 
 ROWS, TICKS_PER_ROW, BPM = 64, 6, 125  # ProTracker defaults: a tick lasts 2.5 / BPM s
 PATTERN_S = ROWS * TICKS_PER_ROW * 2.5 / BPM  # 7.68 s
