@@ -213,10 +213,14 @@ def paired_ratio(a: np.ndarray, b: np.ndarray, cells: np.ndarray, level: float =
     return _finite_draws_interval(point, draws, level, f"paired stratified bootstrap ({n_boot}, seed {seed})")
 
 
-def decide_difference(interval: Interval, margin: float = RATE_MARGIN) -> str:
+def decide_difference(interval: Interval, margin: float = RATE_MARGIN, equivalence_first: bool = False) -> str:
     """What a hit-rate difference's interval (A minus B) decides: "higher" (it lies above 0),
-    "lower" (below 0), "equivalent within 1 point" (inside [-margin, margin]) or "undetermined"."""
+    "lower" (below 0), "equivalent within 1 point" (inside [-margin, margin]) or "undetermined".
+    With ``equivalence_first`` (a test of equivalence, as the model validation asks), an interval
+    inside the margin is equivalent even where it also lies above or below 0."""
     lo, hi = interval.low, interval.high
+    if equivalence_first and lo >= -margin and hi <= margin:
+        return f"equivalent within {100 * margin:g} point{'s' if margin != 0.01 else ''}"
     if lo > 0:
         return "higher"
     if hi < 0:

@@ -4,7 +4,8 @@ each method compared between the two at the same sweep points (fixed build and q
 on the same queries, at every size:
 
 - **exact hit rate**: the paired difference (synthetic minus real), decided "equivalent within 1
-  point" or not (:func:`bench.measure.uncertainty.decide_difference`);
+  point" when its interval lies inside [-1, +1] points, even where it also excludes 0, or not
+  (:func:`bench.measure.uncertainty.decide_difference` with ``equivalence_first``);
 - **candidates scored**: the ratio of means, synthetic over real, decided within 10%;
 - **latency**: the ratio of mean latencies of the queries timed in both runs, within 15%: timed
   interleaved on the two DBs (:mod:`bench.scale.model_latency`) where that was done, else as the two
@@ -99,7 +100,7 @@ def validation_table(real: pd.DataFrame, synthetic: pd.DataFrame, sizes: list[in
                "exact_real": float(ref["exact"].mean()), "exact_synthetic": float(syn["exact"].mean()),
                "exact_diff": exact.difference.estimate, "exact_diff_lo": exact.difference.low,
                "exact_diff_hi": exact.difference.high,
-               "exact_decision": decide_difference(exact.difference, RATE_MARGIN),
+               "exact_decision": decide_difference(exact.difference, RATE_MARGIN, equivalence_first=True),
                "candidates_real": float(ref["candidates"].mean()),
                "candidates_synthetic": float(syn["candidates"].mean()),
                "candidates_ratio": cand.estimate, "candidates_lo": cand.low, "candidates_hi": cand.high,

@@ -172,3 +172,15 @@ def test_each_speedup_interval_gets_one_decision(low: float, high: float, decisi
 ])
 def test_each_difference_interval_gets_one_decision(low: float, high: float, decision: str) -> None:
     assert decide_difference(Interval(0.0, low, high, "test")) == decision
+
+
+@pytest.mark.parametrize("low, high, decision", [
+    (0.0005, 0.0089, "equivalent within 1 point"), (-0.0069, -0.0005, "equivalent within 1 point"),
+    (0.002, 0.0134, "higher"), (-0.02, -0.011, "lower"), (-0.0005, 0.0109, "undetermined"),
+])
+def test_an_equivalence_test_puts_the_margin_first(low: float, high: float, decision: str) -> None:
+    """The model validation asks whether two rates are within 1 point: an interval inside the margin
+    is equivalent even where it excludes 0 (the plain decision calls it higher or lower)."""
+    assert decide_difference(Interval(0.0, low, high, "test"), equivalence_first=True) == decision
+    if decision.startswith("equivalent"):
+        assert decide_difference(Interval(0.0, low, high, "test")) in ("higher", "lower")
