@@ -110,19 +110,19 @@ def assemble_distractors(corpus: Corpus, need_segments: int, seed: int = 0, real
     protocol = corpus.protocol
     sources: dict[str, Corpus] = {}
     parts, dropped, notes = [], [], []
+    have = 0
     if real:
         from datasets.corpora.debian_distractors import DebianDistractorCorpus, DebianDistractorExtraCorpus
         from datasets.debian_packages import DebianFetchError
 
-        wanted = [(REAL_SOURCE, DebianDistractorCorpus, real_root, {} if packages is None else {"packages": packages})]
+        wanted = [(REAL_SOURCE, DebianDistractorCorpus, real_root, packages)]
         if extra_packages is not None or packages is None:
-            wanted.append((EXTRA_SOURCE, DebianDistractorExtraCorpus, extra_root,
-                           {} if extra_packages is None else {"packages": extra_packages}))
-        for i, (name, kind, root, extra) in enumerate(wanted):
-            if i > 0 and not all_real and sum(int(p["segments"].sum()) for p in parts) >= need_segments:
+            wanted.append((EXTRA_SOURCE, DebianDistractorExtraCorpus, extra_root, extra_packages))
+        for i, (name, kind, root, rules) in enumerate(wanted):
+            if i > 0 and not all_real and have >= need_segments:
                 break
             try:
-                music = kind(protocol, root=root, fetch=fetch, progress=progress, **extra)
+                music = kind(protocol, root=root, packages=rules, fetch=fetch, progress=progress)
             except (DebianFetchError, FileNotFoundError) as exc:
                 warnings.warn(f"{name}: no real-music distractors ({exc}); "
                               f"{'the synthetic fill stands in' if fill else 'the DB goes without it'}", stacklevel=2)
@@ -136,7 +136,7 @@ def assemble_distractors(corpus: Corpus, need_segments: int, seed: int = 0, real
             dropped += [f.assign(source=name) for f in shared if len(f)]
             sources[name] = music
             parts.append(_ordered(name, music, shared_ids, True, seed, protocol))
-    have = int(sum(p["segments"].sum() for p in parts))
+            have += int(parts[-1]["segments"].sum())
     if have < need_segments and fill:
         from datasets.corpora.synth import MAX_TRACKS, SynthCorpus
 

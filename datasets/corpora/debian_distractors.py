@@ -211,18 +211,22 @@ class DebianDistractorCorpus(DebianMusicCorpus):
     """Music of the :data:`DISTRACTOR_PACKAGES`, every track in the ``"distractor"`` split.
 
     ``root`` defaults to ``datasets.cache.cache_dir("debian-distractors")``; ``fetch=False``
-    uses the trees already extracted there. See :class:`DebianMusicCorpus` for the rest.
+    uses the trees already extracted there; ``packages`` (default the recipe's, ``recipe_packages``)
+    maps each package to its rule, or names packages that take the recipe's rule. See
+    :class:`DebianMusicCorpus` for the rest.
     """
 
     name = "debian-distractors"
     recipe_version = "distractors-1"
+    recipe_packages: Mapping[str, PackageRule] = DISTRACTOR_PACKAGES
 
     def __init__(self, protocol: Protocol = Protocol(), root: Path | None = None,
-                 packages: Mapping[str, PackageRule] | Sequence[str] = DISTRACTOR_PACKAGES, fetch: bool = True,
+                 packages: Mapping[str, PackageRule] | Sequence[str] | None = None, fetch: bool = True,
                  progress: bool = True, min_duration_s: float = MIN_DURATION_S,
                  min_overlap_s: float = MIN_OVERLAP_S, workers: int = 2) -> None:
+        packages = self.recipe_packages if packages is None else packages
         self.rules = (dict(packages) if isinstance(packages, Mapping)
-                      else {p: DISTRACTOR_PACKAGES.get(p, PackageRule()) for p in packages})
+                      else {p: self.recipe_packages.get(p, PackageRule()) for p in packages})
         super().__init__(protocol, DEFAULT_FRACTIONS, root=root, packages=tuple(self.rules), fetch=fetch,
                          progress=progress, min_duration_s=min_duration_s, min_overlap_s=min_overlap_s,
                          workers=workers)
@@ -261,11 +265,4 @@ class DebianDistractorExtraCorpus(DebianDistractorCorpus):
 
     name = "debian-distractors-extra"
     recipe_version = "distractors-extra-1"
-
-    def __init__(self, protocol: Protocol = Protocol(), root: Path | None = None,
-                 packages: Mapping[str, PackageRule] | Sequence[str] = EXTRA_PACKAGES, fetch: bool = True,
-                 progress: bool = True, min_duration_s: float = MIN_DURATION_S,
-                 min_overlap_s: float = MIN_OVERLAP_S, workers: int = 2) -> None:
-        rules = (dict(packages) if isinstance(packages, Mapping)
-                 else {p: EXTRA_PACKAGES.get(p, PackageRule()) for p in packages})
-        super().__init__(protocol, root, rules, fetch, progress, min_duration_s, min_overlap_s, workers)
+    recipe_packages = EXTRA_PACKAGES

@@ -45,7 +45,6 @@ def _declare(lib: ctypes.CDLL) -> ctypes.CDLL:
     lib.openmpt_module_read_float_mono.argtypes = [ctypes.c_void_p, ctypes.c_int32, ctypes.c_size_t,
                                                    ctypes.POINTER(ctypes.c_float)]
     lib.openmpt_module_destroy.argtypes = [ctypes.c_void_p]
-    lib.openmpt_get_library_version.restype = ctypes.c_uint32
     return lib
 
 
