@@ -21,6 +21,11 @@ moves smoothly along it:
   segments (flat to half of it, then tapered to zero), drawn by circulant embedding, scaled by
   each state's residual RMS; it carries the 0.1 s hop's structure (neighbouring segments share
   most of their window);
+- **each state's own shape of residual**: the residual coloured by its state's covariance (of the
+  real residuals in that state, shrunk towards the pooled one by d / (rows + d)), blended across a
+  change of state by the path's kernel: real rows vary along a few directions in each region of
+  the space, not along the pooled axes, which is what brings the nearest rows of *other* tracks
+  as close as real music's (``other_track_1`` in fingerprint_stats);
 - **a track's own axes** and **repeats**: the residual's variance concentrated on a track's own
   random axes (their spread fitted to the real tracks' effective dimension), and sections that
   repeat an earlier stretch of the track, states and residual (share and strength fitted to the
@@ -44,7 +49,7 @@ import pandas as pd
 
 from .fingerprint_stats import lag_cosine
 
-FORMAT = 2  # of a saved model; bump it when the model changes: it is in the fitted model's cache key
+FORMAT = 3  # of a saved model; bump it when the model changes: it is in the fitted model's cache key
 GAP = 20  # segments: "far apart" in a track, past one window's overlap at the 0.1 s hop (2 s)
 SECTION = (20, 160)  # the length of a section that may repeat, in segments
 RAMP = 10  # segments over which a repeat fades in and out
@@ -56,7 +61,7 @@ CONCENTRATIONS = (0.25, 0.5, 1.0, 2.0, 4.0)  # multiples of the moment estimate 
 SMOOTHS = (0.5, 1.0, 2.0, 4.0, 8.0)  # segments: the sd of the kernel smoothing a track's path of state means, as tried
 SMOOTH_LAGS = (1, 2, 5)  # the lags whose similarities the smoothing is fitted to
 TRIAL_SEGMENTS = 3000  # the longest track drawn while fitting a parameter on its grid
-ROWS_PER_DIM = 8  # a state is given at least this many rows per dimension on average (its covariance is full)
+ROWS_PER_DIM = 4  # a state is given at least this many rows per dimension on average (its covariance is full)
 
 
 @dataclass(frozen=True)
@@ -78,6 +83,7 @@ class FingerprintModel:
     normalise: bool
     repeat: tuple[float, float] = (0.0, 0.0)  # share of sections that repeat an earlier one, and how closely
     spread: float = 0.0  # log-sd of a track's own gains along its own random axes (0: every track alike)
+    colour: np.ndarray | None = None  # [S, d, d] each state's residual colouring in the whitened pooled axes (None: the pooled one)
     info: dict = field(default_factory=dict)
 
     @property
@@ -123,6 +129,7 @@ class FingerprintModel:
         z, source = _repeated(z, rng, *self.repeat)
         states = states[source]
         scale = state_path(self.scales[:, None], states, self.smooth)
+        z = self._coloured(z, states)
         rows = state_path(self.means, states, self.smooth) + scale * (z @ self.basis.T)
         if self.normalise:
             rows /= np.maximum(np.linalg.norm(rows, axis=1, keepdims=True), 1e-12)
@@ -140,6 +147,20 @@ class FingerprintModel:
         scale = np.sqrt(np.maximum(self.autocov[0], 1e-12))
         return (((z / scale) @ q) * np.sqrt(gain / gain.mean())) @ q.T * scale
 
+    def _coloured(self, z: np.ndarray, states: np.ndarray) -> np.ndarray:
+        """``z`` [n, d] (pooled axes) coloured by each row's state: whitened, multiplied by the
+        state's colouring, the states' results blended by the path's kernel, the pooled scale back."""
+        if self.colour is None:
+            return z
+        sd = np.sqrt(np.maximum(self.autocov[0], 1e-12))
+        white = z / sd
+        out = np.zeros_like(z)
+        for s in np.unique(states):
+            weight = state_path(np.array([[0.0], [1.0]]), (states == s).astype(np.int64), self.smooth)[:, 0]
+            rows = np.flatnonzero(weight > 1e-4)
+            out[rows] += weight[rows, None] * (white[rows] @ self.colour[s].T)
+        return out * sd
+
     def sample(self, n_rows: int, seed: int) -> tuple[np.ndarray, pd.DataFrame]:
         """``n_rows`` synthetic rows and their table (``track``, ``segment``)."""
         lengths = self.draw_lengths(n_rows, seed)
@@ -153,6 +174,7 @@ class FingerprintModel:
                  together=self.together, concentration=self.concentration, dwell=self.dwell, smooth=self.smooth,
                  scales=self.scales, basis=self.basis, autocov=self.autocov, lengths=self.lengths,
                  normalise=self.normalise, repeat=np.asarray(self.repeat), spread=self.spread,
+                 colour=np.zeros((0, 0, 0), np.float32) if self.colour is None else self.colour,
                  info=json.dumps(self.info))
 
 
@@ -165,7 +187,7 @@ def load_fingerprint_model(path: Path | str) -> FingerprintModel:
         return FingerprintModel(z["weights"], z["means"], z["moves"], z["together"], float(z["concentration"]),
                                 z["dwell"], float(z["smooth"]), z["scales"], z["basis"], z["autocov"], z["lengths"],
                                 bool(z["normalise"]), repeat, float(z["spread"]),
-                                json.loads(str(z["info"])))
+                                z["colour"] if z["colour"].size else None, json.loads(str(z["info"])))
 
 
 def track_bounds(tracks: np.ndarray) -> list[tuple[int, int]]:
@@ -297,10 +319,10 @@ def _trial_rows(model: FingerprintModel, seed: int, tracks: int = 60) -> tuple[n
 
 
 def _residual_process(rows: np.ndarray, tracks: np.ndarray, means: np.ndarray, labels: np.ndarray, smooth: float,
-                      max_lag: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                      max_lag: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Each state's residual RMS over the pooled one; and, of the rows' residuals from their
-    tracks' smoothed state-mean paths divided by their smoothed state scales, the principal axes and
-    the autocovariance along each axis [max_lag, d]."""
+    tracks' smoothed state-mean paths divided by their smoothed state scales, the principal axes,
+    the autocovariance along each axis [max_lag, d], and each state's colouring (:func:`_colours`)."""
     bounds = track_bounds(tracks)
     residual = np.concatenate([rows[a:b] - state_path(means, labels[a:b], smooth) for a, b in bounds])
     power = (residual ** 2).sum(axis=1)
@@ -310,7 +332,23 @@ def _residual_process(rows: np.ndarray, tracks: np.ndarray, means: np.ndarray, l
     residual /= np.concatenate([state_path(scales[:, None], labels[a:b], smooth) for a, b in bounds])
     _, vecs = np.linalg.eigh(residual.T @ residual / len(residual))
     basis = vecs[:, ::-1]
-    return scales, basis, _autocov([residual[a:b] @ basis for a, b in bounds], max_lag)
+    autocov = _autocov([residual[a:b] @ basis for a, b in bounds], max_lag)
+    white = (residual @ basis) / np.sqrt(np.maximum(autocov[0], 1e-12))
+    return scales, basis, autocov, _colours(white, labels, len(means))
+
+
+def _colours(white: np.ndarray, labels: np.ndarray, n_states: int) -> np.ndarray:
+    """Each state's colouring [S, d, d]: the symmetric square root of the covariance of its rows'
+    whitened residuals (the identity for the pooled one), shrunk towards the identity by d / (rows + d)."""
+    d = white.shape[1]
+    out = np.empty((n_states, d, d), dtype=np.float32)
+    for s in range(n_states):
+        x = white[labels == s]
+        cov = x.T @ x / len(x) if len(x) else np.eye(d)
+        shrink = d / (len(x) + d)
+        vals, vecs = np.linalg.eigh((1 - shrink) * cov + shrink * np.eye(d))
+        out[s] = (vecs * np.sqrt(np.clip(vals, 0, None))) @ vecs.T
+    return out
 
 
 def _fit_smooth(model: FingerprintModel, rows: np.ndarray, tracks: np.ndarray, labels: np.ndarray,
@@ -321,8 +359,9 @@ def _fit_smooth(model: FingerprintModel, rows: np.ndarray, tracks: np.ndarray, l
     want = np.array(list(lag_cosine(rows, tracks, SMOOTH_LAGS).values()))
     scores, fits = {}, {}
     for smooth in SMOOTHS:
-        scales, basis, autocov = _residual_process(rows, tracks, model.means, labels, smooth, len(model.autocov))
-        fits[smooth] = replace(model, smooth=smooth, scales=scales, basis=basis, autocov=autocov)
+        scales, basis, autocov, colour = _residual_process(rows, tracks, model.means, labels, smooth,
+                                                           len(model.autocov))
+        fits[smooth] = replace(model, smooth=smooth, scales=scales, basis=basis, autocov=autocov, colour=colour)
         trial, trial_tracks = _trial_rows(fits[smooth], seed)
         got = np.array(list(lag_cosine(trial, trial_tracks, SMOOTH_LAGS).values()))
         scores[smooth] = float(((got - want) ** 2).sum())
@@ -409,7 +448,7 @@ def _fit_states(rows: np.ndarray, n_states: int, seed: int) -> tuple[np.ndarray,
 
 
 def fit_fingerprint_model(rows: np.ndarray, tracks: np.ndarray, sources: np.ndarray, distractor_sources: set[str],
-                          seed: int = 0, max_lag: int = 256, states: int = 256) -> FingerprintModel:
+                          seed: int = 0, max_lag: int = 256, states: int = 1024) -> FingerprintModel:
     """Fit the model on ``rows`` [n, d], grouped into tracks by ``tracks`` [n] (each track's rows
     contiguous and in segment order), with up to ``states`` states (fewer where the rows give fewer
     than ROWS_PER_DIM rows per dimension each). Every row's ``sources`` entry must be one of

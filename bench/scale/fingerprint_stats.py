@@ -6,6 +6,7 @@ import numpy as np
 
 LAGS = (1, 2, 5, 10, 20, 50)
 NEIGHBOUR_RANKS = (1, 10, 50)
+OTHER_TRACK_RANKS = (1, 10)
 
 
 def _unit(rows: np.ndarray) -> np.ndarray:
@@ -53,9 +54,33 @@ def neighbour_similarity(rows: np.ndarray, probes: int = 500, ranks: tuple[int, 
     return out
 
 
+def other_track_similarity(rows: np.ndarray, tracks: np.ndarray, probes: int = 500,
+                           ranks: tuple[int, ...] = OTHER_TRACK_RANKS, seed: int = 0) -> dict[int, float]:
+    """Mean cosine of a probe row's ``rank``-th most similar row of *another* track (exact, over all
+    rows), for each rank: how close the nearest other music comes, which is what takes a query's
+    answer from its own track; ``probes`` rows drawn at random probe."""
+    import faiss
+
+    x, tracks = _unit(rows), np.asarray(tracks)
+    rng = np.random.default_rng(seed)
+    idx = rng.choice(len(x), size=min(probes, len(x)), replace=False)
+    index = faiss.IndexFlatIP(x.shape[1])
+    index.add(x)
+    depth = min(len(x), 16 * max(ranks))
+    sims, ids = index.search(x[idx], depth)
+    top = np.empty((len(idx), max(ranks)))
+    for n, (s, i, probe) in enumerate(zip(sims, ids, idx)):
+        other = s[(i >= 0) & (tracks[np.maximum(i, 0)] != tracks[probe])]
+        if len(other) < max(ranks):  # a long, steady track fills the search's depth: scan every row
+            other = -np.sort(-(x[tracks != tracks[probe]] @ x[probe]))
+        top[n] = np.r_[other[:max(ranks)], np.full(max(0, max(ranks) - len(other)), np.nan)]
+    return {r: float(np.nanmean(top[:, r - 1])) for r in ranks}
+
+
 def stat_names() -> list[str]:
     """The keys of :func:`fingerprint_stats`, in its order."""
-    return [f"lag_{k}" for k in LAGS] + ["random_pair"] + [f"neighbour_{k}" for k in NEIGHBOUR_RANKS]
+    return ([f"lag_{k}" for k in LAGS] + ["random_pair"] + [f"neighbour_{k}" for k in NEIGHBOUR_RANKS]
+            + [f"other_track_{k}" for k in OTHER_TRACK_RANKS])
 
 
 def fingerprint_stats(rows: np.ndarray, tracks: np.ndarray, probes: int = 500, seed: int = 0) -> dict[str, float]:
@@ -63,4 +88,5 @@ def fingerprint_stats(rows: np.ndarray, tracks: np.ndarray, probes: int = 500, s
     out = {f"lag_{k}": v for k, v in lag_cosine(rows, tracks).items()}
     out["random_pair"] = random_pair_cosine(rows, seed=seed)
     out.update({f"neighbour_{k}": v for k, v in neighbour_similarity(rows, probes, seed=seed).items()})
+    out.update({f"other_track_{k}": v for k, v in other_track_similarity(rows, tracks, probes, seed=seed).items()})
     return out
