@@ -4,7 +4,7 @@ on real distractor vectors, to fill a scaling run's DB past the real music there
 A track walks over **states** shared by all tracks (a hidden semi-Markov model), plus a residual that
 moves smoothly along it:
 
-- **states**: k-means clusters of the real rows (faiss, up to 256, at least ROWS_PER_DIM rows per
+- **states**: k-means clusters of the real rows (faiss, up to 1024, at least ROWS_PER_DIM rows per
   dimension each): the rows' clusters shared across tracks, which is what fills a hash bucket or
   an IVF cell. A model whose rows are one Gaussian per track spreads them evenly over sign buckets;
   the real rows are not spread so (docs/fidelity.md);
@@ -83,7 +83,7 @@ class FingerprintModel:
     normalise: bool
     repeat: tuple[float, float] = (0.0, 0.0)  # share of sections that repeat an earlier one, and how closely
     spread: float = 0.0  # log-sd of a track's own gains along its own random axes (0: every track alike)
-    colour: np.ndarray | None = None  # [S, d, d] each state's residual colouring in the whitened pooled axes (None: the pooled one)
+    colour: np.ndarray | None = None  # [S, d, d] each state's residual colouring, whitened pooled axes (None: pooled)
     info: dict = field(default_factory=dict)
 
     @property

@@ -7,7 +7,8 @@ sides time their points one run after the other, hours apart on a shared machine
 interval can account for.
 
 Written to ``latency_interleaved.parquet`` (one row per point, size and timed query) point by point,
-so an interrupted validation resumes where it stopped."""
+so an interrupted validation resumes where it stopped. Each row names the two sides' embedding
+stores; rows timed over other stores (a refitted model's, say) are timed again."""
 from __future__ import annotations
 
 import json
@@ -21,7 +22,7 @@ from bench.measure.timing import time_alternating
 from bench.run.guard import guarded, read_only
 from bench.run.inputs import RunInputs, prepare_inputs
 from bench.run.runner import fit_method, timed_query_rows
-from bench.run.store import POINTS
+from bench.run.store import POINTS, RUN_JSON
 from datasets.cache import atomic_write_parquet
 
 from .config import ScaleConfig
@@ -46,16 +47,28 @@ def _time_pair(sized: RunInputs, methods: list, query_params: str, rounds: int) 
     return np.median(seconds, axis=1) * 1e3, sized.manifest["query_id"].to_numpy()[timed]
 
 
+def side_stores(root: Path | str) -> dict[str, str]:
+    """The embedding store key of each side of the validation in ``root`` (from its run.json)."""
+    return {side: json.loads((Path(root) / side / RUN_JSON).read_text())["store"]["key"]
+            for side in (REAL_DIR, SYNTHETIC_DIR)}
+
+
 def time_sides(sides: dict[str, ScaleConfig], root: Path | str, rounds: int = ROUNDS,
                progress: bool = True) -> pd.DataFrame:
     """Time every finished point of the synthetic side (``root/synthetic``) at every size holding
     model rows, alternated with the same point on the real side's DB (module docstring). ``sides``:
     :func:`bench.scale.model_validation.sides` of the config. Columns: label, query_params, n_db,
-    query_id, latency_real_ms, latency_synthetic_ms (each the median of the rounds), timing."""
+    query_id, latency_real_ms, latency_synthetic_ms (each the median of the rounds), timing, and
+    the two sides' store keys (store_real, store_synthetic)."""
     root = Path(root)
     path = root / LATENCY_PARQUET
+    stores = side_stores(root)
     done = pd.read_parquet(path) if path.is_file() else pd.DataFrame(columns=["label", "query_params", "n_db"])
-    done = done[done["timing"] == TIMING] if "timing" in done else done.iloc[:0]
+    current = {"timing": TIMING, **{f"store_{side}": key for side, key in stores.items()}}
+    if set(current) <= set(done.columns):
+        done = done[np.logical_and.reduce([done[c] == v for c, v in current.items()])]
+    else:
+        done = done.iloc[:0]
     finished = set(zip(done["label"], done["query_params"], done["n_db"]))
     points = pd.read_parquet(root / SYNTHETIC_DIR / POINTS)
     points = points[(points["status"] == STATUS_OK) & points["latency_mean_ms"].notna()]
@@ -78,7 +91,7 @@ def time_sides(sides: dict[str, ScaleConfig], root: Path | str, rounds: int = RO
             for qp in group["query_params"]:
                 ms, ids = _time_pair(sized[REAL_DIR], built, qp, rounds)  # the same queries on both sides
                 frame = pd.DataFrame({"label": label, "query_params": qp, "n_db": n, "query_id": ids,
-                                      "latency_real_ms": ms[0], "latency_synthetic_ms": ms[1], "timing": TIMING})
+                                      "latency_real_ms": ms[0], "latency_synthetic_ms": ms[1], **current})
                 frames.append(frame)
                 atomic_write_parquet(path, pd.concat(frames, ignore_index=True))
                 if progress:

@@ -207,3 +207,25 @@ def test_a_validation_there_only_when_the_tables_are_combined_still_applies(vali
     label = gone["label"].iat[0]
     meta, _ = RunStore(tmp_path / "run").part_meta(f"N=4000 {label}")
     assert meta is not None and meta["status"] == "ok"  # the measured part is kept
+
+
+@pytest.mark.slow
+def test_interleaved_latencies_of_other_stores_are_timed_again(validation, shared_cache, tmp_path):
+    """A latency file timed over another model's rows (a refitted model's store) is not reused."""
+    import shutil
+
+    from bench.scale.model_latency import side_stores, time_sides
+
+    root = tmp_path / "run"
+    shutil.copytree(validation, root)
+    stores = side_stores(root)
+    timed = pd.read_parquet(root / LATENCY_PARQUET)
+    assert set(timed["store_real"]) == {stores[REAL_DIR]} and set(timed["store_synthetic"]) == {stores[SYNTHETIC_DIR]}
+    config = scale_config_from_dict(_raw(model=True), "tiny")
+    assert time_sides(sides(config), root, progress=False).equals(timed)  # nothing to do: the same stores
+    stale = timed.assign(store_synthetic="another-model", latency_synthetic_ms=-1.0)
+    stale.to_parquet(root / LATENCY_PARQUET)
+    again = time_sides(sides(config), root, progress=False)
+    assert len(again) == len(timed) and set(again["store_synthetic"]) == {stores[SYNTHETIC_DIR]}
+    assert (again["latency_synthetic_ms"] > 0).all()
+    assert (pd.read_parquet(root / LATENCY_PARQUET)["latency_synthetic_ms"] > 0).all()
