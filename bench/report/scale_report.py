@@ -553,8 +553,9 @@ def write_validation_report(root: Path | str) -> Path:
                       [[k, f"{stats[k]['real']:.3f}", f"{stats[k]['model']:.3f}"]
                        for k in stat_names() if k in stats],
                       "Mean cosine between two segments of one track k hops apart (lag_k), between two random "
-                      "segments, and between a probe row and its k-th nearest other row (neighbour_k), over "
-                      "the same number of rows of each."))
+                      "segments, between a probe row and its k-th nearest other row (neighbour_k), and its "
+                      "k-th nearest row of another track (other_track_k), over the same number of rows of "
+                      "each."))
     verdicts = method_verdicts(table)
     doc.add(Heading(2, "Each method at fixed query parameters"),
             Para(f"Synthetic against real at the same build and query parameters and the same size N. Exact "
