@@ -17,10 +17,10 @@ from tests.helpers import music_like
 # further apart (0.5 to 5 s) within FAR_LAG_TOL, of two random rows within RANDOM_TOL, of a row's nearest
 # other row within NEAREST_TOL, and of its 10th and 50th nearest, and its nearest and 10th nearest rows
 # of other tracks, within FAR_NEIGHBOUR_TOL. The model's tracks change state where real ones drift, so it
-# under-states similarity a few hops apart (by 0.05 here at 0.2 to 0.5 s; 0.02 to 0.03 on the real
-# distractors) and a row's 10th and 50th nearest (by 0.08 and 0.07 here; 0.02 under and 0.01 over
-# there). Fitted on these 18k rows it has 35 states, whose means and shapes leave other tracks' rows
-# 0.10 further than the real ones (0.02 nearer on the real distractors at 1024 states; docs/fidelity.md);
+# under-states similarity a few hops apart (by 0.05 here at 0.2 to 0.5 s; 0.02 to 0.05 on the real
+# distractors) and a row's 10th and 50th nearest (by 0.08 and 0.07 here; 0.02 and 0.01 there).
+# Fitted on these 18k rows it has 35 states, whose means and shapes leave other tracks' rows 0.10
+# further than the real ones (on the real distractors, with 1024 states, 0.646 both; docs/fidelity.md);
 # the scaling validation then measures what that does to each method's numbers
 NEAR_LAG_TOL, FAR_LAG_TOL, RANDOM_TOL, NEAREST_TOL, FAR_NEIGHBOUR_TOL = 0.05, 0.10, 0.05, 0.05, 0.12
 SOURCE = "debian-distractors"
