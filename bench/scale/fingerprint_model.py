@@ -87,6 +87,11 @@ class FingerprintModel:
     info: dict = field(default_factory=dict)
 
     @property
+    def pooled_sd(self) -> np.ndarray:
+        """[d] the residual's pooled standard deviation along each principal axis."""
+        return np.sqrt(np.maximum(self.autocov[0], 1e-12))
+
+    @property
     def dim(self) -> int:
         """Embedding dimension."""
         return int(self.means.shape[1])
@@ -144,7 +149,7 @@ class FingerprintModel:
         d = z.shape[1]
         q, _ = np.linalg.qr(rng.standard_normal((d, d)))
         gain = np.exp(self.spread * rng.standard_normal(d))
-        scale = np.sqrt(np.maximum(self.autocov[0], 1e-12))
+        scale = self.pooled_sd
         return (((z / scale) @ q) * np.sqrt(gain / gain.mean())) @ q.T * scale
 
     def _coloured(self, z: np.ndarray, states: np.ndarray) -> np.ndarray:
@@ -152,7 +157,7 @@ class FingerprintModel:
         state's colouring, the states' results blended by the path's kernel, the pooled scale back."""
         if self.colour is None:
             return z
-        sd = np.sqrt(np.maximum(self.autocov[0], 1e-12))
+        sd = self.pooled_sd
         white = z / sd
         out = np.zeros_like(z)
         for s in np.unique(states):
@@ -342,8 +347,10 @@ def _colours(white: np.ndarray, labels: np.ndarray, n_states: int) -> np.ndarray
     whitened residuals (the identity for the pooled one), shrunk towards the identity by d / (rows + d)."""
     d = white.shape[1]
     out = np.empty((n_states, d, d), dtype=np.float32)
+    order = np.argsort(labels, kind="stable")  # each state's rows once, in their own order
+    edges = np.searchsorted(labels[order], np.arange(n_states + 1))
     for s in range(n_states):
-        x = white[labels == s]
+        x = white[order[edges[s]:edges[s + 1]]]
         cov = x.T @ x / len(x) if len(x) else np.eye(d)
         shrink = d / (len(x) + d)
         vals, vecs = np.linalg.eigh((1 - shrink) * cov + shrink * np.eye(d))

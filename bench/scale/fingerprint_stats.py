@@ -34,18 +34,23 @@ def random_pair_cosine(rows: np.ndarray, pairs: int = 20_000, seed: int = 0) -> 
     return float(np.einsum("ij,ij->i", x[a], x[b]).mean())
 
 
+def _probe_search(x: np.ndarray, probes: int, depth: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``probes`` rows of the unit rows ``x`` drawn at random, and their ``depth`` most similar rows
+    (exact, over all rows, the probe itself among them): probe indices, similarities, row ids."""
+    import faiss
+
+    idx = np.random.default_rng(seed).choice(len(x), size=min(probes, len(x)), replace=False)
+    index = faiss.IndexFlatIP(x.shape[1])
+    index.add(x)
+    sims, ids = index.search(x[idx], depth)
+    return idx, sims, ids
+
+
 def neighbour_similarity(rows: np.ndarray, probes: int = 500, ranks: tuple[int, ...] = NEIGHBOUR_RANKS,
                          seed: int = 0) -> dict[int, float]:
     """Mean cosine of a probe row's ``rank``-th most similar other row (exact, over all rows), for
     each rank; ``probes`` rows drawn at random probe."""
-    import faiss
-
-    x = _unit(rows)
-    rng = np.random.default_rng(seed)
-    idx = rng.choice(len(x), size=min(probes, len(x)), replace=False)
-    index = faiss.IndexFlatIP(x.shape[1])
-    index.add(x)
-    sims, ids = index.search(x[idx], max(ranks) + 1)
+    idx, sims, ids = _probe_search(_unit(rows), probes, max(ranks) + 1, seed)
     out = {}
     for r in ranks:
         # the probe itself is among its hits (at rank 0, or tied); drop it, keep the r-th other
@@ -59,15 +64,8 @@ def other_track_similarity(rows: np.ndarray, tracks: np.ndarray, probes: int = 5
     """Mean cosine of a probe row's ``rank``-th most similar row of *another* track (exact, over all
     rows), for each rank: how close the nearest other music comes, which is what takes a query's
     answer from its own track; ``probes`` rows drawn at random probe."""
-    import faiss
-
     x, tracks = _unit(rows), np.asarray(tracks)
-    rng = np.random.default_rng(seed)
-    idx = rng.choice(len(x), size=min(probes, len(x)), replace=False)
-    index = faiss.IndexFlatIP(x.shape[1])
-    index.add(x)
-    depth = min(len(x), 16 * max(ranks))
-    sims, ids = index.search(x[idx], depth)
+    idx, sims, ids = _probe_search(x, probes, min(len(x), 16 * max(ranks)), seed)
     top = np.empty((len(idx), max(ranks)))
     for n, (s, i, probe) in enumerate(zip(sims, ids, idx)):
         other = s[(i >= 0) & (tracks[np.maximum(i, 0)] != tracks[probe])]
