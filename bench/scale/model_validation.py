@@ -14,7 +14,9 @@ on the same queries, at every size:
 
 A method matches when every one of its points, at every size, is decided equivalent on all three;
 a method that does not match is not measured on synthetic rows (``bench scale`` refuses it where a
-config names this validation)."""
+config names this validation). The table names the model it validated (``model_key``, the key of
+the synthetic side's fingerprint model): a run drawing its rows from another model is not gated by
+it (:func:`verdicts_for_model`)."""
 from __future__ import annotations
 
 import json
@@ -39,6 +41,7 @@ CANDIDATES_MARGIN = 1.10
 LATENCY_MARGIN = 1.15
 KEYS = ("label", "query_params", "n_db")
 MEASURES = ("exact", "candidates", "latency")  # each with its decision column "<measure>_decision"
+MODEL_KEY = "model_key"
 
 
 def sides(config: ScaleConfig) -> dict[str, ScaleConfig]:
@@ -142,6 +145,7 @@ def compare_sides(root: Path | str, seed: int) -> pd.DataFrame:
     real, synthetic = (pd.read_parquet(root / side / OUTCOMES) for side in (REAL_DIR, SYNTHETIC_DIR))
     latency = pd.read_parquet(root / LATENCY_PARQUET) if (root / LATENCY_PARQUET).is_file() else None
     table = validation_table(real, synthetic, model_sizes(root), seed=seed, latency=latency)
+    table[MODEL_KEY] = validated_model(root)
     atomic_write_bytes(root / VALIDATION_CSV, table.to_csv(index=False).encode())
     return table
 
@@ -150,6 +154,25 @@ def model_sizes(root: Path | str) -> list[int]:
     """The sizes of a validation in ``root`` whose synthetic side holds model rows."""
     info = json.loads((Path(root) / SYNTHETIC_DIR / RUN_JSON).read_text())
     return [f["n_db"] for f in info["db"]["sizes"] if f["synthetic_distractor_segments"]]
+
+
+def validated_model(root: Path | str) -> str:
+    """The key of the fingerprint model whose rows the synthetic side of the validation in ``root`` holds."""
+    info = json.loads((Path(root) / SYNTHETIC_DIR / RUN_JSON).read_text())
+    return info["fingerprint_model"]["key"]
+
+
+def verdicts_for_model(table: pd.DataFrame, model_key: str, where: Path | str) -> dict[str, bool]:
+    """:func:`method_verdicts` of a validation ``table`` (read from ``where``), for a run whose model
+    rows come from the fingerprint model ``model_key``: a clear error where the table validated
+    another model, or does not say which."""
+    validated = set(table[MODEL_KEY].dropna().astype(str)) if MODEL_KEY in table else set()
+    if validated != {model_key}:
+        found = ", ".join(sorted(validated)) or f"none (no {MODEL_KEY} column: it predates the check)"
+        raise ValueError(f"{where}: validated fingerprint model {found}, but this run's model rows come from "
+                         f"model {model_key}; validate this model first (bench scale --validate-model with that "
+                         f"validation's config; its finished sides are reused and compared again)")
+    return method_verdicts(table)
 
 
 def read_validation(path: Path | str) -> pd.DataFrame:

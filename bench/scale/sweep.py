@@ -157,16 +157,17 @@ def _run_scale(config: ScaleConfig, store: RunStore, grids: dict, started: str, 
 def _verdicts(config: ScaleConfig, db: ScaleDatabase, missing: str) -> dict[str, bool] | None:
     """Each method's fingerprint-model verdict from ``config.model_validation``, when the DB holds
     model rows and the validation is there (None, with a warning ending in ``missing``, when it is
-    not yet)."""
+    not yet); an error where it validated another fingerprint model than the DB's."""
     if not config.model_validation or db.model is None:
         return None
-    from .model_validation import method_verdicts, read_validation
+    from .model_validation import read_validation, verdicts_for_model
 
     try:
-        return method_verdicts(read_validation(config.model_validation))
+        table = read_validation(config.model_validation)
     except FileNotFoundError as exc:
         warnings.warn(f"{exc}; {missing}", stacklevel=3)
         return None
+    return verdicts_for_model(table, db.model["key"], config.model_validation)
 
 
 def _not_validated(config: ScaleConfig, verdicts: dict[str, bool], method: str) -> str:

@@ -18,11 +18,13 @@ from bench.scale.config import Distractors, scale_config_from_dict
 from bench.scale.database import MODEL_SOURCE, ScaleDatabase, build_scale_db, fitted_model
 from bench.scale.model_validation import (
     LATENCY_PARQUET,
+    MODEL_KEY,
     REAL_DIR,
     SYNTHETIC_DIR,
     VALIDATION_CSV,
     read_validation,
     sides,
+    validated_model,
 )
 from bench.scale.sweep import STATUS_NOT_VALIDATED, run_scale
 from datasets.distractors import FILL_SOURCE
@@ -150,6 +152,13 @@ def test_a_method_not_validated_is_not_run_on_model_rows(validation, shared_cach
     again = run_scale(scale_config_from_dict(raw, "gated"), tmp_path / "run", progress=False)
     assert (again.points["status"] == "ok").all()
     assert set(again.points.loc[again.points["method"] == "lsh-directed", "n_db"]) >= {2500, 4000}
+    # a validation of another fingerprint model gates nothing: a clear error naming both models
+    assert set(table[MODEL_KEY]) == {validated_model(validation)}
+    table[MODEL_KEY] = "another-model"
+    table.to_csv(tmp_path / VALIDATION_CSV, index=False)
+    with pytest.raises(ValueError, match=f"validated fingerprint model another-model, but this run's model rows "
+                                         f"come from model {validated_model(validation)}"):
+        run_scale(scale_config_from_dict(raw, "gated"), tmp_path / "run", progress=False)
 
 
 @pytest.mark.parametrize("distractors, message", [
