@@ -83,15 +83,17 @@ class RunStore:
                 found.append((f"{PARTS}/{marker.name} ({meta.get('label')})", meta["identity"]))
         return found
 
-    def check_identity(self, identity: dict, force: bool) -> None:
+    def check_identity(self, identity: dict, force: bool, ignore: tuple[str, ...] = ()) -> None:
         """Refuse a folder made for another identity (config, encoder, query set), naming the fields
         that differ and where they are recorded (run.json, or a part when run.json is gone); with
-        ``force``, discard the folder's results and start over. Parts saved afterwards record
-        ``identity``."""
+        ``force``, discard the folder's results and start over. Fields at the dotted paths of
+        ``ignore`` may differ (settings that change what is combined, not what a part measured).
+        Parts saved afterwards record ``identity``."""
         identity = json.loads(json.dumps(identity))  # as run.json holds it: tuples become lists
         for where, old in self.recorded_identities():
-            differing = flat_differences({k: old.get(k) for k in identity if k in old},
-                                         {k: v for k, v in identity.items() if k in old})
+            differing = [d for d in flat_differences({k: old.get(k) for k in identity if k in old},
+                                                     {k: v for k, v in identity.items() if k in old})
+                         if d not in ignore]
             if not differing:
                 continue
             if not force:

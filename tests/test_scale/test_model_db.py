@@ -159,6 +159,17 @@ def test_a_method_not_validated_is_not_run_on_model_rows(validation, shared_cach
     with pytest.raises(ValueError, match=f"validated fingerprint model another-model, but this run's model rows "
                                          f"come from model {validated_model(validation)}"):
         run_scale(scale_config_from_dict(raw, "gated"), tmp_path / "run", progress=False)
+    # the same folder gated by a validation elsewhere: its parts stand, nothing is measured again
+    moved = tmp_path / "moved"
+    moved.mkdir()
+    table.assign(**{MODEL_KEY: validated_model(validation), "matches": True}).to_csv(moved / VALIDATION_CSV,
+                                                                                    index=False)
+    raw["model_validation"] = str(moved)
+    parts = sorted((tmp_path / "run" / "parts").glob("*.json"))
+    stamps = [p.stat().st_mtime_ns for p in parts]
+    elsewhere = run_scale(scale_config_from_dict(raw, "gated"), tmp_path / "run", progress=False)
+    assert (elsewhere.points["status"] == "ok").all()
+    assert [p.stat().st_mtime_ns for p in parts] == stamps
 
 
 @pytest.mark.parametrize("distractors, message", [
