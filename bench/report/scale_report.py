@@ -530,11 +530,12 @@ def write_validation_report(root: Path | str) -> Path:
         SYNTHETIC_DIR,
         method_verdicts,
         read_validation,
+        side_info,
     )
 
     root = Path(root)
     table = read_validation(root)
-    info = json.loads((root / SYNTHETIC_DIR / RUN_JSON).read_text())
+    info = side_info(root)
     model = info.get("fingerprint_model", {})
     doc = Document("FlowHash bench: does the fingerprint model stand in for real distractors?",
                    f"{now()} by flowhash-bench {__version__} from the stored results")

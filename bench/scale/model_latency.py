@@ -22,12 +22,12 @@ from bench.measure.timing import time_alternating
 from bench.run.guard import guarded, read_only
 from bench.run.inputs import RunInputs, prepare_inputs
 from bench.run.runner import fit_method, timed_query_rows
-from bench.run.store import POINTS, RUN_JSON
+from bench.run.store import POINTS
 from datasets.cache import atomic_write_parquet
 
 from .config import ScaleConfig
 from .database import build_scale_db, sized_inputs
-from .model_validation import LATENCY_PARQUET, REAL_DIR, SYNTHETIC_DIR, model_sizes
+from .model_validation import LATENCY_PARQUET, REAL_DIR, SYNTHETIC_DIR, model_sizes, side_info
 from .sweep import STATUS_OK, built_at
 
 ROUNDS = 2  # alternated rounds of each pair
@@ -49,8 +49,7 @@ def _time_pair(sized: RunInputs, methods: list, query_params: str, rounds: int) 
 
 def side_stores(root: Path | str) -> dict[str, str]:
     """The embedding store key of each side of the validation in ``root`` (from its run.json)."""
-    return {side: json.loads((Path(root) / side / RUN_JSON).read_text())["store"]["key"]
-            for side in (REAL_DIR, SYNTHETIC_DIR)}
+    return {side: side_info(root, side)["store"]["key"] for side in (REAL_DIR, SYNTHETIC_DIR)}
 
 
 def time_sides(sides: dict[str, ScaleConfig], root: Path | str, rounds: int = ROUNDS,

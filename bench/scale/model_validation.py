@@ -150,16 +150,19 @@ def compare_sides(root: Path | str, seed: int) -> pd.DataFrame:
     return table
 
 
+def side_info(root: Path | str, side: str = SYNTHETIC_DIR) -> dict:
+    """The run.json of one side (``real`` or ``synthetic``) of the validation in ``root``."""
+    return json.loads((Path(root) / side / RUN_JSON).read_text())
+
+
 def model_sizes(root: Path | str) -> list[int]:
     """The sizes of a validation in ``root`` whose synthetic side holds model rows."""
-    info = json.loads((Path(root) / SYNTHETIC_DIR / RUN_JSON).read_text())
-    return [f["n_db"] for f in info["db"]["sizes"] if f["synthetic_distractor_segments"]]
+    return [f["n_db"] for f in side_info(root)["db"]["sizes"] if f["synthetic_distractor_segments"]]
 
 
 def validated_model(root: Path | str) -> str:
     """The key of the fingerprint model whose rows the synthetic side of the validation in ``root`` holds."""
-    info = json.loads((Path(root) / SYNTHETIC_DIR / RUN_JSON).read_text())
-    return info["fingerprint_model"]["key"]
+    return side_info(root)["fingerprint_model"]["key"]
 
 
 def verdicts_for_model(table: pd.DataFrame, model_key: str, where: Path | str) -> dict[str, bool]:
