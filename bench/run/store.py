@@ -83,17 +83,20 @@ class RunStore:
                 found.append((f"{PARTS}/{marker.name} ({meta.get('label')})", meta["identity"]))
         return found
 
-    def check_identity(self, identity: dict, force: bool, ignore: tuple[str, ...] = ()) -> None:
+    def check_identity(self, identity: dict, force: bool, ignore: tuple[str, ...] = (),
+                       grows: tuple[str, ...] = ()) -> None:
         """Refuse a folder made for another identity (config, encoder, query set), naming the fields
         that differ and where they are recorded (run.json, or a part when run.json is gone); with
         ``force``, discard the folder's results and start over. Fields at the dotted paths of
-        ``ignore`` may differ (settings that change what is combined, not what a part measured).
-        Parts saved afterwards record ``identity``."""
+        ``ignore`` may differ (settings that change what is combined, not what a part measured); the
+        lists and mappings at the dotted paths of ``grows`` may gain entries (e.g. more methods: each
+        part measures one) but not lose or change one. Parts saved afterwards record ``identity``."""
         identity = json.loads(json.dumps(identity))  # as run.json holds it: tuples become lists
         for where, old in self.recorded_identities():
-            differing = [d for d in flat_differences({k: old.get(k) for k in identity if k in old},
-                                                     {k: v for k, v in identity.items() if k in old})
-                         if d not in ignore]
+            old = {k: old.get(k) for k in identity if k in old}
+            new = {k: v for k, v in identity.items() if k in old}
+            differing = [d for d in flat_differences(old, new)
+                         if d not in ignore and not _grown(old, new, d, grows)]
             if not differing:
                 continue
             if not force:
@@ -212,3 +215,19 @@ class RunStore:
         path = self.root / RUN_JSON
         old = json.loads(path.read_text()) if path.exists() else {}
         atomic_write_json(path, {**old, **info, "results_format": RESULTS_FORMAT})
+
+
+def _value_at(tree: object, path: str) -> object:
+    """The value at a dotted path of a JSON-like tree (None where there is none)."""
+    for key in path.split("."):
+        tree = tree.get(key) if isinstance(tree, dict) else None
+    return tree
+
+
+def _grown(old: dict, new: dict, path: str, grows: tuple[str, ...]) -> bool:
+    """Whether the difference at ``path`` is an entry added to a list or mapping named in ``grows``."""
+    if path in grows:
+        before, after = _value_at(old, path), _value_at(new, path)
+        return isinstance(before, list) and isinstance(after, list) and all(v in after for v in before)
+    parent = path.rpartition(".")[0]
+    return parent in grows and _value_at(old, path) is None

@@ -4,6 +4,7 @@ and clear errors for bad configs."""
 from __future__ import annotations
 
 import copy
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +15,7 @@ import yaml
 from bench.cli.main import build_parser, main
 from bench.report.scale_report import write_scale_report
 from bench.run.retime import select_compared
-from bench.run.store import RunStore
+from bench.run.store import RunStore, RunStoreError
 from bench.scale.config import scale_config_from_dict
 from bench.scale.sweep import STATUS_OVER_BUDGET, run_scale
 from datasets.distractors import FILL_SOURCE
@@ -137,6 +138,29 @@ def test_a_rerun_reuses_every_finished_part(scale_run, shared_cache, capsys):
     cols = ["label", "n_db", "query_params", "exact", "candidates_mean"]
     pd.testing.assert_frame_equal(again.points[cols].reset_index(drop=True),
                                   outcome.points[cols].reset_index(drop=True))
+
+
+@pytest.mark.slow
+def test_a_folder_takes_more_methods_but_not_changed_ones(scale_run, shared_cache, tmp_path, capsys):
+    config, outcome, root = scale_run
+    folder = tmp_path / "run"
+    shutil.copytree(root, folder)
+    raw = copy.deepcopy(TINY)
+    raw["methods"] = [*raw["methods"], "pca-sign"]
+    raw["run"]["grids"]["pca-sign"] = {"build": [{}], "query": [{"n_probes": 4}]}
+    capsys.readouterr()
+    grown = run_scale(scale_config_from_dict(raw, "tiny"), folder, progress=False)
+    out = capsys.readouterr().out
+    assert out.count("done in an earlier run, skipped") - out.count("retimed:") == len(outcome.info["labels"])
+    assert set(grown.points["method"]) == {*outcome.points["method"], "pca-sign"}
+    changed = copy.deepcopy(raw)
+    changed["run"]["grids"]["lsh-directed"]["query"] = [{"n_probes": 2}]
+    with pytest.raises(RunStoreError, match=r"differs: config\.run\.grids\.lsh-directed\.query"):
+        run_scale(scale_config_from_dict(changed, "tiny"), folder, progress=False)
+    fewer = copy.deepcopy(raw)
+    fewer["methods"] = ["flowhash"]
+    with pytest.raises(RunStoreError, match=r"differs: config\.methods"):
+        run_scale(scale_config_from_dict(fewer, "tiny"), folder, progress=False)
 
 
 @pytest.mark.slow
