@@ -19,12 +19,14 @@ from bench.scale.database import MODEL_SOURCE, ScaleDatabase, build_scale_db, fi
 from bench.scale.model_validation import (
     LATENCY_PARQUET,
     MODEL_KEY,
+    NOT_COUNTED,
     REAL_DIR,
     SYNTHETIC_DIR,
     VALIDATION_CSV,
     read_validation,
     sides,
     validated_model,
+    validation_table,
 )
 from bench.scale.sweep import STATUS_NOT_VALIDATED, run_scale
 from datasets.distractors import FILL_SOURCE
@@ -101,6 +103,23 @@ def test_no_query_tracks_row_changes_the_model(shared_cache, tmp_path, monkeypat
     assert set(real.table["source"].iloc[real.n_base:]) == {FILL_SOURCE}
 
 
+def test_candidates_a_library_does_not_count_are_left_out_of_the_verdict():
+    rng = np.random.default_rng(0)
+    n = 400
+    outcomes = pd.DataFrame({"label": "hnswlib(M=16)", "method": "hnswlib", "query_params": "{}", "n_db": 1000,
+                             "query_id": np.arange(n), "duration_s": np.repeat([1.0, 3.0], n // 2),
+                             "snr": "clean", "reverb": "none", "exact": rng.random(n) < 0.6,
+                             "candidates": np.nan, "latency_ms": rng.uniform(1, 2, n)})
+    reference = outcomes.assign(label="exhaustive", method="exhaustive", candidates=1000.0)
+    real = pd.concat([outcomes, reference], ignore_index=True)
+    table = validation_table(real, real.copy()).set_index("method")
+    assert table.loc["hnswlib", "candidates_decision"] == NOT_COUNTED
+    assert table.loc["exhaustive", "candidates_decision"].startswith("equivalent")
+    assert table["matches"].all()  # the same outcomes on both sides: a match on what is counted
+    fewer = real.assign(exact=np.where(real["method"] == "hnswlib", False, real["exact"]))
+    assert not validation_table(real, fewer).set_index("method").loc["hnswlib", "matches"]
+
+
 @pytest.mark.slow
 def test_the_validation_compares_every_method_at_every_size(validation):
     table = read_validation(validation)
@@ -120,7 +139,8 @@ def test_the_validation_compares_every_method_at_every_size(validation):
             assert others.str.startswith("control not equivalent (exhaustive ").all()
     assert set(control) <= allowed | {"equivalent within 15%"}
     assert (table["matches"] == (table["exact_decision"].str.startswith("equivalent")
-                                 & table["candidates_decision"].str.startswith("equivalent")
+                                 & (table["candidates_decision"].str.startswith("equivalent")
+                                    | (table["candidates_decision"] == NOT_COUNTED))
                                  & table["latency_decision"].str.startswith("equivalent"))).all()
     assert (validation / "validation.md").is_file()
     assert "does the fingerprint model stand in" in (validation / "validation.md").read_text()
