@@ -84,19 +84,19 @@ class RunStore:
         return found
 
     def check_identity(self, identity: dict, force: bool, ignore: tuple[str, ...] = (),
-                       grows: tuple[str, ...] = ()) -> None:
+                       members: tuple[str, ...] = ()) -> None:
         """Refuse a folder made for another identity (config, encoder, query set), naming the fields
         that differ and where they are recorded (run.json, or a part when run.json is gone); with
         ``force``, discard the folder's results and start over. Fields at the dotted paths of
         ``ignore`` may differ (settings that change what is combined, not what a part measured); the
-        lists and mappings at the dotted paths of ``grows`` may gain entries (e.g. more methods: each
-        part measures one) but not lose or change one. Parts saved afterwards record ``identity``."""
+        lists and mappings at the dotted paths of ``members`` may gain or lose entries (e.g. the
+        methods: each part measures one) but not change one. Parts saved afterwards record ``identity``."""
         identity = json.loads(json.dumps(identity))  # as run.json holds it: tuples become lists
         for where, old in self.recorded_identities():
             old = {k: old.get(k) for k in identity if k in old}
             new = {k: v for k, v in identity.items() if k in old}
             differing = [d for d in flat_differences(old, new)
-                         if d not in ignore and not _grown(old, new, d, grows)]
+                         if d not in ignore and not _membership(old, new, d, members)]
             if not differing:
                 continue
             if not force:
@@ -224,10 +224,10 @@ def _value_at(tree: object, path: str) -> object:
     return tree
 
 
-def _grown(old: dict, new: dict, path: str, grows: tuple[str, ...]) -> bool:
-    """Whether the difference at ``path`` is an entry added to a list or mapping named in ``grows``."""
-    if path in grows:
-        before, after = _value_at(old, path), _value_at(new, path)
-        return isinstance(before, list) and isinstance(after, list) and all(v in after for v in before)
+def _membership(old: dict, new: dict, path: str, members: tuple[str, ...]) -> bool:
+    """Whether the difference at ``path`` is an entry added to, or removed from, a list or mapping
+    named in ``members`` (not an entry changed)."""
+    if path in members:
+        return isinstance(_value_at(old, path), list) and isinstance(_value_at(new, path), list)
     parent = path.rpartition(".")[0]
-    return parent in grows and _value_at(old, path) is None
+    return parent in members and (_value_at(old, path) is None or _value_at(new, path) is None)

@@ -62,8 +62,9 @@ STATUS_NOT_VALIDATED = "not run: fingerprint model not validated for this method
 # the config's fields that gate what is combined, not what a part measures: a folder's parts stay
 # valid when they change (the validation is read again, and applied, on every run)
 GATES = ("config.model_validation",)
-# what a folder may gain: methods (each part measures one configuration of one method) and their grids
-GROWS = ("config.methods", "config.run.grids")
+# what a folder may gain or lose: methods and their grids (each part measures one configuration of one
+# method; the combined tables hold the config's methods; a method's grid may not change)
+MEMBERS = ("config.methods", "config.run.grids")
 
 
 @dataclass
@@ -122,7 +123,7 @@ def run_scale(config: ScaleConfig, run_dir: Path | str, progress: bool = True, f
 def _run_scale(config: ScaleConfig, store: RunStore, grids: dict, started: str, t0: float, progress: bool,
                force: bool, redo: tuple[str, ...], executor: Executor, mix_nodes: bool) -> ScaleOutcome:
     # refuse another run's folder before the work
-    store.check_identity({"config": config.to_dict()}, force, GATES, GROWS)
+    store.check_identity({"config": config.to_dict()}, force, GATES, MEMBERS)
     inputs = prepare_inputs(config.run, progress, executor)
     stages = dict(inputs.stage_seconds)
     t1 = time.perf_counter()
@@ -131,7 +132,7 @@ def _run_scale(config: ScaleConfig, store: RunStore, grids: dict, started: str, 
     sizes = config.resolve_sizes(db.n_base, len(db))
     identity = {"config": config.to_dict(), "encoder_sha256": inputs.encoder.sha256,
                 "queryset_content_hash": inputs.queryset.content_hash, "store_key": db.store.state["key"]}
-    store.check_identity(identity, force, GATES, GROWS)
+    store.check_identity(identity, force, GATES, MEMBERS)
     unknown = sorted(set(redo) - set(config.methods))
     if unknown:
         raise ValueError(f"--redo {' '.join(unknown)}: not among the methods of this run ({', '.join(config.methods)})")
