@@ -277,7 +277,7 @@ def factorial_table(run: ScaleRun, args: dict[str, str]) -> str:
 def model_validation_table(run: ScaleRun, args: dict[str, str]) -> str:
     """The fingerprint model's validation (``bench scale --validate-model``; ``run=`` its synthetic
     side, the comparison beside it): per method and size, each comparison's decision, and the verdict."""
-    from bench.scale.model_validation import first_miss, method_verdicts, read_validation
+    from bench.scale.model_validation import NOT_COUNTED, first_miss, method_verdicts, read_validation
 
     table = read_validation(run.root.parent)
     verdicts = method_verdicts(table)
@@ -291,7 +291,9 @@ def model_validation_table(run: ScaleRun, args: dict[str, str]) -> str:
                 cells.append("-")
                 continue
             r = r.iloc[0]
-            cells.append(f"{num(100 * r['exact_diff'], '+.2f')} pt, {num(r['candidates_ratio'], '.2f')}x cand., "
+            cand = ("cand. not counted" if r["candidates_decision"] == NOT_COUNTED
+                    else f"{num(r['candidates_ratio'], '.2f')}x cand.")
+            cells.append(f"{num(100 * r['exact_diff'], '+.2f')} pt, {cand}, "
                          f"{num(r['latency_ratio'], '.2f')}x ms: "
                          + ("equivalent" if r["matches"] else f"**{first_miss(r)}**"))
         rows.append([method, *cells, "matches" if verdicts[method] else "**does not match**"])
