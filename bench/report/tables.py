@@ -16,6 +16,7 @@ import pandas as pd
 
 from bench.measure.metrics import RECALL_COLUMNS
 from bench.measure.operating_points import (
+    FOCUS,
     RECALL_TARGET,
     RECALL_TARGETS,
     REFERENCE,
@@ -28,7 +29,6 @@ from bench.measure.operating_points import (
 from bench.measure.uncertainty import wilson_interval
 from bench.run.retime import RETIMED_MS
 
-FOCUS = "flowhash"
 BUDGET_FACTOR = 2.0
 BALANCE_COLUMNS = ("balance_n_buckets_total", "balance_n", "balance_normalised_entropy", "balance_nonempty_fraction",
                    "balance_max_mean_ratio", "balance_cv", "balance_expected_bucket_size",
