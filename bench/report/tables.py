@@ -27,7 +27,7 @@ from bench.measure.operating_points import (
     speedup,
 )
 from bench.measure.uncertainty import wilson_interval
-from bench.run.retime import RETIMED_MS
+from bench.run.retime import RETIMED_MS, paired_column
 
 BUDGET_FACTOR = 2.0
 BALANCE_COLUMNS = ("balance_n_buckets_total", "balance_n", "balance_normalised_entropy", "balance_nonempty_fraction",
@@ -300,22 +300,32 @@ class _SweepMatrices:
         self.values = {col: ordered[col].to_numpy(dtype=float)
                        for col in ("exact", *RECALL_COLUMNS) if col in ordered.columns}
         self.latency = ordered["latency_ms"].to_numpy(dtype=float)
-        self.retimed = (ordered[RETIMED_MS].to_numpy(dtype=float) if RETIMED_MS in ordered
-                        else np.full(len(ordered), np.nan))
+        self.timings = {col: ordered[col].to_numpy(dtype=float) for col in ordered.columns
+                        if col == RETIMED_MS or col.startswith(f"{RETIMED_MS}:")}
         self.cells = condition_cells(ordered.loc[self.rows_of[next(iter(self.rows_of))]])
 
     def _rows(self, pts: pd.DataFrame) -> list[np.ndarray]:
         return [self.rows_of[(lab, qp)] for lab, qp in zip(pts["label"], pts["query_params"])]
 
-    def was_retimed(self, pts: pd.DataFrame) -> bool:
-        """Whether any of the points ``pts`` was re-timed."""
-        return any(np.isfinite(self.retimed[i]).any() for i in self._rows(pts))
+    def _timed(self, pts: pd.DataFrame, column: str) -> bool:
+        return column in self.timings and any(np.isfinite(self.timings[column][i]).any() for i in self._rows(pts))
 
-    def of(self, pts: pd.DataFrame, retimed: bool, rate: str = "exact") -> tuple[np.ndarray, np.ndarray]:
+    def regime(self, a: pd.DataFrame, b: pd.DataFrame) -> tuple[str, str] | None:
+        """The re-timing columns under which the points ``a`` and ``b`` of two methods were timed
+        together: beside each other (``timing.interleave: pairs``), else both in the one group of
+        every compared point; None where they were not (both are then read at their sweep's)."""
+        name_a, name_b = a["method"].iloc[0], b["method"].iloc[0]
+        for col_a, col_b in ((paired_column(name_b), paired_column(name_a)), (RETIMED_MS, RETIMED_MS)):
+            if self._timed(a, col_a) and self._timed(b, col_b):
+                return col_a, col_b
+        return None
+
+    def of(self, pts: pd.DataFrame, column: str | None, rate: str = "exact") -> tuple[np.ndarray, np.ndarray]:
         """[points, queries] per-query ``rate`` (exact hits, or a recall) and latencies of ``pts``
-        (re-timed latencies where ``retimed``)."""
+        (re-timed latencies from ``column`` where given and a point has them, else the sweep's)."""
         rows = self._rows(pts)
-        lat = [self.retimed[i] if retimed and np.isfinite(self.retimed[i]).any() else self.latency[i] for i in rows]
+        timed = self.timings.get(column) if column else None
+        lat = [timed[i] if timed is not None and np.isfinite(timed[i]).any() else self.latency[i] for i in rows]
         return np.array([self.values[rate][i] for i in rows]), np.array(lat)
 
 
@@ -470,16 +480,16 @@ def _decided(outcomes: pd.DataFrame, points: pd.DataFrame, focus: str, others: l
     def mean_cost(hits: np.ndarray, lat: np.ndarray, target: float) -> float:
         return float(interpolated_cost(hits.mean(axis=1), np.nanmean(lat, axis=1), target))
 
-    # like with like: re-timed latencies on both sides, or the sweep's on both (exhaustive search at
-    # a scaling run's large sizes is not re-timed: against it the focus method is read at its sweep's)
-    retimed = {other: allow_retimed and sweeps.was_retimed(of_method[focus]) and sweeps.was_retimed(of_method[other])
+    # like with like: latencies re-timed together on both sides, or the sweep's on both (exhaustive
+    # search at a scaling run's large sizes is not re-timed: against it the focus method is read at its sweep's)
+    regimes = {other: (sweeps.regime(of_method[focus], of_method[other]) if allow_retimed else None) or (None, None)
                for other in others}
-    focus_mats = {flag: sweeps.of(of_method[focus], flag, rate) for flag in set(retimed.values())}
-    mats = {other: sweeps.of(of_method[other], retimed[other], rate) for other in others}
+    focus_mats = {cols[0]: sweeps.of(of_method[focus], cols[0], rate) for cols in regimes.values()}
+    mats = {other: sweeps.of(of_method[other], regimes[other][1], rate) for other in others}
     rows = []
     for label, target in sorted(targets, reverse=True):
         for other in others:
-            ha, la = focus_mats[retimed[other]]
+            ha, la = focus_mats[regimes[other][0]]
             hb, lb = mats[other]
             iv = timed_speedup_interval(ha, la, hb, lb, sweeps.cells, target, n_boot=n_boot, seed=seed)
             rows.append([label, other, target, mean_cost(ha, la, target), mean_cost(hb, lb, target), iv.estimate,
@@ -565,9 +575,9 @@ def factorial_ablation(outcomes: pd.DataFrame, points: pd.DataFrame, seed: int =
                    "flow_speedup": np.nan, "flow_low": np.nan, "flow_high": np.nan, "decision": ""}
             plain = cell.split(" + flow")[0] + " only"
             if " + flow" in cell and plain in members:
-                both = sweeps.was_retimed(pts) and sweeps.was_retimed(members[plain])
-                ha, la = sweeps.of(pts, both)
-                hb, lb = sweeps.of(members[plain], both)
+                timed = sweeps.regime(pts, members[plain]) or (None, None)
+                ha, la = sweeps.of(pts, timed[0])
+                hb, lb = sweeps.of(members[plain], timed[1])
                 iv = timed_speedup_interval(ha, la, hb, lb, sweeps.cells, matched, n_boot=n_boot, seed=seed)
                 rec.update(flow_speedup=iv.estimate, flow_low=iv.low, flow_high=iv.high, decision=decide_speedup(iv))
             rows.append(rec)

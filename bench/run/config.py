@@ -16,6 +16,10 @@ from datasets.queries.queryset import QuerySetConfig
 from methods.yaml_file import read_yaml
 
 DEFAULT_HOP_S = Protocol().hop_s
+#: How the interleaved re-timing (bench/run/retime.py) groups the compared points: "all" in one
+#: group; "pairs", the focus method's beside one other method's at a time, each pair its own part,
+#: so that two methods' indexes are in memory at once instead of every compared one.
+INTERLEAVE = ("all", "pairs")
 
 
 @dataclass(frozen=True)
@@ -30,9 +34,14 @@ class TimingConfig:
     latency_queries: StrictInt = 400
     batch_repeats: StrictInt = 3  # 0: no batch QPS (NaN), e.g. where one batch over every query costs too much
     interleaved_repeats: StrictInt = 3  # rounds of the compared points' re-timing (bench/run/retime.py)
+    interleave: StrictStr = "all"  # INTERLEAVE
 
     def __post_init__(self) -> None:
+        if self.interleave not in INTERLEAVE:
+            raise ValueError(f"timing.interleave={self.interleave!r}: allowed {', '.join(INTERLEAVE)}")
         for f in fields(self):
+            if f.name == "interleave":
+                continue
             lo = 0 if f.name in ("warmup", "batch_repeats") else 1
             if getattr(self, f.name) < lo:
                 raise ValueError(f"timing.{f.name}={getattr(self, f.name)}: allowed >= {lo}")
@@ -100,6 +109,7 @@ class RunConfig:
         if not self.encoder_params:  # runs made before encoder plugins keep their identity
             del d["encoder_params"]
         del d["timing"]["interleaved_repeats"]  # the re-timing part records its rounds and is redone when they change
+        del d["timing"]["interleave"]  # each group is its own re-timing part
         if not self.distractors:  # runs made before distractors were a field keep their identity
             del d["distractors"]
         if self.hop_s == DEFAULT_HOP_S:  # runs made before the hop was a field keep their identity

@@ -47,7 +47,16 @@ from .guard import guarded, read_only, read_only_db, read_only_train
 from .inputs import RunInputs, prepare_inputs
 from .remote import check_one_node_kind, node_kinds_of, prepare_for_remote, private_inputs
 from .result_checks import check_search_result, check_stage_times
-from .retime import RETIMED_PART, finished_retime, merge_retimed, retime, save_retime, select_compared
+from .retime import (
+    BESIDE,
+    RETIMED_PART,
+    finished_retime,
+    merge_retimed,
+    retime,
+    retime_groups,
+    save_retime,
+    select_compared,
+)
 from .store import OUTCOMES, PARTS, POINTS, RESULTS, RUN_JSON, RunStore, RunStoreError, now
 
 
@@ -434,7 +443,8 @@ def retime_run(config: RunConfig, run_dir: Path | str, progress: bool = True,
 
 
 def _retime_job(inputs: RunInputs, plugins: list[Path], selection: pd.DataFrame) -> pd.DataFrame:
-    """Build each configuration of ``selection`` afresh (fit and build) and re-time its points."""
+    """Build each configuration of ``selection`` (a group of ``retime_groups``) afresh (fit and
+    build) and re-time its points."""
     for path in plugins:
         load_plugin(path)
     inputs = private_inputs(inputs)
@@ -443,25 +453,30 @@ def _retime_job(inputs: RunInputs, plugins: list[Path], selection: pd.DataFrame)
         with threadpool_limits(limits=inputs.config.timing.threads):
             built[r["label"]] = build_method(r["method"], json.loads(r["build_params"]), inputs).method
     return retime([(r["label"], r["query_params"], built[r["label"]]) for r in selection.to_dict("records")],
-                  inputs, timed_query_rows)
+                  inputs, timed_query_rows, list(selection[BESIDE]))
 
 
 def _retime_compared(store: RunStore, points: pd.DataFrame, names: list[str], inputs: RunInputs,
                      executor: Executor) -> None:
-    """Re-time the compared points interleaved (``bench.run.retime``), unless a standing part holds
-    them, and join the re-timing into the run's outcomes and points."""
-    repeats = inputs.config.timing.interleaved_repeats
+    """Re-time the compared points interleaved (``bench.run.retime``), in the groups of
+    ``timing.interleave``, each unless a standing part holds it, and join the re-timings into the
+    run's outcomes and points."""
+    timing = inputs.config.timing
+    repeats = timing.interleaved_repeats
     audio = tuple(n for n in names if method_class(n).input_kind == "audio")  # compared end to end, not decided
     selection = select_compared(points, skip=audio)  # the reference too: one run's DB is small enough
-    if not selection.empty and not finished_retime(store, RETIMED_PART, selection, repeats):
-        print(f"re-timing {len(selection)} compared points interleaved ({repeats} rounds; their configurations "
-              f"built again)")
+    groups = retime_groups(selection, timing.interleave, RETIMED_PART) if not selection.empty else []
+    todo = [(part, group) for part, group in groups if not finished_retime(store, part, group, repeats)]
+    if todo:
+        print(f"re-timing {len(selection)} compared points interleaved ({repeats} rounds, "
+              f"{len(todo)} group{'s' * (len(todo) > 1)}; their configurations built again)")
         t0 = time.perf_counter()
-        for _, frame in executor.map(_retime_job, [(selection,)], shared=(inputs, loaded_plugins()),
-                                     num_cpus=inputs.config.timing.threads):
-            save_retime(store, RETIMED_PART, frame, selection, repeats,
+        for number, frame in executor.map(_retime_job, [(group,) for _, group in todo],
+                                          shared=(inputs, loaded_plugins()), num_cpus=timing.threads):
+            save_retime(store, todo[number][0], frame, todo[number][1], repeats,
                         {"seconds": time.perf_counter() - t0, "node": this_node()})
-    merge_retimed(store, [RETIMED_PART])
+            t0 = time.perf_counter()
+    merge_retimed(store, [part for part, _ in groups])
 
 
 def reuse_part(store: RunStore, name: str, label: str, query_grid: list[dict], code: str,

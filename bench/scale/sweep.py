@@ -22,17 +22,19 @@ import pandas as pd
 from threadpoolctl import threadpool_limits
 
 from bench.measure.memory import PeakMemory
-from bench.measure.operating_points import REFERENCE
+from bench.measure.operating_points import FOCUS, REFERENCE
 from bench.run.environment import environment, node_kind, this_node
 from bench.run.executor import Executor, LocalExecutor
 from bench.run.guard import guarded
 from bench.run.inputs import RunInputs, prepare_inputs
 from bench.run.remote import check_one_node_kind, node_kinds_of, prepare_for_remote, private_inputs
 from bench.run.retime import (
+    BESIDE,
     RETIMED_PART,
     finished_retime,
     merge_retimed,
     retime,
+    retime_groups,
     save_retime,
     select_compared,
 )
@@ -152,9 +154,11 @@ def _run_scale(config: ScaleConfig, store: RunStore, grids: dict, started: str, 
     check_one_node_kind(kinds, mix_nodes)
     results, points = store.combine(labels)
     results, points = _apply_validation(store, config, db, points, results)
-    merge_retimed(store, [retime_part(n) for n in sizes], keys=("n_db",))
+    interleave = config.run.timing.interleave
+    groups = {n: [part for part, _ in _retime_groups(store, configurations, n, interleave)] for n in sizes}
+    merge_retimed(store, [part for n in sizes for part in groups[n]], keys=("n_db",))
     stages["total"] = time.perf_counter() - t0
-    retime_s = {str(n): (store.part_meta(retime_part(n))[0] or {}).get("seconds") for n in sizes}
+    retime_s = {str(n): _seconds_of(store, groups[n]) for n in sizes}
     info.update({"finished": now(), "stage_seconds": stages, "retime_seconds": retime_s, "labels": labels,
                  "node_kinds": sorted(kinds), "peak_rss_bytes": _peak_rss_bytes()})
     store.write_run_json(info)
@@ -252,13 +256,13 @@ def built_at(sized: RunInputs, fitted: BuiltMethod) -> BuiltMethod:
 
 def _retime_job(inputs: RunInputs, db: ScaleDatabase, n: int, selection: pd.DataFrame,
                 fitted: dict[str, BuiltMethod], kept: dict[str, BuiltMethod]) -> pd.DataFrame:
-    """Re-time the ``selection`` at size ``n`` (``bench.run.retime``), each configuration built
-    (or taken from ``kept``, built at ``n`` by the sweep) once for all its points."""
+    """Re-time the ``selection`` (a group of ``bench.run.retime.retime_groups``) at size ``n``, each
+    configuration built (or taken from ``kept``, built at ``n`` by the sweep) once for all its points."""
     sized = sized_inputs(private_inputs(inputs), db, n)
     built = {label: kept.get(label) or built_at(sized, fitted[label])
              for label in dict.fromkeys(selection["label"])}
     entries = [(r["label"], r["query_params"], built[r["label"]].method) for r in selection.to_dict("records")]
-    return retime(entries, sized, timed_query_rows).assign(n_db=n)
+    return retime(entries, sized, timed_query_rows, list(selection[BESIDE])).assign(n_db=n)
 
 
 def retime_part(n: int) -> str:
@@ -290,6 +294,7 @@ def _sweep_sizes(store: RunStore, config: ScaleConfig, configurations: list[tupl
     fitted = {fitting[i][2]: f for i, f in executor.map(_fit_job, [(c[0], c[1]) for c in fitting], shared=(inputs,),
                                                         num_cpus=threads)}
     keep = not executor.remote  # the sweep's built methods stay here for the re-timing, where it runs
+    pairs = config.run.timing.interleave == "pairs"  # then only the focus method's: each other one has its turn
     verdicts = _verdicts(config, db, "every method runs on model rows; the validation is applied when the run's "
                                      "tables are combined, if it is there by then")
     repeats = config.run.timing.interleaved_repeats
@@ -311,7 +316,8 @@ def _sweep_sizes(store: RunStore, config: ScaleConfig, configurations: list[tupl
                        f"over the {config.build_budget_s:.0f} s budget")
                 _skip(store, part, name, label, build_params, facts, why, predicted, STATUS_OVER_BUDGET, code, grid)
                 continue
-            jobs.append((fitted[label], n, grid, config.accuracy_threads, progress and not executor.remote, keep))
+            jobs.append((fitted[label], n, grid, config.accuracy_threads, progress and not executor.remote,
+                         keep and (name == FOCUS or not pairs)))
             waiting.append((part, code, grid, name))
         kept: dict[str, BuiltMethod] = {}
         done_by_method: dict[str, int] = {}
@@ -351,27 +357,52 @@ def _keep_compared(store: RunStore, configurations: list[tuple], n: int, kept: d
         del kept[label]
 
 
+def _retime_groups(store: RunStore, configurations: list[tuple], n: int,
+                   interleave: str) -> list[tuple[str, pd.DataFrame]]:
+    """The re-timing groups at size ``n`` (``bench.run.retime.retime_groups``) by the points so far."""
+    points = _size_points(store, configurations, n)
+    selection = select_compared(points) if not points.empty else points
+    return retime_groups(selection, interleave, retime_part(n)) if not selection.empty else []
+
+
+def _seconds_of(store: RunStore, parts: list[str]) -> float | None:
+    """The re-timing's seconds over ``parts`` (None where none recorded them)."""
+    seconds = [(store.part_meta(part)[0] or {}).get("seconds") for part in parts]
+    return sum(s for s in seconds if s is not None) if any(s is not None for s in seconds) else None
+
+
 def _retime_size(store: RunStore, configurations: list[tuple], n: int, fitted: dict[str, BuiltMethod],
                  kept: dict[str, BuiltMethod], inputs: RunInputs, db: ScaleDatabase, executor: Executor,
                  repeats: int, threads: int) -> None:
-    """Re-time the compared points at size ``n`` interleaved, unless a standing part holds them."""
-    points = _size_points(store, configurations, n)
-    selection = select_compared(points) if not points.empty else points
-    if selection.empty or finished_retime(store, retime_part(n), selection, repeats):
+    """Re-time the compared points at size ``n`` interleaved, group by group
+    (``timing.interleave``), unless a standing part holds the group."""
+    groups = _retime_groups(store, configurations, n, inputs.config.timing.interleave)
+    todo = [(part, group) for part, group in groups if not finished_retime(store, part, group, repeats)]
+    if not todo:
         return
-    need = {label: fitted.get(label) for label in selection["label"] if label not in kept}
-    missing = [label for label, f in need.items() if f is None]
+    labels = {label for _, group in todo for label in group["label"]}
+    missing = [label for label in labels if label not in kept and fitted.get(label) is None]
     if missing:  # configurations reused from an earlier run at every size: fitted again for the re-timing
         by_label = {label: (name, bp) for name, bp, label, _, _ in configurations}
         for label in missing:
             name, bp = by_label[label]
             fitted[label] = _fit_job(inputs, name, bp)
-    print(f"N={n}: re-timing {len(selection)} compared points interleaved ({repeats} rounds)")
+    if not executor.remote:  # a configuration in several pairs (the focus's) is built once for all of them
+        uses = pd.concat([group.drop_duplicates("label") for _, group in todo])["label"].value_counts()
+        several = [label for label, count in uses.items() if count > 1 and label not in kept]
+        if several:
+            sized = sized_inputs(private_inputs(inputs), db, n)
+            kept.update({label: built_at(sized, fitted[label]) for label in several})
+    points = sum(len(group) for _, group in todo)
+    print(f"N={n}: re-timing {points} compared points interleaved ({repeats} rounds"
+          + (f", in {len(todo)} pairs beside {FOCUS})" if len(todo) > 1 or todo[0][0] != retime_part(n) else ")"))
+    jobs = [(n, group, {k: fitted[k] for k in set(group["label"]) if k not in kept},
+             {k: v for k, v in kept.items() if k in set(group["label"])}) for _, group in todo]
     t0 = time.perf_counter()
-    for _, frame in executor.map(_retime_job, [(n, selection, {k: fitted[k] for k in need}, kept)],
-                                 shared=(inputs, db), num_cpus=threads):
-        save_retime(store, retime_part(n), frame, selection, repeats,
-                    {"seconds": time.perf_counter() - t0, "node": this_node()})
+    for number, frame in executor.map(_retime_job, jobs, shared=(inputs, db), num_cpus=threads):
+        part, group = todo[number]
+        save_retime(store, part, frame, group, repeats, {"seconds": time.perf_counter() - t0, "node": this_node()})
+        t0 = time.perf_counter()
 
 
 def _peak_rss_bytes() -> int:

@@ -128,3 +128,22 @@ def test_decided_speedups_read_both_sides_of_a_pair_under_one_timing_regime() ->
     assert table.loc["lsh", "speedup"] == pytest.approx(1.0, rel=0.1)         # 1 ms / 1 ms
     assert table.loc["exhaustive", "focus_ms"] == pytest.approx(2.0, rel=0.1)
     assert table.loc["lsh", "focus_ms"] == pytest.approx(1.0, rel=0.1)
+
+
+def test_decided_speedups_read_a_pair_at_the_latencies_timed_beside_each_other() -> None:
+    from bench.report.tables import decided_speedups
+    # timed in pairs (timing.interleave: pairs): flowhash beside lsh at 0.5 ms, lsh beside flowhash at
+    # 1 ms; the columns of the one group of every point (1 ms each) are not read where the pair's are
+    points, outcomes = _decided_inputs(focus_sweep_ms=2.0, focus_retimed_ms=1.0)
+    is_focus, is_lsh = outcomes["label"] == "flowhash()", outcomes["label"] == "lsh()"
+    rng = np.random.default_rng(1)
+    outcomes["retimed_ms:lsh"] = np.where(is_focus, 0.5 * np.exp(0.1 * rng.standard_normal(len(outcomes))), np.nan)
+    outcomes["retimed_ms:flowhash"] = np.where(is_lsh, outcomes["retimed_ms"], np.nan)
+    table = decided_speedups(outcomes, points, focus="flowhash", shares=(0.9,), n_boot=200).set_index("other")
+    assert table.loc["lsh", "focus_ms"] == pytest.approx(0.5, rel=0.1)
+    assert table.loc["lsh", "speedup"] == pytest.approx(2.0, rel=0.1)        # 1 ms / 0.5 ms
+    assert table.loc["exhaustive", "speedup"] == pytest.approx(2.0, rel=0.1)  # still the sweep's on both sides
+    # a pair column on one side only is no pair: both sides fall back to the one group's re-timing
+    table = decided_speedups(outcomes.drop(columns=["retimed_ms:flowhash"]), points, focus="flowhash", shares=(0.9,),
+                             n_boot=200).set_index("other")
+    assert table.loc["lsh", "focus_ms"] == pytest.approx(1.0, rel=0.1)

@@ -167,6 +167,40 @@ def test_a_folder_takes_more_or_fewer_methods_but_not_changed_ones(scale_run, sh
 
 
 @pytest.mark.slow
+def test_pairs_retime_the_focus_beside_each_other_method_in_a_part_of_its_own(scale_run, shared_cache, tmp_path,
+                                                                            capsys):
+    _, outcome, root = scale_run
+    folder = tmp_path / "run"
+    shutil.copytree(root, folder)
+    raw = copy.deepcopy(TINY)
+    raw["methods"] = [*raw["methods"], "pca-sign"]
+    raw["run"]["grids"]["pca-sign"] = {"build": [{"K": 8}], "query": [{"n_probes": 8}, {"n_probes": 64}]}
+    raw["run"]["timing"]["interleave"] = "pairs"
+    capsys.readouterr()
+    paired = run_scale(scale_config_from_dict(raw, "tiny"), folder, progress=False)
+    out = capsys.readouterr().out  # the sweep's parts stand: the grouping is no part of the run's identity
+    assert out.count("done in an earlier run, skipped") - out.count("retimed") == len(outcome.info["labels"])
+    store, points = RunStore(folder), pd.read_parquet(folder / "points.parquet")
+    outcomes = pd.read_parquet(folder / "outcomes.parquet")
+    method_of = dict(zip(points["label"], points["method"]))
+    assert outcomes["retimed_ms"].isna().all()  # the one group's timing of the first run is not read
+    for n in paired.info["sizes"]:
+        chosen = select_compared(points[(points["n_db"] == n) & (points["status"] == "ok")])
+        assert {"flowhash", "lsh-directed", "pca-sign"} <= set(chosen["method"])
+        for other in ("lsh-directed", "pca-sign"):
+            part = store.part_table(f"N={n} retimed beside {other}", "outcomes")
+            timed = {method_of[label] for label in part["label"]}
+            assert timed == {"flowhash", other}
+            assert (part.loc[part["label"].map(method_of) == other, "beside"] == "flowhash").all()
+            at = outcomes[outcomes["n_db"] == n]
+            own = at["label"].map(method_of)
+            # each side's latencies under the column named for the other side, on its compared points only
+            assert at.loc[own != "flowhash", f"retimed_ms:{other}"].isna().all()
+            assert at.loc[own == other, "retimed_ms:flowhash"].notna().sum() == len(part[part["beside"] == "flowhash"])
+            assert at[f"retimed_ms:{other}"].notna().sum() == len(part[part["beside"] == other])
+
+
+@pytest.mark.slow
 def test_a_build_over_budget_is_recorded_not_left_out(scale_run, shared_cache, tmp_path):
     raw = copy.deepcopy(TINY)
     raw.update({"methods": ["lsh-directed"], "build_budget_s": 1e-9, "sizes": ["base", 2500]})
@@ -187,6 +221,8 @@ def test_a_build_over_budget_is_recorded_not_left_out(scale_run, shared_cache, t
     ({"methods": ["nosuch"]}, "nosuch"),
     ({"distractors": {"real": "yes"}}, "distractors"),
     ({"bogus": 1}, "unknown field"),
+    ({"run": {**TINY["run"], "timing": {**TINY["run"]["timing"], "interleave": "trios"}}},
+     "timing.interleave='trios': allowed all, pairs"),
 ])
 def test_bad_configs_are_clear_errors(change, message):
     with pytest.raises(ValueError, match=message):
