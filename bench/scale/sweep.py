@@ -155,7 +155,9 @@ def _run_scale(config: ScaleConfig, store: RunStore, grids: dict, started: str, 
     results, points = store.combine(labels)
     results, points = _apply_validation(store, config, db, points, results)
     interleave = config.run.timing.interleave
-    groups = {n: [part for part, _ in _retime_groups(store, configurations, n, interleave)] for n in sizes}
+    gone = points[points["status"] == STATUS_NOT_VALIDATED]
+    groups = {n: [part for part, _ in _retime_groups(store, configurations, n, interleave,
+                                                     set(gone.loc[gone["n_db"] == n, "method"]))] for n in sizes}
     merge_retimed(store, [part for n in sizes for part in groups[n]], keys=("n_db",))
     stages["total"] = time.perf_counter() - t0
     retime_s = {str(n): _seconds_of(store, groups[n]) for n in sizes}
@@ -330,7 +332,9 @@ def _sweep_sizes(store: RunStore, config: ScaleConfig, configurations: list[tupl
                 done_by_method[name] = done_by_method.get(name, 0) + 1
                 if done_by_method[name] == sum(w[3] == name for w in waiting):
                     _keep_compared(store, configurations, n, kept)  # this method's other configurations can go
-        _retime_size(store, configurations, n, fitted, kept, inputs, db, executor, repeats, threads)
+        left_out = ({name for name in config.methods if not verdicts.get(name, False)}
+                    if verdicts is not None and db.facts(n)["synthetic_distractor_segments"] else set())
+        _retime_size(store, configurations, n, fitted, kept, inputs, db, executor, repeats, threads, left_out)
         kept.clear()
 
 
@@ -357,10 +361,12 @@ def _keep_compared(store: RunStore, configurations: list[tuple], n: int, kept: d
         del kept[label]
 
 
-def _retime_groups(store: RunStore, configurations: list[tuple], n: int,
-                   interleave: str) -> list[tuple[str, pd.DataFrame]]:
-    """The re-timing groups at size ``n`` (``bench.run.retime.retime_groups``) by the points so far."""
+def _retime_groups(store: RunStore, configurations: list[tuple], n: int, interleave: str,
+                   left_out: set[str]) -> list[tuple[str, pd.DataFrame]]:
+    """The re-timing groups at size ``n`` (``bench.run.retime.retime_groups``) by the points so far,
+    without the methods in ``left_out`` (those the model validation leaves out at ``n``)."""
     points = _size_points(store, configurations, n)
+    points = points[~points["method"].isin(left_out)] if not points.empty else points
     selection = select_compared(points) if not points.empty else points
     return retime_groups(selection, interleave, retime_part(n)) if not selection.empty else []
 
@@ -373,10 +379,11 @@ def _seconds_of(store: RunStore, parts: list[str]) -> float | None:
 
 def _retime_size(store: RunStore, configurations: list[tuple], n: int, fitted: dict[str, BuiltMethod],
                  kept: dict[str, BuiltMethod], inputs: RunInputs, db: ScaleDatabase, executor: Executor,
-                 repeats: int, threads: int) -> None:
+                 repeats: int, threads: int, left_out: set[str]) -> None:
     """Re-time the compared points at size ``n`` interleaved, group by group
-    (``timing.interleave``), unless a standing part holds the group."""
-    groups = _retime_groups(store, configurations, n, inputs.config.timing.interleave)
+    (``timing.interleave``), unless a standing part holds the group; the methods in ``left_out``
+    (not validated on the model rows ``n`` holds) are not timed."""
+    groups = _retime_groups(store, configurations, n, inputs.config.timing.interleave, left_out)
     todo = [(part, group) for part, group in groups if not finished_retime(store, part, group, repeats)]
     if not todo:
         return

@@ -218,7 +218,8 @@ def test_a_held_out_validation_keeps_the_real_head_on_the_model_side():
 
 
 @pytest.mark.slow
-def test_a_validation_there_only_when_the_tables_are_combined_still_applies(validation, shared_cache, tmp_path):
+def test_a_validation_there_only_when_the_tables_are_combined_still_applies(validation, shared_cache, tmp_path,
+                                                                           capsys):
     """A run started before its validation existed runs every method on model rows (with a warning);
     combining its tables then leaves out the methods the validation does not find matching."""
     from bench.run.inputs import prepare_inputs
@@ -247,6 +248,12 @@ def test_a_validation_there_only_when_the_tables_are_combined_still_applies(vali
     label = gone["label"].iat[0]
     meta, _ = RunStore(tmp_path / "run").part_meta(f"N=4000 {label}")
     assert meta is not None and meta["status"] == "ok"  # the measured part is kept
+    # run again: a method left out where the DB holds model rows is not re-timed there either
+    capsys.readouterr()
+    run_scale(config, tmp_path / "run", progress=False)
+    out = capsys.readouterr().out
+    assert "N=4000: re-timing" not in out and "N=4000 retimed" not in out
+    assert f"N={points['n_db'].min()} retimed: done in an earlier run, skipped" in out
 
 
 @pytest.mark.slow
