@@ -104,6 +104,29 @@ def test_run_records_results_run_json_and_matches_exact_search(setup) -> None:
         retime_run(replace(config, k=5), root / "a", progress=False)
 
 
+@pytest.mark.slow
+def test_a_run_in_pairs_times_flowhash_beside_each_other_method(setup) -> None:
+    from bench.run.store import RunStore
+
+    config, root = setup
+    timing = replace(config.timing, interleave="pairs")
+    grids = {**config.grids, "flowhash": {"build": [{"K": 8, "n_blocks": 1, "max_steps": 5}],
+                                          "query": [{"n_probes": 4}, {"n_probes": 64}]}}
+    run_benchmark(replace(config, timing=timing, grids=grids), ["flowhash", "lsh"], run_dir=root / "pairs",
+                  progress=False)
+    outcomes = pd.read_parquet(root / "pairs" / "outcomes.parquet")
+    points = pd.read_parquet(root / "pairs" / "points.parquet")
+    chosen = select_compared(points, skip=())
+    assert {"exhaustive", "flowhash", "lsh"} <= set(chosen["method"])
+    method_of = dict(zip(points["label"], points["method"]))
+    for other in ("exhaustive", "lsh"):
+        part = RunStore(root / "pairs").part_table(f"retimed beside {other}", "outcomes")
+        assert {method_of[label] for label in part["label"]} == {"flowhash", other}
+        assert outcomes.loc[outcomes["label"].map(method_of) == other, "retimed_ms:flowhash"].notna().any()
+        assert outcomes.loc[outcomes["label"].map(method_of) == "flowhash", f"retimed_ms:{other}"].notna().any()
+    assert outcomes["retimed_ms"].isna().all()
+
+
 @pytest.mark.parametrize("name, build, query", [("lsh-directed", {"K": 8, "L": 2}, {"n_probes": 8}),
                                                 ("itq", {"K": 8}, {"n_probes": 4}),
                                                 ("flowhash", {"K": 8, "n_blocks": 1, "max_steps": 5}, {"n_probes": 4}),
