@@ -183,6 +183,12 @@ def _verdicts(config: ScaleConfig, db: ScaleDatabase, missing: str) -> dict[str,
     return verdicts_for_model(table, db.model["key"], config.model_validation)
 
 
+def _left_out(verdicts: dict[str, bool] | None, facts: dict, name: str) -> bool:
+    """Whether the model validation (``verdicts``, None without one) leaves the method ``name`` out
+    at a size of DB facts ``facts``: one holding model rows, where the method did not match."""
+    return bool(facts["synthetic_distractor_segments"]) and verdicts is not None and not verdicts.get(name, False)
+
+
 def _not_validated(config: ScaleConfig, verdicts: dict[str, bool], method: str) -> str:
     """Why ``method`` is not run, or left out, where the DB holds model rows."""
     return (f"its numbers on model rows did not match those on real distractors in {config.model_validation}"
@@ -309,7 +315,7 @@ def _sweep_sizes(store: RunStore, config: ScaleConfig, configurations: list[tupl
             prev = _previous_build_s(store, sizes, n, label)
             predicted = prev[1] * n / prev[0] if prev else 0.0
             facts = db.facts(n)
-            if facts["synthetic_distractor_segments"] and verdicts is not None and not verdicts.get(name, False):
+            if _left_out(verdicts, facts, name):
                 _skip(store, part, name, label, build_params, facts, _not_validated(config, verdicts, name), predicted,
                       STATUS_NOT_VALIDATED, code, grid)
                 continue
@@ -332,8 +338,7 @@ def _sweep_sizes(store: RunStore, config: ScaleConfig, configurations: list[tupl
                 done_by_method[name] = done_by_method.get(name, 0) + 1
                 if done_by_method[name] == sum(w[3] == name for w in waiting):
                     _keep_compared(store, configurations, n, kept)  # this method's other configurations can go
-        left_out = ({name for name in config.methods if not verdicts.get(name, False)}
-                    if verdicts is not None and db.facts(n)["synthetic_distractor_segments"] else set())
+        left_out = {name for name in config.methods if _left_out(verdicts, db.facts(n), name)}
         _retime_size(store, configurations, n, fitted, kept, inputs, db, executor, repeats, threads, left_out)
         kept.clear()
 
