@@ -75,17 +75,30 @@ def expected_bucket_size(method: FlowHash | LSH) -> float:
     return bucket_balance(stats["bucket_counts"], stats["n_buckets_total"])["expected_bucket_size"]
 
 
+# The bounds below hold the flow's spread over seeds, not one draw: a flow stops early at an epoch that float
+# rounding moves, so the same seed on another CPU is another draw (seed 0 passed a 1.5x bound on an AMD EPYC
+# and gave 1.52x on an Intel Xeon; docs/distributed.md). Seeds 0-5 on the Xeon: expected bucket size 1.52x-1.76x
+# the uniform N / 2^K, each bit's positive share 0.418-0.582; LSH's seeds 0-2 on this data: 3.6x-7.3x, shares
+# 0.08-0.78.
+MOST_BUCKET_OVER_UNIFORM = 2.0
+SHARE_BOUNDS = (0.35, 0.65)
+
+
 def test_buckets_near_uniform_and_better_than_lsh(flowhash: FlowHash, lsh: LSH) -> None:
     uniform = N_HELD_OUT / 2 ** K
     flow_size, lsh_size = expected_bucket_size(flowhash), expected_bucket_size(lsh)
-    assert flow_size <= 1.5 * uniform, f"flowhash {flow_size:.1f} vs uniform {uniform:.1f} (lsh {lsh_size:.1f})"
+    assert flow_size <= MOST_BUCKET_OVER_UNIFORM * uniform, \
+        f"flowhash {flow_size:.1f} vs uniform {uniform:.1f} (lsh {lsh_size:.1f})"
     assert flow_size < lsh_size, f"flowhash {flow_size:.1f} vs lsh {lsh_size:.1f}"
 
 
-def test_each_latent_sign_is_balanced(flowhash: FlowHash, held_out: tuple[np.ndarray, np.ndarray]) -> None:
+def test_each_latent_sign_is_balanced(flowhash: FlowHash, lsh: LSH, held_out: tuple[np.ndarray, np.ndarray]) -> None:
     positive_share = (flowhash.latent(held_out[0]) > 0).mean(axis=0)
     assert positive_share.shape == (K,)
-    assert np.all((positive_share >= 0.45) & (positive_share <= 0.55)), positive_share
+    low, high = SHARE_BOUNDS
+    assert np.all((positive_share >= low) & (positive_share <= high)), positive_share
+    lsh_share = lsh_bits(lsh, held_out[0]).mean(axis=0)
+    assert np.abs(positive_share - 0.5).mean() < np.abs(lsh_share - 0.5).mean(), (positive_share, lsh_share)
 
 
 def test_pair_bits_agree_more_than_lsh(flowhash: FlowHash, lsh: LSH,
