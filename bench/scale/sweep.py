@@ -183,10 +183,10 @@ def _verdicts(config: ScaleConfig, db: ScaleDatabase, missing: str) -> dict[str,
     return verdicts_for_model(table, db.model["key"], config.model_validation)
 
 
-def _left_out(verdicts: dict[str, bool] | None, facts: dict, name: str) -> bool:
+def _left_out(verdicts: dict[str, bool] | None, synthetic_segments: int, name: str) -> bool:
     """Whether the model validation (``verdicts``, None without one) leaves the method ``name`` out
-    at a size of DB facts ``facts``: one holding model rows, where the method did not match."""
-    return bool(facts["synthetic_distractor_segments"]) and verdicts is not None and not verdicts.get(name, False)
+    at a size whose DB holds ``synthetic_segments`` model rows: any, where the method did not match."""
+    return synthetic_segments > 0 and verdicts is not None and not verdicts.get(name, False)
 
 
 def _not_validated(config: ScaleConfig, verdicts: dict[str, bool], method: str) -> str:
@@ -202,8 +202,9 @@ def _apply_validation(store: RunStore, config: ScaleConfig, db: ScaleDatabase, p
     verdicts = _verdicts(config, db, "the tables hold every method at the sizes holding model rows")
     if verdicts is None:
         return results, points
-    synthetic = points["synthetic_distractor_segments"].fillna(0) > 0
-    out = synthetic & ~points["method"].map(lambda m: verdicts.get(m, False))
+    out = pd.Series([_left_out(verdicts, s, m) for s, m in
+                     zip(points["synthetic_distractor_segments"].fillna(0), points["method"])], index=points.index,
+                    dtype=bool)
     if not out.any():
         return results, points
     keep = ["method", "label", "build_params", "n_db", "corpus_segments", "distractor_segments",
@@ -315,7 +316,7 @@ def _sweep_sizes(store: RunStore, config: ScaleConfig, configurations: list[tupl
             prev = _previous_build_s(store, sizes, n, label)
             predicted = prev[1] * n / prev[0] if prev else 0.0
             facts = db.facts(n)
-            if _left_out(verdicts, facts, name):
+            if _left_out(verdicts, facts["synthetic_distractor_segments"], name):
                 _skip(store, part, name, label, build_params, facts, _not_validated(config, verdicts, name), predicted,
                       STATUS_NOT_VALIDATED, code, grid)
                 continue
@@ -338,7 +339,8 @@ def _sweep_sizes(store: RunStore, config: ScaleConfig, configurations: list[tupl
                 done_by_method[name] = done_by_method.get(name, 0) + 1
                 if done_by_method[name] == sum(w[3] == name for w in waiting):
                     _keep_compared(store, configurations, n, kept)  # this method's other configurations can go
-        left_out = {name for name in config.methods if _left_out(verdicts, db.facts(n), name)}
+        synthetic = db.facts(n)["synthetic_distractor_segments"]
+        left_out = {name for name in config.methods if _left_out(verdicts, synthetic, name)}
         _retime_size(store, configurations, n, fitted, kept, inputs, db, executor, repeats, threads, left_out)
         kept.clear()
 
