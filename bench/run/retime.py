@@ -12,9 +12,9 @@ per-query latencies (the median of the rounds, every round kept) join the run's 
 With ``timing.interleave: pairs`` (``bench.run.config.INTERLEAVE``) the compared points are timed
 in groups instead, the focus method's with one other method's at a time, each group its own part
 (``<part> beside <other>``), so that only two methods' indexes are in memory at once: at 10M rows
-every compared index together did not fit beside the memory-mapped DB rows in 24 GB. A point's latency re-timed beside
-``other``'s joins the outcomes as ``retimed_ms:<other>`` (:func:`paired_column`), and a decided
-speedup reads the pair's two columns.
+every compared index together did not fit beside the memory-mapped DB rows in 24 GB. A point's
+latency re-timed beside ``other``'s joins the outcomes as ``retimed_ms:<other>``
+(:func:`paired_column`), and a decided speedup reads the pair's two columns.
 """
 from __future__ import annotations
 
