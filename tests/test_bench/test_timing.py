@@ -57,7 +57,7 @@ def test_stages_adding_up_to_more_than_the_call_are_refused() -> None:
 def test_harness_overhead_is_the_cost_of_a_search_that_does_nothing(data) -> None:
     db, q, rows = data
     cost = harness_overhead(q, rows, 10, warmup=2, repeats=3)
-    assert cost["call_s"] > 0 and 0 < cost["checks_s"] < cost["call_s"]
+    assert 0 < cost["checks_s"] <= cost["call_s"]  # the checks are timed inside each timed call
     method = NoWork()
     method.build(db)
     result = method.search(q[:3], 5)
