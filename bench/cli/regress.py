@@ -27,7 +27,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Measure the scenario, then compare with the baseline (exit 1 naming each regression) or update it."""
-    from bench.regress.decide import compare, load_baseline, verdict_summary, verdict_table, write_baseline
+    from bench.regress.decide import (
+        compare,
+        environment_differences,
+        load_baseline,
+        verdict_summary,
+        verdict_table,
+        write_baseline,
+    )
     from bench.regress.measure import measure
     from bench.regress.scenario import load_scenario
     from datasets.cache import atomic_write_json
@@ -57,6 +64,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"\nbaseline {args.baseline}: made {made.get('date')} at commit "
           f"{(made.get('git') or {}).get('commit')} ({made.get('message')!r}); scenario {scenario.hash()}; "
           f"{time.perf_counter() - t0:.0f} s")
+    for line in environment_differences(made.get("environment") or {}, measurement.info.get("environment") or {}):
+        print(line)
     lines, failed = verdict_summary(rows, args.baseline)
     print("\n".join(lines))
     return EXIT_REGRESSED if failed else 0

@@ -197,6 +197,26 @@ def compare(baseline: dict, measurement: Measurement, tol: Tolerances) -> list[V
     return rows
 
 
+def environment_differences(made: dict, now_env: dict) -> list[str]:
+    """One line for each way this check's environment differs from the baseline's (the CPU model,
+    Python, a library's version), since a fit's float sums round differently on another CPU kind
+    and the "deterministic" metrics can then move a little; none when they match."""
+    lines = []
+    for key, what in (("cpu", "CPU"), ("python", "Python")):
+        if made.get(key) and now_env.get(key) and made[key] != now_env[key]:
+            lines.append(f"note: the baseline was measured with {what} {made[key]!r}, this check with {now_env[key]!r}")
+    before, after = made.get("libraries") or {}, now_env.get("libraries") or {}
+    moved = sorted(name for name in set(before) & set(after) if before[name] != after[name])
+    if moved:
+        lines.append("note: library versions differ from the baseline's: "
+                     + ", ".join(f"{name} {before[name]} -> {after[name]}" for name in moved))
+    if lines:
+        lines.append("note: deterministic metrics (hit rates, candidate speedups, balance) reproduce bit for bit "
+                     "only in the same environment; elsewhere they can move within their tolerances "
+                     "(docs/regression.md)")
+    return lines
+
+
 def verdict_summary(rows: list[Verdict], path: Path) -> tuple[list[str], bool]:
     """The lines printed under the comparison table (one per failing metric, then the outcome), and
     whether the check fails."""

@@ -77,6 +77,7 @@ def test_update_creates_baseline_and_unchanged_code_passes(shared_cache: Path, c
     assert regress(root, "--save", str(root / "m2.json")) == 0
     out = capsys.readouterr().out
     assert "no regression" in out and "REGRESSION" not in out
+    assert "note: " not in out  # same machine and libraries as the baseline: no environment note
     for column in ("baseline", "now", "allowed", "verdict"):
         assert column in out
 

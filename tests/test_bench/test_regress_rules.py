@@ -8,9 +8,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bench.regress.decide import DEFAULT_BASELINE, BaselineError, compare, load_baseline, verdict_summary
+from bench.regress.decide import (
+    DEFAULT_BASELINE,
+    BaselineError,
+    compare,
+    environment_differences,
+    load_baseline,
+    verdict_summary,
+)
 from bench.regress.measure import CANDIDATE_SPEEDUP, HIT_RATE, Measurement, Metric
 from bench.regress.scenario import Tolerances, load_scenario
+from bench.run.environment import environment
 
 N = 600
 
@@ -122,3 +130,16 @@ def test_a_baseline_without_metrics_is_refused(tmp_path: Path) -> None:
     assert str(err.value) == (f"{path}: field 'metrics' is empty, so nothing would be compared; re-create it with: "
                               f"python -m bench regress --baseline {path} --update -m 'why'")
 
+
+
+def test_a_check_in_another_environment_names_the_baseline_s_cpu_and_libraries_beside_its_own() -> None:
+    here = environment()
+    assert environment_differences(here, here) == []
+    committed = json.loads(DEFAULT_BASELINE.read_text())["made"]["environment"]
+    elsewhere = {**here, "cpu": committed["cpu"] + " (another)",
+                 "libraries": {**here["libraries"], "numpy": "0.0-other"}}
+    lines = environment_differences(elsewhere, here)
+    assert lines[0] == f"note: the baseline was measured with CPU {elsewhere['cpu']!r}, this check with {here['cpu']!r}"
+    assert f"numpy 0.0-other -> {here['libraries']['numpy']}" in lines[1] and "torch" not in lines[1]
+    assert "deterministic metrics" in lines[-1] and len(lines) == 3
+    assert environment_differences({}, here) == []  # a baseline that recorded no environment: nothing to say
