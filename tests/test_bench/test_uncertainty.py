@@ -14,6 +14,7 @@ from bench.measure.uncertainty import (
     mean_interval,
     paired_difference,
     stratified_rate_interval,
+    stratified_weights,
     timed_speedup_interval,
     wilson_interval,
 )
@@ -184,3 +185,17 @@ def test_an_equivalence_test_puts_the_margin_first(low: float, high: float, deci
     assert decide_difference(Interval(0.0, low, high, "test"), equivalence_first=True) == decision
     if decision.startswith("equivalent"):
         assert decide_difference(Interval(0.0, low, high, "test")) in ("higher", "lower")
+
+
+def test_bootstrap_draws_keep_each_cell_s_size_and_are_shared_read_only() -> None:
+    cells = np.random.default_rng(4).choice(np.array(["1s snr=5", "2s clean", "3s snr=0"], dtype=object), 500)
+    w = stratified_weights(cells, 300, seed=2)
+    for label in np.unique(cells):  # every draw resamples a cell's queries within it
+        assert (w[:, cells == label].sum(axis=1) == (cells == label).sum()).all()
+    assert w.std(axis=0).min() > 0
+    # the same draws for the same cells, named by strings or by their ranks; another seed differs
+    codes = np.unique(cells, return_inverse=True)[1]
+    assert stratified_weights(codes, 300, seed=2) is w and stratified_weights(list(cells), 300, seed=2) is w
+    assert not np.array_equal(stratified_weights(cells, 300, seed=3), w)
+    with pytest.raises(ValueError, match="read-only"):
+        w[0, 0] = 7  # shared between callers: none may change it
