@@ -78,8 +78,8 @@ def expected_bucket_size(method: FlowHash | LSH) -> float:
 # The bounds below hold the flow's spread over seeds, not one draw: a flow stops early at an epoch that float
 # rounding moves, so the same seed on another CPU is another draw (seed 0 passed a 1.5x bound on an AMD EPYC
 # and gave 1.52x on an Intel Xeon; docs/distributed.md). Seeds 0-5 on the Xeon: expected bucket size 1.52x-1.76x
-# the uniform N / 2^K, each bit's positive share 0.418-0.582; LSH's seeds 0-2 on this data: 3.6x-7.3x, shares
-# 0.08-0.78.
+# the uniform N / 2^K, each bit's positive share 0.418-0.582; on the EPYC: 1.50x-1.75x, shares 0.428-0.575. LSH's
+# seeds 0-2 on this data: 3.6x-7.3x, shares 0.08-0.78.
 MOST_BUCKET_OVER_UNIFORM = 2.0
 SHARE_BOUNDS = (0.35, 0.65)
 
