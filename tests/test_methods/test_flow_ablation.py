@@ -1,4 +1,4 @@
-"""What issue 33 adds to FlowHash: a flow that recovers the bits of a known bijection, the learned
+"""What issue 33 adds to FlowHash: a flow that recovers most of the bits of a known bijection, the learned
 projection's loss terms, the latent diagnostics and the cap share, the held-out pairs' use."""
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ def matched_agreement(bits: np.ndarray, truth: np.ndarray) -> float:
     return float(np.mean(np.maximum(agree, 1 - agree).max(axis=1)))
 
 
-def test_a_trained_flow_recovers_the_bits_behind_a_known_bijection() -> None:
+def test_a_trained_flow_recovers_most_of_the_bits_behind_a_known_bijection() -> None:
     # z from the two-mode base; x = exp(z / 2) per dimension, scaled differently: a monotone
     # bijection whose sign threshold is not where PCA centring puts it
     K, n = 4, 8000
@@ -45,12 +45,14 @@ def test_a_trained_flow_recovers_the_bits_behind_a_known_bijection() -> None:
     flow.fit(train)
     held = two_mode_samples(4000, K, seed=2)
     recovered = matched_agreement(flow.latent(bijection(held)) > 0, held > 0)
-    assert recovered >= 0.95
+    # The bound holds the flow's spread over seeds, not one draw (an early-stopped fit is another draw on another
+    # CPU kind). Seeds 0-9 on an AMD EPYC recovered 0.857-0.980: 0.955-0.980 for five, 0.857 and 0.862 for two
+    # whose latent mixes two true bits, one of them at a lower held-out loss than seed 0's, so the likelihood
+    # does not single out the true bits here. PCA-sign (thresholds at the mean) recovers 0.9025, between the two
+    # groups: the flow is not reliably better than it on this toy, and the test no longer claims so. Bits that
+    # ignore the input agree about 0.52.
+    assert recovered >= 0.80, recovered
     assert flow.training["stopped"] == "early stopping"
-    # PCA-sign, the same projection without the flow, puts each threshold at the mean, and does worse
-    plain = get_method("pca-sign", K=K, seed=0)
-    plain.fit(train)
-    assert matched_agreement(plain.latent(bijection(held)) > 0, held > 0) < recovered - 0.02
 
 
 def test_the_learned_heads_loss_terms_match_a_hand_computed_case() -> None:
